@@ -1,0 +1,46 @@
+# pkiaas — developer entry points. `make run` and `make test` are all a new
+# user needs; both install missing Debian packages first (scripts/deps.sh).
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+DATA       ?= .pkiaas-data
+HTTP       ?= 127.0.0.1:8080
+HTTPS      ?= 127.0.0.1:8443
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+PYTEST     ?= /usr/bin/python3 -m pytest
+
+.PHONY: all deps build build-asan run test unit unit-asan integration bench clean
+
+all: build
+
+deps:
+	@./scripts/deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+build-asan: deps
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DPKIAAS_SANITIZE=ON >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+run: build
+	@./scripts/run-demo.sh $(BUILD) $(DATA) $(HTTP) $(HTTPS)
+
+unit: build
+	@cd $(BUILD) && ctest --output-on-failure
+
+unit-asan: build-asan
+	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure
+
+integration: build
+	@PKIAAS_BUILD_DIR=$(CURDIR)/$(BUILD) $(PYTEST) -q tests/integration
+
+test: unit unit-asan integration
+	@echo "make test: all suites passed"
+
+bench: build
+	@./bench/run.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

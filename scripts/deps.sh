@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs every Debian package pkiaas needs to build, run and test.
+# Idempotent: does nothing when all packages are present; otherwise runs
+# `apt-get update` first, then installs only what is missing.
+set -euo pipefail
+
+PKGS=(
+  build-essential cmake pkg-config
+  libssl-dev openssl
+  libmicrohttpd-dev
+  libjansson-dev
+  libsqlite3-dev sqlite3
+  libcurl4-openssl-dev curl
+  libcmocka-dev
+  python3 python3-pytest python3-cryptography python3-requests
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  exit 0
+fi
+
+echo "deps.sh: installing ${missing[*]}" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,1180 @@
+/* pkiaas: command-line client for the pkiaas admin REST API (docs/api.md).
+ *
+ * Exit status: 0 success, 1 API or local error, 2 usage error, 3 the server
+ * could not be reached. The API token is never printed. */
+#include "cli/http_client.h"
+#include "util/buf.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define EXIT_API 1
+#define EXIT_USAGE 2
+#define EXIT_CONN 3
+
+#define DEFAULT_URL "http://127.0.0.1:8080"
+#define MAX_CERT_FILE ((size_t)1024 * 1024)
+
+/* ---- options ------------------------------------------------------------ */
+
+enum opt_id {
+    O_URL,
+    O_TOKEN,
+    O_PARTITION,
+    O_JSON,
+    O_CACERT,
+    O_INSECURE,
+    O_HELP,
+    O_INCLUDE_DELETED,
+    O_ID,
+    O_TYPE,
+    O_NAME,
+    O_PARENT,
+    O_KEY,
+    O_SUBJECT,
+    O_EXPIRY,
+    O_PATH_LENGTH,
+    O_CRL,
+    O_OCSP,
+    O_CERT,
+    O_OUTPUT,
+    O_YES,
+    O_FORMAT,
+    O_CHAIN,
+    O_COUNT
+};
+
+#define BIT(o) (1UL << (o))
+#define GLOBAL_OPTS                                                                                                    \
+    (BIT(O_URL) | BIT(O_TOKEN) | BIT(O_PARTITION) | BIT(O_JSON) | BIT(O_CACERT) | BIT(O_INSECURE) | BIT(O_HELP))
+
+struct optdef {
+    const char *name;
+    char short_name;
+    int has_arg;
+    enum opt_id id;
+};
+
+static const struct optdef optdefs[] = {
+    {"url", 0, 1, O_URL},
+    {"token", 0, 1, O_TOKEN},
+    {"partition", 0, 1, O_PARTITION},
+    {"json", 0, 0, O_JSON},
+    {"cacert", 0, 1, O_CACERT},
+    {"insecure", 0, 0, O_INSECURE},
+    {"help", 'h', 0, O_HELP},
+    {"include-deleted", 0, 0, O_INCLUDE_DELETED},
+    {"id", 0, 1, O_ID},
+    {"type", 0, 1, O_TYPE},
+    {"name", 0, 1, O_NAME},
+    {"parent", 0, 1, O_PARENT},
+    {"key", 0, 1, O_KEY},
+    {"subject", 0, 1, O_SUBJECT},
+    {"expiry", 0, 1, O_EXPIRY},
+    {"path-length", 0, 1, O_PATH_LENGTH},
+    {"crl", 0, 0, O_CRL},
+    {"ocsp", 0, 0, O_OCSP},
+    {"cert", 0, 1, O_CERT},
+    {"output", 'o', 1, O_OUTPUT},
+    {"yes", 'y', 0, O_YES},
+    {"format", 0, 1, O_FORMAT},
+    {"chain", 0, 0, O_CHAIN},
+};
+
+struct args {
+    const char *val[O_COUNT];
+    int seen[O_COUNT];
+    const char **pos; /* positional words, argc entries allocated */
+    int npos;
+};
+
+struct ctx {
+    struct cli_conn conn;
+    char *partition; /* URL-encoded */
+    int json;
+};
+
+struct cmd {
+    const char *w1, *w2; /* command words; w2 NULL for one-word commands */
+    int min_args, max_args;
+    unsigned long opts;
+    int (*fn)(struct ctx *x, const struct args *a, const char *const *argv);
+    const char *usage;
+};
+
+static const char usage_text[] =
+    "usage: pkiaas [--url URL] [--token TOKEN] [--partition ACCOUNT] [--json]\n"
+    "              [--cacert FILE | --insecure] <command>\n"
+    "\n"
+    "commands:\n"
+    "  ca list [--include-deleted]\n"
+    "  ca show CA_ID\n"
+    "  ca create --id ID --type root|intermediate|subord|externalKey [--name FRIENDLY]\n"
+    "            [--parent ID] [--key LABEL] [--subject DN] [--expiry RFC3339]\n"
+    "            [--path-length N] [--crl] [--ocsp] [--cert FILE]\n"
+    "  ca import-cert CA_ID FILE\n"
+    "  ca csr CA_ID [-o FILE]\n"
+    "  ca delete CA_ID [--yes]\n"
+    "  ca download CA_ID [--format pem|der] [--chain] [-o FILE]\n"
+    "  key-details\n"
+    "\n"
+    "environment: PKIAAS_URL (default " DEFAULT_URL "), PKIAAS_TOKEN, PKIAAS_PARTITION\n"
+    "exit status: 0 ok, 1 API or local error, 2 usage error, 3 server unreachable\n";
+
+static int usage_error(const char *cmd_usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int usage_error(const char *cmd_usage, const char *fmt, ...)
+{
+    va_list ap;
+    fputs("pkiaas: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    if (cmd_usage)
+        fprintf(stderr, "usage: pkiaas %s\n", cmd_usage);
+    else
+        fputs("usage: pkiaas [options] <command> [args]; run 'pkiaas --help' for details\n", stderr);
+    return EXIT_USAGE;
+}
+
+static const struct optdef *find_long(const char *name, size_t n)
+{
+    for (size_t i = 0; i < sizeof(optdefs) / sizeof(optdefs[0]); i++)
+        if (strlen(optdefs[i].name) == n && strncmp(optdefs[i].name, name, n) == 0)
+            return &optdefs[i];
+    return NULL;
+}
+
+static const struct optdef *find_short(char c)
+{
+    for (size_t i = 0; i < sizeof(optdefs) / sizeof(optdefs[0]); i++)
+        if (optdefs[i].short_name && optdefs[i].short_name == c)
+            return &optdefs[i];
+    return NULL;
+}
+
+/* Options may appear anywhere (before or after the command words); "--" ends
+ * option parsing. Accepts --opt VALUE, --opt=VALUE, -o VALUE and -oVALUE. */
+static int parse_args(int argc, char **argv, struct args *a)
+{
+    int rc = EXIT_USAGE;
+    int only_pos = 0;
+
+    memset(a, 0, sizeof(*a));
+    a->pos = calloc((size_t)argc + 1, sizeof(*a->pos));
+    if (!a->pos) {
+        fprintf(stderr, "error: out of memory\n");
+        rc = EXIT_API;
+        goto out;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const struct optdef *d = NULL;
+        const char *inline_val = NULL;
+
+        if (only_pos || arg[0] != '-' || arg[1] == 0) {
+            a->pos[a->npos++] = arg;
+            continue;
+        }
+        if (strcmp(arg, "--") == 0) {
+            only_pos = 1;
+            continue;
+        }
+        if (arg[1] == '-') {
+            const char *name = arg + 2;
+            const char *eq = strchr(name, '=');
+            d = find_long(name, eq ? (size_t)(eq - name) : strlen(name));
+            if (eq)
+                inline_val = eq + 1;
+        } else {
+            d = find_short(arg[1]);
+            if (arg[2])
+                inline_val = arg + 2;
+        }
+        if (!d) {
+            /* Never echo an inline value: it could be a mistyped --token=. */
+            size_t n = strcspn(arg, "=");
+            rc = usage_error(NULL, "unknown option '%.*s'", n > INT_MAX ? INT_MAX : (int)n, arg);
+            goto out;
+        }
+        if (d->has_arg) {
+            if (!inline_val) {
+                if (i + 1 >= argc) {
+                    rc = usage_error(NULL, "option '%s' needs a value", arg);
+                    goto out;
+                }
+                inline_val = argv[++i];
+            }
+            a->val[d->id] = inline_val;
+        } else if (inline_val) {
+            rc = usage_error(NULL, "option '%s' takes no value", arg);
+            goto out;
+        }
+        a->seen[d->id] = 1;
+    }
+    rc = 0;
+out:
+    return rc;
+}
+
+/* ---- output helpers ------------------------------------------------------ */
+
+/* Server strings go to a terminal: replace control characters. */
+static void put_clean(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        fputc(ch < 0x20 || ch == 0x7f ? '?' : ch, f);
+    }
+}
+
+/* Display width, counting UTF-8 code points. */
+static size_t text_width(const char *s)
+{
+    size_t w = 0;
+    for (; *s; s++)
+        if (((unsigned char)*s & 0xc0) != 0x80)
+            w++;
+    return w;
+}
+
+static const char *get_str(const json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+/* Short text for a scalar JSON value: strings as-is, null/missing "-". */
+static const char *scalar_text(const json_t *v)
+{
+    if (!v || json_is_null(v))
+        return "-";
+    if (json_is_string(v))
+        return json_string_value(v);
+    if (json_is_true(v))
+        return "yes";
+    if (json_is_false(v))
+        return "no";
+    return NULL;
+}
+
+static int print_json(const json_t *j)
+{
+    int rc = EXIT_API;
+    char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (!s) {
+        fprintf(stderr, "error: cannot format JSON\n");
+        goto out;
+    }
+    if (puts(s) == EOF || fflush(stdout) != 0) {
+        fprintf(stderr, "error: cannot write output: %s\n", strerror(errno));
+        goto out;
+    }
+    rc = 0;
+out:
+    free(s);
+    return rc;
+}
+
+/* Prints any JSON value on the current line (no newline). */
+static void put_value(const json_t *v)
+{
+    const char *t = scalar_text(v);
+    if (t) {
+        put_clean(stdout, t);
+    } else if (json_is_integer(v)) {
+        printf("%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    } else if (json_is_real(v)) {
+        printf("%g", json_real_value(v));
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *e;
+        if (json_array_size(v) == 0)
+            fputs("-", stdout);
+        json_array_foreach(v, i, e) {
+            if (i)
+                fputs(", ", stdout);
+            put_value(e);
+        }
+    } else {
+        char *s = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        put_clean(stdout, s ? s : "?");
+        free(s);
+    }
+}
+
+struct column {
+    const char *title;
+    const char *key;
+};
+
+/* A table of `rows` (array of objects), one column per `cols` entry. */
+static int print_table(const json_t *rows, const struct column *cols, size_t ncols)
+{
+    int rc = EXIT_API;
+    size_t *width = calloc(ncols, sizeof(*width));
+    size_t i, c;
+    json_t *row;
+
+    if (!width) {
+        fprintf(stderr, "error: out of memory\n");
+        goto out;
+    }
+    for (c = 0; c < ncols; c++)
+        width[c] = text_width(cols[c].title);
+    json_array_foreach(rows, i, row) {
+        for (c = 0; c < ncols; c++) {
+            const char *t = scalar_text(json_object_get(row, cols[c].key));
+            size_t w = text_width(t ? t : "?");
+            if (w > width[c])
+                width[c] = w;
+        }
+    }
+    for (c = 0; c < ncols; c++) {
+        fputs(cols[c].title, stdout);
+        if (c + 1 < ncols)
+            printf("%*s", (int)(width[c] - text_width(cols[c].title) + 2), "");
+    }
+    fputc('\n', stdout);
+    json_array_foreach(rows, i, row) {
+        for (c = 0; c < ncols; c++) {
+            const char *t = scalar_text(json_object_get(row, cols[c].key));
+            if (!t)
+                t = "?";
+            put_clean(stdout, t);
+            if (c + 1 < ncols)
+                printf("%*s", (int)(width[c] - text_width(t) + 2), "");
+        }
+        fputc('\n', stdout);
+    }
+    if (fflush(stdout) != 0) {
+        fprintf(stderr, "error: cannot write output: %s\n", strerror(errno));
+        goto out;
+    }
+    rc = 0;
+out:
+    free(width);
+    return rc;
+}
+
+static const struct {
+    const char *key, *label;
+} ca_labels[] = {
+    {"id", "ID"},
+    {"friendlyName", "Friendly name"},
+    {"type", "Type"},
+    {"status", "Status"},
+    {"parentId", "Parent"},
+    {"signingKeyDetails", "Signing key"},
+    {"subject", "Subject"},
+    {"issuer", "Issuer"},
+    {"serialNumber", "Serial number"},
+    {"sha256Fingerprint", "SHA-256 fingerprint"},
+    {"validFrom", "Valid from"},
+    {"expiryDate", "Expiry date"},
+    {"publicKeyType", "Public key type"},
+    {"signatureAlgorithm", "Signature algorithm"},
+    {"basicConstraints", "Basic constraints"},
+    {"keyUsages", "Key usages"},
+    {"authorityKeyIdentifier", "Authority key ID"},
+    {"subjectKeyIdentifier", "Subject key ID"},
+    {"crlDistributionPoints", "CRL distribution points"},
+    {"authorityInfoAccess", "Authority info access"},
+    {"crlEnabled", "CRL enabled"},
+    {"ocspEnabled", "OCSP enabled"},
+    {"urls", "URLs"},
+    {"createdAt", "Created at"},
+    {"deletedAt", "Deleted at"},
+};
+
+static const char *ca_label(const char *key)
+{
+    for (size_t i = 0; i < sizeof(ca_labels) / sizeof(ca_labels[0]); i++)
+        if (strcmp(ca_labels[i].key, key) == 0)
+            return ca_labels[i].label;
+    return key;
+}
+
+/* `Field: value` lines for every field of a CA object, in server order;
+ * nested objects get indented `key: value` lines. */
+static int print_ca(const json_t *ca)
+{
+    int rc = EXIT_API;
+    const char *key;
+    json_t *v;
+    size_t lw = 0;
+
+    if (!json_is_object(ca)) {
+        fprintf(stderr, "error: unexpected response: CA is not a JSON object\n");
+        goto out;
+    }
+    json_object_foreach((json_t *)ca, key, v) {
+        size_t w = text_width(ca_label(key));
+        if (w > lw)
+            lw = w;
+    }
+    json_object_foreach((json_t *)ca, key, v) {
+        const char *label = ca_label(key);
+        put_clean(stdout, label);
+        fputc(':', stdout);
+        if (json_is_object(v) && json_object_size(v) > 0) {
+            const char *k2;
+            json_t *v2;
+            fputc('\n', stdout);
+            json_object_foreach(v, k2, v2) {
+                fputs("  ", stdout);
+                put_clean(stdout, k2);
+                fputs(": ", stdout);
+                put_value(v2);
+                fputc('\n', stdout);
+            }
+            continue;
+        }
+        printf("%*s", (int)(lw - text_width(label) + 1), "");
+        put_value(v);
+        fputc('\n', stdout);
+    }
+    if (fflush(stdout) != 0) {
+        fprintf(stderr, "error: cannot write output: %s\n", strerror(errno));
+        goto out;
+    }
+    rc = 0;
+out:
+    return rc;
+}
+
+/* Writes raw bytes to `path`, or stdout when path is NULL or "-". */
+static int write_output(const char *path, const unsigned char *p, size_t n)
+{
+    int rc = EXIT_API;
+    FILE *f = NULL;
+    int to_stdout = !path || strcmp(path, "-") == 0;
+
+    f = to_stdout ? stdout : fopen(path, "wb");
+    if (!f) {
+        fprintf(stderr, "error: cannot open '%s': %s\n", path, strerror(errno));
+        goto out;
+    }
+    if ((n && fwrite(p, 1, n, f) != n) || fflush(f) != 0) {
+        fprintf(stderr, "error: cannot write '%s': %s\n", to_stdout ? "stdout" : path, strerror(errno));
+        goto out;
+    }
+    rc = 0;
+out:
+    if (f && !to_stdout && fclose(f) != 0 && rc == 0) {
+        fprintf(stderr, "error: cannot write '%s': %s\n", path, strerror(errno));
+        rc = EXIT_API;
+    }
+    return rc;
+}
+
+/* ---- requests ------------------------------------------------------------- */
+
+/* Prints `error: <message> (<code>, HTTP <status>)` for a failed response. */
+static void report_http_error(const struct http_response *r)
+{
+    json_t *j = json_loadb((const char *)r->body, r->len, 0, NULL);
+    json_t *e = json_object_get(j, "error");
+    const char *msg = get_str(e, "message");
+    const char *code = get_str(e, "code");
+
+    fputs("error: ", stderr);
+    if (msg || code) {
+        put_clean(stderr, msg ? msg : code);
+        fputs(" (", stderr);
+        if (code) {
+            put_clean(stderr, code);
+            fputs(", ", stderr);
+        }
+        fprintf(stderr, "HTTP %ld)\n", r->status);
+    } else if (r->status >= 300 && r->status < 400) {
+        fprintf(stderr, "unexpected redirect (HTTP %ld); check --url\n", r->status);
+    } else {
+        fprintf(stderr, "server returned HTTP %ld without a JSON error body\n", r->status);
+    }
+    json_decref(j);
+}
+
+/* Performs one request; anything but a 2xx answer is reported and turned into
+ * an exit code. On 0, *r holds the response. */
+static int api(const struct ctx *x, const char *method, const char *path, const char *body,
+               struct http_response *r)
+{
+    int rc = http_request(&x->conn, method, path, body, r);
+    if (rc == HTTP_ERR_TRANSPORT)
+        return EXIT_CONN;
+    if (rc != HTTP_OK)
+        return EXIT_API;
+    if (r->status < 200 || r->status >= 300) {
+        report_http_error(r);
+        http_response_free(r);
+        return EXIT_API;
+    }
+    return 0;
+}
+
+/* As api(), for endpoints answering JSON; *out is the decoded body. */
+static int api_json(const struct ctx *x, const char *method, const char *path, const json_t *body, json_t **out)
+{
+    int rc;
+    struct http_response r = {0};
+    char *req = NULL;
+    json_error_t err;
+
+    *out = NULL;
+    if (body) {
+        req = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (!req) {
+            fprintf(stderr, "error: cannot encode request\n");
+            rc = EXIT_API;
+            goto out;
+        }
+    }
+    rc = api(x, method, path, req, &r);
+    if (rc)
+        goto out;
+    *out = json_loadb((const char *)r.body, r.len, 0, &err);
+    if (!*out) {
+        fprintf(stderr, "error: server returned invalid JSON (HTTP %ld): %s\n", r.status, err.text);
+        rc = EXIT_API;
+        goto out;
+    }
+out:
+    http_response_free(&r);
+    free(req);
+    return rc;
+}
+
+/* Builds "/api/v1/partitions/{p}" + suffix, or with a CA segment:
+ * "/api/v1/partitions/{p}/cas/{ca}" + suffix. */
+static char *make_path(const struct ctx *x, const char *ca_id, const char *suffix)
+{
+    struct buf b;
+    char *esc = NULL;
+    char *res = NULL;
+
+    buf_init(&b, 0);
+    if (buf_printf(&b, "/api/v1/partitions/%s", x->partition) != 0)
+        goto out;
+    if (ca_id) {
+        esc = http_escape(ca_id);
+        if (!esc || buf_printf(&b, "/cas/%s", esc) != 0)
+            goto out;
+    }
+    if (suffix && buf_append_str(&b, suffix) != 0)
+        goto out;
+    res = (char *)buf_take(&b, NULL);
+out:
+    if (!res)
+        fprintf(stderr, "error: out of memory\n");
+    free(esc);
+    buf_free(&b);
+    return res;
+}
+
+/* ---- certificate files -------------------------------------------------- */
+
+static int read_file(const char *path, struct buf *b)
+{
+    int rc = EXIT_API;
+    int is_stdin = strcmp(path, "-") == 0;
+    FILE *f = is_stdin ? stdin : fopen(path, "rb");
+    unsigned char chunk[8192];
+    size_t n;
+
+    if (!f) {
+        fprintf(stderr, "error: cannot open '%s': %s\n", path, strerror(errno));
+        goto out;
+    }
+    while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        if (buf_append(b, chunk, n) != 0) {
+            fprintf(stderr, "error: '%s' is too large (limit %zu KiB)\n", path, b->cap >> 10);
+            goto out;
+        }
+    }
+    if (ferror(f)) {
+        fprintf(stderr, "error: cannot read '%s': %s\n", path, strerror(errno));
+        goto out;
+    }
+    rc = 0;
+out:
+    if (f && !is_stdin)
+        fclose(f);
+    return rc;
+}
+
+/* Loads exactly one X.509 certificate from a PEM or DER file and returns it
+ * re-encoded as PEM, so nothing else in the file (a private key, say) is ever
+ * sent to the server. */
+static int load_cert_pem(const char *path, char **pem)
+{
+    int rc = EXIT_API;
+    struct buf b;
+    X509 *cert = NULL, *extra = NULL;
+    BIO *in = NULL, *mem = NULL;
+    char *data = NULL;
+    long dlen;
+
+    *pem = NULL;
+    buf_init(&b, MAX_CERT_FILE);
+    rc = read_file(path, &b);
+    if (rc)
+        goto out;
+    rc = EXIT_API;
+    if (b.len == 0 || b.len > INT_MAX) {
+        fprintf(stderr, "error: '%s' is empty\n", path);
+        goto out;
+    }
+    if (strstr((const char *)b.data, "-----BEGIN ")) {
+        in = BIO_new_mem_buf(b.data, (int)b.len);
+        if (!in)
+            goto oom;
+        /* PEM_read_bio_X509 skips blocks that are not certificates. */
+        cert = PEM_read_bio_X509(in, NULL, NULL, NULL);
+        if (!cert) {
+            fprintf(stderr, "error: '%s' contains no PEM certificate\n", path);
+            goto out;
+        }
+        extra = PEM_read_bio_X509(in, NULL, NULL, NULL);
+        if (extra) {
+            fprintf(stderr, "error: '%s' contains more than one certificate; give only the CA certificate\n", path);
+            goto out;
+        }
+    } else {
+        const unsigned char *p = b.data;
+        cert = d2i_X509(NULL, &p, (long)b.len);
+        if (!cert || p != b.data + b.len) {
+            fprintf(stderr, "error: '%s' is neither a PEM file nor a DER X.509 certificate\n", path);
+            goto out;
+        }
+    }
+    ERR_clear_error();
+    mem = BIO_new(BIO_s_mem());
+    if (!mem || PEM_write_bio_X509(mem, cert) != 1 || (dlen = BIO_get_mem_data(mem, &data)) <= 0) {
+        fprintf(stderr, "error: cannot convert '%s' to PEM\n", path);
+        goto out;
+    }
+    *pem = strndup(data, (size_t)dlen);
+    if (!*pem)
+        goto oom;
+    rc = 0;
+    goto out;
+oom:
+    fprintf(stderr, "error: out of memory\n");
+out:
+    ERR_clear_error();
+    BIO_free(mem);
+    BIO_free(in);
+    X509_free(extra);
+    X509_free(cert);
+    buf_free(&b);
+    return rc;
+}
+
+/* ---- commands ------------------------------------------------------------- */
+
+static int cmd_ca_list(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    static const struct column cols[] = {
+        {"ID", "id"},           {"TYPE", "type"},       {"STATUS", "status"},
+        {"PARENT", "parentId"}, {"SUBJECT", "subject"}, {"EXPIRY", "expiryDate"},
+    };
+    int rc = EXIT_API;
+    json_t *res = NULL;
+    json_t *cas;
+    char *path = make_path(x, NULL, a->seen[O_INCLUDE_DELETED] ? "/cas?includeDeleted=true" : "/cas");
+
+    (void)argv;
+    if (!path)
+        goto out;
+    rc = api_json(x, "GET", path, NULL, &res);
+    if (rc)
+        goto out;
+    if (x->json) {
+        rc = print_json(res);
+        goto out;
+    }
+    rc = EXIT_API;
+    cas = json_object_get(res, "cas");
+    if (!json_is_array(cas)) {
+        fprintf(stderr, "error: unexpected response: no \"cas\" array\n");
+        goto out;
+    }
+    if (json_array_size(cas) == 0) {
+        puts("No certificate authorities.");
+        rc = 0;
+        goto out;
+    }
+    rc = print_table(cas, cols, sizeof(cols) / sizeof(cols[0]));
+out:
+    json_decref(res);
+    free(path);
+    return rc;
+}
+
+static int cmd_ca_show(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    int rc = EXIT_API;
+    json_t *res = NULL;
+    char *path = make_path(x, argv[0], NULL);
+
+    (void)a;
+    if (!path)
+        goto out;
+    rc = api_json(x, "GET", path, NULL, &res);
+    if (rc)
+        goto out;
+    rc = x->json ? print_json(res) : print_ca(res);
+out:
+    json_decref(res);
+    free(path);
+    return rc;
+}
+
+static const char create_usage[] =
+    "ca create --id ID --type root|intermediate|subord|externalKey [--name FRIENDLY]\n"
+    "            [--parent ID] [--key LABEL] [--subject DN] [--expiry RFC3339]\n"
+    "            [--path-length N] [--crl] [--ocsp] [--cert FILE]";
+
+static int set_str(json_t *o, const char *key, const char *val)
+{
+    json_t *s = json_string(val);
+    if (!s) {
+        fprintf(stderr, "error: value of '%s' is not valid UTF-8\n", key);
+        return -1;
+    }
+    return json_object_set_new(o, key, s);
+}
+
+static int cmd_ca_create(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    int rc = EXIT_API;
+    json_t *body = NULL, *res = NULL;
+    char *path = NULL, *pem = NULL;
+    const char *type = a->val[O_TYPE];
+    int is_ext, is_root, is_sub;
+    static const enum opt_id not_for_ext[] = {O_PARENT, O_KEY,  O_SUBJECT, O_EXPIRY,
+                                              O_PATH_LENGTH, O_CRL, O_OCSP};
+
+    (void)argv;
+    if (!a->val[O_ID] || !*a->val[O_ID])
+        return usage_error(create_usage, "%s", "ca create: --id is required");
+    if (!type)
+        return usage_error(create_usage, "%s", "ca create: --type is required");
+    if (strcmp(type, "root") && strcmp(type, "intermediate") && strcmp(type, "subord") && strcmp(type, "externalKey"))
+        return usage_error(create_usage, "ca create: unknown --type '%s'", type);
+    is_ext = strcmp(type, "externalKey") == 0;
+    is_root = strcmp(type, "root") == 0;
+    is_sub = strcmp(type, "subord") == 0;
+    if (is_ext) {
+        if (!a->val[O_CERT])
+            return usage_error(create_usage, "%s", "ca create: --type externalKey needs --cert FILE");
+        for (size_t i = 0; i < sizeof(not_for_ext) / sizeof(not_for_ext[0]); i++)
+            if (a->seen[not_for_ext[i]])
+                return usage_error(create_usage, "%s",
+                                   "ca create: externalKey takes only --id, --name and --cert");
+    } else if (a->seen[O_CERT]) {
+        return usage_error(create_usage, "%s", "ca create: --cert is only for --type externalKey");
+    }
+    if (is_root && (a->seen[O_PARENT] || a->seen[O_CRL] || a->seen[O_OCSP]))
+        return usage_error(create_usage, "%s", "ca create: a root takes no --parent, --crl or --ocsp");
+
+    body = json_object();
+    if (!body)
+        goto oom;
+    if (set_str(body, "id", a->val[O_ID]) != 0)
+        goto out;
+    if (a->val[O_NAME] && set_str(body, "friendlyName", a->val[O_NAME]) != 0)
+        goto out;
+    if (set_str(body, "type", type) != 0)
+        goto out;
+    if (a->val[O_PARENT] && set_str(body, "parentId", a->val[O_PARENT]) != 0)
+        goto out;
+    if (a->val[O_KEY] && set_str(body, "signingKeyDetails", a->val[O_KEY]) != 0)
+        goto out;
+    if (a->val[O_SUBJECT] && set_str(body, "subject", a->val[O_SUBJECT]) != 0)
+        goto out;
+    if (a->val[O_EXPIRY] && set_str(body, "expiryDate", a->val[O_EXPIRY]) != 0)
+        goto out;
+    if (a->val[O_PATH_LENGTH]) {
+        const char *s = a->val[O_PATH_LENGTH];
+        char *end = NULL;
+        long n;
+        errno = 0;
+        n = strtol(s, &end, 10);
+        if (!*s || *end || errno || n < 0 || n > INT_MAX) {
+            rc = usage_error(create_usage, "ca create: --path-length must be a non-negative integer, not '%s'", s);
+            goto out;
+        }
+        if (json_object_set_new(body, "pathLength", json_integer(n)) != 0)
+            goto oom;
+    }
+    if (!is_root && !is_ext && json_object_set_new(body, "enableCrl", json_boolean(a->seen[O_CRL])) != 0)
+        goto oom;
+    if ((is_sub || a->seen[O_OCSP]) && json_object_set_new(body, "enableOcsp", json_boolean(a->seen[O_OCSP])) != 0)
+        goto oom;
+    if (is_ext) {
+        rc = load_cert_pem(a->val[O_CERT], &pem);
+        if (rc)
+            goto out;
+        rc = EXIT_API;
+        if (set_str(body, "certificate", pem) != 0)
+            goto out;
+    }
+
+    path = make_path(x, NULL, "/cas");
+    if (!path)
+        goto out;
+    rc = api_json(x, "POST", path, body, &res);
+    if (rc)
+        goto out;
+    if (x->json) {
+        rc = print_json(res);
+        goto out;
+    }
+    rc = print_ca(res);
+    if (rc == 0 && strcmp(get_str(res, "status") ? get_str(res, "status") : "", "pending") == 0) {
+        fputs("\nThe CA is pending: fetch its CSR with 'pkiaas ca csr ", stderr);
+        put_clean(stderr, a->val[O_ID]);
+        fputs("', have it signed, then run 'pkiaas ca import-cert ", stderr);
+        put_clean(stderr, a->val[O_ID]);
+        fputs(" FILE'.\n", stderr);
+    }
+    goto out;
+oom:
+    fprintf(stderr, "error: out of memory\n");
+    rc = EXIT_API;
+out:
+    json_decref(body);
+    json_decref(res);
+    free(path);
+    free(pem);
+    return rc;
+}
+
+static int cmd_ca_import_cert(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    int rc;
+    json_t *body = NULL, *res = NULL;
+    char *path = NULL, *pem = NULL;
+
+    (void)a;
+    rc = load_cert_pem(argv[1], &pem);
+    if (rc)
+        goto out;
+    rc = EXIT_API;
+    body = json_object();
+    if (!body) {
+        fprintf(stderr, "error: out of memory\n");
+        goto out;
+    }
+    if (set_str(body, "certificate", pem) != 0)
+        goto out;
+    path = make_path(x, argv[0], "/certificate");
+    if (!path)
+        goto out;
+    rc = api_json(x, "POST", path, body, &res);
+    if (rc)
+        goto out;
+    rc = x->json ? print_json(res) : print_ca(res);
+out:
+    json_decref(body);
+    json_decref(res);
+    free(path);
+    free(pem);
+    return rc;
+}
+
+/* GET a non-JSON resource and write it out verbatim. */
+static int download(struct ctx *x, const char *ca_id, const char *suffix, const char *output)
+{
+    int rc = EXIT_API;
+    struct http_response r = {0};
+    char *path = make_path(x, ca_id, suffix);
+
+    if (!path)
+        goto out;
+    rc = api(x, "GET", path, NULL, &r);
+    if (rc)
+        goto out;
+    rc = write_output(output, r.body, r.len);
+out:
+    http_response_free(&r);
+    free(path);
+    return rc;
+}
+
+static int cmd_ca_csr(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    return download(x, argv[0], "/csr", a->val[O_OUTPUT]);
+}
+
+static int cmd_ca_download(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    static const char u[] = "ca download CA_ID [--format pem|der] [--chain] [-o FILE]";
+    const char *fmt = a->val[O_FORMAT] ? a->val[O_FORMAT] : "pem";
+    const char *out = a->val[O_OUTPUT];
+    int to_stdout = !out || strcmp(out, "-") == 0;
+
+    if (strcmp(fmt, "pem") != 0 && strcmp(fmt, "der") != 0)
+        return usage_error(u, "ca download: --format must be pem or der, not '%s'", fmt);
+    if (a->seen[O_CHAIN]) {
+        if (strcmp(fmt, "der") == 0)
+            return usage_error(u, "%s", "ca download: --chain is only available as PEM");
+        return download(x, argv[0], "/chain", out);
+    }
+    if (strcmp(fmt, "der") == 0 && to_stdout && isatty(STDOUT_FILENO))
+        return usage_error(u, "%s", "ca download: refusing to write DER to a terminal; use -o FILE");
+    return download(x, argv[0], strcmp(fmt, "der") == 0 ? "/certificate?format=der" : "/certificate?format=pem",
+                    out);
+}
+
+/* Asks on the terminal; 1 = confirmed, 0 = declined, -1 = no terminal. */
+static int confirm_delete(const char *ca_id)
+{
+    int rc = -1;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+
+    if (!isatty(STDIN_FILENO))
+        goto out;
+    rc = 0;
+    fputs("Delete CA '", stderr);
+    put_clean(stderr, ca_id);
+    fputs("' and all of its descendants? The identifier stays reserved for 24 h. [y/N] ", stderr);
+    fflush(stderr);
+    n = getline(&line, &cap, stdin);
+    if (n <= 0)
+        goto out;
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = 0;
+    rc = strcasecmp(line, "y") == 0 || strcasecmp(line, "yes") == 0;
+out:
+    free(line);
+    return rc;
+}
+
+static int cmd_ca_delete(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    int rc = EXIT_API;
+    json_t *res = NULL;
+    char *path = NULL;
+
+    if (!a->seen[O_YES]) {
+        int ok = confirm_delete(argv[0]);
+        if (ok < 0)
+            return usage_error("ca delete CA_ID [--yes]", "%s",
+                               "ca delete: stdin is not a terminal; pass --yes to confirm");
+        if (ok == 0) {
+            fputs("Aborted.\n", stderr);
+            return EXIT_API;
+        }
+    }
+    path = make_path(x, argv[0], NULL);
+    if (!path)
+        goto out;
+    rc = api_json(x, "DELETE", path, NULL, &res);
+    if (rc)
+        goto out;
+    if (x->json) {
+        rc = print_json(res);
+        goto out;
+    }
+    {
+        const char *id = get_str(res, "id");
+        json_t *aff = json_object_get(res, "affected");
+        json_t *e;
+        size_t i, shown = 0;
+        fputs("Deleted CA ", stdout);
+        put_clean(stdout, id ? id : argv[0]);
+        fputc('\n', stdout);
+        json_array_foreach(aff, i, e) {
+            const char *s = json_string_value(e);
+            if (!s || (id && strcmp(s, id) == 0))
+                continue;
+            fputs(shown++ ? ", " : "Also deleted: ", stdout);
+            put_clean(stdout, s);
+        }
+        if (shown)
+            fputc('\n', stdout);
+        if (fflush(stdout) != 0) {
+            fprintf(stderr, "error: cannot write output: %s\n", strerror(errno));
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    json_decref(res);
+    free(path);
+    return rc;
+}
+
+static int cmd_key_details(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    static const struct column cols[] = {
+        {"LABEL", "label"},
+        {"KEY", "keyAlgorithm"},
+        {"SIGNATURE", "signatureAlgorithm"},
+        {"SUPPORTED", "supported"},
+    };
+    int rc = EXIT_API;
+    json_t *res = NULL;
+    json_t *list;
+    char *path = make_path(x, NULL, "/signing-key-details");
+
+    (void)a;
+    (void)argv;
+    if (!path)
+        goto out;
+    rc = api_json(x, "GET", path, NULL, &res);
+    if (rc)
+        goto out;
+    if (x->json) {
+        rc = print_json(res);
+        goto out;
+    }
+    rc = EXIT_API;
+    list = json_object_get(res, "signingKeyDetails");
+    if (!json_is_array(list)) {
+        fprintf(stderr, "error: unexpected response: no \"signingKeyDetails\" array\n");
+        goto out;
+    }
+    rc = print_table(list, cols, sizeof(cols) / sizeof(cols[0]));
+out:
+    json_decref(res);
+    free(path);
+    return rc;
+}
+
+static const struct cmd cmds[] = {
+    {"ca", "list", 0, 0, BIT(O_INCLUDE_DELETED), cmd_ca_list, "ca list [--include-deleted]"},
+    {"ca", "show", 1, 1, 0, cmd_ca_show, "ca show CA_ID"},
+    {"ca", "create", 0, 0,
+     BIT(O_ID) | BIT(O_TYPE) | BIT(O_NAME) | BIT(O_PARENT) | BIT(O_KEY) | BIT(O_SUBJECT) | BIT(O_EXPIRY) |
+         BIT(O_PATH_LENGTH) | BIT(O_CRL) | BIT(O_OCSP) | BIT(O_CERT),
+     cmd_ca_create, create_usage},
+    {"ca", "import-cert", 2, 2, 0, cmd_ca_import_cert, "ca import-cert CA_ID FILE"},
+    {"ca", "csr", 1, 1, BIT(O_OUTPUT), cmd_ca_csr, "ca csr CA_ID [-o FILE]"},
+    {"ca", "delete", 1, 1, BIT(O_YES), cmd_ca_delete, "ca delete CA_ID [--yes]"},
+    {"ca", "download", 1, 1, BIT(O_FORMAT) | BIT(O_CHAIN) | BIT(O_OUTPUT), cmd_ca_download,
+     "ca download CA_ID [--format pem|der] [--chain] [-o FILE]"},
+    {"key-details", NULL, 0, 0, 0, cmd_key_details, "key-details"},
+};
+
+static const char *env_or(const char *name, const char *def)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : def;
+}
+
+int main(int argc, char **argv)
+{
+    int rc;
+    int curl_ready = 0;
+    struct args a;
+    struct ctx x;
+    const struct cmd *cmd = NULL;
+    const char *partition;
+    int nwords;
+
+    memset(&x, 0, sizeof(x));
+    rc = parse_args(argc, argv, &a);
+    if (rc)
+        goto out;
+    if (a.seen[O_HELP]) {
+        fputs(usage_text, stdout);
+        rc = 0;
+        goto out;
+    }
+    if (a.npos == 0) {
+        rc = usage_error(NULL, "%s", "no command given");
+        goto out;
+    }
+    for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+        if (strcmp(cmds[i].w1, a.pos[0]) != 0)
+            continue;
+        if (cmds[i].w2 && (a.npos < 2 || strcmp(cmds[i].w2, a.pos[1]) != 0))
+            continue;
+        cmd = &cmds[i];
+        break;
+    }
+    if (!cmd) {
+        if (strcmp(a.pos[0], "ca") == 0 && a.npos >= 2)
+            rc = usage_error(NULL, "unknown command 'ca %s'", a.pos[1]);
+        else if (strcmp(a.pos[0], "ca") == 0)
+            rc = usage_error(NULL, "%s", "'ca' needs a subcommand");
+        else
+            rc = usage_error(NULL, "unknown command '%s'", a.pos[0]);
+        goto out;
+    }
+    nwords = cmd->w2 ? 2 : 1;
+    if (a.npos - nwords < cmd->min_args) {
+        rc = usage_error(cmd->usage, "%s", "missing argument");
+        goto out;
+    }
+    if (a.npos - nwords > cmd->max_args) {
+        rc = usage_error(cmd->usage, "unexpected argument '%s'", a.pos[nwords + cmd->max_args]);
+        goto out;
+    }
+    for (int o = 0; o < O_COUNT; o++) {
+        if (a.seen[o] && !((GLOBAL_OPTS | cmd->opts) & BIT(o))) {
+            for (size_t i = 0; i < sizeof(optdefs) / sizeof(optdefs[0]); i++)
+                if ((int)optdefs[i].id == o)
+                    rc = usage_error(cmd->usage, "option --%s does not apply to this command", optdefs[i].name);
+            goto out;
+        }
+    }
+    if (a.seen[O_CACERT] && a.seen[O_INSECURE]) {
+        rc = usage_error(NULL, "%s", "--cacert and --insecure are mutually exclusive");
+        goto out;
+    }
+
+    x.json = a.seen[O_JSON];
+    x.conn.base_url = a.val[O_URL] ? a.val[O_URL] : env_or("PKIAAS_URL", DEFAULT_URL);
+    x.conn.token = a.val[O_TOKEN] ? a.val[O_TOKEN] : env_or("PKIAAS_TOKEN", NULL);
+    x.conn.cacert = a.val[O_CACERT];
+    x.conn.insecure = a.seen[O_INSECURE];
+    if (strncmp(x.conn.base_url, "http://", 7) != 0 && strncmp(x.conn.base_url, "https://", 8) != 0) {
+        rc = usage_error(NULL, "%s", "the server URL must start with http:// or https://");
+        goto out;
+    }
+    partition = a.val[O_PARTITION] ? a.val[O_PARTITION] : env_or("PKIAAS_PARTITION", NULL);
+    if (!partition || !*partition) {
+        rc = usage_error(NULL, "%s", "no partition: pass --partition ACCOUNT or set PKIAAS_PARTITION");
+        goto out;
+    }
+    if (x.conn.insecure)
+        fputs("warning: TLS certificate verification is disabled (--insecure)\n", stderr);
+
+    if (http_init() != 0) {
+        fprintf(stderr, "error: cannot initialise libcurl\n");
+        rc = EXIT_API;
+        goto out;
+    }
+    curl_ready = 1;
+    x.partition = http_escape(partition);
+    if (!x.partition) {
+        fprintf(stderr, "error: out of memory\n");
+        rc = EXIT_API;
+        goto out;
+    }
+    rc = cmd->fn(&x, &a, a.pos + nwords);
+out:
+    free(x.partition);
+    if (curl_ready)
+        http_cleanup();
+    free(a.pos);
+    return rc;
+}

@@ -1,0 +1,34 @@
+#include "daemon/context.h"
+
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "crypto/masterkey.h"
+
+int app_open(struct app *a, char *err, size_t errlen)
+{
+    if (mkdir(a->cfg.data_dir, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, errlen, "cannot create data directory %s: %s", a->cfg.data_dir, strerror(errno));
+        return -1;
+    }
+    if (masterkey_load_or_create(a->cfg.master_key_file, a->mkey, err, errlen) != 0)
+        return -1;
+    if (!(a->api.store = store_open(a->cfg.store, err, errlen)))
+        return -1;
+    a->api.env.store = a->api.store;
+    a->api.env.mkey = a->mkey;
+    a->api.env.http_base = a->cfg.public_http_url;
+    a->api.env.https_base = a->cfg.public_https_url;
+    return 0;
+}
+
+void app_close(struct app *a)
+{
+    store_close(a->api.store);
+    a->api.store = NULL;
+    OPENSSL_cleanse(a->mkey, sizeof a->mkey);
+    config_free(&a->cfg);
+}

@@ -1,0 +1,209 @@
+/* pkiaasd: entry points only (serve, bootstrap). Logic lives in the
+ * modules; this file parses flags, wires the context and waits for signals. */
+#include "api/api.h"
+#include "ca/service_ca.h"
+#include "daemon/bootstrap.h"
+#include "daemon/context.h"
+#include "http/server.h"
+#include "util/log.h"
+
+#include <getopt.h>
+#include <openssl/crypto.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage:\n"
+               "  pkiaasd serve --data-dir DIR [--config FILE] [--http ADDR:PORT] [--https ADDR:PORT]\n"
+               "  pkiaasd bootstrap --data-dir DIR --partition ID --owner-email EMAIL [--json] [--config FILE]\n"
+               "  pkiaasd --version\n");
+}
+
+struct flags {
+    const char *config, *data_dir, *http, *https, *partition, *email;
+    int json;
+};
+
+static int parse_flags(int argc, char **argv, struct flags *f)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},    {"data-dir", required_argument, NULL, 'd'},
+        {"http", required_argument, NULL, 'h'},      {"https", required_argument, NULL, 's'},
+        {"partition", required_argument, NULL, 'p'}, {"owner-email", required_argument, NULL, 'e'},
+        {"json", no_argument, NULL, 'j'},            {NULL, 0, NULL, 0},
+    };
+    int ch;
+    memset(f, 0, sizeof(*f));
+    optind = 2;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'c': f->config = optarg; break;
+        case 'd': f->data_dir = optarg; break;
+        case 'h': f->http = optarg; break;
+        case 's': f->https = optarg; break;
+        case 'p': f->partition = optarg; break;
+        case 'e': f->email = optarg; break;
+        case 'j': f->json = 1; break;
+        default: return -1;
+        }
+    }
+    return optind == argc ? 0 : -1;
+}
+
+static int configure(struct app *a, const struct flags *f, char *err, size_t errlen)
+{
+    config_defaults(&a->cfg);
+    if (f->config && config_load_file(&a->cfg, f->config, err, errlen) != 0)
+        return -1;
+    if ((f->data_dir && config_set(&a->cfg, "data_dir", f->data_dir, err, errlen) != 0) ||
+        (f->http && config_set(&a->cfg, "http", f->http, err, errlen) != 0) ||
+        (f->https && config_set(&a->cfg, "https", f->https, err, errlen) != 0))
+        return -1;
+    if (config_finish(&a->cfg, err, errlen) != 0)
+        return -1;
+    const char *lv = a->cfg.log_level;
+    log_set_level(strcmp(lv, "debug") == 0 ? LOG_DEBUG : strcmp(lv, "warn") == 0 ? LOG_WARN
+                                                     : strcmp(lv, "error") == 0 ? LOG_ERROR
+                                                                                : LOG_INFO);
+    return 0;
+}
+
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    char *s = NULL;
+    size_t n = 0;
+    if (!f)
+        return NULL;
+    if (getdelim(&s, &n, '\0', f) < 0) {
+        free(s);
+        s = NULL;
+    }
+    fclose(f);
+    return s;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    struct flags f;
+    struct app a;
+    char err[512], *cert = NULL, *key = NULL;
+    struct http_server *srv = NULL;
+    int rc = 1;
+    memset(&a, 0, sizeof a);
+    if (parse_flags(argc, argv, &f) != 0) {
+        usage(stderr);
+        return 2;
+    }
+    if (configure(&a, &f, err, sizeof err) != 0 || app_open(&a, err, sizeof err) != 0) {
+        log_error("%s", err);
+        goto out;
+    }
+    /* Block the shutdown signals in every thread; the main thread waits. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (a.cfg.https_addr && *a.cfg.https_addr) {
+        if (a.cfg.tls_cert_file) {
+            if (!(cert = read_text(a.cfg.tls_cert_file)) || !(key = read_text(a.cfg.tls_key_file))) {
+                log_error("cannot read tls_cert_file / tls_key_file");
+                goto out;
+            }
+        } else {
+            char host[256];
+            unsigned short port;
+            if (http_parse_addr(a.cfg.https_addr, host, sizeof host, &port) != 0) {
+                log_error("bad https address '%s'", a.cfg.https_addr);
+                goto out;
+            }
+            if (service_ca_server_cert(a.cfg.data_dir, a.mkey, host, &cert, &key, err, sizeof err) != 0) {
+                log_error("%s", err);
+                goto out;
+            }
+        }
+    }
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    struct http_server_opts o = {
+        .http_addr = a.cfg.http_addr,
+        .https_addr = a.cfg.https_addr,
+        .tls_cert_pem = cert,
+        .tls_key_pem = key,
+        .threads = a.cfg.threads ? (unsigned)a.cfg.threads : (unsigned)(ncpu > 0 ? ncpu * 2 : 4),
+        .max_body = a.cfg.max_body,
+        .router = api_router(),
+        .app = &a.api,
+    };
+    if (!(srv = http_server_start(&o, err, sizeof err))) {
+        log_error("%s", err);
+        goto out;
+    }
+    log_info("pkiaasd %s serving http=%s https=%s data=%s", PKIAAS_VERSION, a.cfg.http_addr, a.cfg.https_addr,
+             a.cfg.data_dir);
+    int sig = 0;
+    sigwait(&set, &sig);
+    log_info("signal %d: shutting down", sig);
+    http_server_stop(srv, a.cfg.shutdown_grace_s * 1000);
+    srv = NULL;
+    rc = 0;
+out:
+    http_server_stop(srv, 0);
+    if (key) {
+        OPENSSL_cleanse(key, strlen(key));
+        free(key);
+    }
+    free(cert);
+    app_close(&a);
+    return rc;
+}
+
+static int cmd_bootstrap(int argc, char **argv)
+{
+    struct flags f;
+    struct app a;
+    char err[512];
+    int rc = 1;
+    memset(&a, 0, sizeof a);
+    if (parse_flags(argc, argv, &f) != 0 || !f.partition || !f.email) {
+        usage(stderr);
+        return 2;
+    }
+    if (configure(&a, &f, err, sizeof err) != 0 || app_open(&a, err, sizeof err) != 0 ||
+        bootstrap_partition(&a, f.partition, f.email, stdout, err, sizeof err) != 0) {
+        fprintf(stderr, "pkiaasd bootstrap: %s\n", err);
+        goto out;
+    }
+    rc = 0;
+out:
+    app_close(&a);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "serve") == 0)
+        return cmd_serve(argc, argv);
+    if (strcmp(argv[1], "bootstrap") == 0)
+        return cmd_bootstrap(argc, argv);
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+        printf("pkiaasd %s\n", PKIAAS_VERSION);
+        return 0;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,54 @@
+/* http: request/response types shared by the server, the router and the
+ * handlers. Handlers see only these, never libmicrohttpd. */
+#ifndef PKIAAS_HTTP_HTTP_H
+#define PKIAAS_HTTP_HTTP_H
+
+#include "util/buf.h"
+#include "util/err.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define HTTP_MAX_PARAMS 6
+#define HTTP_MAX_SEGMENT 256
+#define HTTP_MAX_HEADERS 8
+
+struct http_req {
+    void *conn;              /* server-private */
+    const char *method;
+    const char *path;
+    struct buf body;
+    const char *params[HTTP_MAX_PARAMS];
+    unsigned nparams;
+    bool https;
+    char partition[72];      /* for the request log; set by handlers */
+    void *app;               /* the daemon context */
+};
+
+struct http_resp {
+    int status;
+    const char *content_type;
+    unsigned char *body;     /* owned */
+    size_t len;
+    const char *hdr_name[HTTP_MAX_HEADERS];
+    char *hdr_value[HTTP_MAX_HEADERS]; /* owned */
+    unsigned nhdr;
+};
+
+/* Request accessors (implemented by the server). */
+const char *http_header(struct http_req *r, const char *name);
+const char *http_query(struct http_req *r, const char *name);
+
+/* Response builders. Each replaces any earlier body. */
+void resp_bytes(struct http_resp *r, int status, const char *ctype, const void *data, size_t len);
+void resp_take(struct http_resp *r, int status, const char *ctype, unsigned char *data, size_t len);
+/* Takes the reference to `j`. */
+void resp_json(struct http_resp *r, int status, json_t *j);
+void resp_error(struct http_resp *r, int status, const char *code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+void resp_err(struct http_resp *r, const struct err *e);
+int resp_header(struct http_resp *r, const char *name, const char *value);
+void resp_free(struct http_resp *r);
+
+#endif

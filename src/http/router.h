@@ -1,0 +1,26 @@
+/* router: maps METHOD + path pattern to a handler. Patterns are literal
+ * segments and "{}" placeholders, which capture one non-empty path segment
+ * of at most HTTP_MAX_SEGMENT bytes into req->params. A path that matches a
+ * pattern under another method answers 405; no match answers 404. */
+#ifndef PKIAAS_HTTP_ROUTER_H
+#define PKIAAS_HTTP_ROUTER_H
+
+#include "http/http.h"
+
+typedef void (*http_handler)(struct http_req *req, struct http_resp *resp);
+
+struct route {
+    const char *method;
+    const char *pattern;
+    http_handler handler;
+};
+
+struct router {
+    const struct route *routes;
+    size_t n;
+};
+
+/* Dispatches; fills resp for 404/405 itself. */
+void router_dispatch(const struct router *rt, struct http_req *req, struct http_resp *resp);
+
+#endif

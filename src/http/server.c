@@ -1,0 +1,229 @@
+#include "http/server.h"
+
+#include "util/log.h"
+#include "util/timeutil.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#define CONN_TIMEOUT_S 30
+#define CONN_LIMIT 4096
+#define CONN_MEMORY (64 * 1024)
+
+struct http_server {
+    struct MHD_Daemon *http;
+    struct MHD_Daemon *https;
+    const struct router *router;
+    void *app;
+    size_t max_body;
+    _Atomic long inflight;
+};
+
+struct conn_state {
+    struct http_req req;
+    double started;
+    bool too_large;
+};
+
+const char *http_header(struct http_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *http_query(struct http_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+static enum MHD_Result queue(struct MHD_Connection *c, struct http_resp *rs, bool head)
+{
+    struct MHD_Response *m =
+        MHD_create_response_from_buffer(head ? 0 : rs->len, head ? NULL : rs->body,
+                                        head ? MHD_RESPMEM_PERSISTENT : MHD_RESPMEM_MUST_FREE);
+    if (!m)
+        return MHD_NO;
+    if (!head)
+        rs->body = NULL; /* MHD owns it now */
+    if (rs->content_type)
+        MHD_add_response_header(m, MHD_HTTP_HEADER_CONTENT_TYPE, rs->content_type);
+    MHD_add_response_header(m, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(m, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    for (unsigned i = 0; i < rs->nhdr; i++) {
+        if (strcmp(rs->hdr_name[i], MHD_HTTP_HEADER_CACHE_CONTROL) == 0)
+            MHD_del_response_header(m, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        MHD_add_response_header(m, rs->hdr_name[i], rs->hdr_value[i]);
+    }
+    enum MHD_Result r = MHD_queue_response(c, (unsigned)rs->status, m);
+    MHD_destroy_response(m);
+    return r;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+    struct http_server *s = cls;
+    struct conn_state *st = *con_cls;
+    if (!st) {
+        if (!(st = calloc(1, sizeof(*st))))
+            return MHD_NO;
+        buf_init(&st->req.body, s->max_body);
+        st->req.conn = c;
+        st->req.method = method;
+        st->req.path = url;
+        st->req.app = s->app;
+        const union MHD_DaemonInfo *di = MHD_get_daemon_info(MHD_get_connection_info(c, MHD_CONNECTION_INFO_DAEMON)
+                                                                 ->daemon,
+                                                             MHD_DAEMON_INFO_FLAGS);
+        st->req.https = di && (di->flags & MHD_USE_TLS);
+        st->started = time_mono_ms();
+        *con_cls = st;
+        atomic_fetch_add(&s->inflight, 1);
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (!st->too_large && buf_append(&st->req.body, upload, *upload_size) != 0)
+            st->too_large = true;
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    struct http_resp rs;
+    memset(&rs, 0, sizeof rs);
+    if (st->too_large)
+        resp_error(&rs, 413, "payload_too_large", NULL, "request body exceeds %zu bytes", s->max_body);
+    else
+        router_dispatch(s->router, &st->req, &rs);
+    if (rs.status == 0)
+        resp_error(&rs, 500, "internal", NULL, "handler produced no response");
+    int status = rs.status;
+    enum MHD_Result r = queue(c, &rs, strcmp(method, "HEAD") == 0);
+    log_request(method, url, status, time_mono_ms() - st->started, st->req.partition[0] ? st->req.partition : NULL);
+    resp_free(&rs);
+    return r;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+    struct http_server *s = cls;
+    struct conn_state *st = *con_cls;
+    if (!st)
+        return;
+    buf_free(&st->req.body);
+    free(st);
+    *con_cls = NULL;
+    atomic_fetch_sub(&s->inflight, 1);
+}
+
+int http_parse_addr(const char *addr, char *host, size_t hostlen, unsigned short *port)
+{
+    const char *colon = strrchr(addr, ':');
+    if (!colon || colon == addr)
+        return -1;
+    size_t hl = (size_t)(colon - addr);
+    const char *h = addr;
+    if (h[0] == '[' && hl >= 2 && h[hl - 1] == ']') {
+        h++;
+        hl -= 2;
+    }
+    if (hl >= hostlen)
+        return -1;
+    memcpy(host, h, hl);
+    host[hl] = 0;
+    char *end = NULL;
+    long p = strtol(colon + 1, &end, 10);
+    if (!end || *end || end == colon + 1 || p < 0 || p > 65535)
+        return -1;
+    *port = (unsigned short)p;
+    return 0;
+}
+
+static struct MHD_Daemon *start_one(struct http_server *s, const struct http_server_opts *o, const char *addr,
+                                    bool tls, char *err, size_t errlen)
+{
+    char host[256];
+    unsigned short port;
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    if (http_parse_addr(addr, host, sizeof host, &port) != 0) {
+        snprintf(err, errlen, "bad listen address '%s' (expected host:port)", addr);
+        return NULL;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(port);
+    } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons(port);
+        flags |= MHD_USE_IPv6;
+    } else if (strcmp(host, "localhost") == 0) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons(port);
+        v4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    } else {
+        snprintf(err, errlen, "listen address '%s' must be an IP address", addr);
+        return NULL;
+    }
+    if (tls)
+        flags |= MHD_USE_TLS;
+    struct MHD_OptionItem tlsopts[] = {
+        {MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)o->tls_cert_pem},
+        {MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)o->tls_key_pem},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    struct MHD_Daemon *d = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, o->threads ? o->threads : 2, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)CONN_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONN_LIMIT, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+        (size_t)CONN_MEMORY, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_ARRAY,
+        tls ? tlsopts : &tlsopts[2], MHD_OPTION_END);
+    if (!d)
+        snprintf(err, errlen, "cannot listen on %s%s", addr, tls ? " (HTTPS)" : "");
+    return d;
+}
+
+struct http_server *http_server_start(const struct http_server_opts *o, char *err, size_t errlen)
+{
+    struct http_server *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->router = o->router;
+    s->app = o->app;
+    s->max_body = o->max_body;
+    if (o->http_addr && *o->http_addr && !(s->http = start_one(s, o, o->http_addr, false, err, errlen)))
+        goto fail;
+    if (o->https_addr && *o->https_addr && !(s->https = start_one(s, o, o->https_addr, true, err, errlen)))
+        goto fail;
+    return s;
+fail:
+    http_server_stop(s, 0);
+    return NULL;
+}
+
+void http_server_stop(struct http_server *s, int grace_ms)
+{
+    if (!s)
+        return;
+    if (s->http)
+        MHD_quiesce_daemon(s->http);
+    if (s->https)
+        MHD_quiesce_daemon(s->https);
+    double until = time_mono_ms() + grace_ms;
+    while (atomic_load(&s->inflight) > 0 && time_mono_ms() < until) {
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (s->http)
+        MHD_stop_daemon(s->http);
+    if (s->https)
+        MHD_stop_daemon(s->https);
+    free(s);
+}

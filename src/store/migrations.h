@@ -1,0 +1,15 @@
+/* Store migrations, embedded at build time from src/store/migrations/NNNN_name.sql
+   (file names start with a zero-padded version number). */
+#ifndef PKIAAS_STORE_MIGRATIONS_H
+#define PKIAAS_STORE_MIGRATIONS_H
+
+struct store_migration {
+    int version;
+    const char *name;
+    const char *sql;
+};
+
+extern const struct store_migration store_migrations[];
+extern const unsigned store_migrations_count;
+
+#endif

@@ -1,0 +1,837 @@
+#include "store/sqlite/store_sqlite.h"
+
+#include "store/migrations.h"
+#include "util/codec.h"
+#include "util/timeutil.h"
+
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* One connection serialised by a mutex: every op is short, and a single
+ * writer is what SQLite allows anyway. Reads could use a pool of read
+ * connections under WAL if profiling ever shows the lock. */
+struct sq {
+    sqlite3 *db;
+    pthread_mutex_t mu;
+};
+
+#define SQ(s) ((struct sq *)(s)->impl)
+
+static int exec(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        fprintf(stderr, "{\"level\":\"error\",\"msg\":\"sqlite: %s\"}\n", msg ? msg : sqlite3_errstr(rc));
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int begin(sqlite3 *db)
+{
+    return exec(db, "BEGIN IMMEDIATE");
+}
+
+static int commit(sqlite3 *db)
+{
+    return exec(db, "COMMIT");
+}
+
+static void rollback(sqlite3 *db)
+{
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+static sqlite3_stmt *prep(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        fprintf(stderr, "{\"level\":\"error\",\"msg\":\"sqlite prepare: %s\"}\n", sqlite3_errmsg(db));
+        return NULL;
+    }
+    return st;
+}
+
+static char *col_strdup(sqlite3_stmt *st, int i)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    return t ? strdup((const char *)t) : NULL;
+}
+
+static void col_copy(sqlite3_stmt *st, int i, char *dst, size_t n)
+{
+    const unsigned char *t = sqlite3_column_text(st, i);
+    snprintf(dst, n, "%s", t ? (const char *)t : "");
+}
+
+static unsigned char *col_blob(sqlite3_stmt *st, int i, size_t *len)
+{
+    int n = sqlite3_column_bytes(st, i);
+    const void *p = sqlite3_column_blob(st, i);
+    *len = 0;
+    if (!p || n <= 0)
+        return NULL;
+    unsigned char *d = malloc((size_t)n);
+    if (d) {
+        memcpy(d, p, (size_t)n);
+        *len = (size_t)n;
+    }
+    return d;
+}
+
+static int bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+    return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
+}
+
+static int bind_blob(sqlite3_stmt *st, int i, const unsigned char *p, size_t n)
+{
+    return p ? sqlite3_bind_blob(st, i, p, (int)n, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
+}
+
+static int step_done(sqlite3_stmt *st)
+{
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE)
+        return STORE_OK;
+    if (rc == SQLITE_CONSTRAINT)
+        return STORE_ECONFLICT;
+    return STORE_EIO;
+}
+
+/* ---- audit chain ------------------------------------------------------ */
+
+static char *audit_hash(const char *prev, const char *partition, int64_t at, const struct audit_rec *a)
+{
+    /* Canonical form: fields joined with a separator that cannot occur in
+     * them unescaped (lengths prefixed). */
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    unsigned char md[32];
+    unsigned int n = 0;
+    char *out = NULL;
+    const char *fields[] = {prev, partition ? partition : "", a->actor, a->action, a->target,
+                            a->detail ? a->detail : ""};
+    char atbuf[32];
+    snprintf(atbuf, sizeof atbuf, "%lld", (long long)at);
+    if (!c || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1)
+        goto out;
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        char len[24];
+        snprintf(len, sizeof len, "%zu:", strlen(fields[i]));
+        if (EVP_DigestUpdate(c, len, strlen(len)) != 1 || EVP_DigestUpdate(c, fields[i], strlen(fields[i])) != 1)
+            goto out;
+        if (i == 1 && EVP_DigestUpdate(c, atbuf, strlen(atbuf)) != 1)
+            goto out;
+    }
+    if (EVP_DigestFinal_ex(c, md, &n) == 1)
+        out = hex_encode(md, n);
+out:
+    EVP_MD_CTX_free(c);
+    return out;
+}
+
+static int audit_append(sqlite3 *db, const char *partition, const struct audit_rec *a)
+{
+    if (!a)
+        return STORE_OK;
+    sqlite3_stmt *st = prep(db, "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1");
+    char prev[65] = "0000000000000000000000000000000000000000000000000000000000000000";
+    char *h = NULL;
+    int rc = STORE_EIO;
+    int64_t now = time_now();
+    if (!st)
+        return STORE_EIO;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        col_copy(st, 0, prev, sizeof prev);
+    sqlite3_finalize(st);
+    if (!(h = audit_hash(prev, partition, now, a)))
+        return STORE_EIO;
+    st = prep(db, "INSERT INTO audit(partition_id,at,actor,action,target,detail,prev_hash,hash) "
+                  "VALUES(?,?,?,?,?,?,?,?)");
+    if (!st)
+        goto out;
+    bind_text(st, 1, partition);
+    sqlite3_bind_int64(st, 2, now);
+    bind_text(st, 3, a->actor);
+    bind_text(st, 4, a->action);
+    bind_text(st, 5, a->target);
+    bind_text(st, 6, a->detail);
+    bind_text(st, 7, prev);
+    bind_text(st, 8, h);
+    rc = step_done(st);
+    sqlite3_finalize(st);
+    if (rc != STORE_OK)
+        goto out;
+    /* Enrollment/management events mirror the audit entry for the partition
+     * views (browsing events); they are not chained. */
+    st = prep(db, "INSERT INTO event(partition_id,at,actor,action,target,detail) VALUES(?,?,?,?,?,?)");
+    if (!st) {
+        rc = STORE_EIO;
+        goto out;
+    }
+    bind_text(st, 1, partition ? partition : "");
+    sqlite3_bind_int64(st, 2, now);
+    bind_text(st, 3, a->actor);
+    bind_text(st, 4, a->action);
+    bind_text(st, 5, a->target);
+    bind_text(st, 6, a->detail);
+    rc = step_done(st);
+    sqlite3_finalize(st);
+out:
+    free(h);
+    return rc;
+}
+
+static long sq_audit_verify(struct store *s, int64_t *bad_seq)
+{
+    struct sq *q = SQ(s);
+    long n = 0;
+    char prev[65] = "0000000000000000000000000000000000000000000000000000000000000000";
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q->db, "SELECT seq,partition_id,at,actor,action,target,detail,prev_hash,hash "
+                                   "FROM audit ORDER BY seq");
+    if (!st) {
+        n = STORE_EIO;
+        goto out;
+    }
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        struct audit_rec a = {(const char *)sqlite3_column_text(st, 3), (const char *)sqlite3_column_text(st, 4),
+                              (const char *)sqlite3_column_text(st, 5), (const char *)sqlite3_column_text(st, 6)};
+        const char *stored_prev = (const char *)sqlite3_column_text(st, 7);
+        const char *stored = (const char *)sqlite3_column_text(st, 8);
+        char *h = audit_hash(prev, (const char *)sqlite3_column_text(st, 1), sqlite3_column_int64(st, 2), &a);
+        int ok = h && stored && stored_prev && strcmp(stored_prev, prev) == 0 && strcmp(h, stored) == 0;
+        free(h);
+        if (!ok) {
+            if (bad_seq)
+                *bad_seq = sqlite3_column_int64(st, 0);
+            n = STORE_EINVAL;
+            break;
+        }
+        snprintf(prev, sizeof prev, "%s", stored);
+        n++;
+    }
+    sqlite3_finalize(st);
+out:
+    pthread_mutex_unlock(&q->mu);
+    return n;
+}
+
+/* ---- tenancy ---------------------------------------------------------- */
+
+static int sq_partition_bootstrap(struct store *s, const struct partition_rec *p, const struct user_rec *owner,
+                                  const struct token_rec *tok, const struct audit_rec *a)
+{
+    struct sq *q = SQ(s);
+    sqlite3_stmt *st = NULL;
+    int rc = STORE_EIO;
+    pthread_mutex_lock(&q->mu);
+    if (begin(q->db) != 0)
+        goto unlock;
+    st = prep(q->db, "SELECT 1 FROM partition WHERE id=?");
+    if (!st)
+        goto fail;
+    bind_text(st, 1, p->id);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        rc = STORE_ECONFLICT;
+        goto fail;
+    }
+    sqlite3_finalize(st);
+    st = prep(q->db, "INSERT INTO subscription(id,status,region,certs_purchased,cas_purchased,created_at) "
+                     "VALUES(?,'Assigned',?,100000,10,?)");
+    if (!st)
+        goto fail;
+    bind_text(st, 1, p->subscription_id);
+    bind_text(st, 2, p->region);
+    sqlite3_bind_int64(st, 3, p->created_at);
+    if ((rc = step_done(st)) != STORE_OK)
+        goto fail;
+    sqlite3_finalize(st);
+    st = prep(q->db, "INSERT INTO partition(id,label,region,subscription_id,created_at) VALUES(?,?,?,?,?)");
+    if (!st)
+        goto fail;
+    bind_text(st, 1, p->id);
+    bind_text(st, 2, p->label);
+    bind_text(st, 3, p->region);
+    bind_text(st, 4, p->subscription_id);
+    sqlite3_bind_int64(st, 5, p->created_at);
+    if ((rc = step_done(st)) != STORE_OK)
+        goto fail;
+    sqlite3_finalize(st);
+    st = prep(q->db, "INSERT INTO app_user(partition_id,email,password_hash,roles,created_at) VALUES(?,?,?,?,?)");
+    if (!st)
+        goto fail;
+    bind_text(st, 1, p->id);
+    bind_text(st, 2, owner->email);
+    bind_text(st, 3, owner->password_hash);
+    bind_text(st, 4, owner->roles);
+    sqlite3_bind_int64(st, 5, owner->created_at);
+    if ((rc = step_done(st)) != STORE_OK)
+        goto fail;
+    sqlite3_finalize(st);
+    st = prep(q->db, "INSERT INTO api_token(token_hash,partition_id,name,roles,created_at) VALUES(?,?,?,?,?)");
+    if (!st)
+        goto fail;
+    bind_text(st, 1, tok->token_hash);
+    bind_text(st, 2, p->id);
+    bind_text(st, 3, tok->name);
+    bind_text(st, 4, tok->roles);
+    sqlite3_bind_int64(st, 5, tok->created_at);
+    if ((rc = step_done(st)) != STORE_OK)
+        goto fail;
+    sqlite3_finalize(st);
+    st = NULL;
+    if ((rc = audit_append(q->db, p->id, a)) != STORE_OK)
+        goto fail;
+    rc = commit(q->db) == 0 ? STORE_OK : STORE_EIO;
+    if (rc == STORE_OK)
+        goto unlock;
+fail:
+    sqlite3_finalize(st);
+    rollback(q->db);
+unlock:
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_partition_get(struct store *s, const char *id, struct partition_rec *out)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q->db, "SELECT id,label,region,subscription_id,created_at FROM partition WHERE id=?");
+    if (!st)
+        goto out;
+    bind_text(st, 1, id);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        memset(out, 0, sizeof(*out));
+        col_copy(st, 0, out->id, sizeof out->id);
+        col_copy(st, 1, out->label, sizeof out->label);
+        col_copy(st, 2, out->region, sizeof out->region);
+        col_copy(st, 3, out->subscription_id, sizeof out->subscription_id);
+        out->created_at = sqlite3_column_int64(st, 4);
+        rc = STORE_OK;
+    } else {
+        rc = r == SQLITE_DONE ? STORE_ENOTFOUND : STORE_EIO;
+    }
+    sqlite3_finalize(st);
+out:
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_token_get(struct store *s, const char *hash, struct token_rec *out)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q->db, "SELECT token_hash,partition_id,name,roles,created_at,revoked_at "
+                                   "FROM api_token WHERE token_hash=?");
+    if (!st)
+        goto out;
+    bind_text(st, 1, hash);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        memset(out, 0, sizeof(*out));
+        col_copy(st, 0, out->token_hash, sizeof out->token_hash);
+        col_copy(st, 1, out->partition_id, sizeof out->partition_id);
+        col_copy(st, 2, out->name, sizeof out->name);
+        out->roles = col_strdup(st, 3);
+        out->created_at = sqlite3_column_int64(st, 4);
+        out->revoked_at = sqlite3_column_int64(st, 5);
+        rc = STORE_OK;
+    } else {
+        rc = r == SQLITE_DONE ? STORE_ENOTFOUND : STORE_EIO;
+    }
+    sqlite3_finalize(st);
+out:
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+/* ---- CAs ----------------------------------------------------------------- */
+
+#define CA_COLS                                                                                                    \
+    "pk,partition_id,ca_id,friendly_name,type,status,parent_id,key_label,key_blob,cert_der,csr_der,subject,"      \
+    "path_len,crl_enabled,ocsp_enabled,created_at,deleted_at"
+
+static void ca_from_row(sqlite3_stmt *st, struct ca_rec *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->pk = sqlite3_column_int64(st, 0);
+    col_copy(st, 1, c->partition_id, sizeof c->partition_id);
+    col_copy(st, 2, c->id, sizeof c->id);
+    c->friendly_name = col_strdup(st, 3);
+    col_copy(st, 4, c->type, sizeof c->type);
+    col_copy(st, 5, c->status, sizeof c->status);
+    col_copy(st, 6, c->parent_id, sizeof c->parent_id);
+    col_copy(st, 7, c->key_label, sizeof c->key_label);
+    c->key_blob = col_blob(st, 8, &c->key_blob_len);
+    c->cert_der = col_blob(st, 9, &c->cert_len);
+    c->csr_der = col_blob(st, 10, &c->csr_len);
+    c->subject = col_strdup(st, 11);
+    c->path_len = sqlite3_column_type(st, 12) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 12);
+    c->crl_enabled = sqlite3_column_int(st, 13) != 0;
+    c->ocsp_enabled = sqlite3_column_int(st, 14) != 0;
+    c->created_at = sqlite3_column_int64(st, 15);
+    c->deleted_at = sqlite3_column_int64(st, 16);
+}
+
+static int cert_insert_locked(sqlite3 *db, struct cert_rec *c)
+{
+    sqlite3_stmt *st = prep(db, "INSERT INTO certificate(partition_id,issuer_ca_pk,serial,subject,sans,not_before,"
+                                "not_after,status,revocation_reason,revoked_at,invalidity_date,profile_id,requester,"
+                                "is_ca,der,created_at) VALUES(?,?,?,?,?,?,?,?,NULL,NULL,NULL,?,?,?,?,?)");
+    if (!st)
+        return STORE_EIO;
+    bind_text(st, 1, c->partition_id);
+    sqlite3_bind_int64(st, 2, c->issuer_ca_pk);
+    bind_text(st, 3, c->serial);
+    bind_text(st, 4, c->subject ? c->subject : "");
+    bind_text(st, 5, c->sans);
+    sqlite3_bind_int64(st, 6, c->not_before);
+    sqlite3_bind_int64(st, 7, c->not_after);
+    bind_text(st, 8, c->status[0] ? c->status : "issued");
+    bind_text(st, 9, c->profile_id);
+    bind_text(st, 10, c->requester);
+    sqlite3_bind_int(st, 11, c->is_ca);
+    bind_blob(st, 12, c->der, c->der_len);
+    sqlite3_bind_int64(st, 13, c->created_at);
+    int rc = step_done(st);
+    sqlite3_finalize(st);
+    if (rc == STORE_OK)
+        c->pk = sqlite3_last_insert_rowid(db);
+    return rc;
+}
+
+static int sq_ca_insert(struct store *s, struct ca_rec *c, const struct cert_rec *cert, int64_t now,
+                        int64_t reserve_s, const struct audit_rec *a)
+{
+    struct sq *q = SQ(s);
+    sqlite3_stmt *st = NULL;
+    int rc = STORE_EIO;
+    pthread_mutex_lock(&q->mu);
+    if (begin(q->db) != 0)
+        goto unlock;
+    st = prep(q->db, "SELECT status, deleted_at FROM ca WHERE partition_id=? AND ca_id=? "
+                     "AND (status<>'deleted' OR deleted_at>?)");
+    if (!st)
+        goto fail;
+    bind_text(st, 1, c->partition_id);
+    bind_text(st, 2, c->id);
+    sqlite3_bind_int64(st, 3, now - reserve_s);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        const unsigned char *status = sqlite3_column_text(st, 0);
+        rc = status && strcmp((const char *)status, "deleted") == 0 ? STORE_ERESERVED : STORE_ECONFLICT;
+        goto fail;
+    }
+    sqlite3_finalize(st);
+    st = prep(q->db, "INSERT INTO ca(partition_id,ca_id,friendly_name,type,status,parent_id,key_label,key_blob,"
+                     "cert_der,csr_der,subject,path_len,crl_enabled,ocsp_enabled,created_at) "
+                     "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+    if (!st)
+        goto fail;
+    bind_text(st, 1, c->partition_id);
+    bind_text(st, 2, c->id);
+    bind_text(st, 3, c->friendly_name ? c->friendly_name : c->id);
+    bind_text(st, 4, c->type);
+    bind_text(st, 5, c->status);
+    bind_text(st, 6, c->parent_id[0] ? c->parent_id : NULL);
+    bind_text(st, 7, c->key_label[0] ? c->key_label : NULL);
+    bind_blob(st, 8, c->key_blob, c->key_blob_len);
+    bind_blob(st, 9, c->cert_der, c->cert_len);
+    bind_blob(st, 10, c->csr_der, c->csr_len);
+    bind_text(st, 11, c->subject ? c->subject : "");
+    if (c->path_len >= 0)
+        sqlite3_bind_int(st, 12, c->path_len);
+    else
+        sqlite3_bind_null(st, 12);
+    sqlite3_bind_int(st, 13, c->crl_enabled);
+    sqlite3_bind_int(st, 14, c->ocsp_enabled);
+    sqlite3_bind_int64(st, 15, c->created_at);
+    if ((rc = step_done(st)) != STORE_OK)
+        goto fail;
+    sqlite3_finalize(st);
+    st = NULL;
+    c->pk = sqlite3_last_insert_rowid(q->db);
+    if (cert) {
+        struct cert_rec cr = *cert;
+        if (cr.issuer_ca_pk == 0)
+            cr.issuer_ca_pk = c->pk;
+        if ((rc = cert_insert_locked(q->db, &cr)) != STORE_OK)
+            goto fail;
+    }
+    if ((rc = audit_append(q->db, c->partition_id, a)) != STORE_OK)
+        goto fail;
+    rc = commit(q->db) == 0 ? STORE_OK : STORE_EIO;
+    if (rc == STORE_OK)
+        goto unlock;
+fail:
+    sqlite3_finalize(st);
+    rollback(q->db);
+unlock:
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_ca_get(struct store *s, const char *partition, const char *id, struct ca_rec *out)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    pthread_mutex_lock(&q->mu);
+    /* The live CA if there is one, else the most recently deleted. */
+    sqlite3_stmt *st = prep(q->db, "SELECT " CA_COLS " FROM ca WHERE partition_id=? AND ca_id=? "
+                                   "ORDER BY (status='deleted'), pk DESC LIMIT 1");
+    if (!st)
+        goto out;
+    bind_text(st, 1, partition);
+    bind_text(st, 2, id);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        ca_from_row(st, out);
+        rc = STORE_OK;
+    } else {
+        rc = r == SQLITE_DONE ? STORE_ENOTFOUND : STORE_EIO;
+    }
+    sqlite3_finalize(st);
+out:
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_ca_list(struct store *s, const char *partition, bool include_deleted, struct ca_list *out)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    size_t cap = 0;
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q->db, include_deleted
+                                       ? "SELECT " CA_COLS " FROM ca WHERE partition_id=? ORDER BY created_at, pk"
+                                       : "SELECT " CA_COLS " FROM ca WHERE partition_id=? AND status<>'deleted' "
+                                         "ORDER BY created_at, pk");
+    if (!st)
+        goto out;
+    bind_text(st, 1, partition);
+    int r;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        if (out->n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            struct ca_rec *p = realloc(out->items, ncap * sizeof(*p));
+            if (!p)
+                goto fail;
+            out->items = p;
+            cap = ncap;
+        }
+        ca_from_row(st, &out->items[out->n++]);
+    }
+    if (r != SQLITE_DONE)
+        goto fail;
+    rc = STORE_OK;
+    goto done;
+fail:
+    ca_list_free(out);
+done:
+    sqlite3_finalize(st);
+out:
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_ca_activate(struct store *s, const char *partition, const char *id, const unsigned char *der,
+                          size_t len, const struct audit_rec *a)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&q->mu);
+    if (begin(q->db) != 0)
+        goto unlock;
+    st = prep(q->db, "UPDATE ca SET cert_der=?, status='active' WHERE partition_id=? AND ca_id=? "
+                     "AND status='pending'");
+    if (!st)
+        goto fail;
+    bind_blob(st, 1, der, len);
+    bind_text(st, 2, partition);
+    bind_text(st, 3, id);
+    if ((rc = step_done(st)) != STORE_OK)
+        goto fail;
+    if (sqlite3_changes(q->db) != 1) {
+        rc = STORE_ENOTFOUND;
+        goto fail;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if ((rc = audit_append(q->db, partition, a)) != STORE_OK)
+        goto fail;
+    rc = commit(q->db) == 0 ? STORE_OK : STORE_EIO;
+    if (rc == STORE_OK)
+        goto unlock;
+fail:
+    sqlite3_finalize(st);
+    rollback(q->db);
+unlock:
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_ca_delete(struct store *s, const char *partition, const char *id, int64_t now, char ***ids,
+                        size_t *nids, const struct audit_rec *a)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    sqlite3_stmt *st = NULL;
+    char **list = NULL;
+    size_t n = 0, cap = 0;
+    pthread_mutex_lock(&q->mu);
+    if (begin(q->db) != 0)
+        goto unlock;
+    /* The CA and every live descendant, walking parent links. */
+    st = prep(q->db, "WITH RECURSIVE sub(ca_id) AS ("
+                     "  SELECT ca_id FROM ca WHERE partition_id=?1 AND ca_id=?2 AND status<>'deleted'"
+                     "  UNION SELECT c.ca_id FROM ca c JOIN sub ON c.parent_id=sub.ca_id"
+                     "  WHERE c.partition_id=?1 AND c.status<>'deleted')"
+                     " SELECT ca_id FROM sub");
+    if (!st)
+        goto fail;
+    bind_text(st, 1, partition);
+    bind_text(st, 2, id);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            char **p = realloc(list, ncap * sizeof(*p));
+            if (!p)
+                goto fail;
+            list = p;
+            cap = ncap;
+        }
+        if (!(list[n] = col_strdup(st, 0)))
+            goto fail;
+        n++;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (n == 0) {
+        rc = STORE_ENOTFOUND;
+        goto fail;
+    }
+    for (size_t i = 0; i < n; i++) {
+        st = prep(q->db, "UPDATE ca SET status='deleted', deleted_at=? WHERE partition_id=? AND ca_id=? "
+                         "AND status<>'deleted'");
+        if (!st)
+            goto fail;
+        sqlite3_bind_int64(st, 1, now);
+        bind_text(st, 2, partition);
+        bind_text(st, 3, list[i]);
+        if ((rc = step_done(st)) != STORE_OK)
+            goto fail;
+        sqlite3_finalize(st);
+        st = NULL;
+    }
+    if ((rc = audit_append(q->db, partition, a)) != STORE_OK)
+        goto fail;
+    if (commit(q->db) != 0) {
+        rc = STORE_EIO;
+        goto fail;
+    }
+    *ids = list;
+    *nids = n;
+    list = NULL;
+    rc = STORE_OK;
+    goto unlock;
+fail:
+    sqlite3_finalize(st);
+    rollback(q->db);
+unlock:
+    pthread_mutex_unlock(&q->mu);
+    store_free_ids(list, n);
+    return rc;
+}
+
+/* ---- certificates -------------------------------------------------------- */
+
+static int sq_cert_insert(struct store *s, struct cert_rec *c, const struct audit_rec *a)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    pthread_mutex_lock(&q->mu);
+    if (begin(q->db) != 0)
+        goto unlock;
+    if ((rc = cert_insert_locked(q->db, c)) != STORE_OK || (rc = audit_append(q->db, c->partition_id, a)) != STORE_OK)
+        goto fail;
+    rc = commit(q->db) == 0 ? STORE_OK : STORE_EIO;
+    if (rc == STORE_OK)
+        goto unlock;
+fail:
+    rollback(q->db);
+unlock:
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_cert_get(struct store *s, const char *partition, int64_t issuer_ca_pk, const char *serial,
+                       struct cert_rec *out)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q->db, "SELECT pk,partition_id,issuer_ca_pk,serial,subject,sans,not_before,not_after,"
+                                   "status,revocation_reason,revoked_at,invalidity_date,profile_id,requester,is_ca,der,"
+                                   "created_at FROM certificate WHERE partition_id=? AND issuer_ca_pk=? AND serial=?");
+    if (!st)
+        goto out;
+    bind_text(st, 1, partition);
+    sqlite3_bind_int64(st, 2, issuer_ca_pk);
+    bind_text(st, 3, serial);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        memset(out, 0, sizeof(*out));
+        out->pk = sqlite3_column_int64(st, 0);
+        col_copy(st, 1, out->partition_id, sizeof out->partition_id);
+        out->issuer_ca_pk = sqlite3_column_int64(st, 2);
+        col_copy(st, 3, out->serial, sizeof out->serial);
+        out->subject = col_strdup(st, 4);
+        out->sans = col_strdup(st, 5);
+        out->not_before = sqlite3_column_int64(st, 6);
+        out->not_after = sqlite3_column_int64(st, 7);
+        col_copy(st, 8, out->status, sizeof out->status);
+        out->revocation_reason = sqlite3_column_type(st, 9) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 9);
+        out->revoked_at = sqlite3_column_int64(st, 10);
+        out->invalidity_date = sqlite3_column_int64(st, 11);
+        out->profile_id = col_strdup(st, 12);
+        out->requester = col_strdup(st, 13);
+        out->is_ca = sqlite3_column_int(st, 14) != 0;
+        out->der = col_blob(st, 15, &out->der_len);
+        out->created_at = sqlite3_column_int64(st, 16);
+        rc = STORE_OK;
+    } else {
+        rc = r == SQLITE_DONE ? STORE_ENOTFOUND : STORE_EIO;
+    }
+    sqlite3_finalize(st);
+out:
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+static int sq_ping(struct store *s)
+{
+    struct sq *q = SQ(s);
+    pthread_mutex_lock(&q->mu);
+    int rc = exec(q->db, "SELECT 1") == 0 ? STORE_OK : STORE_EIO;
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static void sq_close(struct store *s)
+{
+    struct sq *q = SQ(s);
+    if (q) {
+        sqlite3_close(q->db);
+        pthread_mutex_destroy(&q->mu);
+        free(q);
+    }
+    free(s);
+}
+
+static const struct store_ops sqlite_ops = {
+    .name = "sqlite",
+    .close = sq_close,
+    .ping = sq_ping,
+    .partition_bootstrap = sq_partition_bootstrap,
+    .partition_get = sq_partition_get,
+    .token_get = sq_token_get,
+    .ca_insert = sq_ca_insert,
+    .ca_get = sq_ca_get,
+    .ca_list = sq_ca_list,
+    .ca_activate = sq_ca_activate,
+    .ca_delete = sq_ca_delete,
+    .cert_insert = sq_cert_insert,
+    .cert_get = sq_cert_get,
+    .audit_verify = sq_audit_verify,
+};
+
+static int migrate(sqlite3 *db, char *err, size_t errlen)
+{
+    if (exec(db, "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                 "applied_at INTEGER NOT NULL)") != 0)
+        goto fail;
+    for (unsigned i = 0; i < store_migrations_count; i++) {
+        const struct store_migration *m = &store_migrations[i];
+        sqlite3_stmt *st = prep(db, "SELECT 1 FROM schema_version WHERE version=?");
+        if (!st)
+            goto fail;
+        sqlite3_bind_int(st, 1, m->version);
+        int have = sqlite3_step(st) == SQLITE_ROW;
+        sqlite3_finalize(st);
+        if (have)
+            continue;
+        if (begin(db) != 0)
+            goto fail;
+        if (exec(db, m->sql) != 0) {
+            rollback(db);
+            snprintf(err, errlen, "migration %s failed", m->name);
+            return -1;
+        }
+        st = prep(db, "INSERT INTO schema_version(version,name,applied_at) VALUES(?,?,?)");
+        if (!st) {
+            rollback(db);
+            goto fail;
+        }
+        sqlite3_bind_int(st, 1, m->version);
+        bind_text(st, 2, m->name);
+        sqlite3_bind_int64(st, 3, time_now());
+        int rc = step_done(st);
+        sqlite3_finalize(st);
+        if (rc != STORE_OK || commit(db) != 0) {
+            rollback(db);
+            goto fail;
+        }
+    }
+    return 0;
+fail:
+    snprintf(err, errlen, "schema migration failed: %s", sqlite3_errmsg(db));
+    return -1;
+}
+
+struct store *store_sqlite_open(const char *path, char *err, size_t errlen)
+{
+    struct store *s = calloc(1, sizeof(*s));
+    struct sq *q = calloc(1, sizeof(*q));
+    if (!s || !q)
+        goto fail;
+    pthread_mutex_init(&q->mu, NULL);
+    s->ops = &sqlite_ops;
+    s->impl = q;
+    if (sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL) !=
+        SQLITE_OK) {
+        snprintf(err, errlen, "cannot open database %s: %s", path, q->db ? sqlite3_errmsg(q->db) : "out of memory");
+        goto fail;
+    }
+    sqlite3_busy_timeout(q->db, 5000);
+    /* WAL + synchronous=FULL: a committed row survives power loss, which is
+     * what "returned only after committed" needs. */
+    if (exec(q->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;") != 0) {
+        snprintf(err, errlen, "cannot configure database %s", path);
+        goto fail;
+    }
+    if (migrate(q->db, err, errlen) != 0)
+        goto fail;
+    return s;
+fail:
+    if (s && q)
+        sq_close(s);
+    else {
+        free(q);
+        free(s);
+    }
+    return NULL;
+}

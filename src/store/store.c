@@ -1,0 +1,63 @@
+#include "store/store.h"
+
+#include "store/sqlite/store_sqlite.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct store *store_open(const char *uri, char *err, size_t errlen)
+{
+    if (strncmp(uri, "sqlite:", 7) == 0)
+        return store_sqlite_open(uri + 7, err, errlen);
+    snprintf(err, errlen, "unsupported store '%s' (expected sqlite:PATH)", uri);
+    return NULL;
+}
+
+void store_close(struct store *s)
+{
+    if (s)
+        s->ops->close(s);
+}
+
+void store_free_ids(char **ids, size_t n)
+{
+    for (size_t i = 0; ids && i < n; i++)
+        free(ids[i]);
+    free(ids);
+}
+
+void token_rec_free(struct token_rec *t)
+{
+    free(t->roles);
+    t->roles = NULL;
+}
+
+void ca_rec_free(struct ca_rec *c)
+{
+    free(c->friendly_name);
+    free(c->key_blob);
+    free(c->cert_der);
+    free(c->csr_der);
+    free(c->subject);
+    memset(c, 0, sizeof(*c));
+}
+
+void cert_rec_free(struct cert_rec *c)
+{
+    free(c->subject);
+    free(c->sans);
+    free(c->profile_id);
+    free(c->requester);
+    free(c->der);
+    memset(c, 0, sizeof(*c));
+}
+
+void ca_list_free(struct ca_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        ca_rec_free(&l->items[i]);
+    free(l->items);
+    l->items = NULL;
+    l->n = 0;
+}

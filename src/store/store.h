@@ -1,0 +1,160 @@
+/* store: the one persistence interface. Backends (SQLite now, PostgreSQL
+ * later) implement `struct store_ops`; nothing outside src/store/ sees a
+ * backend type. Every write op is one transaction: the row, its event and
+ * its audit record commit together or not at all.
+ *
+ * Return codes: STORE_OK, or a negative STORE_E* value. Records returned to
+ * callers own their heap fields; free them with the matching *_free(). */
+#ifndef PKIAAS_STORE_STORE_H
+#define PKIAAS_STORE_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+    STORE_OK = 0,
+    STORE_ENOTFOUND = -1,
+    STORE_ECONFLICT = -2, /* unique constraint: already exists */
+    STORE_ERESERVED = -3, /* identifier reserved after deletion */
+    STORE_EIO = -4,       /* backend failure */
+    STORE_EINVAL = -5,
+};
+
+#define STORE_ID_MAX 64
+
+struct audit_rec {
+    const char *actor;  /* e.g. "token:<name>", "system" */
+    const char *action; /* e.g. "ca.create" */
+    const char *target; /* e.g. "ca:root-1" */
+    const char *detail; /* JSON text or NULL; never secrets */
+};
+
+struct partition_rec {
+    char id[STORE_ID_MAX + 1];
+    char label[STORE_ID_MAX + 1];
+    char region[16];
+    char subscription_id[32];
+    int64_t created_at;
+};
+
+struct token_rec {
+    char token_hash[65];
+    char partition_id[STORE_ID_MAX + 1];
+    char name[STORE_ID_MAX + 1];
+    char *roles;
+    int64_t created_at;
+    int64_t revoked_at; /* 0 = live */
+};
+void token_rec_free(struct token_rec *t);
+
+struct user_rec {
+    char partition_id[STORE_ID_MAX + 1];
+    char *email;
+    char *password_hash;
+    char *roles;
+    int64_t created_at;
+};
+
+struct ca_rec {
+    int64_t pk;
+    char partition_id[STORE_ID_MAX + 1];
+    char id[24];
+    char *friendly_name;
+    char type[16];   /* root | externalKey | intermediate | subord */
+    char status[12]; /* active | pending | deleted */
+    char parent_id[24];
+    char key_label[64];
+    unsigned char *key_blob;
+    size_t key_blob_len;
+    unsigned char *cert_der;
+    size_t cert_len;
+    unsigned char *csr_der;
+    size_t csr_len;
+    char *subject;
+    int path_len; /* -1 = unlimited */
+    bool crl_enabled;
+    bool ocsp_enabled;
+    int64_t created_at;
+    int64_t deleted_at; /* 0 = not deleted */
+};
+void ca_rec_free(struct ca_rec *c);
+
+struct cert_rec {
+    int64_t pk;
+    char partition_id[STORE_ID_MAX + 1];
+    int64_t issuer_ca_pk;
+    char serial[48];
+    char *subject;
+    char *sans;
+    int64_t not_before, not_after;
+    char status[12];
+    int revocation_reason; /* -1 = none */
+    int64_t revoked_at, invalidity_date;
+    char *profile_id;
+    char *requester;
+    bool is_ca;
+    unsigned char *der;
+    size_t der_len;
+    int64_t created_at;
+};
+void cert_rec_free(struct cert_rec *c);
+
+struct ca_list {
+    struct ca_rec *items;
+    size_t n;
+};
+void ca_list_free(struct ca_list *l);
+
+struct store;
+
+struct store_ops {
+    const char *name;
+    void (*close)(struct store *s);
+    int (*ping)(struct store *s);
+
+    /* Tenancy: subscription + partition + owner + first API token, atomically.
+     * STORE_ECONFLICT when the partition exists. */
+    int (*partition_bootstrap)(struct store *s, const struct partition_rec *p, const struct user_rec *owner,
+                               const struct token_rec *tok, const struct audit_rec *a);
+    int (*partition_get)(struct store *s, const char *id, struct partition_rec *out);
+    int (*token_get)(struct store *s, const char *token_hash, struct token_rec *out);
+
+    /* CAs. ca_insert fails with STORE_ECONFLICT when a live CA has the id and
+     * STORE_ERESERVED when one was deleted less than `reserve_s` ago. When
+     * `cert` is given (a CA certificate issued by a CA of ours) its row is
+     * inserted in the same transaction; cert->issuer_ca_pk is the parent's pk,
+     * or 0 for a self-signed root (then the new CA's own pk is used). */
+    int (*ca_insert)(struct store *s, struct ca_rec *c, const struct cert_rec *cert, int64_t now, int64_t reserve_s,
+                     const struct audit_rec *a);
+    int (*ca_get)(struct store *s, const char *partition, const char *id, struct ca_rec *out);
+    int (*ca_list)(struct store *s, const char *partition, bool include_deleted, struct ca_list *out);
+    /* Pending → active with the imported certificate. */
+    int (*ca_activate)(struct store *s, const char *partition, const char *id, const unsigned char *der, size_t len,
+                       const struct audit_rec *a);
+    /* Marks the CA and all live descendants deleted; returns their ids
+     * (including the CA itself) in *ids (malloc'd array of malloc'd strings). */
+    int (*ca_delete)(struct store *s, const char *partition, const char *id, int64_t now, char ***ids, size_t *nids,
+                     const struct audit_rec *a);
+
+    int (*cert_insert)(struct store *s, struct cert_rec *c, const struct audit_rec *a);
+    int (*cert_get)(struct store *s, const char *partition, int64_t issuer_ca_pk, const char *serial,
+                    struct cert_rec *out);
+
+    /* Audit: verifies the whole hash chain; returns the number of records or
+     * a negative error, with the first broken seq in *bad_seq. */
+    long (*audit_verify)(struct store *s, int64_t *bad_seq);
+};
+
+struct store {
+    const struct store_ops *ops;
+    void *impl;
+};
+
+/* Opens the backend named by a URI: "sqlite:/path/to/db" (migrations are
+ * applied). NULL with a message in err on failure. */
+struct store *store_open(const char *uri, char *err, size_t errlen);
+void store_close(struct store *s);
+void store_free_ids(char **ids, size_t n);
+
+#endif

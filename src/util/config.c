@@ -1,0 +1,191 @@
+#include "util/config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void config_defaults(struct config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->http_addr = strdup("127.0.0.1:8080");
+    c->https_addr = strdup("127.0.0.1:8443");
+    c->region = strdup("us");
+    c->log_level = strdup("info");
+    c->max_body = 1024 * 1024;
+    c->shutdown_grace_s = 4;
+}
+
+static int set_str(char **dst, const char *v)
+{
+    char *d = strdup(v);
+    if (!d)
+        return -1;
+    free(*dst);
+    *dst = d;
+    return 0;
+}
+
+static int parse_long(const char *v, long min, long max, long *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long x = strtol(v, &end, 10);
+    if (errno || !end || end == v || *end || x < min || x > max)
+        return -1;
+    *out = x;
+    return 0;
+}
+
+int config_set(struct config *c, const char *key, const char *value, char *err, size_t errlen)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } strs[] = {
+        {"data_dir", offsetof(struct config, data_dir)},
+        {"http", offsetof(struct config, http_addr)},
+        {"https", offsetof(struct config, https_addr)},
+        {"public_http_url", offsetof(struct config, public_http_url)},
+        {"public_https_url", offsetof(struct config, public_https_url)},
+        {"store", offsetof(struct config, store)},
+        {"master_key_file", offsetof(struct config, master_key_file)},
+        {"tls_cert_file", offsetof(struct config, tls_cert_file)},
+        {"tls_key_file", offsetof(struct config, tls_key_file)},
+        {"region", offsetof(struct config, region)},
+        {"log_level", offsetof(struct config, log_level)},
+    };
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
+        if (strcmp(key, strs[i].name) == 0)
+            return set_str((char **)((char *)c + strs[i].off), value);
+    long x;
+    if (strcmp(key, "threads") == 0) {
+        if (parse_long(value, 0, 256, &x) != 0)
+            goto bad;
+        c->threads = (int)x;
+        return 0;
+    }
+    if (strcmp(key, "max_body") == 0) {
+        if (parse_long(value, 1024, 256L * 1024 * 1024, &x) != 0)
+            goto bad;
+        c->max_body = (size_t)x;
+        return 0;
+    }
+    if (strcmp(key, "shutdown_grace_s") == 0) {
+        if (parse_long(value, 0, 60, &x) != 0)
+            goto bad;
+        c->shutdown_grace_s = (int)x;
+        return 0;
+    }
+    snprintf(err, errlen, "unknown configuration key '%s'", key);
+    return -1;
+bad:
+    snprintf(err, errlen, "bad value for '%s'", key);
+    return -1;
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t')
+        s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
+        s[--n] = 0;
+    return s;
+}
+
+int config_load_file(struct config *c, const char *path, char *err, size_t errlen)
+{
+    FILE *f = fopen(path, "r");
+    char *line = NULL;
+    size_t cap = 0;
+    int rc = -1, lineno = 0;
+    if (!f) {
+        snprintf(err, errlen, "cannot open config %s: %s", path, strerror(errno));
+        return -1;
+    }
+    while (getline(&line, &cap, f) > 0) {
+        lineno++;
+        char *s = trim(line);
+        if (!*s || *s == '#')
+            continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            snprintf(err, errlen, "%s:%d: expected key = value", path, lineno);
+            goto out;
+        }
+        *eq = 0;
+        char *k = trim(s), *v = trim(eq + 1);
+        size_t vn = strlen(v);
+        if (vn >= 2 && v[0] == '"' && v[vn - 1] == '"') {
+            v[vn - 1] = 0;
+            v++;
+        }
+        char sub[200];
+        if (config_set(c, k, v, sub, sizeof sub) != 0) {
+            snprintf(err, errlen, "%s:%d: %s", path, lineno, sub);
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+static char *join(const char *a, const char *b)
+{
+    size_t n = strlen(a) + strlen(b) + 1;
+    char *s = malloc(n);
+    if (s)
+        snprintf(s, n, "%s%s", a, b);
+    return s;
+}
+
+int config_finish(struct config *c, char *err, size_t errlen)
+{
+    if (!c->data_dir || !*c->data_dir) {
+        snprintf(err, errlen, "--data-dir is required");
+        return -1;
+    }
+    if (!c->store) {
+        char *p = join("sqlite:", c->data_dir);
+        c->store = p ? join(p, "/pkiaas.db") : NULL;
+        free(p);
+        if (!c->store)
+            return -1;
+    }
+    if (!c->master_key_file && !(c->master_key_file = join(c->data_dir, "/master.key")))
+        return -1;
+    if (!c->public_http_url && c->http_addr && *c->http_addr && !(c->public_http_url = join("http://", c->http_addr)))
+        return -1;
+    if (!c->public_https_url && c->https_addr && *c->https_addr &&
+        !(c->public_https_url = join("https://", c->https_addr)))
+        return -1;
+    if (!c->public_http_url && !(c->public_http_url = strdup("http://localhost")))
+        return -1;
+    if (!c->public_https_url && !(c->public_https_url = strdup(c->public_http_url)))
+        return -1;
+    if ((c->tls_cert_file == NULL) != (c->tls_key_file == NULL)) {
+        snprintf(err, errlen, "tls_cert_file and tls_key_file must be given together");
+        return -1;
+    }
+    return 0;
+}
+
+void config_free(struct config *c)
+{
+    free(c->data_dir);
+    free(c->http_addr);
+    free(c->https_addr);
+    free(c->public_http_url);
+    free(c->public_https_url);
+    free(c->store);
+    free(c->master_key_file);
+    free(c->tls_cert_file);
+    free(c->tls_key_file);
+    free(c->region);
+    free(c->log_level);
+    memset(c, 0, sizeof(*c));
+}

@@ -1,0 +1,38 @@
+/* config: daemon configuration. Every option has a default (see
+ * docs/configuration.md); a config file holds `key = value` lines, `#`
+ * comments, values optionally in double quotes. Command-line flags override
+ * the file. */
+#ifndef PKIAAS_UTIL_CONFIG_H
+#define PKIAAS_UTIL_CONFIG_H
+
+#include <stddef.h>
+
+struct config {
+    char *data_dir;
+    char *http_addr;        /* "127.0.0.1:8080"; "" disables */
+    char *https_addr;       /* "127.0.0.1:8443"; "" disables */
+    char *public_http_url;  /* base of CRL/OCSP/AIA URLs; default http://<http_addr> */
+    char *public_https_url; /* base of API/CAGW URLs; default https://<https_addr> */
+    char *store;            /* "sqlite:<path>"; default sqlite:<data_dir>/pkiaas.db */
+    char *master_key_file;  /* default <data_dir>/master.key */
+    char *tls_cert_file;    /* optional operator-supplied HTTPS certificate (PEM) */
+    char *tls_key_file;     /* ... and its key (PEM) */
+    char *region;           /* default region for bootstrap: "us" */
+    char *log_level;        /* debug|info|warn|error */
+    int threads;            /* HTTP worker threads; 0 = number of CPUs */
+    size_t max_body;        /* bytes; default 1 MiB */
+    int shutdown_grace_s;   /* default 4 */
+};
+
+/* Fills defaults. data_dir may be NULL at this point. */
+void config_defaults(struct config *c);
+/* Reads a file over the defaults; -1 with a message in err on bad syntax or
+ * unknown keys. */
+int config_load_file(struct config *c, const char *path, char *err, size_t errlen);
+/* Sets one option by name (used by the file loader and by CLI flags). */
+int config_set(struct config *c, const char *key, const char *value, char *err, size_t errlen);
+/* Derives the defaults that depend on data_dir / addresses. */
+int config_finish(struct config *c, char *err, size_t errlen);
+void config_free(struct config *c);
+
+#endif

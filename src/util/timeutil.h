@@ -1,0 +1,18 @@
+/* timeutil: UTC time helpers (seconds since the epoch as int64). */
+#ifndef PKIAAS_UTIL_TIMEUTIL_H
+#define PKIAAS_UTIL_TIMEUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+int64_t time_now(void);
+double time_mono_ms(void);
+/* RFC 3339 "YYYY-MM-DDTHH:MM:SSZ" (also accepts fractional seconds and
+ * +hh:mm offsets, and a bare "YYYY-MM-DD" meaning midnight UTC). 0 on success. */
+int time_parse_rfc3339(const char *s, int64_t *out);
+/* Writes "YYYY-MM-DDTHH:MM:SSZ" into out (at least 21 bytes). */
+void time_format_rfc3339(int64_t t, char *out, size_t n);
+/* Adds whole calendar years / days, clamping Feb 29 to Feb 28. */
+int64_t time_add_years(int64_t t, int years);
+
+#endif

@@ -1128,6 +1128,12 @@ int main(int argc, char **argv)
         rc = usage_error(cmd->usage, "unexpected argument '%s'", a.pos[nwords + cmd->max_args]);
         goto out;
     }
+    for (int i = nwords; i < a.npos; i++) {
+        if (!*a.pos[i]) {
+            rc = usage_error(cmd->usage, "%s", "empty argument");
+            goto out;
+        }
+    }
     for (int o = 0; o < O_COUNT; o++) {
         if (a.seen[o] && !((GLOBAL_OPTS | cmd->opts) & BIT(o))) {
             for (size_t i = 0; i < sizeof(optdefs) / sizeof(optdefs[0]); i++)

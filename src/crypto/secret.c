@@ -92,17 +92,22 @@ char *secret_token_hash(const char *token)
 char *secret_new_password(void)
 {
     static const char alpha[] = "abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    unsigned char r[20];
-    char *s = malloc(sizeof r + 1);
-    if (!s || random_bytes(r, sizeof r) != 0) {
-        free(s);
+    const unsigned limit = 256 - 256 % (sizeof alpha - 1); /* rejection sampling: no modulo bias */
+    unsigned char r[64];
+    size_t n = 0;
+    char *s = malloc(21);
+    if (!s)
         return NULL;
+    while (n < 20) {
+        if (random_bytes(r, sizeof r) != 0) {
+            free(s);
+            return NULL;
+        }
+        for (size_t i = 0; i < sizeof r && n < 20; i++)
+            if (r[i] < limit)
+                s[n++] = alpha[r[i] % (sizeof alpha - 1)];
     }
-    /* 55 symbols: rejection-free modulo bias is < 1%, acceptable for a
-     * one-time password that must be changed. */
-    for (size_t i = 0; i < sizeof r; i++)
-        s[i] = alpha[r[i] % (sizeof alpha - 1)];
-    s[sizeof r] = 0;
+    s[20] = 0;
     OPENSSL_cleanse(r, sizeof r);
     return s;
 }

@@ -20,6 +20,7 @@ static void usage(FILE *f)
     fprintf(f, "usage:\n"
                "  pkiaasd serve --data-dir DIR [--config FILE] [--http ADDR:PORT] [--https ADDR:PORT]\n"
                "  pkiaasd bootstrap --data-dir DIR --partition ID --owner-email EMAIL [--json] [--config FILE]\n"
+               "  pkiaasd routes      (print the HTTP route table)\n"
                "  pkiaasd --version\n");
 }
 
@@ -196,6 +197,14 @@ int main(int argc, char **argv)
         return cmd_serve(argc, argv);
     if (strcmp(argv[1], "bootstrap") == 0)
         return cmd_bootstrap(argc, argv);
+    if (strcmp(argv[1], "routes") == 0) {
+        /* The route table, one "METHOD /pattern" per line: docs/openapi.yaml
+         * is checked against it by the test suite. */
+        const struct router *rt = api_router();
+        for (size_t i = 0; i < rt->n; i++)
+            printf("%s %s\n", rt->routes[i].method, rt->routes[i].pattern);
+        return 0;
+    }
     if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
         printf("pkiaasd %s\n", PKIAAS_VERSION);
         return 0;

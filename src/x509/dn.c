@@ -530,15 +530,17 @@ out:
 /* Returns the dotted OID as a malloc'd string, or NULL. */
 static char *obj_text(const ASN1_OBJECT *obj)
 {
-    char *p = NULL;
+    char *p = NULL, *ret = NULL;
     int n = OBJ_obj2txt(NULL, 0, obj, 1);
     if (n <= 0 || !(p = malloc((size_t)n + 1)))
-        return NULL;
-    if (OBJ_obj2txt(p, n + 1, obj, 1) != n) {
-        free(p);
-        return NULL;
-    }
-    return p;
+        goto out;
+    if (OBJ_obj2txt(p, n + 1, obj, 1) != n)
+        goto out;
+    ret = p;
+    p = NULL;
+out:
+    free(p);
+    return ret;
 }
 
 static int append_escaped(struct buf *b, const unsigned char *v, size_t n)

@@ -1,3 +1,4 @@
+string(REPLACE "|" ";" FILES "${FILES}")
 # Writes a C file holding every migration as a string, in file-name order.
 set(body "/* generated from src/store/migrations: do not edit */\n#include \"store/migrations.h\"\n\n")
 set(table "const struct store_migration store_migrations[] = {\n")

@@ -20,6 +20,22 @@ static const struct route routes[] = {
     {"POST", P "/cas/{}/certificate", api_ca_import},
     {"GET", P "/cas/{}/chain", api_ca_chain},
     {"GET", P "/cas/{}/csr", api_ca_csr},
+    {"GET", P "/cas/{}/profiles", api_ca_profiles_get},
+    {"POST", P "/cas/{}/profiles", api_ca_profiles_add},
+    {"DELETE", P "/cas/{}/profiles/{}", api_ca_profiles_remove},
+    {"GET", P "/profiles", api_profile_list},
+    {"POST", P "/profiles", api_profile_clone},
+    {"GET", P "/profiles/{}", api_profile_get},
+    {"PUT", P "/profiles/{}", api_profile_update},
+    {"DELETE", P "/profiles/{}", api_profile_delete},
+    {"POST", P "/cas/{}/certificates", api_cert_issue},
+    {"GET", P "/cas/{}/certificates", api_cert_list},
+    {"GET", P "/cas/{}/certificates/{}", api_cert_get},
+    {"GET", P "/cas/{}/certificates/{}/download", api_cert_download},
+    {"POST", P "/cas/{}/certificates/{}/revoke", api_cert_revoke},
+    {"POST", P "/cas/{}/certificates/{}/suspend", api_cert_suspend},
+    {"POST", P "/cas/{}/certificates/{}/unsuspend", api_cert_unsuspend},
+    {"GET", P "/inventory", api_inventory},
 };
 
 static const struct router router = {routes, sizeof routes / sizeof routes[0]};

@@ -34,5 +34,27 @@ void api_ca_chain(struct http_req *req, struct http_resp *resp);
 void api_ca_csr(struct http_req *req, struct http_resp *resp);
 void api_ca_import(struct http_req *req, struct http_resp *resp);
 void api_public_ca_cert(struct http_req *req, struct http_resp *resp);
+void api_profile_list(struct http_req *req, struct http_resp *resp);
+void api_profile_get(struct http_req *req, struct http_resp *resp);
+void api_profile_clone(struct http_req *req, struct http_resp *resp);
+void api_profile_update(struct http_req *req, struct http_resp *resp);
+void api_profile_delete(struct http_req *req, struct http_resp *resp);
+void api_ca_profiles_get(struct http_req *req, struct http_resp *resp);
+void api_ca_profiles_add(struct http_req *req, struct http_resp *resp);
+void api_ca_profiles_remove(struct http_req *req, struct http_resp *resp);
+void api_cert_issue(struct http_req *req, struct http_resp *resp);
+void api_cert_list(struct http_req *req, struct http_resp *resp);
+void api_cert_get(struct http_req *req, struct http_resp *resp);
+void api_cert_download(struct http_req *req, struct http_resp *resp);
+void api_cert_revoke(struct http_req *req, struct http_resp *resp);
+void api_cert_suspend(struct http_req *req, struct http_resp *resp);
+void api_cert_unsuspend(struct http_req *req, struct http_resp *resp);
+void api_inventory(struct http_req *req, struct http_resp *resp);
+
+/* Assigns a profile to a CA after checking allowedCATypes (used by CA
+ * creation and the CA profiles endpoint). */
+struct ca_rec;
+int api_assign_profile(struct api_ctx *ctx, const struct principal *p, const struct ca_rec *c, const char *pid,
+                       struct err *e);
 
 #endif

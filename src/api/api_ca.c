@@ -1,6 +1,8 @@
 #include "api/api.h"
 
 #include "authz/authz.h"
+#include "ca/issue.h"
+#include "ca/profile.h"
 #include "crypto/keyspec.h"
 #include "util/codec.h"
 #include "util/json_util.h"
@@ -202,7 +204,7 @@ void api_ca_create(struct http_req *req, struct http_resp *resp)
     struct jerr je;
     struct err e;
     static const char *const keys[] = {"id", "friendlyName", "type", "parentId", "signingKeyDetails", "subject",
-                                       "expiryDate", "pathLength", "enableCrl", "enableOcsp", "certificate", NULL};
+                                       "expiryDate", "pathLength", "enableCrl", "enableOcsp", "certificate", "profiles", NULL};
     json_t *j = NULL;
     const char *cert = NULL;
     long long pl = 0;
@@ -241,10 +243,37 @@ void api_ca_create(struct http_req *req, struct http_resp *resp)
         cr.cert = (const unsigned char *)cert;
         cr.cert_len = strlen(cert);
     }
+    const json_t *profiles = json_object_get(j, "profiles");
+    if (profiles && !json_is_null(profiles) && (!json_is_array(profiles) || json_array_size(profiles) > 256)) {
+        resp_error(resp, 400, "invalid_field", "profiles", "profiles: an array of profile ids");
+        goto out;
+    }
+    size_t pi;
+    json_t *pv;
+    json_array_foreach(profiles, pi, pv) {
+        struct err pe;
+        const struct profile *pr = json_is_string(pv) ? profile_resolve(ctx->store, p.partition,
+                                                                         json_string_value(pv), &pe)
+                                                      : NULL;
+        unsigned t = profile_catype(cr.type ? cr.type : "");
+        if (!pr || !t || !(pr->ca_types & t)) {
+            resp_error(resp, 400, "invalid_field", "profiles", "profiles[%zu]: %s", pi,
+                       !pr ? "no such profile" : "the profile's allowedCATypes exclude this CA type");
+            profile_release(pr);
+            goto out;
+        }
+        profile_release(pr);
+    }
     memset(&e, 0, sizeof e);
     if (ca_create(&ctx->env, p.partition, &cr, p.actor, &c, &e) != 0) {
         resp_err(resp, &e);
         goto out;
+    }
+    json_array_foreach(profiles, pi, pv) {
+        if (api_assign_profile(ctx, &p, &c, json_string_value(pv), &e) != 0) {
+            resp_err(resp, &e);
+            goto out;
+        }
     }
     char loc[160];
     snprintf(loc, sizeof loc, "/api/v1/partitions/%s/cas/%s", p.partition, c.id);

@@ -80,6 +80,9 @@ bool authz_allow(const struct principal *p, enum authz_action a)
                has_role(p, ROLE_PROTO_AUDITORS);
     case AUTHZ_CA_WRITE:
         return has_role(p, ROLE_OWNERS) || has_role(p, ROLE_CA_ADMINS);
+    case AUTHZ_CERT_ISSUE:
+    case AUTHZ_CERT_MANAGE:
+        return has_role(p, ROLE_OWNERS) || has_role(p, ROLE_CA_ADMINS) || has_role(p, ROLE_CERT_ADMINS);
     }
     return false;
 }

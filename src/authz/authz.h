@@ -22,7 +22,9 @@
 
 enum authz_action {
     AUTHZ_CA_READ,  /* browse CAs, download certificates */
-    AUTHZ_CA_WRITE, /* create, import, delete CAs */
+    AUTHZ_CA_WRITE, /* create, import, delete CAs; profiles */
+    AUTHZ_CERT_ISSUE,  /* issue certificates */
+    AUTHZ_CERT_MANAGE, /* revoke, suspend, unsuspend */
 };
 
 struct principal {

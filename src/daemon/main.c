@@ -1,6 +1,7 @@
 /* pkiaasd: entry points only (serve, bootstrap). Logic lives in the
  * modules; this file parses flags, wires the context and waits for signals. */
 #include "api/api.h"
+#include "ca/profile.h"
 #include "ca/service_ca.h"
 #include "daemon/bootstrap.h"
 #include "daemon/context.h"
@@ -102,6 +103,11 @@ static int cmd_serve(int argc, char **argv)
     }
     if (configure(&a, &f, err, sizeof err) != 0 || app_open(&a, err, sizeof err) != 0) {
         log_error("%s", err);
+        goto out;
+    }
+    struct err perr;
+    if (profiles_system_init(&perr) != 0) {
+        log_error("%s", perr.msg);
         goto out;
     }
     /* Block the shutdown signals in every thread; the main thread waits. */

@@ -61,3 +61,21 @@ void ca_list_free(struct ca_list *l)
     l->items = NULL;
     l->n = 0;
 }
+
+void profile_rows_free(struct profile_rows *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        free(r->items[i].json);
+    free(r->items);
+    r->items = NULL;
+    r->n = 0;
+}
+
+void cert_list_free(struct cert_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        cert_rec_free(&l->items[i]);
+    free(l->items);
+    l->items = NULL;
+    l->n = 0;
+}

@@ -19,6 +19,8 @@ enum {
     STORE_ERESERVED = -3, /* identifier reserved after deletion */
     STORE_EIO = -4,       /* backend failure */
     STORE_EINVAL = -5,
+    STORE_EQUOTA = -6,    /* purchased certificates exhausted */
+    STORE_ESTATE = -7,    /* status transition not allowed */
 };
 
 #define STORE_ID_MAX 64
@@ -106,6 +108,39 @@ struct ca_list {
 };
 void ca_list_free(struct ca_list *l);
 
+struct profile_row {
+    char id[STORE_ID_MAX + 1];
+    char *json;
+};
+struct profile_rows {
+    struct profile_row *items;
+    size_t n;
+};
+void profile_rows_free(struct profile_rows *r);
+
+struct cert_query {
+    const char *status;       /* NULL = any */
+    const char *profile_id;
+    const char *text;         /* substring of subject or SANs */
+    const char *serial;
+    int64_t expires_before;   /* 0 = no bound (not_after <= x) */
+    int64_t expires_after;    /* 0 = no bound (not_after > x) */
+    int64_t cursor_not_after; /* keyset pagination: strictly after (na, serial) */
+    const char *cursor_serial;
+    bool include_ca;
+    unsigned limit;
+};
+
+struct cert_list {
+    struct cert_rec *items;
+    size_t n;
+};
+void cert_list_free(struct cert_list *l);
+
+struct inventory {
+    long long certs_issued, certs_purchased, cas_active, cas_purchased;
+};
+
 struct store;
 
 struct store_ops {
@@ -137,7 +172,29 @@ struct store_ops {
     int (*ca_delete)(struct store *s, const char *partition, const char *id, int64_t now, char ***ids, size_t *nids,
                      const struct audit_rec *a);
 
-    int (*cert_insert)(struct store *s, struct cert_rec *c, const struct audit_rec *a);
+    /* Inserts an issued certificate. With count_quota, the subscription's
+     * issued counter is incremented in the same transaction and
+     * STORE_EQUOTA returned when the purchase is exhausted. */
+    int (*cert_insert)(struct store *s, struct cert_rec *c, bool count_quota, const struct audit_rec *a);
+    int (*cert_list)(struct store *s, const char *partition, int64_t issuer_ca_pk, const struct cert_query *q,
+                     struct cert_list *out);
+    /* issued -> revoked|suspended, suspended -> revoked|issued; revoked is
+     * final (STORE_ESTATE). reason -1 = none. */
+    int (*cert_set_status)(struct store *s, const char *partition, int64_t issuer_ca_pk, const char *serial,
+                           const char *status, int reason, int64_t at, int64_t invalidity,
+                           const struct audit_rec *a);
+    int (*inventory)(struct store *s, const char *partition, struct inventory *out);
+
+    /* Custom profiles (system ones live in code). */
+    int (*profile_put)(struct store *s, const char *partition, const char *id, const char *group, const char *json,
+                       bool create, const struct audit_rec *a);
+    int (*profile_get)(struct store *s, const char *partition, const char *id, char **json);
+    int (*profile_list)(struct store *s, const char *partition, struct profile_rows *out);
+    /* STORE_ECONFLICT while a CA uses it. */
+    int (*profile_delete)(struct store *s, const char *partition, const char *id, const struct audit_rec *a);
+    int (*ca_profile_list)(struct store *s, const char *partition, int64_t ca_pk, char ***ids, size_t *n);
+    int (*ca_profile_set)(struct store *s, const char *partition, int64_t ca_pk, const char *profile_id, bool add,
+                          const struct audit_rec *a);
     int (*cert_get)(struct store *s, const char *partition, int64_t issuer_ca_pk, const char *serial,
                     struct cert_rec *out);
 

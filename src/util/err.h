@@ -13,11 +13,16 @@ struct err {
     char msg[320];
 };
 
+static inline void err_field_set(char *dst, size_t n, const char *f)
+{
+    snprintf(dst, n, "%s", f ? f : "");
+}
+
 #define err_set(e, st, cd, fld, ...)                                                                               \
     do {                                                                                                           \
         (e)->status = (st);                                                                                        \
         snprintf((e)->code, sizeof (e)->code, "%s", (cd));                                                         \
-        snprintf((e)->field, sizeof (e)->field, "%s", (fld) ? (const char *)(fld) : "");                           \
+        err_field_set((e)->field, sizeof (e)->field, (fld));                                                       \
         snprintf((e)->msg, sizeof (e)->msg, __VA_ARGS__);                                                          \
     } while (0)
 

@@ -43,58 +43,75 @@ out:
     return rc;
 }
 
-X509 *certbuild_sign(const struct cert_template *t, struct signer *s, char *err, size_t errlen)
+X509 *certbuild_prepare(const struct cert_template *t, struct signer *s)
 {
-    X509 *x = X509_new(), *res = NULL;
+    X509 *x = X509_new();
     ASN1_INTEGER *sn = NULL;
     X509_ALGOR *alg = NULL;
-    unsigned char *tbs = NULL, *der = NULL;
-    size_t derlen = 0;
     BIGNUM *bn = NULL;
+    int ok = 0;
     if (!x || X509_set_version(x, X509_VERSION_3) != 1)
-        goto fail;
+        goto out;
     if (!(bn = BN_bin2bn(t->serial, SERIAL_LEN, NULL)) || !(sn = BN_to_ASN1_INTEGER(bn, NULL)) ||
         X509_set_serialNumber(x, sn) != 1)
-        goto fail;
+        goto out;
     if (X509_set_issuer_name(x, t->issuer) != 1 || X509_set_subject_name(x, t->subject) != 1)
-        goto fail;
+        goto out;
     /* ASN1_TIME_set picks UTCTime before 2050 and GeneralizedTime after, as
      * RFC 5280 4.1.2.5 requires. */
     if (!ASN1_TIME_set(X509_getm_notBefore(x), (time_t)t->not_before) ||
         !ASN1_TIME_set(X509_getm_notAfter(x), (time_t)t->not_after))
-        goto fail;
+        goto out;
     if (X509_set_pubkey(x, t->pubkey) != 1)
-        goto fail;
+        goto out;
     for (int i = 0; t->exts && i < sk_X509_EXTENSION_num(t->exts); i++)
         if (X509_add_ext(x, sk_X509_EXTENSION_value(t->exts, i), -1) != 1)
-            goto fail;
+            goto out;
     /* The TBS carries the signature algorithm too (4.1.2.3); OpenSSL only
      * exposes it const because it normally fills it while signing. */
     if (!(alg = signer_algor(s)) || X509_ALGOR_copy((X509_ALGOR *)X509_get0_tbs_sigalg(x), alg) != 1)
-        goto fail;
-    int tbslen = i2d_re_X509_tbs(x, &tbs);
-    if (tbslen <= 0)
-        goto fail;
-    if (certbuild_signed_der(s, tbs, (size_t)tbslen, &der, &derlen) != 0) {
-        snprintf(err, errlen, "signing failed");
         goto out;
-    }
-    const unsigned char *p = der;
-    res = d2i_X509(NULL, &p, (long)derlen);
-    if (!res || p != der + derlen) {
-        X509_free(res);
-        res = NULL;
-        goto fail;
-    }
-    goto out;
-fail:
-    snprintf(err, errlen, "certificate assembly failed");
+    ok = 1;
 out:
-    X509_free(x);
     ASN1_INTEGER_free(sn);
     BN_free(bn);
     X509_ALGOR_free(alg);
+    if (!ok) {
+        X509_free(x);
+        x = NULL;
+    }
+    return x;
+}
+
+X509 *certbuild_finish(X509 *tbsx, struct signer *s)
+{
+    unsigned char *tbs = NULL, *der = NULL;
+    size_t derlen = 0;
+    X509 *res = NULL;
+    int tbslen = i2d_re_X509_tbs(tbsx, &tbs);
+    if (tbslen <= 0 || certbuild_signed_der(s, tbs, (size_t)tbslen, &der, &derlen) != 0)
+        goto out;
+    const unsigned char *p = der;
+    res = d2i_X509(NULL, &p, (long)derlen);
+    if (res && p != der + derlen) {
+        X509_free(res);
+        res = NULL;
+    }
+out:
     OPENSSL_free(tbs);
     free(der);
+    return res;
+}
+
+X509 *certbuild_sign(const struct cert_template *t, struct signer *s, char *err, size_t errlen)
+{
+    X509 *x = certbuild_prepare(t, s), *res = NULL;
+    if (!x) {
+        snprintf(err, errlen, "certificate assembly failed");
+        return NULL;
+    }
+    if (!(res = certbuild_finish(x, s)))
+        snprintf(err, errlen, "signing failed");
+    X509_free(x);
     return res;
 }

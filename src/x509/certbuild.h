@@ -26,6 +26,13 @@ struct cert_template {
 /* Returns a new X509 (caller frees) or NULL with a message in err. */
 X509 *certbuild_sign(const struct cert_template *t, struct signer *s, char *err, size_t errlen);
 
+/* The two halves of certbuild_sign, for callers that lint the certificate
+ * between assembly and signature: prepare returns an unsigned X509 whose TBS
+ * is final (including the signer's algorithm); finish signs its TBS and
+ * returns a new, signed X509. */
+X509 *certbuild_prepare(const struct cert_template *t, struct signer *s);
+X509 *certbuild_finish(X509 *tbs, struct signer *s);
+
 /* Wraps `tbs` with the signer's algorithm and signature: the generic
  * SIGNED{} construction shared by certificates, CRLs and CSRs.
  * *out is malloc'd DER. */

@@ -657,19 +657,441 @@ unlock:
 
 /* ---- certificates -------------------------------------------------------- */
 
-static int sq_cert_insert(struct store *s, struct cert_rec *c, const struct audit_rec *a)
+static int quota_take(sqlite3 *db, const char *partition)
+{
+    sqlite3_stmt *st = prep(db, "UPDATE subscription SET certs_issued = certs_issued + 1 "
+                                "WHERE id = (SELECT subscription_id FROM partition WHERE id=?) "
+                                "AND certs_issued < certs_purchased");
+    if (!st)
+        return STORE_EIO;
+    bind_text(st, 1, partition);
+    int rc = step_done(st);
+    sqlite3_finalize(st);
+    if (rc == STORE_OK && sqlite3_changes(db) != 1)
+        rc = STORE_EQUOTA;
+    return rc;
+}
+
+static int sq_cert_insert(struct store *s, struct cert_rec *c, bool count_quota, const struct audit_rec *a)
 {
     struct sq *q = SQ(s);
     int rc = STORE_EIO;
     pthread_mutex_lock(&q->mu);
     if (begin(q->db) != 0)
         goto unlock;
-    if ((rc = cert_insert_locked(q->db, c)) != STORE_OK || (rc = audit_append(q->db, c->partition_id, a)) != STORE_OK)
+    if ((count_quota && (rc = quota_take(q->db, c->partition_id)) != STORE_OK) ||
+        (rc = cert_insert_locked(q->db, c)) != STORE_OK || (rc = audit_append(q->db, c->partition_id, a)) != STORE_OK)
         goto fail;
     rc = commit(q->db) == 0 ? STORE_OK : STORE_EIO;
     if (rc == STORE_OK)
         goto unlock;
 fail:
+    rollback(q->db);
+unlock:
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+#define CERT_COLS                                                                                                  \
+    "pk,partition_id,issuer_ca_pk,serial,subject,sans,not_before,not_after,status,revocation_reason,revoked_at,"  \
+    "invalidity_date,profile_id,requester,is_ca,der,created_at"
+
+static void cert_from_row(sqlite3_stmt *st, struct cert_rec *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->pk = sqlite3_column_int64(st, 0);
+    col_copy(st, 1, out->partition_id, sizeof out->partition_id);
+    out->issuer_ca_pk = sqlite3_column_int64(st, 2);
+    col_copy(st, 3, out->serial, sizeof out->serial);
+    out->subject = col_strdup(st, 4);
+    out->sans = col_strdup(st, 5);
+    out->not_before = sqlite3_column_int64(st, 6);
+    out->not_after = sqlite3_column_int64(st, 7);
+    col_copy(st, 8, out->status, sizeof out->status);
+    out->revocation_reason = sqlite3_column_type(st, 9) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 9);
+    out->revoked_at = sqlite3_column_int64(st, 10);
+    out->invalidity_date = sqlite3_column_int64(st, 11);
+    out->profile_id = col_strdup(st, 12);
+    out->requester = col_strdup(st, 13);
+    out->is_ca = sqlite3_column_int(st, 14) != 0;
+    out->der = col_blob(st, 15, &out->der_len);
+    out->created_at = sqlite3_column_int64(st, 16);
+}
+
+static int sq_cert_list(struct store *s, const char *partition, int64_t issuer_ca_pk, const struct cert_query *qy,
+                        struct cert_list *out)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO, r;
+    size_t cap = 0;
+    char *like = NULL;
+    memset(out, 0, sizeof(*out));
+    if (qy->text && asprintf(&like, "%%%s%%", qy->text) < 0)
+        return STORE_EIO;
+    pthread_mutex_lock(&q->mu);
+    /* Each optional filter is "(?N IS NULL OR ...)" so one statement
+     * serves every combination. LIKE wildcards in the user's text are
+     * escaped by the caller's choice of ESCAPE '\'. */
+    sqlite3_stmt *st = prep(q->db,
+                            "SELECT " CERT_COLS " FROM certificate WHERE partition_id=?1 AND issuer_ca_pk=?2"
+                            " AND (?3 IS NULL OR status=?3) AND (?4 IS NULL OR profile_id=?4)"
+                            " AND (?5 IS NULL OR subject LIKE ?5 ESCAPE '\\' OR sans LIKE ?5 ESCAPE '\\')"
+                            " AND (?6 IS NULL OR serial=?6)"
+                            " AND (?7 = 0 OR not_after <= ?7) AND (?8 = 0 OR not_after > ?8)"
+                            " AND (?9 IS NULL OR not_after > ?10 OR (not_after = ?10 AND serial > ?9))"
+                            " AND (?11 OR is_ca = 0)"
+                            " ORDER BY not_after, serial LIMIT ?12");
+    if (!st)
+        goto out;
+    bind_text(st, 1, partition);
+    sqlite3_bind_int64(st, 2, issuer_ca_pk);
+    bind_text(st, 3, qy->status);
+    bind_text(st, 4, qy->profile_id);
+    bind_text(st, 5, like);
+    bind_text(st, 6, qy->serial);
+    sqlite3_bind_int64(st, 7, qy->expires_before);
+    sqlite3_bind_int64(st, 8, qy->expires_after);
+    bind_text(st, 9, qy->cursor_serial);
+    sqlite3_bind_int64(st, 10, qy->cursor_not_after);
+    sqlite3_bind_int(st, 11, qy->include_ca);
+    sqlite3_bind_int(st, 12, (int)(qy->limit ? qy->limit : 50));
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        if (out->n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            struct cert_rec *p = realloc(out->items, ncap * sizeof(*p));
+            if (!p)
+                break;
+            out->items = p;
+            cap = ncap;
+        }
+        cert_from_row(st, &out->items[out->n++]);
+    }
+    if (r == SQLITE_DONE)
+        rc = STORE_OK;
+    else
+        cert_list_free(out);
+    sqlite3_finalize(st);
+out:
+    pthread_mutex_unlock(&q->mu);
+    free(like);
+    return rc;
+}
+
+static int sq_cert_set_status(struct store *s, const char *partition, int64_t issuer_ca_pk, const char *serial,
+                              const char *status, int reason, int64_t at, int64_t invalidity,
+                              const struct audit_rec *a)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&q->mu);
+    if (begin(q->db) != 0)
+        goto unlock;
+    st = prep(q->db, "SELECT status FROM certificate WHERE partition_id=? AND issuer_ca_pk=? AND serial=?");
+    if (!st)
+        goto fail;
+    bind_text(st, 1, partition);
+    sqlite3_bind_int64(st, 2, issuer_ca_pk);
+    bind_text(st, 3, serial);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        rc = STORE_ENOTFOUND;
+        goto fail;
+    }
+    char cur[16];
+    col_copy(st, 0, cur, sizeof cur);
+    sqlite3_finalize(st);
+    st = NULL;
+    bool ok = (strcmp(cur, "issued") == 0 && (strcmp(status, "revoked") == 0 || strcmp(status, "suspended") == 0)) ||
+              (strcmp(cur, "suspended") == 0 && (strcmp(status, "revoked") == 0 || strcmp(status, "issued") == 0));
+    if (!ok) {
+        rc = STORE_ESTATE;
+        goto fail;
+    }
+    bool back = strcmp(status, "issued") == 0;
+    st = prep(q->db, "UPDATE certificate SET status=?, revocation_reason=?, revoked_at=?, invalidity_date=? "
+                     "WHERE partition_id=? AND issuer_ca_pk=? AND serial=?");
+    if (!st)
+        goto fail;
+    bind_text(st, 1, status);
+    if (back || reason < 0)
+        sqlite3_bind_null(st, 2);
+    else
+        sqlite3_bind_int(st, 2, reason);
+    if (back)
+        sqlite3_bind_null(st, 3);
+    else
+        sqlite3_bind_int64(st, 3, at);
+    if (back || !invalidity)
+        sqlite3_bind_null(st, 4);
+    else
+        sqlite3_bind_int64(st, 4, invalidity);
+    bind_text(st, 5, partition);
+    sqlite3_bind_int64(st, 6, issuer_ca_pk);
+    bind_text(st, 7, serial);
+    if ((rc = step_done(st)) != STORE_OK)
+        goto fail;
+    sqlite3_finalize(st);
+    st = NULL;
+    if ((rc = audit_append(q->db, partition, a)) != STORE_OK)
+        goto fail;
+    rc = commit(q->db) == 0 ? STORE_OK : STORE_EIO;
+    if (rc == STORE_OK)
+        goto unlock;
+fail:
+    sqlite3_finalize(st);
+    rollback(q->db);
+unlock:
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_inventory(struct store *s, const char *partition, struct inventory *out)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    pthread_mutex_lock(&q->mu);
+    /* A CA deleted less than 24 h ago still counts as active (guide:
+     * "Deleting a CA"). */
+    sqlite3_stmt *st = prep(q->db, "SELECT s.certs_issued, s.certs_purchased, s.cas_purchased,"
+                                   " (SELECT count(*) FROM ca WHERE ca.partition_id=p.id AND (ca.status<>'deleted'"
+                                   "   OR ca.deleted_at > strftime('%s','now') - 86400))"
+                                   " FROM partition p JOIN subscription s ON s.id=p.subscription_id WHERE p.id=?");
+    if (!st)
+        goto out;
+    bind_text(st, 1, partition);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        out->certs_issued = sqlite3_column_int64(st, 0);
+        out->certs_purchased = sqlite3_column_int64(st, 1);
+        out->cas_purchased = sqlite3_column_int64(st, 2);
+        out->cas_active = sqlite3_column_int64(st, 3);
+        rc = STORE_OK;
+    } else {
+        rc = r == SQLITE_DONE ? STORE_ENOTFOUND : STORE_EIO;
+    }
+    sqlite3_finalize(st);
+out:
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+/* ---- profiles ------------------------------------------------------------ */
+
+static int sq_profile_put(struct store *s, const char *partition, const char *id, const char *group,
+                          const char *json, bool create, const struct audit_rec *a)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&q->mu);
+    if (begin(q->db) != 0)
+        goto unlock;
+    st = prep(q->db, create ? "INSERT INTO profile(partition_id,profile_id,grp,json,created_at,updated_at) "
+                              "VALUES(?1,?2,?3,?4,?5,?5)"
+                            : "UPDATE profile SET grp=?3, json=?4, updated_at=?5 WHERE partition_id=?1 AND "
+                              "profile_id=?2");
+    if (!st)
+        goto fail;
+    bind_text(st, 1, partition);
+    bind_text(st, 2, id);
+    bind_text(st, 3, group);
+    bind_text(st, 4, json);
+    sqlite3_bind_int64(st, 5, time_now());
+    if ((rc = step_done(st)) != STORE_OK)
+        goto fail;
+    if (!create && sqlite3_changes(q->db) != 1) {
+        rc = STORE_ENOTFOUND;
+        goto fail;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if ((rc = audit_append(q->db, partition, a)) != STORE_OK)
+        goto fail;
+    rc = commit(q->db) == 0 ? STORE_OK : STORE_EIO;
+    if (rc == STORE_OK)
+        goto unlock;
+fail:
+    sqlite3_finalize(st);
+    rollback(q->db);
+unlock:
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_profile_get(struct store *s, const char *partition, const char *id, char **json)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q->db, "SELECT json FROM profile WHERE partition_id=? AND profile_id=?");
+    if (!st)
+        goto out;
+    bind_text(st, 1, partition);
+    bind_text(st, 2, id);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW)
+        rc = (*json = col_strdup(st, 0)) ? STORE_OK : STORE_EIO;
+    else
+        rc = r == SQLITE_DONE ? STORE_ENOTFOUND : STORE_EIO;
+    sqlite3_finalize(st);
+out:
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_profile_list(struct store *s, const char *partition, struct profile_rows *out)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO, r;
+    size_t cap = 0;
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q->db, "SELECT profile_id, json FROM profile WHERE partition_id=? ORDER BY grp, "
+                                   "profile_id");
+    if (!st)
+        goto out;
+    bind_text(st, 1, partition);
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        if (out->n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            struct profile_row *p = realloc(out->items, ncap * sizeof(*p));
+            if (!p)
+                break;
+            out->items = p;
+            cap = ncap;
+        }
+        struct profile_row *row = &out->items[out->n++];
+        col_copy(st, 0, row->id, sizeof row->id);
+        row->json = col_strdup(st, 1);
+    }
+    if (r == SQLITE_DONE)
+        rc = STORE_OK;
+    else
+        profile_rows_free(out);
+    sqlite3_finalize(st);
+out:
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_profile_delete(struct store *s, const char *partition, const char *id, const struct audit_rec *a)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&q->mu);
+    if (begin(q->db) != 0)
+        goto unlock;
+    st = prep(q->db, "SELECT 1 FROM ca_profile cp JOIN ca ON ca.pk=cp.ca_pk WHERE cp.partition_id=? AND "
+                     "cp.profile_id=? AND ca.status<>'deleted' LIMIT 1");
+    if (!st)
+        goto fail;
+    bind_text(st, 1, partition);
+    bind_text(st, 2, id);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        rc = STORE_ECONFLICT;
+        goto fail;
+    }
+    sqlite3_finalize(st);
+    st = prep(q->db, "DELETE FROM profile WHERE partition_id=? AND profile_id=?");
+    if (!st)
+        goto fail;
+    bind_text(st, 1, partition);
+    bind_text(st, 2, id);
+    if ((rc = step_done(st)) != STORE_OK)
+        goto fail;
+    if (sqlite3_changes(q->db) != 1) {
+        rc = STORE_ENOTFOUND;
+        goto fail;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if ((rc = audit_append(q->db, partition, a)) != STORE_OK)
+        goto fail;
+    rc = commit(q->db) == 0 ? STORE_OK : STORE_EIO;
+    if (rc == STORE_OK)
+        goto unlock;
+fail:
+    sqlite3_finalize(st);
+    rollback(q->db);
+unlock:
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_ca_profile_list(struct store *s, const char *partition, int64_t ca_pk, char ***ids, size_t *n)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO, r;
+    size_t cap = 0;
+    char **list = NULL;
+    *n = 0;
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q->db, "SELECT profile_id FROM ca_profile WHERE partition_id=? AND ca_pk=? ORDER BY "
+                                   "profile_id");
+    if (!st)
+        goto out;
+    bind_text(st, 1, partition);
+    sqlite3_bind_int64(st, 2, ca_pk);
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            char **p = realloc(list, ncap * sizeof(*p));
+            if (!p)
+                break;
+            list = p;
+            cap = ncap;
+        }
+        if (!(list[*n] = col_strdup(st, 0)))
+            break;
+        (*n)++;
+    }
+    if (r == SQLITE_DONE) {
+        rc = STORE_OK;
+        *ids = list;
+        list = NULL;
+    }
+    sqlite3_finalize(st);
+out:
+    pthread_mutex_unlock(&q->mu);
+    if (list) {
+        store_free_ids(list, *n);
+        *n = 0;
+    }
+    return rc;
+}
+
+static int sq_ca_profile_set(struct store *s, const char *partition, int64_t ca_pk, const char *profile_id, bool add,
+                             const struct audit_rec *a)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&q->mu);
+    if (begin(q->db) != 0)
+        goto unlock;
+    st = prep(q->db, add ? "INSERT OR IGNORE INTO ca_profile(partition_id,ca_pk,profile_id) VALUES(?,?,?)"
+                         : "DELETE FROM ca_profile WHERE partition_id=? AND ca_pk=? AND profile_id=?");
+    if (!st)
+        goto fail;
+    bind_text(st, 1, partition);
+    sqlite3_bind_int64(st, 2, ca_pk);
+    bind_text(st, 3, profile_id);
+    if ((rc = step_done(st)) != STORE_OK)
+        goto fail;
+    if (!add && sqlite3_changes(q->db) != 1) {
+        rc = STORE_ENOTFOUND;
+        goto fail;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if ((rc = audit_append(q->db, partition, a)) != STORE_OK)
+        goto fail;
+    rc = commit(q->db) == 0 ? STORE_OK : STORE_EIO;
+    if (rc == STORE_OK)
+        goto unlock;
+fail:
+    sqlite3_finalize(st);
     rollback(q->db);
 unlock:
     pthread_mutex_unlock(&q->mu);
@@ -682,9 +1104,8 @@ static int sq_cert_get(struct store *s, const char *partition, int64_t issuer_ca
     struct sq *q = SQ(s);
     int rc = STORE_EIO;
     pthread_mutex_lock(&q->mu);
-    sqlite3_stmt *st = prep(q->db, "SELECT pk,partition_id,issuer_ca_pk,serial,subject,sans,not_before,not_after,"
-                                   "status,revocation_reason,revoked_at,invalidity_date,profile_id,requester,is_ca,der,"
-                                   "created_at FROM certificate WHERE partition_id=? AND issuer_ca_pk=? AND serial=?");
+    sqlite3_stmt *st = prep(q->db, "SELECT " CERT_COLS " FROM certificate WHERE partition_id=? AND issuer_ca_pk=? "
+                                   "AND serial=?");
     if (!st)
         goto out;
     bind_text(st, 1, partition);
@@ -692,24 +1113,7 @@ static int sq_cert_get(struct store *s, const char *partition, int64_t issuer_ca
     bind_text(st, 3, serial);
     int r = sqlite3_step(st);
     if (r == SQLITE_ROW) {
-        memset(out, 0, sizeof(*out));
-        out->pk = sqlite3_column_int64(st, 0);
-        col_copy(st, 1, out->partition_id, sizeof out->partition_id);
-        out->issuer_ca_pk = sqlite3_column_int64(st, 2);
-        col_copy(st, 3, out->serial, sizeof out->serial);
-        out->subject = col_strdup(st, 4);
-        out->sans = col_strdup(st, 5);
-        out->not_before = sqlite3_column_int64(st, 6);
-        out->not_after = sqlite3_column_int64(st, 7);
-        col_copy(st, 8, out->status, sizeof out->status);
-        out->revocation_reason = sqlite3_column_type(st, 9) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 9);
-        out->revoked_at = sqlite3_column_int64(st, 10);
-        out->invalidity_date = sqlite3_column_int64(st, 11);
-        out->profile_id = col_strdup(st, 12);
-        out->requester = col_strdup(st, 13);
-        out->is_ca = sqlite3_column_int(st, 14) != 0;
-        out->der = col_blob(st, 15, &out->der_len);
-        out->created_at = sqlite3_column_int64(st, 16);
+        cert_from_row(st, out);
         rc = STORE_OK;
     } else {
         rc = r == SQLITE_DONE ? STORE_ENOTFOUND : STORE_EIO;
@@ -756,6 +1160,15 @@ static const struct store_ops sqlite_ops = {
     .ca_delete = sq_ca_delete,
     .cert_insert = sq_cert_insert,
     .cert_get = sq_cert_get,
+    .cert_list = sq_cert_list,
+    .cert_set_status = sq_cert_set_status,
+    .inventory = sq_inventory,
+    .profile_put = sq_profile_put,
+    .profile_get = sq_profile_get,
+    .profile_list = sq_profile_list,
+    .profile_delete = sq_profile_delete,
+    .ca_profile_list = sq_ca_profile_list,
+    .ca_profile_set = sq_ca_profile_set,
     .audit_verify = sq_audit_verify,
 };
 

@@ -1,0 +1,524 @@
+#include "api/api.h"
+
+#include "authz/authz.h"
+#include "ca/issue.h"
+#include "crypto/keyspec.h"
+#include "util/codec.h"
+#include "util/json_util.h"
+#include "util/timeutil.h"
+#include "x509/dn.h"
+#include "x509/ext.h"
+#include "x509/san.h"
+
+#include <openssl/pem.h>
+#include <openssl/pkcs7.h>
+#include <openssl/x509v3.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LIST_MAX 500
+
+static const char *const reasons[] = {"unspecified", "keyCompromise", "cACompromise", "affiliationChanged",
+                                      "superseded", "cessationOfOperation", "certificateHold", NULL,
+                                      "removeFromCRL", "privilegeWithdrawn", "aACompromise"};
+
+static int reason_code(const char *name)
+{
+    for (int i = 0; i < (int)(sizeof reasons / sizeof reasons[0]); i++)
+        if (reasons[i] && strcmp(reasons[i], name) == 0 && i != 6 && i != 8)
+            return i;
+    return -1;
+}
+
+static json_t *jtime(int64_t t)
+{
+    char b[32];
+    if (!t)
+        return json_null();
+    time_format_rfc3339(t, b, sizeof b);
+    return json_string(b);
+}
+
+static char *pem_of(X509 *x)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    char *p = NULL, *out = NULL;
+    if (b && PEM_write_bio_X509(b, x) == 1) {
+        long n = BIO_get_mem_data(b, &p);
+        if ((out = malloc((size_t)n + 1))) {
+            memcpy(out, p, (size_t)n);
+            out[n] = 0;
+        }
+    }
+    BIO_free(b);
+    return out;
+}
+
+static json_t *jtake(char *s)
+{
+    json_t *j = s ? json_string(s) : json_null();
+    free(s);
+    return j;
+}
+
+/* The CA of params[0]/params[1] (live). Answers 404 itself. */
+static int load_ca(struct http_req *req, struct http_resp *resp, const char *partition, struct ca_rec *c)
+{
+    struct api_ctx *ctx = req->app;
+    int s = ca_id_valid(req->params[1]) ? ctx->store->ops->ca_get(ctx->store, partition, req->params[1], c)
+                                        : STORE_ENOTFOUND;
+    if (s == STORE_OK && strcmp(c->status, "deleted") != 0)
+        return 0;
+    if (s == STORE_OK)
+        ca_rec_free(c);
+    if (s == STORE_OK || s == STORE_ENOTFOUND)
+        resp_error(resp, 404, "not_found", "caId", "no CA '%.24s' in this partition", req->params[1]);
+    else
+        resp_error(resp, 503, "unavailable", NULL, "store unavailable");
+    return -1;
+}
+
+static bool serial_valid(const char *s)
+{
+    size_t n = strlen(s);
+    return n >= 2 && n <= 42 && strspn(s, "0123456789abcdef") == n;
+}
+
+static void lower(char *s)
+{
+    for (; *s; s++)
+        if (*s >= 'A' && *s <= 'F')
+            *s = (char)(*s - 'A' + 'a');
+}
+
+void api_cert_issue(struct http_req *req, struct http_resp *resp)
+{
+    struct api_ctx *ctx = req->app;
+    struct principal p;
+    struct issue_req ir;
+    struct issue_result res;
+    struct jerr je;
+    struct err e;
+    static const char *const keys[] = {"profileId", "csr", "keyType", "p12Password", "subject", "useSubjectFromCsr",
+                                       "subjectAltNames", "extensions", "validityPeriod", "notAfter", NULL};
+    json_t *body = NULL;
+    const char *csr = NULL;
+    bool use_csr_subject = false;
+    memset(&ir, 0, sizeof ir);
+    memset(&res, 0, sizeof res);
+    if (api_auth(req, resp, req->params[0], AUTHZ_CERT_ISSUE, &p) != 0 || !(body = api_body_object(req, resp)))
+        return;
+    if (jcheck_keys(body, keys, &je) || jget_str(body, "profileId", 64, &ir.profile_id, &je) ||
+        jget_str(body, "csr", 65536, &csr, &je) || jget_str(body, "keyType", 16, &ir.key_type, &je) ||
+        jget_str(body, "p12Password", 128, &ir.p12_password, &je) ||
+        jget_str(body, "subject", 8192, &ir.subject, &je) ||
+        jget_bool(body, "useSubjectFromCsr", &use_csr_subject, &je) ||
+        jget_str(body, "validityPeriod", 32, &ir.validity_period, &je) ||
+        jget_str(body, "notAfter", 40, &ir.not_after, &je)) {
+        resp_error(resp, 400, "invalid_field", je.field, "%s", je.msg);
+        goto out;
+    }
+    if (use_csr_subject && ir.subject) {
+        resp_error(resp, 400, "invalid_field", "subject", "subject: give either subject or useSubjectFromCsr");
+        goto out;
+    }
+    ir.partition = p.partition;
+    ir.ca_id = req->params[1];
+    if (csr) {
+        ir.csr = (const unsigned char *)csr;
+        ir.csr_len = strlen(csr);
+    }
+    ir.sans = json_object_get(body, "subjectAltNames");
+    ir.extensions = json_object_get(body, "extensions");
+    ir.requester = p.actor;
+    if (issue_certificate(&ctx->env, &ir, &res, &e) != 0) {
+        resp_err(resp, &e);
+        goto out;
+    }
+    json_t *chain = json_array();
+    for (int i = 0; i < sk_X509_num(res.chain); i++)
+        json_array_append_new(chain, jtake(pem_of(sk_X509_value(res.chain, i))));
+    struct tm tm;
+    int64_t nb = 0, na = 0;
+    if (ASN1_TIME_to_tm(X509_get0_notBefore(res.cert), &tm) == 1)
+        nb = (int64_t)timegm(&tm);
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(res.cert), &tm) == 1)
+        na = (int64_t)timegm(&tm);
+    json_t *o = json_pack("{s:s,s:s,s:o,s:o,s:o,s:o,s:b}", "serialNumber", res.serial, "status", "issued",
+                          "certificate", jtake(pem_of(res.cert)), "chain", chain, "notBefore", jtime(nb), "notAfter",
+                          jtime(na), "validityCapped", res.capped);
+    if (o && res.p12) {
+        char *b64 = b64_encode(res.p12, res.p12_len);
+        json_object_set_new(o, "pkcs12", jtake(b64));
+    }
+    resp_json(resp, 201, o);
+out:
+    issue_result_free(&res);
+    json_decref(body);
+}
+
+static json_t *summary_json(const struct cert_rec *c)
+{
+    return json_pack("{s:s,s:s,s:s,s:s?,s:o,s:o,s:s?,s:b}", "serialNumber", c->serial, "status", c->status, "subject",
+                     c->subject ? c->subject : "", "subjectAltNames", c->sans, "notBefore", jtime(c->not_before),
+                     "notAfter", jtime(c->not_after), "profileId", c->profile_id, "isCa", c->is_ca);
+}
+
+void api_cert_list(struct http_req *req, struct http_resp *resp)
+{
+    struct api_ctx *ctx = req->app;
+    struct principal p;
+    struct ca_rec c;
+    struct cert_query q;
+    struct cert_list l;
+    char serial[48] = "", cursor_serial[48] = "";
+    memset(&q, 0, sizeof q);
+    if (api_auth(req, resp, req->params[0], AUTHZ_CA_READ, &p) != 0 || load_ca(req, resp, p.partition, &c) != 0)
+        return;
+    const char *status = http_query(req, "status"), *limit = http_query(req, "limit");
+    const char *within = http_query(req, "expiresWithin"), *expired = http_query(req, "expired");
+    const char *ser = http_query(req, "serial"), *cursor = http_query(req, "cursor"), *text = http_query(req, "q");
+    const char *inc = http_query(req, "includeCa");
+    int64_t now = time_now();
+    if (status && strcmp(status, "issued") != 0 && strcmp(status, "revoked") != 0 && strcmp(status, "suspended") != 0) {
+        resp_error(resp, 400, "invalid_field", "status", "status: must be issued, revoked or suspended");
+        goto out;
+    }
+    q.status = status;
+    q.profile_id = http_query(req, "profile");
+    if (text && strlen(text) > 256) {
+        resp_error(resp, 400, "invalid_field", "q", "q: at most 256 characters");
+        goto out;
+    }
+    q.text = text && *text ? text : NULL;
+    if (ser) {
+        snprintf(serial, sizeof serial, "%s", ser);
+        lower(serial);
+        if (!serial_valid(serial)) {
+            resp_error(resp, 400, "invalid_field", "serial", "serial: lowercase hex");
+            goto out;
+        }
+        q.serial = serial;
+    }
+    if (within) {
+        if (strcmp(within, "7") != 0 && strcmp(within, "30") != 0) {
+            resp_error(resp, 400, "invalid_field", "expiresWithin", "expiresWithin: 7 or 30 (days)");
+            goto out;
+        }
+        q.expires_after = now;
+        q.expires_before = now + atoi(within) * 86400LL;
+    }
+    if (expired && strcmp(expired, "true") == 0) {
+        q.expires_before = now;
+        q.expires_after = 0;
+    }
+    q.limit = 50;
+    if (limit) {
+        char *end = NULL;
+        long v = strtol(limit, &end, 10);
+        if (!end || *end || v < 1 || v > LIST_MAX) {
+            resp_error(resp, 400, "invalid_field", "limit", "limit: 1-%d", LIST_MAX);
+            goto out;
+        }
+        q.limit = (unsigned)v;
+    }
+    if (cursor) {
+        /* cursor = "<notAfter>.<serial>" from a previous page */
+        char *dot = strchr(cursor, '.');
+        char *end = NULL;
+        long long na = dot ? strtoll(cursor, &end, 10) : -1;
+        if (!dot || end != dot || na < 0 || strlen(dot + 1) >= sizeof cursor_serial) {
+            resp_error(resp, 400, "invalid_field", "cursor", "cursor: not a value returned as nextCursor");
+            goto out;
+        }
+        snprintf(cursor_serial, sizeof cursor_serial, "%s", dot + 1);
+        if (!serial_valid(cursor_serial)) {
+            resp_error(resp, 400, "invalid_field", "cursor", "cursor: not a value returned as nextCursor");
+            goto out;
+        }
+        q.cursor_not_after = na;
+        q.cursor_serial = cursor_serial;
+    }
+    q.include_ca = !inc || strcmp(inc, "false") != 0;
+    unsigned want = q.limit;
+    q.limit = want + 1; /* one more tells whether there is a next page */
+    if (ctx->store->ops->cert_list(ctx->store, p.partition, c.pk, &q, &l) != STORE_OK) {
+        resp_error(resp, 503, "unavailable", NULL, "store unavailable");
+        goto out;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < l.n && i < want; i++)
+        json_array_append_new(arr, summary_json(&l.items[i]));
+    json_t *next = json_null();
+    if (l.n > want) {
+        char cur[80];
+        snprintf(cur, sizeof cur, "%lld.%s", (long long)l.items[want - 1].not_after, l.items[want - 1].serial);
+        next = json_string(cur);
+    }
+    cert_list_free(&l);
+    resp_json(resp, 200, json_pack("{s:o,s:o}", "certificates", arr, "nextCursor", next));
+out:
+    ca_rec_free(&c);
+}
+
+static int load_cert(struct http_req *req, struct http_resp *resp, const struct ca_rec *c, struct cert_rec *cr)
+{
+    struct api_ctx *ctx = req->app;
+    char serial[48];
+    snprintf(serial, sizeof serial, "%s", req->params[2]);
+    lower(serial);
+    int s = serial_valid(serial) ? ctx->store->ops->cert_get(ctx->store, c->partition_id, c->pk, serial, cr)
+                                 : STORE_ENOTFOUND;
+    if (s == STORE_OK)
+        return 0;
+    if (s == STORE_ENOTFOUND)
+        resp_error(resp, 404, "not_found", "serial", "no certificate %.48s issued by CA '%s'", req->params[2], c->id);
+    else
+        resp_error(resp, 503, "unavailable", NULL, "store unavailable");
+    return -1;
+}
+
+static json_t *cert_detail(const struct cert_rec *cr)
+{
+    const unsigned char *p = cr->der;
+    X509 *x = d2i_X509(NULL, &p, (long)cr->der_len);
+    json_t *o = summary_json(cr);
+    char buf[512];
+    if (!o || !x) {
+        X509_free(x);
+        return o;
+    }
+    json_object_set_new(o, "issuer", jtake(dn_print(X509_get_issuer_name(x))));
+    GENERAL_NAMES *gn = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    json_object_set_new(o, "subjectAltNames", san_to_json(gn));
+    GENERAL_NAMES_free(gn);
+    keyspec_describe_key(X509_get0_pubkey(x), buf, sizeof buf);
+    json_object_set_new(o, "publicKeyType", json_string(buf));
+    int mdnid = NID_undef, pknid = NID_undef;
+    const X509_ALGOR *alg = NULL;
+    X509_get0_signature(NULL, &alg, x);
+    int signid = alg ? OBJ_obj2nid(alg->algorithm) : NID_undef;
+    X509_get_signature_info(x, &mdnid, &pknid, NULL, NULL);
+    if (signid == NID_rsassaPss)
+        snprintf(buf, sizeof buf, "%sWithRSAPSS", mdnid == NID_sha512 ? "sha512" : mdnid == NID_sha384 ? "sha384"
+                                                                                                     : "sha256");
+    else
+        snprintf(buf, sizeof buf, "%s", signid != NID_undef ? OBJ_nid2ln(signid) : "unknown");
+    json_object_set_new(o, "signatureAlgorithm", json_string(buf));
+    x509_ku_names(x, buf, sizeof buf);
+    json_t *ku = json_array();
+    for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        json_array_append_new(ku, json_string(t));
+    json_object_set_new(o, "keyUsages", ku);
+    json_t *ekus = json_array();
+    EXTENDED_KEY_USAGE *eku = X509_get_ext_d2i(x, NID_ext_key_usage, NULL, NULL);
+    for (int i = 0; eku && i < sk_ASN1_OBJECT_num(eku); i++) {
+        OBJ_obj2txt(buf, sizeof buf, sk_ASN1_OBJECT_value(eku, i), 1);
+        json_array_append_new(ekus, json_string(buf));
+    }
+    sk_ASN1_OBJECT_pop_free(eku, ASN1_OBJECT_free);
+    json_object_set_new(o, "extendedKeyUsages", ekus);
+    long pl = X509_get_pathlen(x);
+    json_object_set_new(o, "basicConstraints", json_pack("{s:b,s:o}", "ca", X509_check_ca(x) >= 1, "pathLength",
+                                                         pl >= 0 ? json_integer(pl) : json_null()));
+    const ASN1_OCTET_STRING *aki = X509_get0_authority_key_id(x), *ski = X509_get0_subject_key_id(x);
+    json_object_set_new(o, "authorityKeyIdentifier",
+                        aki ? jtake(hex_encode(ASN1_STRING_get0_data(aki), (size_t)ASN1_STRING_length(aki)))
+                            : json_null());
+    json_object_set_new(o, "subjectKeyIdentifier",
+                        ski ? jtake(hex_encode(ASN1_STRING_get0_data(ski), (size_t)ASN1_STRING_length(ski)))
+                            : json_null());
+    json_object_set_new(o, "sha256Fingerprint", jtake(x509_fingerprint_sha256(x)));
+    json_object_set_new(o, "revocationReason",
+                        cr->revocation_reason >= 0 &&
+                                (size_t)cr->revocation_reason < sizeof reasons / sizeof reasons[0] &&
+                                reasons[cr->revocation_reason]
+                            ? json_string(reasons[cr->revocation_reason])
+                            : json_null());
+    json_object_set_new(o, "revokedAt", jtime(cr->revoked_at));
+    json_object_set_new(o, "invalidityDate", jtime(cr->invalidity_date));
+    json_object_set_new(o, "requester", json_string(cr->requester ? cr->requester : ""));
+    json_object_set_new(o, "createdAt", jtime(cr->created_at));
+    X509_free(x);
+    return o;
+}
+
+void api_cert_get(struct http_req *req, struct http_resp *resp)
+{
+    struct principal p;
+    struct ca_rec c;
+    struct cert_rec cr;
+    if (api_auth(req, resp, req->params[0], AUTHZ_CA_READ, &p) != 0 || load_ca(req, resp, p.partition, &c) != 0)
+        return;
+    if (load_cert(req, resp, &c, &cr) == 0) {
+        resp_json(resp, 200, cert_detail(&cr));
+        cert_rec_free(&cr);
+    }
+    ca_rec_free(&c);
+}
+
+void api_cert_download(struct http_req *req, struct http_resp *resp)
+{
+    struct api_ctx *ctx = req->app;
+    struct principal p;
+    struct ca_rec c;
+    struct cert_rec cr;
+    X509 *x = NULL;
+    STACK_OF(X509) *chain = NULL;
+    BIO *b = NULL;
+    PKCS7 *p7 = NULL;
+    if (api_auth(req, resp, req->params[0], AUTHZ_CA_READ, &p) != 0 || load_ca(req, resp, p.partition, &c) != 0)
+        return;
+    if (load_cert(req, resp, &c, &cr) != 0) {
+        ca_rec_free(&c);
+        return;
+    }
+    const char *fmt = http_query(req, "format");
+    const unsigned char *q = cr.der;
+    if (!fmt || strcmp(fmt, "pem") == 0 || strcmp(fmt, "chain") == 0 || strcmp(fmt, "pkcs7") == 0) {
+        if (!(x = d2i_X509(NULL, &q, (long)cr.der_len)) || !(b = BIO_new(BIO_s_mem())))
+            goto fail;
+        bool with_chain = fmt && (strcmp(fmt, "chain") == 0 || strcmp(fmt, "pkcs7") == 0);
+        if (with_chain && !(chain = ca_chain(&ctx->env, &c)))
+            goto fail;
+        if (fmt && strcmp(fmt, "pkcs7") == 0) {
+            STACK_OF(X509) *all = sk_X509_new_null();
+            if (!all || !sk_X509_push(all, x)) {
+                sk_X509_free(all);
+                goto fail;
+            }
+            for (int i = 0; i < sk_X509_num(chain); i++)
+                sk_X509_push(all, sk_X509_value(chain, i));
+            p7 = PKCS7_new();
+            int ok = p7 && PKCS7_set_type(p7, NID_pkcs7_signed) == 1 && PKCS7_content_new(p7, NID_pkcs7_data) == 1;
+            for (int i = 0; ok && i < sk_X509_num(all); i++)
+                ok = PKCS7_add_certificate(p7, sk_X509_value(all, i)) == 1;
+            sk_X509_free(all);
+            unsigned char *der = NULL;
+            int n = ok ? i2d_PKCS7(p7, &der) : -1;
+            if (n <= 0)
+                goto fail;
+            resp_bytes(resp, 200, "application/pkcs7-mime", der, (size_t)n);
+            OPENSSL_free(der);
+            goto out;
+        }
+        if (PEM_write_bio_X509(b, x) != 1)
+            goto fail;
+        for (int i = 0; chain && i < sk_X509_num(chain); i++)
+            if (PEM_write_bio_X509(b, sk_X509_value(chain, i)) != 1)
+                goto fail;
+        char *d = NULL;
+        long n = BIO_get_mem_data(b, &d);
+        resp_bytes(resp, 200, "application/x-pem-file", d, (size_t)n);
+    } else if (strcmp(fmt, "der") == 0) {
+        resp_bytes(resp, 200, "application/pkix-cert", cr.der, cr.der_len);
+    } else {
+        resp_error(resp, 400, "invalid_field", "format", "format: pem, der, chain or pkcs7");
+    }
+    goto out;
+fail:
+    resp_error(resp, 500, "internal", NULL, "cannot encode the certificate");
+out:
+    PKCS7_free(p7);
+    BIO_free(b);
+    X509_free(x);
+    sk_X509_pop_free(chain, X509_free);
+    cert_rec_free(&cr);
+    ca_rec_free(&c);
+}
+
+static void status_change(struct http_req *req, struct http_resp *resp, const char *to)
+{
+    struct api_ctx *ctx = req->app;
+    struct principal p;
+    struct ca_rec c;
+    struct cert_rec cr;
+    json_t *body = NULL;
+    int reason = -1;
+    int64_t inval = 0;
+    if (api_auth(req, resp, req->params[0], AUTHZ_CERT_MANAGE, &p) != 0 || load_ca(req, resp, p.partition, &c) != 0)
+        return;
+    memset(&cr, 0, sizeof cr);
+    if (load_cert(req, resp, &c, &cr) != 0)
+        goto out;
+    if (req->body.len) {
+        json_error_t je;
+        body = json_loadb((const char *)req->body.data, req->body.len, JSON_REJECT_DUPLICATES, &je);
+        if (!json_is_object(body)) {
+            resp_error(resp, 400, "invalid_json", NULL, "the body must be a JSON object");
+            goto out;
+        }
+    }
+    if (strcmp(to, "revoked") == 0) {
+        const char *rs = json_string_value(json_object_get(body, "reason"));
+        const char *inv = json_string_value(json_object_get(body, "invalidityDate"));
+        reason = rs ? reason_code(rs) : 0;
+        if (reason < 0) {
+            resp_error(resp, 400, "invalid_field", "reason",
+                       "reason: one of unspecified, keyCompromise, cACompromise, affiliationChanged, superseded, "
+                       "cessationOfOperation, privilegeWithdrawn, aACompromise");
+            goto out;
+        }
+        if (inv && (time_parse_rfc3339(inv, &inval) != 0 || inval > time_now())) {
+            resp_error(resp, 400, "invalid_field", "invalidityDate", "invalidityDate: an RFC 3339 time in the past");
+            goto out;
+        }
+    } else if (strcmp(to, "suspended") == 0) {
+        reason = 6; /* certificateHold */
+    }
+    char target[192];
+    snprintf(target, sizeof target, "cert:%s/%s", c.id, cr.serial);
+    const char *action = strcmp(to, "revoked") == 0 ? "cert.revoke"
+                         : strcmp(to, "suspended") == 0 ? "cert.suspend"
+                                                        : "cert.unsuspend";
+    struct audit_rec a = {p.actor, action, target, reason >= 0 && reasons[reason] ? reasons[reason] : NULL};
+    int s = ctx->store->ops->cert_set_status(ctx->store, p.partition, c.pk, cr.serial, to, reason, time_now(), inval,
+                                             &a);
+    if (s == STORE_ESTATE) {
+        resp_error(resp, 409, "conflict", "serial", "certificate %s is %s: cannot become %s", cr.serial, cr.status,
+                   to);
+        goto out;
+    }
+    if (s != STORE_OK) {
+        resp_error(resp, 503, "unavailable", NULL, "store unavailable");
+        goto out;
+    }
+    cert_rec_free(&cr);
+    if (load_cert(req, resp, &c, &cr) == 0)
+        resp_json(resp, 200, cert_detail(&cr));
+out:
+    json_decref(body);
+    cert_rec_free(&cr);
+    ca_rec_free(&c);
+}
+
+void api_cert_revoke(struct http_req *req, struct http_resp *resp)
+{
+    status_change(req, resp, "revoked");
+}
+
+void api_cert_suspend(struct http_req *req, struct http_resp *resp)
+{
+    status_change(req, resp, "suspended");
+}
+
+void api_cert_unsuspend(struct http_req *req, struct http_resp *resp)
+{
+    status_change(req, resp, "issued");
+}
+
+void api_inventory(struct http_req *req, struct http_resp *resp)
+{
+    struct api_ctx *ctx = req->app;
+    struct principal p;
+    struct inventory inv;
+    if (api_auth(req, resp, req->params[0], AUTHZ_CA_READ, &p) != 0)
+        return;
+    if (ctx->store->ops->inventory(ctx->store, p.partition, &inv) != STORE_OK) {
+        resp_error(resp, 503, "unavailable", NULL, "store unavailable");
+        return;
+    }
+    resp_json(resp, 200, json_pack("{s:{s:I,s:I},s:{s:I,s:I}}", "certificates", "issued", inv.certs_issued,
+                                   "purchased", inv.certs_purchased, "cas", "active", inv.cas_active, "purchased",
+                                   inv.cas_purchased));
+}

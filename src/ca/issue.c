@@ -1,0 +1,821 @@
+#include "ca/issue.h"
+
+#include "crypto/keyspec.h"
+#include "util/codec.h"
+#include "util/duration.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+#include "x509/certbuild.h"
+#include "x509/csr.h"
+#include "x509/dn.h"
+#include "x509/ext.h"
+#include "x509/san.h"
+
+#include <openssl/pkcs12.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_EXT_VALUE 4096
+#define P12_ITER 10000
+#define MAX_CHAIN 16
+
+const struct profile *profile_resolve(struct store *st, const char *partition, const char *id, struct err *e)
+{
+    const struct profile *sp = profiles_system_find(id);
+    char *json = NULL;
+    if (sp)
+        return sp;
+    if (!profile_id_valid(id)) {
+        err_set(e, 400, "invalid_field", "profileId", "profileId: no profile '%.64s'", id ? id : "");
+        return NULL;
+    }
+    int s = st->ops->profile_get(st, partition, id, &json);
+    if (s != STORE_OK) {
+        if (s == STORE_ENOTFOUND)
+            err_set(e, 400, "invalid_field", "profileId", "profileId: no profile '%s'", id);
+        else
+            err_set(e, 503, "unavailable", "", "store unavailable");
+        return NULL;
+    }
+    json_t *j = json_loads(json, 0, NULL);
+    free(json);
+    struct profile *p = j ? profile_from_json(j, false, e) : NULL;
+    json_decref(j);
+    if (!p)
+        err_set(e, 500, "internal", "", "stored profile '%s' is unreadable", id);
+    return p;
+}
+
+void profile_release(const struct profile *p)
+{
+    if (p && !p->system)
+        profile_free((struct profile *)p);
+}
+
+STACK_OF(X509) *ca_chain(const struct ca_env *env, const struct ca_rec *ca)
+{
+    STACK_OF(X509) *sk = sk_X509_new_null();
+    struct ca_rec cur;
+    char next[sizeof ca->parent_id];
+    if (!sk)
+        return NULL;
+    X509 *x = ca_cert(ca);
+    if (!x || !sk_X509_push(sk, x)) {
+        X509_free(x);
+        goto fail;
+    }
+    snprintf(next, sizeof next, "%s", ca->parent_id);
+    for (int depth = 0; next[0] && depth < MAX_CHAIN; depth++) {
+        if (env->store->ops->ca_get(env->store, ca->partition_id, next, &cur) != STORE_OK)
+            goto fail;
+        x = ca_cert(&cur);
+        snprintf(next, sizeof next, "%s", cur.parent_id);
+        ca_rec_free(&cur);
+        if (!x || !sk_X509_push(sk, x)) {
+            X509_free(x);
+            goto fail;
+        }
+    }
+    return sk;
+fail:
+    sk_X509_pop_free(sk, X509_free);
+    return NULL;
+}
+
+void issue_result_free(struct issue_result *r)
+{
+    X509_free(r->cert);
+    sk_X509_pop_free(r->chain, X509_free);
+    if (r->p12) {
+        OPENSSL_cleanse(r->p12, r->p12_len);
+        free(r->p12);
+    }
+    memset(r, 0, sizeof(*r));
+}
+
+static int push_ext(STACK_OF(X509_EXTENSION) *sk, X509_EXTENSION *x)
+{
+    if (!x)
+        return -1;
+    if (!sk_X509_EXTENSION_push(sk, x)) {
+        X509_EXTENSION_free(x);
+        return -1;
+    }
+    return 0;
+}
+
+static X509_EXTENSION *ext_eku(char *const *oids, size_t n, bool critical)
+{
+    EXTENDED_KEY_USAGE *eku = sk_ASN1_OBJECT_new_null();
+    X509_EXTENSION *x = NULL;
+    if (!eku)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        ASN1_OBJECT *o = OBJ_txt2obj(oids[i], 1);
+        if (!o || !sk_ASN1_OBJECT_push(eku, o)) {
+            ASN1_OBJECT_free(o);
+            goto out;
+        }
+    }
+    x = X509V3_EXT_i2d(NID_ext_key_usage, critical, eku);
+out:
+    sk_ASN1_OBJECT_pop_free(eku, ASN1_OBJECT_free);
+    return x;
+}
+
+static X509_EXTENSION *ext_policies(char *const *oids, size_t n)
+{
+    CERTIFICATEPOLICIES *cp = sk_POLICYINFO_new_null();
+    X509_EXTENSION *x = NULL;
+    if (!cp)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        POLICYINFO *pi = POLICYINFO_new();
+        if (!pi)
+            goto out;
+        ASN1_OBJECT_free(pi->policyid);
+        if (!(pi->policyid = OBJ_txt2obj(oids[i], 1)) || !sk_POLICYINFO_push(cp, pi)) {
+            POLICYINFO_free(pi);
+            goto out;
+        }
+    }
+    x = X509V3_EXT_i2d(NID_certificate_policies, 0, cp);
+out:
+    sk_POLICYINFO_pop_free(cp, POLICYINFO_free);
+    return x;
+}
+
+/* Extensions the profile decides; a request may only supply them when the
+ * profile lists them in allowed_extensions. */
+static bool profile_controlled(int nid)
+{
+    return nid == NID_basic_constraints || nid == NID_key_usage || nid == NID_subject_key_identifier ||
+           nid == NID_authority_key_identifier || nid == NID_crl_distribution_points || nid == NID_info_access ||
+           nid == NID_subject_alt_name;
+}
+
+struct req_exts {
+    STACK_OF(X509_EXTENSION) *extra; /* allowed, copied as given */
+    X509_EXTENSION *eku;             /* allowed EKU override */
+    X509_EXTENSION *policies;        /* allowed policies override */
+};
+
+static void req_exts_free(struct req_exts *r)
+{
+    sk_X509_EXTENSION_pop_free(r->extra, X509_EXTENSION_free);
+    X509_EXTENSION_free(r->eku);
+    X509_EXTENSION_free(r->policies);
+    memset(r, 0, sizeof(*r));
+}
+
+/* Applies the allow-list to one requested extension (takes ownership). */
+static int take_ext(struct req_exts *r, const struct profile *p, X509_EXTENSION *x, const char *field, bool from_csr,
+                    struct err *e)
+{
+    char oid[80];
+    ASN1_OBJECT *obj = X509_EXTENSION_get_object(x);
+    int nid = OBJ_obj2nid(obj);
+    OBJ_obj2txt(oid, sizeof oid, obj, 1);
+    bool allowed = profile_allows_ext(p, oid);
+    /* CSRs routinely carry keyUsage / basicConstraints / EKU / SAN the
+     * requester's tool put there; the profile decides those, so they are
+     * not a reason to refuse (SANs are merged separately). */
+    if (from_csr && (nid == NID_subject_alt_name || (!allowed && (profile_controlled(nid) ||
+                                                                   nid == NID_ext_key_usage)))) {
+        X509_EXTENSION_free(x);
+        return 0;
+    }
+    if (!allowed) {
+        X509_EXTENSION_free(x);
+        if (p->ignore_unknown && !profile_controlled(nid))
+            return 0;
+        err_set(e, 400, "invalid_field", field,
+                "%s: extension %s is not allowed by profile '%s'%s", field, oid, p->id,
+                profile_controlled(nid) ? " (the profile sets it)" : " (ignore_unknown_extensions is false)");
+        return -1;
+    }
+    for (int i = 0; i < sk_X509_EXTENSION_num(r->extra); i++)
+        if (OBJ_cmp(X509_EXTENSION_get_object(sk_X509_EXTENSION_value(r->extra, i)), obj) == 0) {
+            X509_EXTENSION_free(x);
+            err_set(e, 400, "invalid_field", field, "%s: extension %s given twice", field, oid);
+            return -1;
+        }
+    /* The value must decode as the extension it claims to be (or at least
+     * as one DER element for private extensions). */
+    ASN1_OCTET_STRING *val = X509_EXTENSION_get_data(x);
+    const unsigned char *vp = ASN1_STRING_get0_data(val);
+    void *decoded = X509V3_EXT_d2i(x);
+    bool ok;
+    if (decoded) {
+        const X509V3_EXT_METHOD *m = X509V3_EXT_get(x);
+        if (m && m->it)
+            ASN1_item_free(decoded, ASN1_ITEM_ptr(m->it));
+        else if (m && m->ext_free)
+            m->ext_free(decoded);
+        ok = true;
+    } else if (X509V3_EXT_get(x)) {
+        ok = false;
+    } else {
+        ASN1_TYPE *t = d2i_ASN1_TYPE(NULL, &vp, ASN1_STRING_length(val));
+        ok = t && vp == ASN1_STRING_get0_data(val) + ASN1_STRING_length(val);
+        ASN1_TYPE_free(t);
+    }
+    if (!ok) {
+        X509_EXTENSION_free(x);
+        err_set(e, 400, "invalid_field", field, "%s: the value of extension %s is not valid DER", field, oid);
+        return -1;
+    }
+    if (nid == NID_ext_key_usage && !r->eku) {
+        r->eku = x;
+        return 0;
+    }
+    if (nid == NID_certificate_policies && !r->policies) {
+        r->policies = x;
+        return 0;
+    }
+    if (!sk_X509_EXTENSION_push(r->extra, x)) {
+        X509_EXTENSION_free(x);
+        return -1;
+    }
+    return 0;
+}
+
+static int request_exts(struct req_exts *r, const struct profile *p, const json_t *arr, struct err *e)
+{
+    size_t i;
+    json_t *v;
+    if (!arr || json_is_null(arr))
+        return 0;
+    if (!json_is_array(arr) || json_array_size(arr) > ISSUE_MAX_REQ_EXTS) {
+        err_set(e, 400, "invalid_field", "extensions", "extensions: an array of at most %d {oid, critical, value}",
+                ISSUE_MAX_REQ_EXTS);
+        return -1;
+    }
+    json_array_foreach(arr, i, v) {
+        char field[40];
+        unsigned char *der = NULL;
+        size_t dlen = 0;
+        snprintf(field, sizeof field, "extensions[%zu]", i);
+        const char *oid = json_string_value(json_object_get(v, "oid"));
+        const char *val = json_string_value(json_object_get(v, "value"));
+        const json_t *crit = json_object_get(v, "critical");
+        if (!json_is_object(v) || !oid || !val || (crit && !json_is_boolean(crit))) {
+            err_set(e, 400, "invalid_field", field, "%s: must be {\"oid\": \"2.5.29.32\", \"critical\": false, "
+                    "\"value\": \"<base64 DER>\"}", field);
+            return -1;
+        }
+        ASN1_OBJECT *obj = strlen(oid) <= 100 ? OBJ_txt2obj(oid, 1) : NULL;
+        if (!obj || strspn(oid, "0123456789.") != strlen(oid)) {
+            ASN1_OBJECT_free(obj);
+            err_set(e, 400, "invalid_field", field, "%s: oid must be a dotted object identifier", field);
+            return -1;
+        }
+        if (strlen(val) > MAX_EXT_VALUE * 2 || b64_decode(val, strlen(val), &der, &dlen) != 0 || dlen == 0 ||
+            dlen > MAX_EXT_VALUE) {
+            ASN1_OBJECT_free(obj);
+            free(der);
+            err_set(e, 400, "invalid_field", field, "%s: value must be base64 DER of at most %d bytes", field,
+                    MAX_EXT_VALUE);
+            return -1;
+        }
+        ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
+        X509_EXTENSION *x = NULL;
+        if (os && ASN1_OCTET_STRING_set(os, der, (int)dlen) == 1)
+            x = X509_EXTENSION_create_by_OBJ(NULL, obj, json_is_true(crit), os);
+        ASN1_OCTET_STRING_free(os);
+        ASN1_OBJECT_free(obj);
+        free(der);
+        if (!x) {
+            err_set(e, 500, "internal", "", "out of memory");
+            return -1;
+        }
+        if (take_ext(r, p, x, field, false, e) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int csr_exts(struct req_exts *r, const struct profile *p, X509_REQ *csr, GENERAL_NAMES *sans,
+                    bool wildcard, struct err *e)
+{
+    STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(csr);
+    int rc = 0;
+    for (int i = 0; exts && i < sk_X509_EXTENSION_num(exts); i++) {
+        X509_EXTENSION *x = sk_X509_EXTENSION_value(exts, i);
+        if (OBJ_obj2nid(X509_EXTENSION_get_object(x)) == NID_subject_alt_name) {
+            GENERAL_NAMES *gn = X509V3_EXT_d2i(x);
+            if (!gn) {
+                err_set(e, 400, "invalid_field", "csr", "csr: the subjectAltName extension is malformed");
+                rc = -1;
+                break;
+            }
+            rc = san_merge_checked(sans, gn, wildcard, e);
+            GENERAL_NAMES_free(gn);
+            if (rc != 0)
+                break;
+            continue;
+        }
+        X509_EXTENSION *dup = X509_EXTENSION_dup(x);
+        if (!dup || take_ext(r, p, dup, "csr", true, e) != 0) {
+            rc = -1;
+            break;
+        }
+    }
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    return rc;
+}
+
+static bool profile_has_eku(const struct profile *p, const char *oid)
+{
+    for (size_t i = 0; i < p->neku; i++)
+        if (strcmp(p->eku[i], oid) == 0)
+            return true;
+    return false;
+}
+
+static EVP_PKEY *gen_key(const char *kt)
+{
+    if (strcmp(kt, "RSA-2048") == 0)
+        return EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+    if (strcmp(kt, "RSA-3072") == 0)
+        return EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)3072);
+    if (strcmp(kt, "RSA-4096") == 0)
+        return EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)4096);
+    if (strcmp(kt, "EC-P256") == 0)
+        return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    if (strcmp(kt, "EC-P384") == 0)
+        return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
+    if (strcmp(kt, "EC-P521") == 0)
+        return EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-521");
+    return NULL;
+}
+
+/* Last check before the signature: the assembled TBS matches the profile.
+ * Any mismatch is our bug, never the requester's. */
+static int lint(X509 *x, const struct profile *p, X509 *issuer, int64_t ca_not_after, const char **why)
+{
+    int crit = -1;
+    *why = NULL;
+    if (X509_get_version(x) != X509_VERSION_3)
+        return *why = "version is not v3", -1;
+    const ASN1_INTEGER *sn = X509_get0_serialNumber(x);
+    if (ASN1_STRING_length(sn) != SERIAL_LEN || ASN1_STRING_type(sn) != V_ASN1_INTEGER)
+        return *why = "serial number is not 16 positive bytes", -1;
+    if (ASN1_TIME_compare(X509_get0_notBefore(x), X509_get0_notAfter(x)) >= 0)
+        return *why = "notBefore is not before notAfter", -1;
+    if (X509_cmp_time(X509_get0_notAfter(x), &(time_t){(time_t)ca_not_after + 1}) > 0)
+        return *why = "notAfter is past the CA's", -1;
+    BASIC_CONSTRAINTS *bc = X509_get_ext_d2i(x, NID_basic_constraints, &crit, NULL);
+    bool bc_ok = bc && crit == 1 && (bc->ca != 0) == p->ca;
+    BASIC_CONSTRAINTS_free(bc);
+    if (!bc_ok)
+        return *why = "basicConstraints missing, not critical or cA mismatch", -1;
+    ASN1_BIT_STRING *ku = X509_get_ext_d2i(x, NID_key_usage, &crit, NULL);
+    unsigned bits = 0;
+    for (int b = 0; ku && b < 9; b++)
+        if (ASN1_BIT_STRING_get_bit(ku, b))
+            bits |= b < 8 ? (0x80u >> b) : 0x8000u;
+    ASN1_BIT_STRING_free(ku);
+    if (bits != p->ku || (crit == 1) != p->ku_critical)
+        return *why = "keyUsage differs from the profile", -1;
+    EXTENDED_KEY_USAGE *eku = X509_get_ext_d2i(x, NID_ext_key_usage, &crit, NULL);
+    bool eku_ok = p->neku == 0 ? true : eku != NULL;
+    sk_ASN1_OBJECT_pop_free(eku, ASN1_OBJECT_free);
+    if (!eku_ok)
+        return *why = "extendedKeyUsage missing", -1;
+    /* Decode the extensions directly: the cached accessors are not
+     * meaningful on a certificate that is not signed yet. */
+    unsigned char ski[SKI_LEN];
+    ASN1_OCTET_STRING *xs = X509_get_ext_d2i(x, NID_subject_key_identifier, NULL, NULL);
+    bool ski_ok = xs && x509_ski_compute(X509_get0_pubkey(x), ski) == 0 && ASN1_STRING_length(xs) == SKI_LEN &&
+                  memcmp(ASN1_STRING_get0_data(xs), ski, SKI_LEN) == 0;
+    ASN1_OCTET_STRING_free(xs);
+    if (!ski_ok)
+        return *why = "subjectKeyIdentifier is not RFC 7093 method 1", -1;
+    AUTHORITY_KEYID *aki = X509_get_ext_d2i(x, NID_authority_key_identifier, NULL, NULL);
+    const ASN1_OCTET_STRING *iski = X509_get0_subject_key_id(issuer);
+    bool aki_ok = aki && aki->keyid && (!iski || ASN1_OCTET_STRING_cmp(aki->keyid, iski) == 0);
+    AUTHORITY_KEYID_free(aki);
+    if (!aki_ok)
+        return *why = "authorityKeyIdentifier does not match the issuer", -1;
+    GENERAL_NAMES *gn = X509_get_ext_d2i(x, NID_subject_alt_name, &crit, NULL);
+    bool empty_subject = X509_NAME_entry_count(X509_get_subject_name(x)) == 0;
+    bool san_ok = !empty_subject || (gn && crit == 1);
+    if (gn) {
+        GENERAL_NAMES *tmp = GENERAL_NAMES_new();
+        struct err e;
+        san_ok = san_ok && tmp && san_merge_checked(tmp, gn, true, &e) == 0;
+        GENERAL_NAMES_free(tmp);
+    }
+    GENERAL_NAMES_free(gn);
+    if (!san_ok)
+        return *why = "subjectAltName syntax or criticality", -1;
+    if (X509_NAME_cmp(X509_get_issuer_name(x), X509_get_subject_name(issuer)) != 0)
+        return *why = "issuer name differs from the CA subject", -1;
+    return 0;
+}
+
+static int make_p12(EVP_PKEY *key, X509 *cert, STACK_OF(X509) *chain, const char *pass, unsigned char **out,
+                    size_t *len)
+{
+    /* AES-256-CBC with PBKDF2/HMAC-SHA-256 for key and certificates, SHA-256
+     * MAC: what OpenSSL 3 and current Windows/macOS import. */
+    PKCS12 *p12 = PKCS12_create_ex((char *)pass, "pkiaas", key, cert, chain, NID_aes_256_cbc, NID_aes_256_cbc,
+                                   P12_ITER, P12_ITER, 0, NULL, NULL);
+    unsigned char *p = NULL;
+    int n;
+    if (!p12)
+        return -1;
+    n = i2d_PKCS12(p12, &p);
+    PKCS12_free(p12);
+    if (n <= 0)
+        return -1;
+    *out = malloc((size_t)n);
+    if (!*out) {
+        OPENSSL_free(p);
+        return -1;
+    }
+    memcpy(*out, p, (size_t)n);
+    *len = (size_t)n;
+    OPENSSL_free(p);
+    return 0;
+}
+
+int issue_certificate(const struct ca_env *env, const struct issue_req *r, struct issue_result *out, struct err *e)
+{
+    struct ca_rec ca;
+    const struct profile *p = NULL;
+    X509_REQ *csr = NULL;
+    EVP_PKEY *key = NULL; /* server-side key */
+    EVP_PKEY *pub = NULL; /* borrowed */
+    X509_NAME *subject = NULL;
+    GENERAL_NAMES *sans = GENERAL_NAMES_new();
+    STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+    struct req_exts rx = {sk_X509_EXTENSION_new_null(), NULL, NULL};
+    X509 *cacert = NULL, *tbs = NULL, *cert = NULL;
+    struct signer *sig = NULL;
+    char **assigned = NULL;
+    size_t nassigned = 0;
+    char *crl = NULL, *ocsp = NULL, *aia = NULL, *sans_text = NULL;
+    unsigned char *der = NULL;
+    int rc = -1;
+    int64_t now = time_now();
+    memset(&ca, 0, sizeof ca);
+    memset(out, 0, sizeof(*out));
+    if (!sans || !exts || !rx.extra)
+        goto oom;
+
+    /* CA */
+    int s = env->store->ops->ca_get(env->store, r->partition, r->ca_id, &ca);
+    if (s == STORE_ENOTFOUND || (s == STORE_OK && strcmp(ca.status, "deleted") == 0)) {
+        err_set(e, 404, "not_found", "caId", "no CA '%.24s' in this partition", r->ca_id);
+        goto out;
+    }
+    if (s != STORE_OK)
+        goto unavailable;
+    if (strcmp(ca.status, "active") != 0 || strcmp(ca.type, "externalKey") == 0) {
+        err_set(e, 409, "conflict", "caId", "CA '%s' cannot issue (%s%s)", ca.id, ca.status,
+                strcmp(ca.type, "externalKey") == 0 ? ", external root" : "");
+        goto out;
+    }
+    if (!(cacert = ca_cert(&ca)))
+        goto internal;
+    if (X509_cmp_time(X509_get0_notAfter(cacert), NULL) <= 0) {
+        err_set(e, 409, "conflict", "caId", "CA '%s' has expired", ca.id);
+        goto out;
+    }
+
+    /* Profile: exists, assigned to this CA, allowed for its type */
+    if (!r->profile_id) {
+        err_set(e, 400, "invalid_field", "profileId", "profileId: required");
+        goto out;
+    }
+    if (!(p = profile_resolve(env->store, r->partition, r->profile_id, e)))
+        goto out;
+    if (env->store->ops->ca_profile_list(env->store, r->partition, ca.pk, &assigned, &nassigned) != STORE_OK)
+        goto unavailable;
+    bool is_assigned = false;
+    for (size_t i = 0; i < nassigned; i++)
+        if (strcmp(assigned[i], p->id) == 0)
+            is_assigned = true;
+    if (!is_assigned) {
+        err_set(e, 409, "conflict", "profileId", "profileId: profile '%s' is not assigned to CA '%s'", p->id, ca.id);
+        goto out;
+    }
+    if (!(p->ca_types & profile_catype(ca.type))) {
+        err_set(e, 409, "conflict", "profileId", "profileId: profile '%s' does not allow %s CAs", p->id, ca.type);
+        goto out;
+    }
+
+    /* Key: CSR (proof of possession) or server-side generation */
+    if (r->csr && r->key_type) {
+        err_set(e, 400, "invalid_field", "keyType", "keyType: give either a csr or a keyType, not both");
+        goto out;
+    }
+    if (r->csr) {
+        if (r->p12_password) {
+            err_set(e, 400, "invalid_field", "p12Password", "p12Password: only for server-side keys (keyType)");
+            goto out;
+        }
+        if (!(csr = csr_parse(r->csr, r->csr_len, e)))
+            goto out;
+        pub = X509_REQ_get0_pubkey(csr);
+    } else if (r->key_type) {
+        if (strcmp(ca.type, "root") == 0) {
+            err_set(e, 400, "invalid_field", "keyType", "keyType: root CAs cannot issue PKCS#12");
+            goto out;
+        }
+        if (!r->p12_password || strlen(r->p12_password) < 8 || strlen(r->p12_password) > 128) {
+            err_set(e, 400, "invalid_field", "p12Password", "p12Password: required, 8-128 characters");
+            goto out;
+        }
+        const char *kt = r->key_type;
+        unsigned bit = 0;
+        for (unsigned b = 1; b <= KT_EC521; b <<= 1)
+            if (profile_key_type_name(b) && strcmp(profile_key_type_name(b), kt) == 0)
+                bit = b;
+        if (!bit) {
+            err_set(e, 400, "invalid_field", "keyType",
+                    "keyType: must be RSA-2048, RSA-3072, RSA-4096, EC-P256, EC-P384 or EC-P521");
+            goto out;
+        }
+        if (!(key = gen_key(kt)))
+            goto internal;
+        pub = key;
+    } else {
+        err_set(e, 400, "invalid_field", "csr", "csr: required (or keyType and p12Password for a server-side key)");
+        goto out;
+    }
+    unsigned kt = profile_key_type(pub);
+    if (!kt) {
+        err_set(e, 400, "invalid_field", r->csr ? "csr" : "keyType",
+                "%s: subject key must be RSA 2048/3072/4096 or ECDSA P-256/P-384/P-521", r->csr ? "csr" : "keyType");
+        goto out;
+    }
+    if (!(p->key_types & kt)) {
+        err_set(e, 400, "invalid_field", r->csr ? "csr" : "keyType", "%s: profile '%s' does not accept %s keys",
+                r->csr ? "csr" : "keyType", p->id, profile_key_type_name(kt));
+        goto out;
+    }
+
+    /* Subject */
+    if (r->subject) {
+        char dnerr[200];
+        if (*r->subject == 0) {
+            subject = X509_NAME_new();
+        } else if (dn_parse(r->subject, &subject, dnerr, sizeof dnerr) != 0) {
+            err_set(e, 400, "invalid_field", "subject", "subject: %s", dnerr);
+            goto out;
+        }
+    } else if (csr) {
+        subject = X509_NAME_dup(X509_REQ_get_subject_name(csr));
+        /* Re-validate what the CSR claims with our DN rules. */
+        char *txt = subject ? dn_print(subject) : NULL;
+        X509_NAME *chk = NULL;
+        char dnerr[200];
+        int bad = X509_NAME_entry_count(subject) > 0 && (!txt || dn_parse(txt, &chk, dnerr, sizeof dnerr) != 0);
+        free(txt);
+        X509_NAME_free(chk);
+        if (bad) {
+            err_set(e, 400, "invalid_field", "csr", "csr: subject: %s", dnerr);
+            goto out;
+        }
+    } else {
+        err_set(e, 400, "invalid_field", "subject", "subject: required for server-side keys");
+        goto out;
+    }
+    if (!subject)
+        goto oom;
+
+    /* SANs: request list, CSR extensionRequest, CN copies for supply-san */
+    bool wildcard = profile_has_eku(p, "1.3.6.1.5.5.7.3.1");
+    if (san_from_json(r->sans, sans, wildcard, e) != 0)
+        goto out;
+    if (csr && csr_exts(&rx, p, csr, sans, wildcard, e) != 0)
+        goto out;
+    if (request_exts(&rx, p, r->extensions, e) != 0)
+        goto out;
+    if (p->supply_san) {
+        for (int i = -1; (i = X509_NAME_get_index_by_NID(subject, NID_commonName, i)) >= 0;) {
+            unsigned char *cn = NULL;
+            int n = ASN1_STRING_to_UTF8(&cn, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, i)));
+            if (n > 0 && !san_contains_dns(sans, (char *)cn)) {
+                if (!san_dns_valid((char *)cn, wildcard)) {
+                    OPENSSL_free(cn);
+                    err_set(e, 400, "invalid_field", "subject",
+                            "subject: profile '%s' copies the CN into a DNS name, and the CN is not a DNS name",
+                            p->id);
+                    goto out;
+                }
+                if (san_add(sans, "dNSName", (char *)cn, wildcard, "subject", e) != 0) {
+                    OPENSSL_free(cn);
+                    goto out;
+                }
+            }
+            OPENSSL_free(cn);
+        }
+    }
+    bool empty_subject = X509_NAME_entry_count(subject) == 0;
+    if (empty_subject && sk_GENERAL_NAME_num(sans) == 0) {
+        err_set(e, 400, "invalid_field", "subject", "subject: empty subject needs at least one subjectAltName");
+        goto out;
+    }
+    if (p->san_required && sk_GENERAL_NAME_num(sans) == 0) {
+        err_set(e, 400, "invalid_field", "subjectAltNames", "subjectAltNames: profile '%s' requires at least one",
+                p->id);
+        goto out;
+    }
+
+    /* Validity: request, else profile, else 3 years; never past the CA */
+    struct tm tm;
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(cacert), &tm) != 1)
+        goto internal;
+    int64_t ca_na = (int64_t)timegm(&tm), na;
+    if (r->not_after && r->validity_period) {
+        err_set(e, 400, "invalid_field", "notAfter", "notAfter: give either notAfter or validityPeriod");
+        goto out;
+    }
+    if (r->not_after) {
+        if (time_parse_rfc3339(r->not_after, &na) != 0 || na <= now) {
+            err_set(e, 400, "invalid_field", "notAfter", "notAfter: must be a future RFC 3339 date-time");
+            goto out;
+        }
+    } else if (r->validity_period) {
+        struct duration d;
+        if (duration_parse(r->validity_period, &d) != 0) {
+            err_set(e, 400, "invalid_field", "validityPeriod",
+                    "validityPeriod: ISO 8601 duration such as P90D or P1Y (at most 100 years)");
+            goto out;
+        }
+        na = duration_add(now, &d);
+    } else if (p->validity_text[0]) {
+        na = duration_add(now, &p->validity);
+    } else {
+        na = time_add_years(now, ISSUE_DEFAULT_YEARS);
+    }
+    if (na > ca_na) {
+        na = ca_na;
+        out->capped = true;
+    }
+    int64_t nb = now - 60; /* small backdate for relying parties' clock skew */
+    if (na <= nb) {
+        err_set(e, 409, "conflict", "caId", "CA '%s' expires too soon to issue", ca.id);
+        goto out;
+    }
+
+    /* Extensions, in a stable order */
+    unsigned char ski[SKI_LEN];
+    const ASN1_OCTET_STRING *caski = X509_get0_subject_key_id(cacert);
+    unsigned char caski_buf[SKI_LEN];
+    if (x509_ski_compute(pub, ski) != 0)
+        goto internal;
+    if (push_ext(exts, ext_basic_constraints(p->ca, p->ca ? p->path_len : -1)))
+        goto oom;
+    X509_EXTENSION *kux = ext_key_usage(p->ku);
+    if (!kux)
+        goto oom;
+    X509_EXTENSION_set_critical(kux, p->ku_critical);
+    if (push_ext(exts, kux))
+        goto oom;
+    if (rx.eku) {
+        if (!sk_X509_EXTENSION_push(exts, rx.eku))
+            goto oom;
+        rx.eku = NULL;
+    } else if (p->neku && push_ext(exts, ext_eku(p->eku, p->neku, p->eku_critical))) {
+        goto oom;
+    }
+    if (push_ext(exts, ext_ski(ski)))
+        goto oom;
+    if (caski) {
+        if (push_ext(exts, ext_aki(ASN1_STRING_get0_data(caski), (size_t)ASN1_STRING_length(caski))))
+            goto oom;
+    } else if (x509_ski_compute(X509_get0_pubkey(cacert), caski_buf) != 0 || push_ext(exts, ext_aki(caski_buf, SKI_LEN))) {
+        goto oom;
+    }
+    if (ca.crl_enabled && (!(crl = ca_url_crl(env, r->partition, ca.id)) || push_ext(exts, ext_crl_dp(crl))))
+        goto oom;
+    if (ca.ocsp_enabled && !(ocsp = ca_url_ocsp(env, r->partition, ca.id)))
+        goto oom;
+    if (!(aia = ca_url_issuer_cert(env, r->partition, ca.id)) || push_ext(exts, ext_aia(ocsp, aia)))
+        goto oom;
+    if (sk_GENERAL_NAME_num(sans) > 0 &&
+        push_ext(exts, X509V3_EXT_i2d(NID_subject_alt_name, empty_subject ? 1 : 0, sans)))
+        goto oom;
+    if (rx.policies) {
+        if (!sk_X509_EXTENSION_push(exts, rx.policies))
+            goto oom;
+        rx.policies = NULL;
+    } else if (p->npolicies && push_ext(exts, ext_policies(p->policies, p->npolicies))) {
+        goto oom;
+    }
+    while (sk_X509_EXTENSION_num(rx.extra) > 0) {
+        X509_EXTENSION *x = sk_X509_EXTENSION_shift(rx.extra);
+        if (!sk_X509_EXTENSION_push(exts, x)) {
+            X509_EXTENSION_free(x);
+            goto oom;
+        }
+    }
+
+    /* Assemble, lint, sign */
+    struct cert_template t;
+    memset(&t, 0, sizeof t);
+    if (x509_serial_new(t.serial) != 0)
+        goto internal;
+    t.subject = subject;
+    t.issuer = X509_get_subject_name(cacert);
+    t.pubkey = pub;
+    t.not_before = nb;
+    t.not_after = na;
+    t.exts = exts;
+    if (!(sig = ca_signer(env, &ca)) || !(tbs = certbuild_prepare(&t, sig)))
+        goto internal;
+    const char *why = NULL;
+    if (lint(tbs, p, cacert, ca_na, &why) != 0) {
+        log_error("lint refused certificate for CA %s/%s profile %s: %s", r->partition, ca.id, p->id, why);
+        err_set(e, 500, "internal", "", "internal error: the certificate failed its final profile check");
+        goto out;
+    }
+    if (!(cert = certbuild_finish(tbs, sig)))
+        goto internal;
+
+    /* Commit before anyone sees the certificate */
+    int dl = i2d_X509(cert, &der);
+    if (dl <= 0)
+        goto internal;
+    struct cert_rec cr;
+    memset(&cr, 0, sizeof cr);
+    snprintf(cr.partition_id, sizeof cr.partition_id, "%s", r->partition);
+    cr.issuer_ca_pk = ca.pk;
+    char *sn = x509_serial_hex(cert);
+    snprintf(cr.serial, sizeof cr.serial, "%s", sn ? sn : "");
+    free(sn);
+    cr.subject = dn_print(subject);
+    cr.sans = sans_text = san_to_text(sans);
+    cr.not_before = nb;
+    cr.not_after = na;
+    snprintf(cr.status, sizeof cr.status, "issued");
+    cr.revocation_reason = -1;
+    cr.profile_id = (char *)p->id;
+    cr.requester = (char *)(r->requester ? r->requester : "unknown");
+    cr.is_ca = p->ca;
+    cr.der = der;
+    cr.der_len = (size_t)dl;
+    cr.created_at = now;
+    char target[96], detail[160];
+    snprintf(target, sizeof target, "cert:%s/%s", ca.id, cr.serial);
+    snprintf(detail, sizeof detail, "{\"profile\":\"%s\",\"serverSideKey\":%s}", p->id, key ? "true" : "false");
+    struct audit_rec a = {cr.requester, "cert.issue", target, detail};
+    s = env->store->ops->cert_insert(env->store, &cr, !p->ca, &a);
+    free(cr.subject);
+    if (s == STORE_EQUOTA) {
+        err_set(e, 422, "quota_exceeded", "",
+                "the subscription's purchased certificates are all issued; purchase more to continue");
+        goto out;
+    }
+    if (s != STORE_OK)
+        goto unavailable;
+    snprintf(out->serial, sizeof out->serial, "%s", cr.serial);
+
+    if (!(out->chain = ca_chain(env, &ca)))
+        goto internal;
+    if (key && make_p12(key, cert, out->chain, r->p12_password, &out->p12, &out->p12_len) != 0)
+        goto internal;
+    out->cert = cert;
+    cert = NULL;
+    rc = 0;
+    goto out;
+oom:
+    err_set(e, 500, "internal", "", "out of memory");
+    goto out;
+unavailable:
+    err_set(e, 503, "unavailable", "", "store unavailable");
+    goto out;
+internal:
+    err_set(e, 500, "internal", "", "internal error while issuing");
+out:
+    if (rc != 0) {
+        sk_X509_pop_free(out->chain, X509_free);
+        out->chain = NULL;
+    }
+    ca_rec_free(&ca);
+    profile_release(p);
+    X509_REQ_free(csr);
+    EVP_PKEY_free(key);
+    X509_NAME_free(subject);
+    GENERAL_NAMES_free(sans);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    req_exts_free(&rx);
+    X509_free(cacert);
+    X509_free(tbs);
+    X509_free(cert);
+    signer_free(sig);
+    store_free_ids(assigned, nassigned);
+    free(crl);
+    free(ocsp);
+    free(aia);
+    free(sans_text);
+    OPENSSL_free(der);
+    return rc;
+}

@@ -1,0 +1,18 @@
+/* csr: PKCS#10 decoding with proof of possession.
+ *
+ * Accepts PEM, DER or unarmoured base64 DER (at most CSR_MAX bytes). DER
+ * must decode exactly (no trailing bytes). The request's self-signature is
+ * always verified (RFC 2986 section 3: proof of possession). */
+#ifndef PKIAAS_X509_CSR_H
+#define PKIAAS_X509_CSR_H
+
+#include "util/err.h"
+
+#include <openssl/x509.h>
+#include <stddef.h>
+
+#define CSR_MAX (64 * 1024)
+
+X509_REQ *csr_parse(const unsigned char *data, size_t len, struct err *e);
+
+#endif

@@ -11,6 +11,9 @@ static const struct route routes[] = {
     {"GET", "/healthz", api_healthz},
     {"GET", "/version", api_version},
     {"GET", "/ca/{}/{}", api_public_ca_cert},
+    {"GET", "/crl/{}/{}/{}", api_public_crl},
+    {"POST", "/ocsp/{}/{}", api_ocsp_post},
+    {"GET", "/ocsp/{}/{}/{*}", api_ocsp_get},
     {"GET", P "/signing-key-details", api_key_details},
     {"GET", P "/cas", api_ca_list},
     {"POST", P "/cas", api_ca_create},
@@ -36,6 +39,9 @@ static const struct route routes[] = {
     {"POST", P "/cas/{}/certificates/{}/suspend", api_cert_suspend},
     {"POST", P "/cas/{}/certificates/{}/unsuspend", api_cert_unsuspend},
     {"GET", P "/inventory", api_inventory},
+    {"GET", P "/cas/{}/crl", api_ca_crl_get},
+    {"POST", P "/cas/{}/crl", api_ca_crl_publish},
+    {"GET", P "/cas/{}/crls", api_ca_crls},
 };
 
 static const struct router router = {routes, sizeof routes / sizeof routes[0]};

@@ -9,10 +9,19 @@
 #include "http/router.h"
 #include "store/store.h"
 
+struct crl_cache;
+struct ocsp_cache;
+
 struct api_ctx {
     struct store *store;
     struct ca_env env;
+    struct crl_cache *crls;
+    struct ocsp_cache *ocsp;
 };
+
+/* After any status change of a certificate issued by `ca`: the CRL is due
+ * (now, when publish_now) and cached OCSP answers are dropped. */
+void api_status_changed(struct api_ctx *ctx, const struct ca_rec *ca, bool publish_now);
 
 /* The route table of the daemon (static storage). */
 const struct router *api_router(void);
@@ -50,6 +59,12 @@ void api_cert_revoke(struct http_req *req, struct http_resp *resp);
 void api_cert_suspend(struct http_req *req, struct http_resp *resp);
 void api_cert_unsuspend(struct http_req *req, struct http_resp *resp);
 void api_inventory(struct http_req *req, struct http_resp *resp);
+void api_public_crl(struct http_req *req, struct http_resp *resp);
+void api_ocsp_post(struct http_req *req, struct http_resp *resp);
+void api_ocsp_get(struct http_req *req, struct http_resp *resp);
+void api_ca_crl_get(struct http_req *req, struct http_resp *resp);
+void api_ca_crl_publish(struct http_req *req, struct http_resp *resp);
+void api_ca_crls(struct http_req *req, struct http_resp *resp);
 
 /* Assigns a profile to a CA after checking allowedCATypes (used by CA
  * creation and the CA profiles endpoint). */

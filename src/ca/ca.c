@@ -1,6 +1,8 @@
 #include "ca/ca.h"
 
+#include "ca/ocsp.h"
 #include "crypto/keyspec.h"
+#include "util/log.h"
 #include "util/codec.h"
 #include "util/timeutil.h"
 #include "x509/certbuild.h"
@@ -617,6 +619,13 @@ int ca_create(const struct ca_env *env, const char *partition, const struct ca_c
     if (s != STORE_OK) {
         store_err(s, c.id, e);
         goto out;
+    }
+    /* OCSP-enabled CAs get their delegated responder at once; a failure
+     * here is retried by the scheduler. */
+    if (c.ocsp_enabled && strcmp(c.status, "active") == 0) {
+        struct err oe;
+        if (ocsp_responder_ensure(env, &c, &oe) != 0)
+            log_error("CA %s/%s: %s (will retry)", partition, c.id, oe.msg);
     }
     *out = c;
     memset(&c, 0, sizeof c);

@@ -4,12 +4,15 @@
  * could not be reached. The API token is never printed. */
 #include "cli/http_client.h"
 #include "util/buf.h"
+#include "util/codec.h"
 
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <fcntl.h>
 #include <openssl/bio.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -17,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <termios.h>
 #include <unistd.h>
 
 #define EXIT_API 1
@@ -25,6 +29,9 @@
 
 #define DEFAULT_URL "http://127.0.0.1:8080"
 #define MAX_CERT_FILE ((size_t)1024 * 1024)
+#define MAX_JSON_FILE ((size_t)1024 * 1024)
+#define MAX_PASSWORD 128
+#define END ((const char *)NULL)
 
 /* ---- options ------------------------------------------------------------ */
 
@@ -52,10 +59,38 @@ enum opt_id {
     O_YES,
     O_FORMAT,
     O_CHAIN,
+    O_PROFILES,
+    O_GROUP,
+    O_FROM,
+    O_VALIDITY,
+    O_USAGES,
+    O_ALLOWED_EXT,
+    O_IGNORE_UNKNOWN,
+    O_JSON_FILE,
+    O_PROFILE,
+    O_CSR,
+    O_USE_CSR_SUBJECT,
+    O_SAN,
+    O_NOT_AFTER,
+    O_CHAIN_OUT,
+    O_P12,
+    O_KEY_TYPE,
+    O_P12_PASSWORD,
+    O_P12_PASSWORD_FILE,
+    O_STATUS,
+    O_SEARCH,
+    O_SERIAL,
+    O_EXPIRES_WITHIN,
+    O_EXPIRED,
+    O_LIMIT,
+    O_ALL,
+    O_REASON,
+    O_INVALIDITY_DATE,
     O_COUNT
 };
 
-#define BIT(o) (1UL << (o))
+_Static_assert(O_COUNT <= 64, "option bits must fit in an unsigned long long");
+#define BIT(o) (1ULL << (o))
 #define GLOBAL_OPTS                                                                                                    \
     (BIT(O_URL) | BIT(O_TOKEN) | BIT(O_PARTITION) | BIT(O_JSON) | BIT(O_CACERT) | BIT(O_INSECURE) | BIT(O_HELP))
 
@@ -90,6 +125,33 @@ static const struct optdef optdefs[] = {
     {"yes", 'y', 0, O_YES},
     {"format", 0, 1, O_FORMAT},
     {"chain", 0, 0, O_CHAIN},
+    {"profiles", 0, 1, O_PROFILES},
+    {"group", 0, 1, O_GROUP},
+    {"from", 0, 1, O_FROM},
+    {"validity", 0, 1, O_VALIDITY},
+    {"usages", 0, 1, O_USAGES},
+    {"allowed-extensions", 0, 1, O_ALLOWED_EXT},
+    {"ignore-unknown", 0, 1, O_IGNORE_UNKNOWN},
+    {"json-file", 0, 1, O_JSON_FILE},
+    {"profile", 0, 1, O_PROFILE},
+    {"csr", 0, 1, O_CSR},
+    {"use-csr-subject", 0, 0, O_USE_CSR_SUBJECT},
+    {"san", 0, 1, O_SAN},
+    {"not-after", 0, 1, O_NOT_AFTER},
+    {"chain-out", 0, 1, O_CHAIN_OUT},
+    {"p12", 0, 0, O_P12},
+    {"key-type", 0, 1, O_KEY_TYPE},
+    {"p12-password", 0, 1, O_P12_PASSWORD},
+    {"p12-password-file", 0, 1, O_P12_PASSWORD_FILE},
+    {"status", 0, 1, O_STATUS},
+    {"search", 0, 1, O_SEARCH},
+    {"serial", 0, 1, O_SERIAL},
+    {"expires-within", 0, 1, O_EXPIRES_WITHIN},
+    {"expired", 0, 0, O_EXPIRED},
+    {"limit", 0, 1, O_LIMIT},
+    {"all", 0, 0, O_ALL},
+    {"reason", 0, 1, O_REASON},
+    {"invalidity-date", 0, 1, O_INVALIDITY_DATE},
 };
 
 struct args {
@@ -97,6 +159,8 @@ struct args {
     int seen[O_COUNT];
     const char **pos; /* positional words, argc entries allocated */
     int npos;
+    const char **sans; /* every --san value, in order (the option repeats) */
+    int nsans;
 };
 
 struct ctx {
@@ -106,9 +170,9 @@ struct ctx {
 };
 
 struct cmd {
-    const char *w1, *w2; /* command words; w2 NULL for one-word commands */
+    const char *w1, *w2, *w3; /* command words; w2/w3 NULL for shorter commands */
     int min_args, max_args;
-    unsigned long opts;
+    unsigned long long opts;
     int (*fn)(struct ctx *x, const struct args *a, const char *const *argv);
     const char *usage;
 };
@@ -122,11 +186,35 @@ static const char usage_text[] =
     "  ca show CA_ID\n"
     "  ca create --id ID --type root|intermediate|subord|externalKey [--name FRIENDLY]\n"
     "            [--parent ID] [--key LABEL] [--subject DN] [--expiry RFC3339]\n"
-    "            [--path-length N] [--crl] [--ocsp] [--cert FILE]\n"
+    "            [--path-length N] [--crl] [--ocsp] [--cert FILE] [--profiles P1,P2]\n"
     "  ca import-cert CA_ID FILE\n"
     "  ca csr CA_ID [-o FILE]\n"
     "  ca delete CA_ID [--yes]\n"
     "  ca download CA_ID [--format pem|der] [--chain] [-o FILE]\n"
+    "  ca profiles CA_ID\n"
+    "  ca profiles add CA_ID PROFILE_ID\n"
+    "  ca profiles remove CA_ID PROFILE_ID\n"
+    "  profile list [--group G]\n"
+    "  profile show PROFILE_ID\n"
+    "  profile clone --from SRC --id NEW [--group G] [--validity DURATION] [--usages A,B,OID]\n"
+    "            [--allowed-extensions OID,...] [--ignore-unknown true|false] [--json-file FILE]\n"
+    "  profile update PROFILE_ID [--group G] [--validity DURATION] [--usages A,B,OID]\n"
+    "            [--allowed-extensions OID,...] [--ignore-unknown true|false] [--json-file FILE]\n"
+    "  profile delete PROFILE_ID\n"
+    "  cert issue CA_ID --profile P --csr FILE [--subject DN | --use-csr-subject]\n"
+    "            [--san TYPE:VALUE]... [--validity DURATION | --not-after RFC3339]\n"
+    "            [-o FILE] [--chain-out FILE]\n"
+    "  cert issue CA_ID --profile P --p12 --key-type TYPE --subject DN\n"
+    "            [--p12-password PW | --p12-password-file FILE] [--san TYPE:VALUE]...\n"
+    "            [--validity DURATION | --not-after RFC3339] [-o FILE] [--chain-out FILE]\n"
+    "  cert list CA_ID [--status issued|revoked|suspended] [--profile P] [--search TEXT]\n"
+    "            [--serial HEX] [--expires-within 7|30] [--expired] [--limit N] [--all]\n"
+    "  cert show CA_ID SERIAL\n"
+    "  cert download CA_ID SERIAL [--format pem|der|chain|pkcs7] [-o FILE]\n"
+    "  cert revoke CA_ID SERIAL [--reason REASON] [--invalidity-date RFC3339]\n"
+    "  cert suspend CA_ID SERIAL\n"
+    "  cert unsuspend CA_ID SERIAL\n"
+    "  inventory\n"
     "  key-details\n"
     "\n"
     "environment: PKIAAS_URL (default " DEFAULT_URL "), PKIAAS_TOKEN, PKIAAS_PARTITION\n"
@@ -174,7 +262,8 @@ static int parse_args(int argc, char **argv, struct args *a)
 
     memset(a, 0, sizeof(*a));
     a->pos = calloc((size_t)argc + 1, sizeof(*a->pos));
-    if (!a->pos) {
+    a->sans = calloc((size_t)argc + 1, sizeof(*a->sans));
+    if (!a->pos || !a->sans) {
         fprintf(stderr, "error: out of memory\n");
         rc = EXIT_API;
         goto out;
@@ -218,6 +307,8 @@ static int parse_args(int argc, char **argv, struct args *a)
                 inline_val = argv[++i];
             }
             a->val[d->id] = inline_val;
+            if (d->id == O_SAN)
+                a->sans[a->nsans++] = inline_val;
         } else if (inline_val) {
             rc = usage_error(NULL, "option '%s' takes no value", arg);
             goto out;
@@ -307,6 +398,11 @@ static void put_value(const json_t *v)
                 fputs(", ", stdout);
             put_value(e);
         }
+    } else if (json_is_object(v) && json_object_size(v) == 2 && get_str(v, "type") && get_str(v, "value")) {
+        /* a subject alternative name: "dNSName:www.example.com" */
+        put_clean(stdout, get_str(v, "type"));
+        fputc(':', stdout);
+        put_clean(stdout, get_str(v, "value"));
     } else {
         char *s = json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER);
         put_clean(stdout, s ? s : "?");
@@ -368,9 +464,11 @@ out:
     return rc;
 }
 
+/* Labels for `Field: value` output of CAs, profiles, certificates and the
+ * inventory; keys not listed are shown as they are. */
 static const struct {
     const char *key, *label;
-} ca_labels[] = {
+} field_labels[] = {
     {"id", "ID"},
     {"friendlyName", "Friendly name"},
     {"type", "Type"},
@@ -396,36 +494,66 @@ static const struct {
     {"urls", "URLs"},
     {"createdAt", "Created at"},
     {"deletedAt", "Deleted at"},
+    /* profiles */
+    {"group", "Group"},
+    {"kind", "Kind"},
+    {"system", "System"},
+    {"description", "Description"},
+    {"allowedCATypes", "Allowed CA types"},
+    {"validity_period", "Validity period"},
+    {"usages", "Usages"},
+    {"allowed_extensions", "Allowed extensions"},
+    {"ignore_unknown_extensions", "Ignore unknown extensions"},
+    {"ca_constraint", "CA constraint"},
+    {"key_usage_critical", "Key usage critical"},
+    {"extended_key_usage_critical", "Extended key usage critical"},
+    {"supply_san", "Supply SAN"},
+    {"pkcs12", "PKCS#12"},
+    {"certificate_policies", "Certificate policies"},
+    {"subject_alt_name", "Subject alt name"},
+    {"key_types", "Key types"},
+    /* certificates */
+    {"subjectAltNames", "Subject alt names"},
+    {"notBefore", "Not before"},
+    {"notAfter", "Not after"},
+    {"profileId", "Profile"},
+    {"isCa", "CA certificate"},
+    {"requester", "Requester"},
+    {"extendedKeyUsages", "Extended key usages"},
+    {"revocationReason", "Revocation reason"},
+    {"revokedAt", "Revoked at"},
+    {"invalidityDate", "Invalidity date"},
+    {"validityCapped", "Validity capped"},
 };
 
-static const char *ca_label(const char *key)
+static const char *field_label(const char *key)
 {
-    for (size_t i = 0; i < sizeof(ca_labels) / sizeof(ca_labels[0]); i++)
-        if (strcmp(ca_labels[i].key, key) == 0)
-            return ca_labels[i].label;
+    for (size_t i = 0; i < sizeof(field_labels) / sizeof(field_labels[0]); i++)
+        if (strcmp(field_labels[i].key, key) == 0)
+            return field_labels[i].label;
     return key;
 }
 
-/* `Field: value` lines for every field of a CA object, in server order;
- * nested objects get indented `key: value` lines. */
-static int print_ca(const json_t *ca)
+/* `Field: value` lines for every field of an object (`what` names it in
+ * errors), in server order; nested objects get indented `key: value` lines. */
+static int print_fields(const json_t *obj, const char *what)
 {
     int rc = EXIT_API;
     const char *key;
     json_t *v;
     size_t lw = 0;
 
-    if (!json_is_object(ca)) {
-        fprintf(stderr, "error: unexpected response: CA is not a JSON object\n");
+    if (!json_is_object(obj)) {
+        fprintf(stderr, "error: unexpected response: %s is not a JSON object\n", what);
         goto out;
     }
-    json_object_foreach((json_t *)ca, key, v) {
-        size_t w = text_width(ca_label(key));
+    json_object_foreach((json_t *)obj, key, v) {
+        size_t w = text_width(field_label(key));
         if (w > lw)
             lw = w;
     }
-    json_object_foreach((json_t *)ca, key, v) {
-        const char *label = ca_label(key);
+    json_object_foreach((json_t *)obj, key, v) {
+        const char *label = field_label(key);
         put_clean(stdout, label);
         fputc(':', stdout);
         if (json_is_object(v) && json_object_size(v) > 0) {
@@ -454,14 +582,33 @@ out:
     return rc;
 }
 
-/* Writes raw bytes to `path`, or stdout when path is NULL or "-". */
-static int write_output(const char *path, const unsigned char *p, size_t n)
+static int print_ca(const json_t *ca)
+{
+    return print_fields(ca, "CA");
+}
+
+static int is_stdout(const char *path)
+{
+    return !path || strcmp(path, "-") == 0;
+}
+
+/* Writes raw bytes to `path` (mode 0600 when `owner_only`, for key material),
+ * or stdout when path is NULL or "-". */
+static int write_output_mode(const char *path, const unsigned char *p, size_t n, int owner_only)
 {
     int rc = EXIT_API;
     FILE *f = NULL;
-    int to_stdout = !path || strcmp(path, "-") == 0;
+    int to_stdout = is_stdout(path);
 
-    f = to_stdout ? stdout : fopen(path, "wb");
+    if (to_stdout) {
+        f = stdout;
+    } else if (owner_only) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        if (fd >= 0 && !(f = fdopen(fd, "wb")))
+            close(fd);
+    } else {
+        f = fopen(path, "wb");
+    }
     if (!f) {
         fprintf(stderr, "error: cannot open '%s': %s\n", path, strerror(errno));
         goto out;
@@ -477,6 +624,11 @@ out:
         rc = EXIT_API;
     }
     return rc;
+}
+
+static int write_output(const char *path, const unsigned char *p, size_t n)
+{
+    return write_output_mode(path, p, n, 0);
 }
 
 /* ---- requests ------------------------------------------------------------- */
@@ -552,6 +704,8 @@ static int api_json(const struct ctx *x, const char *method, const char *path, c
     }
 out:
     http_response_free(&r);
+    if (req)
+        OPENSSL_cleanse(req, strlen(req)); /* may hold a PKCS#12 password */
     free(req);
     return rc;
 }
@@ -581,6 +735,59 @@ out:
     free(esc);
     buf_free(&b);
     return res;
+}
+
+/* Builds "/api/v1/partitions/{p}" followed by the END-terminated arguments,
+ * which alternate between literal text and a segment to percent-encode:
+ * api_path(x, "/cas/", ca, "/certificates", END). */
+static char *api_path(const struct ctx *x, ...)
+{
+    struct buf b;
+    va_list ap;
+    const char *s;
+    char *res = NULL;
+    int i = 0, ok;
+
+    buf_init(&b, 0);
+    ok = buf_printf(&b, "/api/v1/partitions/%s", x->partition) == 0;
+    va_start(ap, x);
+    while (ok && (s = va_arg(ap, const char *)) != NULL) {
+        if (i++ % 2 == 0) {
+            ok = buf_append_str(&b, s) == 0;
+        } else {
+            char *esc = http_escape(s);
+            ok = esc && buf_append_str(&b, esc) == 0;
+            free(esc);
+        }
+    }
+    va_end(ap);
+    if (ok)
+        res = (char *)buf_take(&b, NULL);
+    if (!res)
+        fprintf(stderr, "error: out of memory\n");
+    buf_free(&b);
+    return res;
+}
+
+/* Appends "?key=value" or "&key=value" (value percent-encoded) to *path. */
+static int add_query(char **path, const char *key, const char *val)
+{
+    struct buf b;
+    char *esc = http_escape(val);
+    char *res = NULL;
+
+    buf_init(&b, 0);
+    if (esc && buf_printf(&b, "%s%c%s=%s", *path, strchr(*path, '?') ? '&' : '?', key, esc) == 0)
+        res = (char *)buf_take(&b, NULL);
+    free(esc);
+    buf_free(&b);
+    if (!res) {
+        fprintf(stderr, "error: out of memory\n");
+        return -1;
+    }
+    free(*path);
+    *path = res;
+    return 0;
 }
 
 /* ---- certificate files -------------------------------------------------- */
@@ -745,7 +952,7 @@ out:
 static const char create_usage[] =
     "ca create --id ID --type root|intermediate|subord|externalKey [--name FRIENDLY]\n"
     "            [--parent ID] [--key LABEL] [--subject DN] [--expiry RFC3339]\n"
-    "            [--path-length N] [--crl] [--ocsp] [--cert FILE]";
+    "            [--path-length N] [--crl] [--ocsp] [--cert FILE] [--profiles P1,P2]";
 
 static int set_str(json_t *o, const char *key, const char *val)
 {
@@ -755,6 +962,46 @@ static int set_str(json_t *o, const char *key, const char *val)
         return -1;
     }
     return json_object_set_new(o, key, s);
+}
+
+/* "a, b,c" -> ["a","b","c"] (blanks trimmed, empty items dropped; "" gives
+ * an empty array). NULL on out-of-memory or bad UTF-8 (reported). */
+static json_t *split_list(const char *s, const char *opt)
+{
+    json_t *arr = json_array();
+    char *copy = strdup(s);
+    char *save = NULL;
+
+    if (!arr || !copy) {
+        fprintf(stderr, "error: out of memory\n");
+        goto fail;
+    }
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        size_t n;
+        json_t *e;
+        while (*t == ' ' || *t == '\t')
+            t++;
+        n = strlen(t);
+        while (n > 0 && (t[n - 1] == ' ' || t[n - 1] == '\t'))
+            t[--n] = 0;
+        if (!n)
+            continue;
+        e = json_string(t);
+        if (!e) {
+            fprintf(stderr, "error: value of --%s is not valid UTF-8\n", opt);
+            goto fail;
+        }
+        if (json_array_append_new(arr, e) != 0) {
+            fprintf(stderr, "error: out of memory\n");
+            goto fail;
+        }
+    }
+    free(copy);
+    return arr;
+fail:
+    free(copy);
+    json_decref(arr);
+    return NULL;
 }
 
 static int cmd_ca_create(struct ctx *x, const struct args *a, const char *const *argv)
@@ -777,6 +1024,8 @@ static int cmd_ca_create(struct ctx *x, const struct args *a, const char *const 
     is_ext = strcmp(type, "externalKey") == 0;
     is_root = strcmp(type, "root") == 0;
     is_sub = strcmp(type, "subord") == 0;
+    if (is_ext && a->seen[O_PROFILES])
+        return usage_error(create_usage, "%s", "ca create: --profiles does not apply to externalKey");
     if (is_ext) {
         if (!a->val[O_CERT])
             return usage_error(create_usage, "%s", "ca create: --type externalKey needs --cert FILE");
@@ -824,6 +1073,11 @@ static int cmd_ca_create(struct ctx *x, const struct args *a, const char *const 
         goto oom;
     if ((is_sub || a->seen[O_OCSP]) && json_object_set_new(body, "enableOcsp", json_boolean(a->seen[O_OCSP])) != 0)
         goto oom;
+    if (a->val[O_PROFILES]) {
+        json_t *list = split_list(a->val[O_PROFILES], "profiles");
+        if (!list || json_object_set_new(body, "profiles", list) != 0)
+            goto out;
+    }
     if (is_ext) {
         rc = load_cert_pem(a->val[O_CERT], &pem);
         if (rc)
@@ -1063,7 +1317,7 @@ static const struct cmd cmds[] = {
     {"ca", "show", 1, 1, 0, cmd_ca_show, "ca show CA_ID"},
     {"ca", "create", 0, 0,
      BIT(O_ID) | BIT(O_TYPE) | BIT(O_NAME) | BIT(O_PARENT) | BIT(O_KEY) | BIT(O_SUBJECT) | BIT(O_EXPIRY) |
-         BIT(O_PATH_LENGTH) | BIT(O_CRL) | BIT(O_OCSP) | BIT(O_CERT),
+         BIT(O_PATH_LENGTH) | BIT(O_CRL) | BIT(O_OCSP) | BIT(O_CERT) | BIT(O_PROFILES),
      cmd_ca_create, create_usage},
     {"ca", "import-cert", 2, 2, 0, cmd_ca_import_cert, "ca import-cert CA_ID FILE"},
     {"ca", "csr", 1, 1, BIT(O_OUTPUT), cmd_ca_csr, "ca csr CA_ID [-o FILE]"},

@@ -6,6 +6,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "ca/crl.h"
+#include "ca/ocsp.h"
 #include "crypto/masterkey.h"
 
 int app_open(struct app *a, char *err, size_t errlen)
@@ -22,11 +24,19 @@ int app_open(struct app *a, char *err, size_t errlen)
     a->api.env.mkey = a->mkey;
     a->api.env.http_base = a->cfg.public_http_url;
     a->api.env.https_base = a->cfg.public_https_url;
+    if (!(a->api.crls = crl_cache_new()) || !(a->api.ocsp = ocsp_cache_new())) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     return 0;
 }
 
 void app_close(struct app *a)
 {
+    crl_cache_free(a->api.crls);
+    ocsp_cache_free(a->api.ocsp);
+    a->api.crls = NULL;
+    a->api.ocsp = NULL;
     store_close(a->api.store);
     a->api.store = NULL;
     OPENSSL_cleanse(a->mkey, sizeof a->mkey);

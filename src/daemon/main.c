@@ -2,6 +2,7 @@
  * modules; this file parses flags, wires the context and waits for signals. */
 #include "api/api.h"
 #include "ca/profile.h"
+#include "ca/scheduler.h"
 #include "ca/service_ca.h"
 #include "daemon/bootstrap.h"
 #include "daemon/context.h"
@@ -95,6 +96,7 @@ static int cmd_serve(int argc, char **argv)
     struct app a;
     char err[512], *cert = NULL, *key = NULL;
     struct http_server *srv = NULL;
+    struct scheduler *sched = NULL;
     int rc = 1;
     memset(&a, 0, sizeof a);
     if (parse_flags(argc, argv, &f) != 0) {
@@ -152,6 +154,12 @@ static int cmd_serve(int argc, char **argv)
         log_error("%s", err);
         goto out;
     }
+    struct scheduler_opts so = {&a.api.env, a.api.crls, a.cfg.scheduler_tick_s, a.cfg.crl_period_s,
+                                a.cfg.crl_delay_s};
+    if (!(sched = scheduler_start(&so))) {
+        log_error("cannot start the scheduler");
+        goto out;
+    }
     log_info("pkiaasd %s serving http=%s https=%s data=%s", PKIAAS_VERSION, a.cfg.http_addr, a.cfg.https_addr,
              a.cfg.data_dir);
     int sig = 0;
@@ -162,6 +170,7 @@ static int cmd_serve(int argc, char **argv)
     rc = 0;
 out:
     http_server_stop(srv, 0);
+    scheduler_stop(sched);
     if (key) {
         OPENSSL_cleanse(key, strlen(key));
         free(key);

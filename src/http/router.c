@@ -22,6 +22,13 @@ static int match(const char *pattern, char *scratch, size_t len, const char **pa
         while (i < len && scratch[i] != '/' && scratch[i] != 0)
             i++;
         size_t slen = i - start;
+        if (plen == 3 && memcmp(p, "{*}", 3) == 0 && !pend) {
+            /* the rest of the path, slashes included (e.g. base64 in OCSP GET) */
+            if (start >= len || *np >= HTTP_MAX_PARAMS)
+                return 0;
+            params[(*np)++] = scratch + start;
+            return 2;
+        }
         if (plen == 2 && p[0] == '{' && p[1] == '}') {
             if (slen == 0 || slen > HTTP_MAX_SEGMENT || *np >= HTTP_MAX_PARAMS)
                 return 0;
@@ -50,15 +57,17 @@ void router_dispatch(const struct router *rt, struct http_req *req, struct http_
         const char *params[HTTP_MAX_PARAMS];
         unsigned np = 0;
         memcpy(scratch, req->path, len + 1);
-        if (!match(rt->routes[r].pattern, scratch, len, params, &np))
+        int m = match(rt->routes[r].pattern, scratch, len, params, &np);
+        if (!m)
             continue;
         path_matched = 1;
         int same = strcmp(rt->routes[r].method, req->method) == 0 ||
                    (strcmp(req->method, "HEAD") == 0 && strcmp(rt->routes[r].method, "GET") == 0);
         if (!same)
             continue;
-        /* terminate captured segments */
-        for (size_t i = 0; i < len; i++)
+        /* terminate captured segments (a trailing {*} keeps its slashes) */
+        size_t stop = m == 2 ? (size_t)(params[np - 1] - scratch) : len;
+        for (size_t i = 0; i < stop; i++)
             if (scratch[i] == '/')
                 scratch[i] = 0;
         for (unsigned k = 0; k < np; k++)

@@ -79,3 +79,16 @@ void cert_list_free(struct cert_list *l)
     l->items = NULL;
     l->n = 0;
 }
+
+void crl_rec_free(struct crl_rec *c)
+{
+    free(c->der);
+    memset(c, 0, sizeof(*c));
+}
+
+void responder_rec_free(struct responder_rec *r)
+{
+    free(r->key_blob);
+    free(r->cert_der);
+    memset(r, 0, sizeof(*r));
+}

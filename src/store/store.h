@@ -141,6 +141,31 @@ struct inventory {
     long long certs_issued, certs_purchased, cas_active, cas_purchased;
 };
 
+struct crl_rec {
+    int64_t number, this_update, next_update, entries;
+    unsigned char *der;
+    size_t der_len;
+};
+void crl_rec_free(struct crl_rec *c);
+
+/* One revoked (or on-hold) certificate, as the CRL builder streams them. */
+struct revoked_entry {
+    const char *serial; /* lowercase hex */
+    int64_t revoked_at;
+    int reason;         /* -1 none; 6 certificateHold */
+    int64_t invalidity_date;
+};
+typedef int (*revoked_cb)(const struct revoked_entry *e, void *ctx);
+
+struct responder_rec {
+    unsigned char *key_blob;
+    size_t key_blob_len;
+    unsigned char *cert_der;
+    size_t cert_len;
+    int64_t not_after, created_at;
+};
+void responder_rec_free(struct responder_rec *r);
+
 struct store;
 
 struct store_ops {
@@ -164,6 +189,8 @@ struct store_ops {
                      const struct audit_rec *a);
     int (*ca_get)(struct store *s, const char *partition, const char *id, struct ca_rec *out);
     int (*ca_list)(struct store *s, const char *partition, bool include_deleted, struct ca_list *out);
+    /* Active CAs of every partition (for schedulers). */
+    int (*ca_list_active_all)(struct store *s, struct ca_list *out);
     /* Pending → active with the imported certificate. */
     int (*ca_activate)(struct store *s, const char *partition, const char *id, const unsigned char *der, size_t len,
                        const struct audit_rec *a);
@@ -197,6 +224,23 @@ struct store_ops {
                           const struct audit_rec *a);
     int (*cert_get)(struct store *s, const char *partition, int64_t issuer_ca_pk, const char *serial,
                     struct cert_rec *out);
+
+    /* CRLs: reserve the next cRLNumber (strictly increasing per CA, never
+     * reused even when a build fails), save a built CRL, read the latest,
+     * list past numbers (newest first, at most `max`). */
+    int (*crl_next_number)(struct store *s, const char *partition, int64_t ca_pk, int64_t *number);
+    int (*crl_save)(struct store *s, const char *partition, int64_t ca_pk, const struct crl_rec *c);
+    int (*crl_latest)(struct store *s, const char *partition, int64_t ca_pk, struct crl_rec *out);
+    int (*crl_list)(struct store *s, const char *partition, int64_t ca_pk, size_t max, struct crl_rec **out,
+                    size_t *n);
+    /* Streams revoked and suspended certificates of a CA ordered by serial;
+     * a non-zero callback return stops the walk and is returned. */
+    int (*cert_iter_revoked)(struct store *s, const char *partition, int64_t ca_pk, revoked_cb cb, void *ctx);
+
+    /* OCSP responder key + certificate of a CA (latest first). */
+    int (*responder_get)(struct store *s, const char *partition, int64_t ca_pk, struct responder_rec *out);
+    int (*responder_put)(struct store *s, const char *partition, int64_t ca_pk, const struct responder_rec *r,
+                         const struct audit_rec *a);
 
     /* Audit: verifies the whole hash chain; returns the number of records or
      * a negative error, with the first broken seq in *bad_seq. */

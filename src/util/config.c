@@ -14,6 +14,9 @@ void config_defaults(struct config *c)
     c->log_level = strdup("info");
     c->max_body = 1024 * 1024;
     c->shutdown_grace_s = 4;
+    c->crl_period_s = 86400;
+    c->crl_delay_s = 900;
+    c->scheduler_tick_s = 30;
 }
 
 static int set_str(char **dst, const char *v)
@@ -77,6 +80,22 @@ int config_set(struct config *c, const char *key, const char *value, char *err, 
         c->shutdown_grace_s = (int)x;
         return 0;
     }
+    static const struct {
+        const char *name;
+        size_t off;
+        long min, max;
+    } ints[] = {
+        {"crl_period_s", offsetof(struct config, crl_period_s), 60, 7 * 86400},
+        {"crl_delay_s", offsetof(struct config, crl_delay_s), 0, 86400},
+        {"scheduler_tick_s", offsetof(struct config, scheduler_tick_s), 1, 3600},
+    };
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        if (strcmp(key, ints[i].name) == 0) {
+            if (parse_long(value, ints[i].min, ints[i].max, &x) != 0)
+                goto bad;
+            *(int *)((char *)c + ints[i].off) = (int)x;
+            return 0;
+        }
     snprintf(err, errlen, "unknown configuration key '%s'", key);
     return -1;
 bad:

@@ -22,6 +22,9 @@ struct config {
     int threads;            /* HTTP worker threads; 0 = number of CPUs */
     size_t max_body;        /* bytes; default 1 MiB */
     int shutdown_grace_s;   /* default 4 */
+    int crl_period_s;       /* full CRL at least this often; default 86400 */
+    int crl_delay_s;        /* after a revocation, CRL within; default 900 */
+    int scheduler_tick_s;   /* default 30 */
 };
 
 /* Fills defaults. data_dir may be NULL at this point. */

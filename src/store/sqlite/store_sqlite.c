@@ -545,6 +545,38 @@ out:
     return rc;
 }
 
+static int sq_ca_list_active_all(struct store *s, struct ca_list *out)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO, r;
+    size_t cap = 0;
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q->db, "SELECT " CA_COLS " FROM ca WHERE status='active' AND type<>'externalKey' "
+                                   "ORDER BY pk");
+    if (!st)
+        goto out;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        if (out->n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            struct ca_rec *p = realloc(out->items, ncap * sizeof(*p));
+            if (!p)
+                break;
+            out->items = p;
+            cap = ncap;
+        }
+        ca_from_row(st, &out->items[out->n++]);
+    }
+    if (r == SQLITE_DONE)
+        rc = STORE_OK;
+    else
+        ca_list_free(out);
+    sqlite3_finalize(st);
+out:
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
 static int sq_ca_activate(struct store *s, const char *partition, const char *id, const unsigned char *der,
                           size_t len, const struct audit_rec *a)
 {
@@ -1124,6 +1156,215 @@ out:
     return rc;
 }
 
+/* ---- status services ---------------------------------------------------- */
+
+static int sq_crl_next_number(struct store *s, const char *partition, int64_t ca_pk, int64_t *number)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&q->mu);
+    if (begin(q->db) != 0)
+        goto unlock;
+    st = prep(q->db, "UPDATE ca SET crl_number = crl_number + 1 WHERE partition_id=? AND pk=? RETURNING crl_number");
+    if (!st)
+        goto fail;
+    bind_text(st, 1, partition);
+    sqlite3_bind_int64(st, 2, ca_pk);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        rc = STORE_ENOTFOUND;
+        goto fail;
+    }
+    *number = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    st = NULL;
+    rc = commit(q->db) == 0 ? STORE_OK : STORE_EIO;
+    if (rc == STORE_OK)
+        goto unlock;
+fail:
+    sqlite3_finalize(st);
+    rollback(q->db);
+unlock:
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_crl_save(struct store *s, const char *partition, int64_t ca_pk, const struct crl_rec *c)
+{
+    struct sq *q = SQ(s);
+    pthread_mutex_lock(&q->mu);
+    int rc = STORE_EIO;
+    sqlite3_stmt *st = prep(q->db, "INSERT INTO crl(partition_id,ca_pk,number,this_update,next_update,entries,der) "
+                                   "VALUES(?,?,?,?,?,?,?)");
+    if (st) {
+        bind_text(st, 1, partition);
+        sqlite3_bind_int64(st, 2, ca_pk);
+        sqlite3_bind_int64(st, 3, c->number);
+        sqlite3_bind_int64(st, 4, c->this_update);
+        sqlite3_bind_int64(st, 5, c->next_update);
+        sqlite3_bind_int64(st, 6, c->entries);
+        bind_blob(st, 7, c->der, c->der_len);
+        rc = step_done(st);
+        sqlite3_finalize(st);
+    }
+    /* Keep the newest 100 CRLs per CA; older ones are history nobody asks for. */
+    if (rc == STORE_OK && (st = prep(q->db, "DELETE FROM crl WHERE ca_pk=? AND number <= ? - 100"))) {
+        sqlite3_bind_int64(st, 1, ca_pk);
+        sqlite3_bind_int64(st, 2, c->number);
+        step_done(st);
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_crl_list(struct store *s, const char *partition, int64_t ca_pk, size_t max, struct crl_rec **out,
+                       size_t *n)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO, r;
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q->db, max == 1 ? "SELECT number,this_update,next_update,entries,der FROM crl WHERE "
+                                              "partition_id=? AND ca_pk=? ORDER BY number DESC LIMIT ?"
+                                            : "SELECT number,this_update,next_update,entries,NULL FROM crl WHERE "
+                                              "partition_id=? AND ca_pk=? ORDER BY number DESC LIMIT ?");
+    if (!st)
+        goto out;
+    bind_text(st, 1, partition);
+    sqlite3_bind_int64(st, 2, ca_pk);
+    sqlite3_bind_int64(st, 3, (sqlite3_int64)max);
+    struct crl_rec *items = calloc(max ? max : 1, sizeof(*items));
+    if (!items)
+        goto done;
+    while (*n < max && (r = sqlite3_step(st)) == SQLITE_ROW) {
+        struct crl_rec *c = &items[(*n)++];
+        c->number = sqlite3_column_int64(st, 0);
+        c->this_update = sqlite3_column_int64(st, 1);
+        c->next_update = sqlite3_column_int64(st, 2);
+        c->entries = sqlite3_column_int64(st, 3);
+        c->der = col_blob(st, 4, &c->der_len);
+    }
+    *out = items;
+    rc = STORE_OK;
+done:
+    sqlite3_finalize(st);
+out:
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_crl_latest(struct store *s, const char *partition, int64_t ca_pk, struct crl_rec *out)
+{
+    struct crl_rec *items = NULL;
+    size_t n = 0;
+    int rc = sq_crl_list(s, partition, ca_pk, 1, &items, &n);
+    if (rc == STORE_OK && n == 0)
+        rc = STORE_ENOTFOUND;
+    if (rc == STORE_OK)
+        *out = items[0];
+    free(items);
+    return rc;
+}
+
+static int sq_cert_iter_revoked(struct store *s, const char *partition, int64_t ca_pk, revoked_cb cb, void *ctx)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO, r;
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q->db, "SELECT serial, revoked_at, revocation_reason, invalidity_date FROM certificate "
+                                   "WHERE partition_id=? AND issuer_ca_pk=? AND status IN ('revoked','suspended') "
+                                   "ORDER BY serial");
+    if (!st)
+        goto out;
+    bind_text(st, 1, partition);
+    sqlite3_bind_int64(st, 2, ca_pk);
+    rc = STORE_OK;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        struct revoked_entry e = {
+            (const char *)sqlite3_column_text(st, 0),
+            sqlite3_column_int64(st, 1),
+            sqlite3_column_type(st, 2) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 2),
+            sqlite3_column_int64(st, 3),
+        };
+        if (!e.serial)
+            continue;
+        if ((rc = cb(&e, ctx)) != 0)
+            break;
+    }
+    if (rc == STORE_OK && r != SQLITE_DONE)
+        rc = STORE_EIO;
+    sqlite3_finalize(st);
+out:
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_responder_get(struct store *s, const char *partition, int64_t ca_pk, struct responder_rec *out)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q->db, "SELECT key_blob, cert_der, not_after, created_at FROM ocsp_responder WHERE "
+                                   "partition_id=? AND ca_pk=? ORDER BY created_at DESC LIMIT 1");
+    if (!st)
+        goto out;
+    bind_text(st, 1, partition);
+    sqlite3_bind_int64(st, 2, ca_pk);
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW) {
+        memset(out, 0, sizeof(*out));
+        out->key_blob = col_blob(st, 0, &out->key_blob_len);
+        out->cert_der = col_blob(st, 1, &out->cert_len);
+        out->not_after = sqlite3_column_int64(st, 2);
+        out->created_at = sqlite3_column_int64(st, 3);
+        rc = STORE_OK;
+    } else {
+        rc = r == SQLITE_DONE ? STORE_ENOTFOUND : STORE_EIO;
+    }
+    sqlite3_finalize(st);
+out:
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_responder_put(struct store *s, const char *partition, int64_t ca_pk, const struct responder_rec *rr,
+                            const struct audit_rec *a)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&q->mu);
+    if (begin(q->db) != 0)
+        goto unlock;
+    st = prep(q->db, "INSERT INTO ocsp_responder(ca_pk,partition_id,key_blob,cert_der,not_after,created_at) "
+                     "VALUES(?,?,?,?,?,?)");
+    if (!st)
+        goto fail;
+    sqlite3_bind_int64(st, 1, ca_pk);
+    bind_text(st, 2, partition);
+    bind_blob(st, 3, rr->key_blob, rr->key_blob_len);
+    bind_blob(st, 4, rr->cert_der, rr->cert_len);
+    sqlite3_bind_int64(st, 5, rr->not_after);
+    sqlite3_bind_int64(st, 6, rr->created_at);
+    if ((rc = step_done(st)) != STORE_OK)
+        goto fail;
+    sqlite3_finalize(st);
+    st = NULL;
+    if ((rc = audit_append(q->db, partition, a)) != STORE_OK)
+        goto fail;
+    rc = commit(q->db) == 0 ? STORE_OK : STORE_EIO;
+    if (rc == STORE_OK)
+        goto unlock;
+fail:
+    sqlite3_finalize(st);
+    rollback(q->db);
+unlock:
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
 /* ---- lifecycle ----------------------------------------------------------- */
 
 static int sq_ping(struct store *s)
@@ -1157,10 +1398,18 @@ static const struct store_ops sqlite_ops = {
     .ca_get = sq_ca_get,
     .ca_list = sq_ca_list,
     .ca_activate = sq_ca_activate,
+    .ca_list_active_all = sq_ca_list_active_all,
     .ca_delete = sq_ca_delete,
     .cert_insert = sq_cert_insert,
     .cert_get = sq_cert_get,
     .cert_list = sq_cert_list,
+    .crl_next_number = sq_crl_next_number,
+    .crl_save = sq_crl_save,
+    .crl_latest = sq_crl_latest,
+    .crl_list = sq_crl_list,
+    .cert_iter_revoked = sq_cert_iter_revoked,
+    .responder_get = sq_responder_get,
+    .responder_put = sq_responder_put,
     .cert_set_status = sq_cert_set_status,
     .inventory = sq_inventory,
     .profile_put = sq_profile_put,

@@ -1,0 +1,236 @@
+/* Status services over HTTP: CRL download (public), OCSP (public, POST and
+ * GET), and the admin CRL endpoints. */
+#include "api/api.h"
+
+#include "authz/authz.h"
+#include "ca/crl.h"
+#include "ca/ocsp.h"
+#include "util/codec.h"
+#include "util/timeutil.h"
+
+#include <openssl/pem.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static void http_date(int64_t t, char *out, size_t n)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(out, n, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+}
+
+void api_status_changed(struct api_ctx *ctx, const struct ca_rec *ca, bool publish_now)
+{
+    ocsp_cache_invalidate(ctx->ocsp, ca->pk);
+    if (!ca->crl_enabled)
+        return;
+    crl_cache_mark_dirty(ctx->crls, ca->pk, time_now());
+    if (publish_now) {
+        struct err e;
+        struct crl_blob *b = crl_generate(&ctx->env, ca, &e);
+        if (b) {
+            crl_cache_put(ctx->crls, ca->pk, b);
+            crl_blob_release(b);
+        }
+    }
+}
+
+static int live_ca(struct api_ctx *ctx, const char *partition, const char *id, struct ca_rec *c)
+{
+    if (!ca_id_valid(id) || ctx->store->ops->ca_get(ctx->store, partition, id, c) != STORE_OK)
+        return -1;
+    if (strcmp(c->status, "active") != 0) {
+        ca_rec_free(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* GET /crl/{accountId}/{caId}/crl.crl — DER, cacheable until nextUpdate. */
+void api_public_crl(struct http_req *req, struct http_resp *resp)
+{
+    struct api_ctx *ctx = req->app;
+    struct ca_rec c;
+    struct err e;
+    snprintf(req->partition, sizeof req->partition, "%.64s", req->params[0]);
+    if (strcmp(req->params[2], "crl.crl") != 0 || live_ca(ctx, req->params[0], req->params[1], &c) != 0) {
+        resp_error(resp, 404, "not_found", NULL, "no such CRL");
+        return;
+    }
+    if (!c.crl_enabled) {
+        resp_error(resp, 404, "not_found", NULL, "CRL is not enabled for this CA");
+        ca_rec_free(&c);
+        return;
+    }
+    struct crl_blob *b = crl_cache_get(ctx->crls, &ctx->env, &c, &e);
+    ca_rec_free(&c);
+    if (!b) {
+        resp_error(resp, 503, "unavailable", NULL, "CRL not available yet");
+        return;
+    }
+    const char *inm = http_header(req, "If-None-Match");
+    char lm[64], exp[64], cc[64];
+    http_date(b->this_update, lm, sizeof lm);
+    http_date(b->next_update, exp, sizeof exp);
+    int64_t age = b->next_update - time_now();
+    snprintf(cc, sizeof cc, "public, max-age=%lld, no-transform", (long long)(age > 0 ? age : 0));
+    if (inm && strcmp(inm, b->etag) == 0)
+        resp_bytes(resp, 304, NULL, "", 0);
+    else
+        resp_bytes(resp, 200, "application/pkix-crl", b->der, b->len);
+    resp_header(resp, "ETag", b->etag);
+    resp_header(resp, "Last-Modified", lm);
+    resp_header(resp, "Expires", exp);
+    resp_header(resp, "Cache-Control", cc);
+    crl_blob_release(b);
+}
+
+static void send_ocsp(struct http_req *req, struct http_resp *resp, const unsigned char *der, size_t len)
+{
+    struct api_ctx *ctx = req->app;
+    struct ocsp_answer a;
+    snprintf(req->partition, sizeof req->partition, "%.64s", req->params[0]);
+    if (ocsp_respond(&ctx->env, ctx->ocsp, req->params[0], req->params[1], der, len, &a) != 0) {
+        resp_error(resp, 500, "internal", NULL, "out of memory");
+        return;
+    }
+    resp_take(resp, 200, "application/ocsp-response", a.der, a.len);
+    if (a.next_update) {
+        /* RFC 5019 section 6.2 caching headers */
+        char lm[64], exp[64], cc[96];
+        http_date(a.this_update, lm, sizeof lm);
+        http_date(a.next_update, exp, sizeof exp);
+        int64_t age = a.next_update - time_now();
+        snprintf(cc, sizeof cc, "max-age=%lld, public, no-transform, must-revalidate",
+                 (long long)(age > 0 ? age : 0));
+        resp_header(resp, "Last-Modified", lm);
+        resp_header(resp, "Expires", exp);
+        resp_header(resp, "Cache-Control", cc);
+    }
+}
+
+void api_ocsp_post(struct http_req *req, struct http_resp *resp)
+{
+    send_ocsp(req, resp, req->body.data, req->body.len);
+}
+
+/* GET /ocsp/{accountId}/{caId}/{base64 request} (RFC 6960 A.1: the path
+ * holds the URL-decoded base64 DER; '/' characters survive in it). */
+void api_ocsp_get(struct http_req *req, struct http_resp *resp)
+{
+    const char *b64 = req->params[2];
+    unsigned char *der = NULL;
+    size_t len = 0;
+    if (strlen(b64) > OCSP_MAX_REQUEST * 2 || b64_decode(b64, strlen(b64), &der, &len) != 0) {
+        /* still an OCSP answer: malformedRequest */
+        send_ocsp(req, resp, (const unsigned char *)"", 0);
+        return;
+    }
+    send_ocsp(req, resp, der, len);
+    free(der);
+}
+
+static int admin_ca(struct http_req *req, struct http_resp *resp, int action, struct ca_rec *c)
+{
+    struct api_ctx *ctx = req->app;
+    struct principal p;
+    if (api_auth(req, resp, req->params[0], action, &p) != 0)
+        return -1;
+    if (live_ca(ctx, p.partition, req->params[1], c) != 0) {
+        resp_error(resp, 404, "not_found", "caId", "no active CA '%.24s' in this partition", req->params[1]);
+        return -1;
+    }
+    if (!c->crl_enabled) {
+        resp_error(resp, 409, "conflict", "caId", "CRL is not enabled for CA '%s'", c->id);
+        ca_rec_free(c);
+        return -1;
+    }
+    return 0;
+}
+
+void api_ca_crl_get(struct http_req *req, struct http_resp *resp)
+{
+    struct api_ctx *ctx = req->app;
+    struct ca_rec c;
+    struct err e;
+    if (admin_ca(req, resp, AUTHZ_CA_READ, &c) != 0)
+        return;
+    struct crl_blob *b = crl_cache_get(ctx->crls, &ctx->env, &c, &e);
+    ca_rec_free(&c);
+    if (!b) {
+        resp_err(resp, &e);
+        return;
+    }
+    const char *fmt = http_query(req, "format");
+    if (fmt && strcmp(fmt, "der") == 0) {
+        resp_bytes(resp, 200, "application/pkix-crl", b->der, b->len);
+    } else {
+        const unsigned char *p = b->der;
+        X509_CRL *crl = d2i_X509_CRL(NULL, &p, (long)b->len);
+        BIO *bio = BIO_new(BIO_s_mem());
+        char *d = NULL;
+        if (crl && bio && PEM_write_bio_X509_CRL(bio, crl) == 1) {
+            long n = BIO_get_mem_data(bio, &d);
+            resp_bytes(resp, 200, "application/x-pem-file", d, (size_t)n);
+        } else {
+            resp_error(resp, 500, "internal", NULL, "cannot encode the CRL");
+        }
+        BIO_free(bio);
+        X509_CRL_free(crl);
+    }
+    crl_blob_release(b);
+}
+
+void api_ca_crl_publish(struct http_req *req, struct http_resp *resp)
+{
+    struct api_ctx *ctx = req->app;
+    struct ca_rec c;
+    struct err e;
+    if (admin_ca(req, resp, AUTHZ_CERT_MANAGE, &c) != 0)
+        return;
+    struct crl_blob *b = crl_generate(&ctx->env, &c, &e);
+    int64_t pk = c.pk;
+    ca_rec_free(&c);
+    if (!b) {
+        resp_err(resp, &e);
+        return;
+    }
+    crl_cache_put(ctx->crls, pk, b);
+    char tu[32], nu[32];
+    time_format_rfc3339(b->this_update, tu, sizeof tu);
+    time_format_rfc3339(b->next_update, nu, sizeof nu);
+    resp_json(resp, 200, json_pack("{s:I,s:s,s:s}", "crlNumber", (json_int_t)b->number, "thisUpdate", tu,
+                                   "nextUpdate", nu));
+    crl_blob_release(b);
+}
+
+void api_ca_crls(struct http_req *req, struct http_resp *resp)
+{
+    struct api_ctx *ctx = req->app;
+    struct ca_rec c;
+    struct crl_rec *items = NULL;
+    size_t n = 0;
+    if (admin_ca(req, resp, AUTHZ_CA_READ, &c) != 0)
+        return;
+    int s = ctx->store->ops->crl_list(ctx->store, c.partition_id, c.pk, 100, &items, &n);
+    ca_rec_free(&c);
+    if (s != STORE_OK) {
+        resp_error(resp, 503, "unavailable", NULL, "store unavailable");
+        return;
+    }
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++) {
+        char tu[32], nu[32];
+        time_format_rfc3339(items[i].this_update, tu, sizeof tu);
+        time_format_rfc3339(items[i].next_update, nu, sizeof nu);
+        json_array_append_new(a, json_pack("{s:I,s:s,s:s,s:I}", "crlNumber", (json_int_t)items[i].number,
+                                           "thisUpdate", tu, "nextUpdate", nu, "entries",
+                                           (json_int_t)items[i].entries));
+        crl_rec_free(&items[i]);
+    }
+    free(items);
+    resp_json(resp, 200, json_pack("{s:o}", "crls", a));
+}

@@ -1,0 +1,387 @@
+#include "ca/crl.h"
+
+#include "util/buf.h"
+#include "util/codec.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+#include "x509/certbuild.h"
+#include "x509/ext.h"
+
+#include <openssl/x509v3.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CRL_MAX_BYTES ((size_t)512 * 1024 * 1024)
+
+/* ---- minimal DER writer for the streamed parts ------------------------ */
+
+static int der_hdr(struct buf *b, unsigned char tag, size_t len)
+{
+    unsigned char h[6];
+    size_t n = 0;
+    h[n++] = tag;
+    if (len < 0x80) {
+        h[n++] = (unsigned char)len;
+    } else if (len <= 0xff) {
+        h[n++] = 0x81;
+        h[n++] = (unsigned char)len;
+    } else if (len <= 0xffff) {
+        h[n++] = 0x82;
+        h[n++] = (unsigned char)(len >> 8);
+        h[n++] = (unsigned char)len;
+    } else if (len <= 0xffffff) {
+        h[n++] = 0x83;
+        h[n++] = (unsigned char)(len >> 16);
+        h[n++] = (unsigned char)(len >> 8);
+        h[n++] = (unsigned char)len;
+    } else {
+        h[n++] = 0x84;
+        h[n++] = (unsigned char)(len >> 24);
+        h[n++] = (unsigned char)(len >> 16);
+        h[n++] = (unsigned char)(len >> 8);
+        h[n++] = (unsigned char)len;
+    }
+    return buf_append(b, h, n);
+}
+
+/* RFC 5280 4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050. */
+static int der_time(struct buf *b, int64_t t, bool force_generalized)
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    char s[24];
+    gmtime_r(&tt, &tm);
+    if (!force_generalized && tm.tm_year + 1900 < 2050) {
+        /* UTCTime YYMMDDHHMMSSZ: the two-digit year is what 5280 mandates */
+        strftime(s, sizeof s, "%Y%m%d%H%M%SZ", &tm);
+        return der_hdr(b, 0x17, strlen(s) - 2) || buf_append(b, s + 2, strlen(s) - 2);
+    }
+    strftime(s, sizeof s, "%Y%m%d%H%M%SZ", &tm);
+    return der_hdr(b, 0x18, strlen(s)) || buf_append(b, s, strlen(s));
+}
+
+static int der_wrap(struct buf *out, unsigned char tag, const struct buf *content)
+{
+    return der_hdr(out, tag, content->len) || buf_append(out, content->data, content->len);
+}
+
+/* One revokedCertificates entry. */
+struct build {
+    struct buf entries;
+    size_t count;
+    int failed;
+};
+
+static int add_entry(const struct revoked_entry *re, void *ctx)
+{
+    struct build *bd = ctx;
+    unsigned char *sn = NULL;
+    size_t snlen = 0;
+    struct buf ent, exts, tmp, ext;
+    int rc = -1;
+    buf_init(&ent, 0);
+    buf_init(&exts, 0);
+    buf_init(&tmp, 0);
+    buf_init(&ext, 0);
+    if (hex_decode(re->serial, &sn, &snlen) != 0 || snlen == 0 || snlen > 21)
+        goto out;
+    if (der_hdr(&ent, 0x02, snlen) || buf_append(&ent, sn, snlen) || der_time(&ent, re->revoked_at, false))
+        goto out;
+    /* reasonCode (2.5.29.21): absent for unspecified (RFC 5280 5.3.1) */
+    if (re->reason > 0) {
+        static const unsigned char oid[] = {0x06, 0x03, 0x55, 0x1d, 0x15};
+        unsigned char val[] = {0x0a, 0x01, (unsigned char)re->reason};
+        if (buf_append(&ext, oid, sizeof oid) || der_hdr(&ext, 0x04, sizeof val) || buf_append(&ext, val, sizeof val) ||
+            der_wrap(&exts, 0x30, &ext))
+            goto out;
+        buf_reset(&ext);
+    }
+    /* invalidityDate (2.5.29.24): always GeneralizedTime */
+    if (re->invalidity_date > 0 && re->reason != 6) {
+        static const unsigned char oid[] = {0x06, 0x03, 0x55, 0x1d, 0x18};
+        if (der_time(&tmp, re->invalidity_date, true) || buf_append(&ext, oid, sizeof oid) ||
+            der_wrap(&ext, 0x04, &tmp) || der_wrap(&exts, 0x30, &ext))
+            goto out;
+    }
+    if (exts.len && der_wrap(&ent, 0x30, &exts))
+        goto out;
+    if (der_wrap(&bd->entries, 0x30, &ent))
+        goto out;
+    bd->count++;
+    rc = 0;
+out:
+    free(sn);
+    buf_free(&ent);
+    buf_free(&exts);
+    buf_free(&tmp);
+    buf_free(&ext);
+    if (rc)
+        bd->failed = 1;
+    return rc;
+}
+
+static int append_ext(struct buf *b, X509_EXTENSION *x)
+{
+    unsigned char *d = NULL;
+    int n = x ? i2d_X509_EXTENSION(x, &d) : -1;
+    int rc = n > 0 ? buf_append(b, d, (size_t)n) : -1;
+    OPENSSL_free(d);
+    X509_EXTENSION_free(x);
+    return rc;
+}
+
+void crl_blob_release(struct crl_blob *b)
+{
+    if (b && atomic_fetch_sub(&b->refs, 1) == 1) {
+        free(b->der);
+        free(b);
+    }
+}
+
+static struct crl_blob *blob_new(unsigned char *der, size_t len, int64_t number, int64_t tu, int64_t nu)
+{
+    struct crl_blob *b = calloc(1, sizeof(*b));
+    if (!b)
+        return NULL;
+    atomic_init(&b->refs, 1);
+    b->der = der;
+    b->len = len;
+    b->number = number;
+    b->this_update = tu;
+    b->next_update = nu;
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    if (EVP_Digest(der, len, md, &mdlen, EVP_sha256(), NULL) == 1) {
+        char *h = hex_encode(md, 16);
+        if (h)
+            snprintf(b->etag, sizeof b->etag, "\"%s\"", h);
+        free(h);
+    }
+    return b;
+}
+
+struct crl_blob *crl_generate(const struct ca_env *env, const struct ca_rec *ca, struct err *e)
+{
+    struct build bd;
+    struct buf tbs, inner, crlext, tmp;
+    struct signer *sig = NULL;
+    X509 *cert = NULL;
+    unsigned char *name = NULL, *der = NULL;
+    size_t derlen = 0;
+    int64_t number = 0, now = time_now();
+    struct crl_blob *res = NULL;
+    ASN1_INTEGER *num = NULL;
+    memset(&bd, 0, sizeof bd);
+    buf_init(&bd.entries, CRL_MAX_BYTES);
+    buf_init(&tbs, CRL_MAX_BYTES);
+    buf_init(&inner, CRL_MAX_BYTES);
+    buf_init(&crlext, 0);
+    buf_init(&tmp, 0);
+    double t0 = time_mono_ms();
+    if (!(cert = ca_cert(ca)) || !(sig = ca_signer(env, ca))) {
+        err_set(e, 409, "conflict", "caId", "CA '%s' cannot sign a CRL", ca->id);
+        goto out;
+    }
+    if (env->store->ops->crl_next_number(env->store, ca->partition_id, ca->pk, &number) != STORE_OK)
+        goto fail;
+    if (env->store->ops->cert_iter_revoked(env->store, ca->partition_id, ca->pk, add_entry, &bd) != STORE_OK ||
+        bd.failed)
+        goto fail;
+
+    /* crlExtensions */
+    const ASN1_OCTET_STRING *ski = X509_get0_subject_key_id(cert);
+    unsigned char computed[SKI_LEN];
+    if (!ski && x509_ski_compute(X509_get0_pubkey(cert), computed) != 0)
+        goto fail;
+    if (append_ext(&crlext, ski ? ext_aki(ASN1_STRING_get0_data(ski), (size_t)ASN1_STRING_length(ski))
+                                : ext_aki(computed, SKI_LEN)))
+        goto fail;
+    if (!(num = ASN1_INTEGER_new()) || ASN1_INTEGER_set_int64(num, number) != 1 ||
+        append_ext(&crlext, X509V3_EXT_i2d(NID_crl_number, 0, num)))
+        goto fail;
+    {
+        /* expiredCertsOnCRL: entries are kept after expiry, since the CA's
+         * own notBefore. */
+        struct tm tm;
+        ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
+        ASN1_OBJECT *oid = OBJ_txt2obj("2.5.29.60", 1);
+        X509_EXTENSION *x = NULL;
+        if (ASN1_TIME_to_tm(X509_get0_notBefore(cert), &tm) == 1 && der_time(&tmp, (int64_t)timegm(&tm), true) == 0 &&
+            os && oid && ASN1_OCTET_STRING_set(os, tmp.data, (int)tmp.len) == 1)
+            x = X509_EXTENSION_create_by_OBJ(NULL, oid, 0, os);
+        ASN1_OCTET_STRING_free(os);
+        ASN1_OBJECT_free(oid);
+        if (append_ext(&crlext, x))
+            goto fail;
+    }
+
+    /* TBSCertList */
+    static const unsigned char v2[] = {0x02, 0x01, 0x01};
+    int nl = i2d_X509_NAME(X509_get_subject_name(cert), &name);
+    int64_t nu = now + CRL_VALIDITY_S;
+    if (nl <= 0 || buf_append(&inner, v2, sizeof v2) || buf_append(&inner, sig->algid, sig->algid_len) ||
+        buf_append(&inner, name, (size_t)nl) || der_time(&inner, now, false) || der_time(&inner, nu, false))
+        goto fail;
+    if (bd.count && der_wrap(&inner, 0x30, &bd.entries))
+        goto fail;
+    buf_free(&bd.entries);
+    buf_reset(&tmp);
+    if (der_wrap(&tmp, 0x30, &crlext) || der_wrap(&inner, 0xa0, &tmp) || der_wrap(&tbs, 0x30, &inner))
+        goto fail;
+    buf_free(&inner);
+    if (certbuild_signed_der(sig, tbs.data, tbs.len, &der, &derlen) != 0)
+        goto fail;
+    /* Decode once as a relying party would: a malformed CRL never ships. */
+    const unsigned char *p = der;
+    X509_CRL *chk = d2i_X509_CRL(NULL, &p, (long)derlen);
+    int ok = chk && p == der + derlen && X509_CRL_verify(chk, X509_get0_pubkey(cert)) == 1;
+    X509_CRL_free(chk);
+    if (!ok) {
+        log_error("CRL for %s/%s failed its self-check", ca->partition_id, ca->id);
+        goto fail;
+    }
+    struct crl_rec rec = {number, now, nu, (int64_t)bd.count, der, derlen};
+    if (env->store->ops->crl_save(env->store, ca->partition_id, ca->pk, &rec) != STORE_OK)
+        goto fail;
+    if (!(res = blob_new(der, derlen, number, now, nu)))
+        goto fail;
+    der = NULL;
+    log_info("CRL %s/%s number %lld: %zu entries, %zu bytes, %.0f ms", ca->partition_id, ca->id, (long long)number,
+             bd.count, derlen, time_mono_ms() - t0);
+    goto out;
+fail:
+    err_set(e, 500, "internal", "", "CRL generation failed");
+out:
+    buf_free(&bd.entries);
+    buf_free(&tbs);
+    buf_free(&inner);
+    buf_free(&crlext);
+    buf_free(&tmp);
+    ASN1_INTEGER_free(num);
+    OPENSSL_free(name);
+    free(der);
+    X509_free(cert);
+    signer_free(sig);
+    return res;
+}
+
+/* ---- cache ----------------------------------------------------------- */
+
+struct slot {
+    int64_t ca_pk;
+    struct crl_blob *blob;
+    int64_t dirty_since;
+};
+
+struct crl_cache {
+    pthread_mutex_t mu;
+    struct slot *slots;
+    size_t n, cap;
+};
+
+struct crl_cache *crl_cache_new(void)
+{
+    struct crl_cache *c = calloc(1, sizeof(*c));
+    if (c)
+        pthread_mutex_init(&c->mu, NULL);
+    return c;
+}
+
+void crl_cache_free(struct crl_cache *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->n; i++)
+        crl_blob_release(c->slots[i].blob);
+    free(c->slots);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+static struct slot *slot_for(struct crl_cache *c, int64_t pk, bool create)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (c->slots[i].ca_pk == pk)
+            return &c->slots[i];
+    if (!create)
+        return NULL;
+    if (c->n == c->cap) {
+        size_t ncap = c->cap ? c->cap * 2 : 16;
+        struct slot *s = realloc(c->slots, ncap * sizeof(*s));
+        if (!s)
+            return NULL;
+        c->slots = s;
+        c->cap = ncap;
+    }
+    struct slot *s = &c->slots[c->n++];
+    memset(s, 0, sizeof(*s));
+    s->ca_pk = pk;
+    return s;
+}
+
+void crl_cache_put(struct crl_cache *c, int64_t ca_pk, struct crl_blob *b)
+{
+    pthread_mutex_lock(&c->mu);
+    struct slot *s = slot_for(c, ca_pk, true);
+    if (s) {
+        /* never replace a newer CRL with an older one */
+        if (!s->blob || s->blob->number < b->number) {
+            crl_blob_release(s->blob);
+            atomic_fetch_add(&b->refs, 1);
+            s->blob = b;
+            if (s->dirty_since && s->dirty_since <= b->this_update)
+                s->dirty_since = 0;
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+void crl_cache_mark_dirty(struct crl_cache *c, int64_t ca_pk, int64_t now)
+{
+    pthread_mutex_lock(&c->mu);
+    struct slot *s = slot_for(c, ca_pk, true);
+    if (s && !s->dirty_since)
+        s->dirty_since = now;
+    pthread_mutex_unlock(&c->mu);
+}
+
+int64_t crl_cache_dirty_since(struct crl_cache *c, int64_t ca_pk)
+{
+    pthread_mutex_lock(&c->mu);
+    struct slot *s = slot_for(c, ca_pk, false);
+    int64_t d = s ? s->dirty_since : 0;
+    pthread_mutex_unlock(&c->mu);
+    return d;
+}
+
+struct crl_blob *crl_cache_get(struct crl_cache *c, const struct ca_env *env, const struct ca_rec *ca,
+                               struct err *e)
+{
+    struct crl_blob *b = NULL;
+    pthread_mutex_lock(&c->mu);
+    struct slot *s = slot_for(c, ca->pk, false);
+    if (s && s->blob) {
+        b = s->blob;
+        atomic_fetch_add(&b->refs, 1);
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (b)
+        return b;
+    struct crl_rec rec;
+    memset(&rec, 0, sizeof rec);
+    if (env->store->ops->crl_latest(env->store, ca->partition_id, ca->pk, &rec) == STORE_OK &&
+        rec.next_update > time_now()) {
+        b = blob_new(rec.der, rec.der_len, rec.number, rec.this_update, rec.next_update);
+        if (!b)
+            free(rec.der);
+    } else {
+        crl_rec_free(&rec);
+        b = crl_generate(env, ca, e);
+    }
+    if (b)
+        crl_cache_put(c, ca->pk, b);
+    return b;
+}

@@ -1,0 +1,47 @@
+/* crl: full v2 CRLs per CA (RFC 5280 section 5), built by streaming the
+ * revoked entries from the store straight into DER — no per-entry OpenSSL
+ * objects, so a million entries stay within a few hundred MB — then signed
+ * through the CA's signer.
+ *
+ * CRL extensions: authorityKeyIdentifier, cRLNumber (strictly increasing,
+ * reserved in the store), expiredCertsOnCRL (2.5.29.60: revoked
+ * certificates stay listed after they expire). Entry extensions: reasonCode
+ * (absent for unspecified, per 5.3.1), invalidityDate; certificates on hold
+ * are listed with reasonCode certificateHold.
+ *
+ * The cache holds the latest CRL of each CA for the download endpoint;
+ * status changes mark a CA dirty and the scheduler rebuilds it. */
+#ifndef PKIAAS_CA_CRL_H
+#define PKIAAS_CA_CRL_H
+
+#include "ca/ca.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#define CRL_VALIDITY_S (7 * 24 * 3600)
+
+struct crl_blob {
+    _Atomic int refs;
+    unsigned char *der;
+    size_t len;
+    int64_t number, this_update, next_update;
+    char etag[48];
+};
+void crl_blob_release(struct crl_blob *b);
+
+/* Builds, signs and stores a new CRL; returns it (caller releases). */
+struct crl_blob *crl_generate(const struct ca_env *env, const struct ca_rec *ca, struct err *e);
+
+struct crl_cache;
+struct crl_cache *crl_cache_new(void);
+void crl_cache_free(struct crl_cache *c);
+/* Latest CRL of a CA: from memory, else the store, else built now. */
+struct crl_blob *crl_cache_get(struct crl_cache *c, const struct ca_env *env, const struct ca_rec *ca,
+                               struct err *e);
+void crl_cache_put(struct crl_cache *c, int64_t ca_pk, struct crl_blob *b);
+void crl_cache_mark_dirty(struct crl_cache *c, int64_t ca_pk, int64_t now);
+/* When the CA's cached CRL was marked dirty (0 = clean). */
+int64_t crl_cache_dirty_since(struct crl_cache *c, int64_t ca_pk);
+
+#endif

@@ -1,0 +1,569 @@
+#include "ca/ocsp.h"
+
+#include "crypto/keyspec.h"
+#include "util/codec.h"
+#include "util/log.h"
+#include "util/timeutil.h"
+#include "x509/certbuild.h"
+#include "x509/dn.h"
+#include "x509/ext.h"
+
+#include <openssl/ocsp.h>
+#include <openssl/rsa.h>
+#include <openssl/x509v3.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CACHE_MAX_PER_CA 200000
+
+/* ---- responder certificate ---------------------------------------------- */
+
+static void responder_aad(char *out, size_t n, const char *partition, const char *ca_id)
+{
+    snprintf(out, n, "ocsp-key:%s/%s", partition, ca_id);
+}
+
+static int push(STACK_OF(X509_EXTENSION) *sk, X509_EXTENSION *x)
+{
+    if (!x || !sk_X509_EXTENSION_push(sk, x)) {
+        X509_EXTENSION_free(x);
+        return -1;
+    }
+    return 0;
+}
+
+int ocsp_responder_ensure(const struct ca_env *env, const struct ca_rec *ca, struct err *e)
+{
+    struct responder_rec rr;
+    const struct keyspec *ks = keyspec_find(ca->key_label), *va = ks ? keyspec_find(ks->va_label) : NULL;
+    EVP_PKEY *key = NULL;
+    X509 *cacert = NULL, *x = NULL;
+    X509_NAME *name = NULL;
+    struct signer *sig = NULL;
+    STACK_OF(X509_EXTENSION) *exts = NULL;
+    unsigned char *der = NULL;
+    char aad[160], dn[256];
+    int rc = -1;
+    int64_t now = time_now();
+    memset(&rr, 0, sizeof rr);
+    if (!ca->ocsp_enabled)
+        return 0;
+    if (env->store->ops->responder_get(env->store, ca->partition_id, ca->pk, &rr) == STORE_OK &&
+        rr.not_after > now + OCSP_ROLLOVER_DAYS * 86400LL) {
+        responder_rec_free(&rr);
+        return 0;
+    }
+    responder_rec_free(&rr);
+    if (!va || !(cacert = ca_cert(ca)) || !(sig = ca_signer(env, ca)) || !(key = keyspec_generate(va)))
+        goto fail;
+    /* The guide's responder naming: CN=<account>_<ca>, OU=Validation Authorities, O=<account> */
+    snprintf(dn, sizeof dn, "CN=%s_%s, OU=Validation Authorities, O=%s", ca->partition_id, ca->id, ca->partition_id);
+    char dnerr[128];
+    if (dn_parse(dn, &name, dnerr, sizeof dnerr) != 0)
+        goto fail;
+    unsigned char ski[SKI_LEN];
+    const ASN1_OCTET_STRING *caski = X509_get0_subject_key_id(cacert);
+    if (!(exts = sk_X509_EXTENSION_new_null()) || x509_ski_compute(key, ski) != 0)
+        goto fail;
+    if (push(exts, ext_basic_constraints(false, -1)) || push(exts, ext_key_usage(KU_DIGITAL_SIGNATURE)) ||
+        push(exts, X509V3_EXT_conf_nid(NULL, NULL, NID_ext_key_usage, "OCSPSigning")) ||
+        push(exts, X509V3_EXT_conf_nid(NULL, NULL, NID_id_pkix_OCSP_noCheck, "ignored")) || push(exts, ext_ski(ski)) ||
+        !caski || push(exts, ext_aki(ASN1_STRING_get0_data(caski), (size_t)ASN1_STRING_length(caski))))
+        goto fail;
+    struct cert_template t;
+    memset(&t, 0, sizeof t);
+    if (x509_serial_new(t.serial) != 0)
+        goto fail;
+    t.subject = name;
+    t.issuer = X509_get_subject_name(cacert);
+    t.pubkey = key;
+    t.not_before = now - 60;
+    t.not_after = now + OCSP_RESPONDER_DAYS * 86400LL;
+    struct tm tm;
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(cacert), &tm) == 1 && (int64_t)timegm(&tm) < t.not_after)
+        t.not_after = (int64_t)timegm(&tm);
+    t.exts = exts;
+    char msg[128];
+    if (!(x = certbuild_sign(&t, sig, msg, sizeof msg)))
+        goto fail;
+    int dl = i2d_X509(x, &der);
+    if (dl <= 0)
+        goto fail;
+    responder_aad(aad, sizeof aad, ca->partition_id, ca->id);
+    if (keywrap_seal_pkey(env->mkey, key, aad, &rr.key_blob, &rr.key_blob_len) != 0)
+        goto fail;
+    rr.cert_der = der;
+    rr.cert_len = (size_t)dl;
+    rr.not_after = t.not_after;
+    rr.created_at = now;
+    /* The responder certificate is an issued certificate like any other
+     * (listed under the CA), but does not count against the purchase. */
+    struct cert_rec cr;
+    memset(&cr, 0, sizeof cr);
+    snprintf(cr.partition_id, sizeof cr.partition_id, "%s", ca->partition_id);
+    cr.issuer_ca_pk = ca->pk;
+    char *sn = x509_serial_hex(x);
+    snprintf(cr.serial, sizeof cr.serial, "%s", sn ? sn : "");
+    free(sn);
+    cr.subject = dn_print(name);
+    cr.not_before = t.not_before;
+    cr.not_after = t.not_after;
+    snprintf(cr.status, sizeof cr.status, "issued");
+    cr.revocation_reason = -1;
+    cr.profile_id = "ocsp-responder";
+    cr.requester = "system";
+    cr.der = der;
+    cr.der_len = (size_t)dl;
+    cr.created_at = now;
+    char target[96];
+    snprintf(target, sizeof target, "ca:%s/ocsp-responder", ca->id);
+    struct audit_rec a = {"system", "ocsp.responder.issue", target, NULL};
+    int s1 = env->store->ops->cert_insert(env->store, &cr, false, NULL);
+    free(cr.subject);
+    if (s1 != STORE_OK || env->store->ops->responder_put(env->store, ca->partition_id, ca->pk, &rr, &a) != STORE_OK)
+        goto fail;
+    rr.cert_der = NULL;
+    rc = 0;
+    goto out;
+fail:
+    err_set(e, 500, "internal", "", "cannot issue the OCSP responder certificate");
+out:
+    free(rr.key_blob);
+    OPENSSL_free(der);
+    EVP_PKEY_free(key);
+    X509_free(cacert);
+    X509_free(x);
+    X509_NAME_free(name);
+    signer_free(sig);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    return rc;
+}
+
+/* ---- per-CA responder state and response cache --------------------------- */
+
+struct cached {
+    unsigned char key[32];
+    unsigned char *der;
+    size_t len;
+    int64_t this_update, next_update;
+};
+
+struct ocsp_ca {
+    int64_t ca_pk;
+    char partition[STORE_ID_MAX + 1];
+    char ca_id[24];
+    X509 *issuer;
+    X509 *responder;
+    EVP_PKEY *rkey;
+    const char *md;
+    bool pss;
+    int64_t responder_not_after;
+    int64_t archive_cutoff;
+    pthread_mutex_t mu; /* guards the table */
+    struct cached *tab;
+    size_t cap, n;
+    struct ocsp_ca *next;
+};
+
+struct ocsp_cache {
+    pthread_mutex_t mu;
+    struct ocsp_ca *head;
+    struct ocsp_ca *retired; /* replaced states; a request may still use one */
+};
+
+struct ocsp_cache *ocsp_cache_new(void)
+{
+    struct ocsp_cache *c = calloc(1, sizeof(*c));
+    if (c)
+        pthread_mutex_init(&c->mu, NULL);
+    return c;
+}
+
+static void table_clear(struct ocsp_ca *o)
+{
+    for (size_t i = 0; i < o->cap; i++)
+        free(o->tab[i].der);
+    free(o->tab);
+    o->tab = NULL;
+    o->cap = o->n = 0;
+}
+
+static void ocsp_ca_free(struct ocsp_ca *o)
+{
+    table_clear(o);
+    X509_free(o->issuer);
+    X509_free(o->responder);
+    EVP_PKEY_free(o->rkey);
+    pthread_mutex_destroy(&o->mu);
+    free(o);
+}
+
+void ocsp_cache_free(struct ocsp_cache *c)
+{
+    if (!c)
+        return;
+    while (c->head) {
+        struct ocsp_ca *n = c->head->next;
+        ocsp_ca_free(c->head);
+        c->head = n;
+    }
+    while (c->retired) {
+        struct ocsp_ca *n = c->retired->next;
+        ocsp_ca_free(c->retired);
+        c->retired = n;
+    }
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+void ocsp_cache_invalidate(struct ocsp_cache *c, int64_t ca_pk)
+{
+    pthread_mutex_lock(&c->mu);
+    for (struct ocsp_ca *o = c->head; o; o = o->next)
+        if (o->ca_pk == ca_pk) {
+            pthread_mutex_lock(&o->mu);
+            table_clear(o);
+            pthread_mutex_unlock(&o->mu);
+        }
+    pthread_mutex_unlock(&c->mu);
+}
+
+static struct ocsp_ca *load_ca(const struct ca_env *env, const struct ca_rec *ca)
+{
+    struct responder_rec rr;
+    struct ocsp_ca *o = calloc(1, sizeof(*o));
+    const struct keyspec *ks = keyspec_find(ca->key_label), *va = ks ? keyspec_find(ks->va_label) : NULL;
+    char aad[160];
+    memset(&rr, 0, sizeof rr);
+    if (!o || !va)
+        goto fail;
+    pthread_mutex_init(&o->mu, NULL);
+    o->ca_pk = ca->pk;
+    snprintf(o->partition, sizeof o->partition, "%s", ca->partition_id);
+    snprintf(o->ca_id, sizeof o->ca_id, "%s", ca->id);
+    o->md = va->md;
+    o->pss = va->pss;
+    if (env->store->ops->responder_get(env->store, ca->partition_id, ca->pk, &rr) != STORE_OK)
+        goto fail;
+    const unsigned char *p = rr.cert_der;
+    responder_aad(aad, sizeof aad, ca->partition_id, ca->id);
+    if (!(o->responder = d2i_X509(NULL, &p, (long)rr.cert_len)) ||
+        !(o->rkey = keywrap_open_pkey(env->mkey, rr.key_blob, rr.key_blob_len, aad)) || !(o->issuer = ca_cert(ca)))
+        goto fail;
+    o->responder_not_after = rr.not_after;
+    struct tm tm;
+    if (ASN1_TIME_to_tm(X509_get0_notBefore(o->issuer), &tm) == 1)
+        o->archive_cutoff = (int64_t)timegm(&tm);
+    responder_rec_free(&rr);
+    return o;
+fail:
+    responder_rec_free(&rr);
+    if (o)
+        ocsp_ca_free(o);
+    return NULL;
+}
+
+/* The state for a CA; reloaded when the responder certificate was rolled. */
+static struct ocsp_ca *get_ca(struct ocsp_cache *c, const struct ca_env *env, const struct ca_rec *ca)
+{
+    struct ocsp_ca *o, **pp;
+    pthread_mutex_lock(&c->mu);
+    for (pp = &c->head; (o = *pp); pp = &o->next)
+        if (o->ca_pk == ca->pk)
+            break;
+    if (o && o->responder_not_after - OCSP_ROLLOVER_DAYS * 86400LL + 3600 < time_now()) {
+        *pp = o->next; /* stale: the scheduler has rolled it, or will */
+        table_clear(o);
+        o->next = c->retired;
+        c->retired = o;
+        o = NULL;
+    }
+    if (!o && (o = load_ca(env, ca))) {
+        o->next = c->head;
+        c->head = o;
+    }
+    pthread_mutex_unlock(&c->mu);
+    return o; /* states are only freed by ocsp_cache_free */
+}
+
+static struct cached *slot(struct ocsp_ca *o, const unsigned char key[32])
+{
+    size_t i;
+    memcpy(&i, key, sizeof i);
+    for (size_t k = 0; k < o->cap; k++) {
+        struct cached *s = &o->tab[(i + k) & (o->cap - 1)];
+        if (!s->der || memcmp(s->key, key, 32) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+static int cache_lookup(struct ocsp_ca *o, const unsigned char key[32], int64_t now, struct ocsp_answer *out)
+{
+    int hit = 0;
+    pthread_mutex_lock(&o->mu);
+    struct cached *s = o->cap ? slot(o, key) : NULL;
+    /* serve until half-way to nextUpdate, then sign afresh */
+    if (s && s->der && now < s->this_update + (s->next_update - s->this_update) / 2 && (out->der = malloc(s->len))) {
+        memcpy(out->der, s->der, s->len);
+        out->len = s->len;
+        out->this_update = s->this_update;
+        out->next_update = s->next_update;
+        out->cached = 1;
+        hit = 1;
+    }
+    pthread_mutex_unlock(&o->mu);
+    return hit;
+}
+
+static void cache_store(struct ocsp_ca *o, const unsigned char key[32], const struct ocsp_answer *a)
+{
+    pthread_mutex_lock(&o->mu);
+    if (o->n >= CACHE_MAX_PER_CA)
+        table_clear(o);
+    if (o->n * 2 >= o->cap) {
+        size_t ncap = o->cap ? o->cap * 2 : 1024;
+        struct cached *old = o->tab, *nt = calloc(ncap, sizeof(*nt));
+        size_t ocap = o->cap;
+        if (!nt)
+            goto out;
+        o->tab = nt;
+        o->cap = ncap;
+        for (size_t i = 0; i < ocap; i++)
+            if (old[i].der)
+                *slot(o, old[i].key) = old[i];
+        free(old);
+    }
+    struct cached *s = slot(o, key);
+    unsigned char *d = malloc(a->len);
+    if (!s || !d) {
+        free(d);
+        goto out;
+    }
+    if (!s->der)
+        o->n++;
+    free(s->der);
+    memcpy(s->key, key, 32);
+    memcpy(d, a->der, a->len);
+    s->der = d;
+    s->len = a->len;
+    s->this_update = a->this_update;
+    s->next_update = a->next_update;
+out:
+    pthread_mutex_unlock(&o->mu);
+}
+
+/* ---- request handling ------------------------------------------------------ */
+
+static int error_response(int status, struct ocsp_answer *out)
+{
+    OCSP_RESPONSE *r = OCSP_response_create(status, NULL);
+    unsigned char *p = NULL;
+    int n = r ? i2d_OCSP_RESPONSE(r, &p) : -1;
+    OCSP_RESPONSE_free(r);
+    if (n <= 0)
+        return -1;
+    out->der = malloc((size_t)n);
+    if (!out->der) {
+        OPENSSL_free(p);
+        return -1;
+    }
+    memcpy(out->der, p, (size_t)n);
+    out->len = (size_t)n;
+    OPENSSL_free(p);
+    return 0;
+}
+
+/* RFC 8954: the nonce value is 1 to 32 octets. -1 malformed, 0 absent, 1 ok. */
+static int check_nonce(OCSP_REQUEST *req)
+{
+    int idx = OCSP_REQUEST_get_ext_by_NID(req, NID_id_pkix_OCSP_Nonce, -1);
+    if (idx < 0)
+        return 0;
+    if (OCSP_REQUEST_get_ext_by_NID(req, NID_id_pkix_OCSP_Nonce, idx) >= 0)
+        return -1; /* twice */
+    X509_EXTENSION *x = OCSP_REQUEST_get_ext(req, idx);
+    ASN1_OCTET_STRING *v = X509_EXTENSION_get_data(x);
+    const unsigned char *p = ASN1_STRING_get0_data(v);
+    long len = 0;
+    int tag = 0, cls = 0;
+    int r = ASN1_get_object(&p, &len, &tag, &cls, ASN1_STRING_length(v));
+    if ((r & 0x80) || tag != V_ASN1_OCTET_STRING || cls != V_ASN1_UNIVERSAL ||
+        p + len != ASN1_STRING_get0_data(v) + ASN1_STRING_length(v) || len < 1 || len > 32)
+        return -1;
+    return 1;
+}
+
+static int sign_basic(struct ocsp_ca *o, OCSP_BASICRESP *bs)
+{
+    EVP_MD_CTX *mctx = EVP_MD_CTX_new();
+    EVP_PKEY_CTX *pctx = NULL;
+    int rc = -1;
+    if (!mctx || EVP_DigestSignInit_ex(mctx, &pctx, o->md, NULL, NULL, o->rkey, NULL) != 1)
+        goto out;
+    if (o->pss && (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
+                   EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1))
+        goto out;
+    STACK_OF(X509) *certs = sk_X509_new_null();
+    if (!certs || !sk_X509_push(certs, o->responder)) {
+        sk_X509_free(certs);
+        goto out;
+    }
+    rc = OCSP_basic_sign_ctx(bs, o->responder, mctx, certs, OCSP_RESPID_KEY) == 1 ? 0 : -1;
+    sk_X509_free(certs);
+out:
+    EVP_MD_CTX_free(mctx);
+    return rc;
+}
+
+static char *serial_hex(const ASN1_INTEGER *ai)
+{
+    BIGNUM *bn = ASN1_INTEGER_to_BN(ai, NULL);
+    char *out = NULL;
+    if (!bn || BN_is_negative(bn) || BN_num_bytes(bn) > 20) {
+        BN_free(bn);
+        return NULL;
+    }
+    int n = BN_num_bytes(bn);
+    unsigned char b[22];
+    b[0] = 0;
+    BN_bn2bin(bn, b + 1);
+    int lead = n == 0 || (b[1] & 0x80) ? 1 : 0;
+    out = hex_encode(b + 1 - lead, (size_t)n + (size_t)lead);
+    BN_free(bn);
+    return out;
+}
+
+int ocsp_respond(const struct ca_env *env, struct ocsp_cache *cache, const char *partition, const char *ca_id,
+                 const unsigned char *reqder, size_t len, struct ocsp_answer *out)
+{
+    OCSP_REQUEST *req = NULL;
+    OCSP_BASICRESP *bs = NULL;
+    OCSP_RESPONSE *resp = NULL;
+    struct ca_rec ca;
+    struct ocsp_ca *o = NULL;
+    unsigned char key[32], *p = NULL;
+    int rc = -1, status = OCSP_RESPONSE_STATUS_MALFORMEDREQUEST;
+    int64_t now = time_now();
+    memset(out, 0, sizeof(*out));
+    memset(&ca, 0, sizeof ca);
+
+    const unsigned char *q = reqder;
+    if (len == 0 || len > OCSP_MAX_REQUEST || !(req = d2i_OCSP_REQUEST(NULL, &q, (long)len)) || q != reqder + len)
+        goto error;
+    int nreq = OCSP_request_onereq_count(req);
+    int nonce = check_nonce(req);
+    if (nreq < 1 || nreq > OCSP_MAX_IDS || nonce < 0)
+        goto error;
+    status = OCSP_RESPONSE_STATUS_UNAUTHORIZED;
+    if (!ca_id_valid(ca_id) || env->store->ops->ca_get(env->store, partition, ca_id, &ca) != STORE_OK ||
+        strcmp(ca.status, "active") != 0 || !ca.ocsp_enabled || !(o = get_ca(cache, env, &ca)))
+        goto error;
+    if (OCSP_request_is_signed(req)) {
+        /* Verify the signature with the certificate the requester included;
+         * we do not chain it (no requester trust store is configured). */
+        X509_STORE *st = X509_STORE_new();
+        int ok = st && OCSP_request_verify(req, NULL, st, OCSP_NOVERIFY) == 1;
+        X509_STORE_free(st);
+        if (!ok)
+            goto error;
+    }
+    /* Nonce-less requests: cache key = SHA-256 over the request list. */
+    if (nonce == 0) {
+        EVP_MD_CTX *h = EVP_MD_CTX_new();
+        int ok = h && EVP_DigestInit_ex(h, EVP_sha256(), NULL) == 1;
+        for (int i = 0; ok && i < nreq; i++) {
+            unsigned char *d = NULL;
+            int n = i2d_OCSP_CERTID(OCSP_onereq_get0_id(OCSP_request_onereq_get0(req, i)), &d);
+            ok = n > 0 && EVP_DigestUpdate(h, d, (size_t)n) == 1;
+            OPENSSL_free(d);
+        }
+        ok = ok && EVP_DigestFinal_ex(h, key, NULL) == 1;
+        EVP_MD_CTX_free(h);
+        if (ok && cache_lookup(o, key, now, out)) {
+            rc = 0;
+            goto out;
+        }
+    }
+
+    if (!(bs = OCSP_BASICRESP_new()))
+        goto out;
+    ASN1_TIME *tu = ASN1_TIME_set(NULL, (time_t)now), *nu = ASN1_TIME_set(NULL, (time_t)(now + OCSP_VALIDITY_S));
+    int matched = 0;
+    for (int i = 0; i < nreq; i++) {
+        OCSP_CERTID *cid = OCSP_onereq_get0_id(OCSP_request_onereq_get0(req, i));
+        ASN1_OBJECT *alg = NULL;
+        ASN1_INTEGER *sn = NULL;
+        OCSP_id_get0_info(NULL, &alg, NULL, &sn, cid);
+        const EVP_MD *md = alg ? EVP_get_digestbyobj(alg) : NULL;
+        OCSP_CERTID *ours = md ? OCSP_cert_to_id(md, NULL, o->issuer) : NULL;
+        int same = ours && OCSP_id_issuer_cmp(ours, cid) == 0;
+        OCSP_CERTID_free(ours);
+        int st = V_OCSP_CERTSTATUS_UNKNOWN, reason = -1;
+        ASN1_TIME *rev = NULL;
+        if (same) {
+            matched++;
+            char *hex = serial_hex(sn);
+            struct cert_rec cr;
+            if (hex && env->store->ops->cert_get(env->store, partition, ca.pk, hex, &cr) == STORE_OK) {
+                if (strcmp(cr.status, "issued") == 0) {
+                    st = V_OCSP_CERTSTATUS_GOOD;
+                } else {
+                    st = V_OCSP_CERTSTATUS_REVOKED;
+                    reason = strcmp(cr.status, "suspended") == 0 ? OCSP_REVOKED_STATUS_CERTIFICATEHOLD
+                                                                 : cr.revocation_reason;
+                    rev = ASN1_TIME_set(NULL, (time_t)cr.revoked_at);
+                }
+                cert_rec_free(&cr);
+            }
+            free(hex);
+        }
+        OCSP_SINGLERESP *single = OCSP_basic_add1_status(bs, cid, st, reason, rev, tu, nu);
+        ASN1_TIME_free(rev);
+        if (!single)
+            goto sfail;
+        if (same && o->archive_cutoff) {
+            ASN1_GENERALIZEDTIME *ac = ASN1_GENERALIZEDTIME_set(NULL, (time_t)o->archive_cutoff);
+            X509_EXTENSION *x = ac ? X509V3_EXT_i2d(NID_id_pkix_OCSP_archiveCutoff, 0, ac) : NULL;
+            int ok = x && OCSP_SINGLERESP_add_ext(single, x, -1) == 1;
+            X509_EXTENSION_free(x);
+            ASN1_GENERALIZEDTIME_free(ac);
+            if (!ok)
+                goto sfail;
+        }
+    }
+    ASN1_TIME_free(tu);
+    ASN1_TIME_free(nu);
+    if (!matched)
+        goto error;
+    if (nonce > 0 && OCSP_copy_nonce(bs, req) != 1)
+        goto out;
+    if (sign_basic(o, bs) != 0 || !(resp = OCSP_response_create(OCSP_RESPONSE_STATUS_SUCCESSFUL, bs)))
+        goto out;
+    int n = i2d_OCSP_RESPONSE(resp, &p);
+    if (n <= 0 || !(out->der = malloc((size_t)n)))
+        goto out;
+    memcpy(out->der, p, (size_t)n);
+    out->len = (size_t)n;
+    out->this_update = now;
+    out->next_update = now + OCSP_VALIDITY_S;
+    if (nonce == 0)
+        cache_store(o, key, out);
+    rc = 0;
+    goto out;
+sfail:
+    ASN1_TIME_free(tu);
+    ASN1_TIME_free(nu);
+    goto out;
+error:
+    rc = error_response(status, out);
+out:
+    OPENSSL_free(p);
+    OCSP_REQUEST_free(req);
+    OCSP_BASICRESP_free(bs);
+    OCSP_RESPONSE_free(resp);
+    ca_rec_free(&ca);
+    return rc;
+}

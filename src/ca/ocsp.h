@@ -1,0 +1,51 @@
+/* ocsp: the OCSP responder of each OCSP-enabled CA (RFC 6960 with the
+ * RFC 5019 profile).
+ *
+ *  - Delegated responder: a certificate issued by the CA for a key of the
+ *    CA's "VA key type" (signing-key-details table), with id-kp-OCSPSigning
+ *    and id-pkix-ocsp-nocheck, valid 30 days, rolled over 7 days before it
+ *    expires.
+ *  - Requests: up to OCSP_MAX_IDS CertIDs (SHA-1 or SHA-256 hashes), nonce
+ *    per RFC 8954 (1-32 octets, echoed), optional signature (verified when
+ *    present; required when the CA is configured so).
+ *  - Answers: good / revoked (time, reason; on-hold = certificateHold) /
+ *    unknown, archiveCutoff, responder id by key. Garbage gets
+ *    malformedRequest, foreign issuers unauthorized — never an HTTP error.
+ *  - Nonce-less requests are answered from a per-CA cache of signed
+ *    responses, dropped whenever a certificate of the CA changes status. */
+#ifndef PKIAAS_CA_OCSP_H
+#define PKIAAS_CA_OCSP_H
+
+#include "ca/ca.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define OCSP_MAX_IDS 16
+#define OCSP_MAX_REQUEST 65536
+#define OCSP_RESPONDER_DAYS 30
+#define OCSP_ROLLOVER_DAYS 7
+#define OCSP_VALIDITY_S (24 * 3600)
+
+/* Issues (or rolls over) the responder certificate of an OCSP-enabled CA. */
+int ocsp_responder_ensure(const struct ca_env *env, const struct ca_rec *ca, struct err *e);
+
+struct ocsp_cache;
+struct ocsp_cache *ocsp_cache_new(void);
+void ocsp_cache_free(struct ocsp_cache *c);
+/* Drops cached responses of a CA (call on every status change). */
+void ocsp_cache_invalidate(struct ocsp_cache *c, int64_t ca_pk);
+
+struct ocsp_answer {
+    unsigned char *der; /* OCSPResponse, malloc'd */
+    size_t len;
+    int64_t this_update, next_update; /* 0 for error responses */
+    int cached;
+};
+
+/* Always produces an OCSPResponse (error statuses included) unless out of
+ * memory (-1). */
+int ocsp_respond(const struct ca_env *env, struct ocsp_cache *cache, const char *partition, const char *ca_id,
+                 const unsigned char *req, size_t len, struct ocsp_answer *out);
+
+#endif

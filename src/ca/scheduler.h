@@ -1,0 +1,23 @@
+/* scheduler: the background thread for status services. Each tick it
+ * rebuilds CRLs that are older than the period or dirty for longer than the
+ * revocation delay, and issues / rolls OCSP responder certificates. Slow
+ * work never runs on request threads. */
+#ifndef PKIAAS_CA_SCHEDULER_H
+#define PKIAAS_CA_SCHEDULER_H
+
+#include "ca/crl.h"
+
+struct scheduler;
+
+struct scheduler_opts {
+    const struct ca_env *env;
+    struct crl_cache *crls;
+    int tick_s, crl_period_s, crl_delay_s;
+};
+
+struct scheduler *scheduler_start(const struct scheduler_opts *o);
+void scheduler_stop(struct scheduler *s);
+/* One pass (also used by tests through the daemon). */
+void scheduler_run_once(const struct scheduler_opts *o);
+
+#endif

@@ -54,6 +54,22 @@ static char *pem_of(X509 *x)
     return out;
 }
 
+/* PEM armour around DER without decoding it. */
+static char *pem_der(const char *name, const unsigned char *der, size_t len)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    char *p = NULL, *out = NULL;
+    if (b && PEM_write_bio(b, name, "", der, (long)len) > 0) {
+        long n = BIO_get_mem_data(b, &p);
+        if ((out = malloc((size_t)n + 1))) {
+            memcpy(out, p, (size_t)n);
+            out[n] = 0;
+        }
+    }
+    BIO_free(b);
+    return out;
+}
+
 static json_t *jtake(char *s)
 {
     json_t *j = s ? json_string(s) : json_null();
@@ -138,15 +154,10 @@ void api_cert_issue(struct http_req *req, struct http_resp *resp)
     json_t *chain = json_array();
     for (int i = 0; i < sk_X509_num(res.chain); i++)
         json_array_append_new(chain, jtake(pem_of(sk_X509_value(res.chain, i))));
-    struct tm tm;
-    int64_t nb = 0, na = 0;
-    if (ASN1_TIME_to_tm(X509_get0_notBefore(res.cert), &tm) == 1)
-        nb = (int64_t)timegm(&tm);
-    if (ASN1_TIME_to_tm(X509_get0_notAfter(res.cert), &tm) == 1)
-        na = (int64_t)timegm(&tm);
     json_t *o = json_pack("{s:s,s:s,s:o,s:o,s:o,s:o,s:b}", "serialNumber", res.serial, "status", "issued",
-                          "certificate", jtake(pem_of(res.cert)), "chain", chain, "notBefore", jtime(nb), "notAfter",
-                          jtime(na), "validityCapped", res.capped);
+                          "certificate", jtake(pem_der("CERTIFICATE", res.der, res.der_len)), "chain", chain,
+                          "notBefore", jtime(res.not_before), "notAfter", jtime(res.not_after), "validityCapped",
+                          res.capped);
     if (o && res.p12) {
         char *b64 = b64_encode(res.p12, res.p12_len);
         json_object_set_new(o, "pkcs12", jtake(b64));

@@ -1,6 +1,7 @@
 #include "api/api.h"
 
 #include "authz/authz.h"
+#include "ca/ca_cache.h"
 #include "ca/issue.h"
 #include "ca/profile.h"
 
@@ -260,6 +261,7 @@ int api_assign_profile(struct api_ctx *ctx, const struct principal *p, const str
         err_set(e, 503, "unavailable", "", "store unavailable");
         goto out;
     }
+    ca_cache_invalidate(&ctx->env, p->partition);
     rc = 0;
 out:
     profile_release(pr);
@@ -304,6 +306,7 @@ void api_ca_profiles_remove(struct http_req *req, struct http_resp *resp)
     snprintf(target, sizeof target, "ca:%s/profile:%.64s", c.id, req->params[2]);
     struct audit_rec a = {p.actor, "ca.profile.remove", target, NULL};
     int s = ctx->store->ops->ca_profile_set(ctx->store, p.partition, c.pk, req->params[2], false, &a);
+    ca_cache_invalidate(&ctx->env, p.partition);
     if (s == STORE_ENOTFOUND)
         resp_error(resp, 404, "not_found", "profileId", "profile '%.64s' is not assigned to CA '%s'", req->params[2],
                    c.id);

@@ -1,5 +1,6 @@
 #include "ca/ca.h"
 
+#include "ca/ca_cache.h"
 #include "ca/ocsp.h"
 #include "crypto/keyspec.h"
 #include "util/log.h"
@@ -620,6 +621,7 @@ int ca_create(const struct ca_env *env, const char *partition, const struct ca_c
         store_err(s, c.id, e);
         goto out;
     }
+    ca_cache_invalidate(env, partition);
     /* OCSP-enabled CAs get their delegated responder at once; a failure
      * here is retried by the scheduler. */
     if (c.ocsp_enabled && strcmp(c.status, "active") == 0) {
@@ -713,6 +715,7 @@ int ca_import_cert(const struct ca_env *env, const char *partition, const char *
         store_err(s, id, e);
         goto out;
     }
+    ca_cache_invalidate(env, partition);
     ca_rec_free(&c);
     if (env->store->ops->ca_get(env->store, partition, id, out) != STORE_OK) {
         err_set(e, 500, "internal", "", "storage failure");
@@ -738,5 +741,6 @@ int ca_delete(const struct ca_env *env, const char *partition, const char *id, c
     int s = env->store->ops->ca_delete(env->store, partition, id, time_now(), ids, nids, &a);
     if (s != STORE_OK)
         return store_err(s, id, e);
+    ca_cache_invalidate(env, partition);
     return 0;
 }

@@ -29,8 +29,11 @@
 #define CA_SUB_YEARS 10
 #define CA_ID_RESERVE_S (24 * 3600)
 
+struct ca_cache;
+
 struct ca_env {
     struct store *store;
+    struct ca_cache *cache;     /* may be NULL (tools, tests): no caching */
     const unsigned char *mkey;  /* MASTER_KEY_LEN bytes */
     const char *http_base;      /* e.g. http://127.0.0.1:8080 (CRL, OCSP, AIA) */
     const char *https_base;     /* e.g. https://127.0.0.1:8443 (API, CAGW) */

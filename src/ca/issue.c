@@ -1,5 +1,7 @@
 #include "ca/issue.h"
 
+#include "ca/ca_cache.h"
+
 #include "crypto/keyspec.h"
 #include "util/codec.h"
 #include "util/duration.h"
@@ -86,7 +88,7 @@ fail:
 
 void issue_result_free(struct issue_result *r)
 {
-    X509_free(r->cert);
+    free(r->der);
     sk_X509_pop_free(r->chain, X509_free);
     if (r->p12) {
         OPENSSL_cleanse(r->p12, r->p12_len);
@@ -389,7 +391,7 @@ static int lint(X509 *x, const struct profile *p, X509 *issuer, int64_t ca_not_a
      * meaningful on a certificate that is not signed yet. */
     unsigned char ski[SKI_LEN];
     ASN1_OCTET_STRING *xs = X509_get_ext_d2i(x, NID_subject_key_identifier, NULL, NULL);
-    bool ski_ok = xs && x509_ski_compute(X509_get0_pubkey(x), ski) == 0 && ASN1_STRING_length(xs) == SKI_LEN &&
+    bool ski_ok = xs && x509_ski_from_xpub(X509_get_X509_PUBKEY(x), ski) == 0 && ASN1_STRING_length(xs) == SKI_LEN &&
                   memcmp(ASN1_STRING_get0_data(xs), ski, SKI_LEN) == 0;
     ASN1_OCTET_STRING_free(xs);
     if (!ski_ok)
@@ -445,7 +447,8 @@ static int make_p12(EVP_PKEY *key, X509 *cert, STACK_OF(X509) *chain, const char
 
 int issue_certificate(const struct ca_env *env, const struct issue_req *r, struct issue_result *out, struct err *e)
 {
-    struct ca_rec ca;
+    struct ca_runtime *rt = NULL;
+    const struct ca_rec *cap = NULL;
     const struct profile *p = NULL;
     X509_REQ *csr = NULL;
     EVP_PKEY *key = NULL; /* server-side key */
@@ -456,34 +459,28 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
     struct req_exts rx = {sk_X509_EXTENSION_new_null(), NULL, NULL};
     X509 *cacert = NULL, *tbs = NULL, *cert = NULL;
     struct signer *sig = NULL;
-    char **assigned = NULL;
-    size_t nassigned = 0;
     char *crl = NULL, *ocsp = NULL, *aia = NULL, *sans_text = NULL;
     unsigned char *der = NULL;
     int rc = -1;
     int64_t now = time_now();
-    memset(&ca, 0, sizeof ca);
     memset(out, 0, sizeof(*out));
     if (!sans || !exts || !rx.extra)
         goto oom;
 
-    /* CA */
-    int s = env->store->ops->ca_get(env->store, r->partition, r->ca_id, &ca);
-    if (s == STORE_ENOTFOUND || (s == STORE_OK && strcmp(ca.status, "deleted") == 0)) {
-        err_set(e, 404, "not_found", "caId", "no CA '%.24s' in this partition", r->ca_id);
+    /* CA (from the runtime cache: record, certificate, chain, signer) */
+    int s;
+    if (!(rt = ca_runtime_get(env, r->partition, r->ca_id, e)))
+        goto out;
+    cap = &rt->rec;
+    if (strcmp(cap->status, "active") != 0 || strcmp(cap->type, "externalKey") == 0 || !rt->signer) {
+        err_set(e, 409, "conflict", "caId", "CA '%s' cannot issue (%s%s)", cap->id, cap->status,
+                strcmp(cap->type, "externalKey") == 0 ? ", external root" : "");
         goto out;
     }
-    if (s != STORE_OK)
-        goto unavailable;
-    if (strcmp(ca.status, "active") != 0 || strcmp(ca.type, "externalKey") == 0) {
-        err_set(e, 409, "conflict", "caId", "CA '%s' cannot issue (%s%s)", ca.id, ca.status,
-                strcmp(ca.type, "externalKey") == 0 ? ", external root" : "");
-        goto out;
-    }
-    if (!(cacert = ca_cert(&ca)))
-        goto internal;
+    cacert = rt->cert;
+    sig = rt->signer;
     if (X509_cmp_time(X509_get0_notAfter(cacert), NULL) <= 0) {
-        err_set(e, 409, "conflict", "caId", "CA '%s' has expired", ca.id);
+        err_set(e, 409, "conflict", "caId", "CA '%s' has expired", cap->id);
         goto out;
     }
 
@@ -494,18 +491,12 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
     }
     if (!(p = profile_resolve(env->store, r->partition, r->profile_id, e)))
         goto out;
-    if (env->store->ops->ca_profile_list(env->store, r->partition, ca.pk, &assigned, &nassigned) != STORE_OK)
-        goto unavailable;
-    bool is_assigned = false;
-    for (size_t i = 0; i < nassigned; i++)
-        if (strcmp(assigned[i], p->id) == 0)
-            is_assigned = true;
-    if (!is_assigned) {
-        err_set(e, 409, "conflict", "profileId", "profileId: profile '%s' is not assigned to CA '%s'", p->id, ca.id);
+    if (!ca_runtime_has_profile(rt, p->id)) {
+        err_set(e, 409, "conflict", "profileId", "profileId: profile '%s' is not assigned to CA '%s'", p->id, cap->id);
         goto out;
     }
-    if (!(p->ca_types & profile_catype(ca.type))) {
-        err_set(e, 409, "conflict", "profileId", "profileId: profile '%s' does not allow %s CAs", p->id, ca.type);
+    if (!(p->ca_types & profile_catype(cap->type))) {
+        err_set(e, 409, "conflict", "profileId", "profileId: profile '%s' does not allow %s CAs", p->id, cap->type);
         goto out;
     }
 
@@ -523,7 +514,7 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
             goto out;
         pub = X509_REQ_get0_pubkey(csr);
     } else if (r->key_type) {
-        if (strcmp(ca.type, "root") == 0) {
+        if (strcmp(cap->type, "root") == 0) {
             err_set(e, 400, "invalid_field", "keyType", "keyType: root CAs cannot issue PKCS#12");
             goto out;
         }
@@ -661,7 +652,7 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
     }
     int64_t nb = now - 60; /* small backdate for relying parties' clock skew */
     if (na <= nb) {
-        err_set(e, 409, "conflict", "caId", "CA '%s' expires too soon to issue", ca.id);
+        err_set(e, 409, "conflict", "caId", "CA '%s' expires too soon to issue", cap->id);
         goto out;
     }
 
@@ -669,7 +660,7 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
     unsigned char ski[SKI_LEN];
     const ASN1_OCTET_STRING *caski = X509_get0_subject_key_id(cacert);
     unsigned char caski_buf[SKI_LEN];
-    if (x509_ski_compute(pub, ski) != 0)
+    if ((csr ? x509_ski_from_xpub(X509_REQ_get_X509_PUBKEY(csr), ski) : x509_ski_compute(pub, ski)) != 0)
         goto internal;
     if (push_ext(exts, ext_basic_constraints(p->ca, p->ca ? p->path_len : -1)))
         goto oom;
@@ -694,11 +685,11 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
     } else if (x509_ski_compute(X509_get0_pubkey(cacert), caski_buf) != 0 || push_ext(exts, ext_aki(caski_buf, SKI_LEN))) {
         goto oom;
     }
-    if (ca.crl_enabled && (!(crl = ca_url_crl(env, r->partition, ca.id)) || push_ext(exts, ext_crl_dp(crl))))
+    if (cap->crl_enabled && (!(crl = ca_url_crl(env, r->partition, cap->id)) || push_ext(exts, ext_crl_dp(crl))))
         goto oom;
-    if (ca.ocsp_enabled && !(ocsp = ca_url_ocsp(env, r->partition, ca.id)))
+    if (cap->ocsp_enabled && !(ocsp = ca_url_ocsp(env, r->partition, cap->id)))
         goto oom;
-    if (!(aia = ca_url_issuer_cert(env, r->partition, ca.id)) || push_ext(exts, ext_aia(ocsp, aia)))
+    if (!(aia = ca_url_issuer_cert(env, r->partition, cap->id)) || push_ext(exts, ext_aia(ocsp, aia)))
         goto oom;
     if (sk_GENERAL_NAME_num(sans) > 0 &&
         push_ext(exts, X509V3_EXT_i2d(NID_subject_alt_name, empty_subject ? 1 : 0, sans)))
@@ -726,29 +717,28 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
     t.subject = subject;
     t.issuer = X509_get_subject_name(cacert);
     t.pubkey = pub;
+    t.spki = csr ? X509_REQ_get_X509_PUBKEY(csr) : NULL;
     t.not_before = nb;
     t.not_after = na;
     t.exts = exts;
-    if (!(sig = ca_signer(env, &ca)) || !(tbs = certbuild_prepare(&t, sig)))
+    if (!(tbs = certbuild_prepare(&t, sig)))
         goto internal;
     const char *why = NULL;
     if (lint(tbs, p, cacert, ca_na, &why) != 0) {
-        log_error("lint refused certificate for CA %s/%s profile %s: %s", r->partition, ca.id, p->id, why);
+        log_error("lint refused certificate for CA %s/%s profile %s: %s", r->partition, cap->id, p->id, why);
         err_set(e, 500, "internal", "", "internal error: the certificate failed its final profile check");
         goto out;
     }
-    if (!(cert = certbuild_finish(tbs, sig)))
+    size_t dl = 0;
+    if (certbuild_finish_der(tbs, sig, &der, &dl) != 0)
         goto internal;
 
     /* Commit before anyone sees the certificate */
-    int dl = i2d_X509(cert, &der);
-    if (dl <= 0)
-        goto internal;
     struct cert_rec cr;
     memset(&cr, 0, sizeof cr);
     snprintf(cr.partition_id, sizeof cr.partition_id, "%s", r->partition);
-    cr.issuer_ca_pk = ca.pk;
-    char *sn = x509_serial_hex(cert);
+    cr.issuer_ca_pk = cap->pk;
+    char *sn = hex_encode(t.serial, SERIAL_LEN); /* positive, non-zero first byte: no 00 prefix */
     snprintf(cr.serial, sizeof cr.serial, "%s", sn ? sn : "");
     free(sn);
     cr.subject = dn_print(subject);
@@ -761,10 +751,10 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
     cr.requester = (char *)(r->requester ? r->requester : "unknown");
     cr.is_ca = p->ca;
     cr.der = der;
-    cr.der_len = (size_t)dl;
+    cr.der_len = dl;
     cr.created_at = now;
     char target[96], detail[160];
-    snprintf(target, sizeof target, "cert:%s/%s", ca.id, cr.serial);
+    snprintf(target, sizeof target, "cert:%s/%s", cap->id, cr.serial);
     snprintf(detail, sizeof detail, "{\"profile\":\"%s\",\"serverSideKey\":%s}", p->id, key ? "true" : "false");
     struct audit_rec a = {cr.requester, "cert.issue", target, detail};
     s = env->store->ops->cert_insert(env->store, &cr, !p->ca, &a);
@@ -778,12 +768,19 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
         goto unavailable;
     snprintf(out->serial, sizeof out->serial, "%s", cr.serial);
 
-    if (!(out->chain = ca_chain(env, &ca)))
+    if (!(out->chain = X509_chain_up_ref(rt->chain)))
         goto internal;
-    if (key && make_p12(key, cert, out->chain, r->p12_password, &out->p12, &out->p12_len) != 0)
-        goto internal;
-    out->cert = cert;
-    cert = NULL;
+    if (key) {
+        const unsigned char *q = der;
+        if (!(cert = d2i_X509(NULL, &q, (long)dl)) ||
+            make_p12(key, cert, out->chain, r->p12_password, &out->p12, &out->p12_len) != 0)
+            goto internal;
+    }
+    out->der = der;
+    out->der_len = dl;
+    out->not_before = nb;
+    out->not_after = na;
+    der = NULL;
     rc = 0;
     goto out;
 oom:
@@ -799,7 +796,7 @@ out:
         sk_X509_pop_free(out->chain, X509_free);
         out->chain = NULL;
     }
-    ca_rec_free(&ca);
+    ca_runtime_release(rt);
     profile_release(p);
     X509_REQ_free(csr);
     EVP_PKEY_free(key);
@@ -807,15 +804,12 @@ out:
     GENERAL_NAMES_free(sans);
     sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
     req_exts_free(&rx);
-    X509_free(cacert);
     X509_free(tbs);
     X509_free(cert);
-    signer_free(sig);
-    store_free_ids(assigned, nassigned);
     free(crl);
     free(ocsp);
     free(aia);
     free(sans_text);
-    OPENSSL_free(der);
+    free(der);
     return rc;
 }

@@ -40,7 +40,9 @@ struct issue_req {
 };
 
 struct issue_result {
-    X509 *cert;
+    unsigned char *der;         /* the certificate */
+    size_t der_len;
+    int64_t not_before, not_after;
     STACK_OF(X509) *chain;      /* issuing CA first, up to the root */
     char serial[48];
     bool capped;                /* validity was cut at the CA's notAfter */

@@ -1312,19 +1312,1059 @@ out:
     return rc;
 }
 
+/* ---- certificate profiles ------------------------------------------------ */
+
+/* Loads a JSON object from FILE ("-" = stdin). */
+static int load_json_object(const char *path, json_t **out)
+{
+    int rc;
+    struct buf b;
+    json_error_t err;
+
+    *out = NULL;
+    buf_init(&b, MAX_JSON_FILE);
+    rc = read_file(path, &b);
+    if (rc)
+        goto out;
+    rc = EXIT_API;
+    *out = json_loadb((const char *)b.data, b.len, JSON_REJECT_DUPLICATES, &err);
+    if (!*out) {
+        fprintf(stderr, "error: '%s' is not valid JSON (line %d): %s\n", path, err.line, err.text);
+        goto out;
+    }
+    if (!json_is_object(*out)) {
+        fprintf(stderr, "error: '%s' must hold a JSON object\n", path);
+        json_decref(*out);
+        *out = NULL;
+        goto out;
+    }
+    rc = 0;
+out:
+    buf_free(&b);
+    return rc;
+}
+
+/* The profile fields given on the command line, over the --json-file ones. */
+static int profile_body(const struct args *a, const char *usage, const char *cmd, json_t **out)
+{
+    int rc = EXIT_API;
+    json_t *body = NULL;
+
+    *out = NULL;
+    if (a->val[O_IGNORE_UNKNOWN] && strcmp(a->val[O_IGNORE_UNKNOWN], "true") != 0 &&
+        strcmp(a->val[O_IGNORE_UNKNOWN], "false") != 0)
+        return usage_error(usage, "%s: --ignore-unknown must be true or false, not '%s'", cmd,
+                           a->val[O_IGNORE_UNKNOWN]);
+    if (a->val[O_JSON_FILE]) {
+        rc = load_json_object(a->val[O_JSON_FILE], &body);
+        if (rc)
+            goto out;
+        rc = EXIT_API;
+    } else if (!(body = json_object())) {
+        goto oom;
+    }
+    if (a->val[O_GROUP] && set_str(body, "group", a->val[O_GROUP]) != 0)
+        goto out;
+    if (a->val[O_VALIDITY] && set_str(body, "validity_period", a->val[O_VALIDITY]) != 0)
+        goto out;
+    if (a->val[O_USAGES]) {
+        json_t *l = split_list(a->val[O_USAGES], "usages");
+        if (!l || json_object_set_new(body, "usages", l) != 0)
+            goto out;
+    }
+    if (a->val[O_ALLOWED_EXT]) {
+        json_t *l = split_list(a->val[O_ALLOWED_EXT], "allowed-extensions");
+        if (!l || json_object_set_new(body, "allowed_extensions", l) != 0)
+            goto out;
+    }
+    if (a->val[O_IGNORE_UNKNOWN] &&
+        json_object_set_new(body, "ignore_unknown_extensions",
+                            json_boolean(strcmp(a->val[O_IGNORE_UNKNOWN], "true") == 0)) != 0)
+        goto oom;
+    *out = body;
+    body = NULL;
+    rc = 0;
+    goto out;
+oom:
+    fprintf(stderr, "error: out of memory\n");
+out:
+    json_decref(body);
+    return rc;
+}
+
+#define PROFILE_FIELD_OPTS                                                                                             \
+    (BIT(O_GROUP) | BIT(O_VALIDITY) | BIT(O_USAGES) | BIT(O_ALLOWED_EXT) | BIT(O_IGNORE_UNKNOWN) | BIT(O_JSON_FILE))
+
+static const char clone_usage[] =
+    "profile clone --from SRC --id NEW [--group G] [--validity DURATION] [--usages A,B,OID]\n"
+    "            [--allowed-extensions OID,...] [--ignore-unknown true|false] [--json-file FILE]";
+static const char update_usage[] =
+    "profile update PROFILE_ID [--group G] [--validity DURATION] [--usages A,B,OID]\n"
+    "            [--allowed-extensions OID,...] [--ignore-unknown true|false] [--json-file FILE]";
+
+static int cmd_profile_list(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    static const struct column cols[] = {
+        {"ID", "id"},     {"GROUP", "group"},          {"KIND", "kind"},
+        {"SYSTEM", "system"}, {"VALIDITY", "validity_period"}, {"DESCRIPTION", "description"},
+    };
+    int rc = EXIT_API;
+    json_t *res = NULL;
+    json_t *list;
+    char *path = api_path(x, "/profiles", END);
+
+    (void)argv;
+    if (!path || (a->val[O_GROUP] && add_query(&path, "group", a->val[O_GROUP]) != 0))
+        goto out;
+    rc = api_json(x, "GET", path, NULL, &res);
+    if (rc)
+        goto out;
+    if (x->json) {
+        rc = print_json(res);
+        goto out;
+    }
+    rc = EXIT_API;
+    list = json_object_get(res, "profiles");
+    if (!json_is_array(list)) {
+        fprintf(stderr, "error: unexpected response: no \"profiles\" array\n");
+        goto out;
+    }
+    if (json_array_size(list) == 0) {
+        puts("No profiles.");
+        rc = 0;
+        goto out;
+    }
+    rc = print_table(list, cols, sizeof(cols) / sizeof(cols[0]));
+out:
+    json_decref(res);
+    free(path);
+    return rc;
+}
+
+/* Sends `body` (may be NULL) and prints the JSON object answer. */
+static int request_and_show(struct ctx *x, const char *method, const char *path, const json_t *body,
+                            const char *what)
+{
+    json_t *res = NULL;
+    int rc = path ? api_json(x, method, path, body, &res) : EXIT_API;
+    if (rc == 0)
+        rc = x->json ? print_json(res) : print_fields(res, what);
+    json_decref(res);
+    return rc;
+}
+
+static int cmd_profile_show(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    char *path = api_path(x, "/profiles/", argv[0], END);
+    int rc = request_and_show(x, "GET", path, NULL, "profile");
+    (void)a;
+    free(path);
+    return rc;
+}
+
+static int cmd_profile_clone(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    int rc;
+    json_t *body = NULL;
+    char *path = NULL;
+
+    (void)argv;
+    if (!a->val[O_FROM] || !*a->val[O_FROM])
+        return usage_error(clone_usage, "%s", "profile clone: --from is required");
+    if (!a->val[O_ID] || !*a->val[O_ID])
+        return usage_error(clone_usage, "%s", "profile clone: --id is required");
+    rc = profile_body(a, clone_usage, "profile clone", &body);
+    if (rc)
+        goto out;
+    rc = EXIT_API;
+    if (set_str(body, "id", a->val[O_ID]) != 0 || set_str(body, "sourceProfileId", a->val[O_FROM]) != 0)
+        goto out;
+    path = api_path(x, "/profiles", END);
+    rc = request_and_show(x, "POST", path, body, "profile");
+out:
+    json_decref(body);
+    free(path);
+    return rc;
+}
+
+static int cmd_profile_update(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    int rc;
+    json_t *body = NULL;
+    char *path = NULL;
+
+    rc = profile_body(a, update_usage, "profile update", &body);
+    if (rc)
+        goto out;
+    if (json_object_size(body) == 0) {
+        rc = usage_error(update_usage, "%s", "profile update: nothing to change; give a field option or --json-file");
+        goto out;
+    }
+    path = api_path(x, "/profiles/", argv[0], END);
+    rc = request_and_show(x, "PUT", path, body, "profile");
+out:
+    json_decref(body);
+    free(path);
+    return rc;
+}
+
+/* Prints `msg ID` (both to stdout) or the JSON answer. */
+static int print_done(const struct ctx *x, const json_t *res, const char *msg, const char *id)
+{
+    if (x->json)
+        return print_json(res);
+    fputs(msg, stdout);
+    put_clean(stdout, id);
+    fputc('\n', stdout);
+    if (fflush(stdout) != 0) {
+        fprintf(stderr, "error: cannot write output: %s\n", strerror(errno));
+        return EXIT_API;
+    }
+    return 0;
+}
+
+static int cmd_profile_delete(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    int rc = EXIT_API;
+    json_t *res = NULL;
+    char *path = api_path(x, "/profiles/", argv[0], END);
+
+    (void)a;
+    if (!path)
+        goto out;
+    rc = api_json(x, "DELETE", path, NULL, &res);
+    if (rc == 0)
+        rc = print_done(x, res, "Deleted profile ", argv[0]);
+out:
+    json_decref(res);
+    free(path);
+    return rc;
+}
+
+/* {"caId":..,"profiles":[ids]} -> one id per line. */
+static int print_ca_profiles(const struct ctx *x, const json_t *res, const char *ca_id)
+{
+    json_t *list = json_object_get(res, "profiles");
+    json_t *e;
+    size_t i;
+
+    if (x->json)
+        return print_json(res);
+    if (!json_is_array(list)) {
+        fprintf(stderr, "error: unexpected response: no \"profiles\" array\n");
+        return EXIT_API;
+    }
+    if (json_array_size(list) == 0) {
+        fputs("No profiles are assigned to CA ", stdout);
+        put_clean(stdout, ca_id);
+        fputs(".\n", stdout);
+    }
+    json_array_foreach(list, i, e) {
+        put_value(e);
+        fputc('\n', stdout);
+    }
+    if (fflush(stdout) != 0) {
+        fprintf(stderr, "error: cannot write output: %s\n", strerror(errno));
+        return EXIT_API;
+    }
+    return 0;
+}
+
+static int cmd_ca_profiles(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    int rc = EXIT_API;
+    json_t *res = NULL;
+    char *path = api_path(x, "/cas/", argv[0], "/profiles", END);
+
+    (void)a;
+    if (!path)
+        goto out;
+    rc = api_json(x, "GET", path, NULL, &res);
+    if (rc == 0)
+        rc = print_ca_profiles(x, res, argv[0]);
+out:
+    json_decref(res);
+    free(path);
+    return rc;
+}
+
+static int cmd_ca_profiles_add(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    int rc = EXIT_API;
+    json_t *body = json_object(), *res = NULL;
+    char *path = api_path(x, "/cas/", argv[0], "/profiles", END);
+
+    (void)a;
+    if (!body || !path || set_str(body, "profileId", argv[1]) != 0)
+        goto out;
+    rc = api_json(x, "POST", path, body, &res);
+    if (rc)
+        goto out;
+    if (!x->json) {
+        fputs("Assigned profile ", stdout);
+        put_clean(stdout, argv[1]);
+        fputs(" to CA ", stdout);
+        put_clean(stdout, argv[0]);
+        fputs(". Assigned profiles:\n", stdout);
+    }
+    rc = print_ca_profiles(x, res, argv[0]);
+out:
+    json_decref(body);
+    json_decref(res);
+    free(path);
+    return rc;
+}
+
+static int cmd_ca_profiles_remove(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    int rc = EXIT_API;
+    json_t *res = NULL;
+    char *path = api_path(x, "/cas/", argv[0], "/profiles/", argv[1], END);
+
+    (void)a;
+    if (!path)
+        goto out;
+    rc = api_json(x, "DELETE", path, NULL, &res);
+    if (rc)
+        goto out;
+    if (!x->json) {
+        fputs("Removed profile ", stdout);
+        put_clean(stdout, argv[1]);
+        fputs(" from CA ", stdout);
+        put_clean(stdout, argv[0]);
+        fputs(".\n", stdout);
+        if (json_array_size(json_object_get(res, "profiles")) > 0)
+            fputs("Assigned profiles:\n", stdout);
+    }
+    rc = print_ca_profiles(x, res, argv[0]);
+out:
+    json_decref(res);
+    free(path);
+    return rc;
+}
+
+/* ---- certificates ---------------------------------------------------------- */
+
+/* Loads one PKCS#10 request (PEM or DER) and returns it as PEM, so nothing
+ * else in the file (a private key, say) is sent. */
+static int load_csr_pem(const char *path, char **pem)
+{
+    int rc = EXIT_API;
+    struct buf b;
+    X509_REQ *req = NULL;
+    BIO *in = NULL, *mem = NULL;
+    char *data = NULL;
+    long dlen;
+
+    *pem = NULL;
+    buf_init(&b, MAX_CERT_FILE);
+    rc = read_file(path, &b);
+    if (rc)
+        goto out;
+    rc = EXIT_API;
+    if (b.len == 0 || b.len > INT_MAX) {
+        fprintf(stderr, "error: '%s' is empty\n", path);
+        goto out;
+    }
+    if (strstr((const char *)b.data, "-----BEGIN ")) {
+        in = BIO_new_mem_buf(b.data, (int)b.len);
+        if (!in)
+            goto oom;
+        req = PEM_read_bio_X509_REQ(in, NULL, NULL, NULL);
+        if (!req) {
+            fprintf(stderr, "error: '%s' contains no PEM certificate request\n", path);
+            goto out;
+        }
+    } else {
+        const unsigned char *p = b.data;
+        req = d2i_X509_REQ(NULL, &p, (long)b.len);
+        if (!req || p != b.data + b.len) {
+            fprintf(stderr, "error: '%s' is neither a PEM file nor a DER certificate request\n", path);
+            goto out;
+        }
+    }
+    ERR_clear_error();
+    mem = BIO_new(BIO_s_mem());
+    if (!mem || PEM_write_bio_X509_REQ(mem, req) != 1 || (dlen = BIO_get_mem_data(mem, &data)) <= 0) {
+        fprintf(stderr, "error: cannot convert '%s' to PEM\n", path);
+        goto out;
+    }
+    *pem = strndup(data, (size_t)dlen);
+    if (!*pem)
+        goto oom;
+    rc = 0;
+    goto out;
+oom:
+    fprintf(stderr, "error: out of memory\n");
+out:
+    ERR_clear_error();
+    BIO_free(mem);
+    BIO_free(in);
+    X509_REQ_free(req);
+    buf_free(&b);
+    return rc;
+}
+
+static void free_secret(char *s)
+{
+    if (s)
+        OPENSSL_cleanse(s, strlen(s));
+    free(s);
+}
+
+/* First line of FILE ("-" = stdin), without the line ending. */
+static int read_password_file(const char *path, char **pw)
+{
+    int rc;
+    struct buf b;
+    size_t n;
+
+    *pw = NULL;
+    buf_init(&b, 64 * 1024);
+    rc = read_file(path, &b);
+    if (rc)
+        goto out;
+    rc = EXIT_API;
+    n = strcspn((const char *)b.data, "\r\n");
+    if (n == 0) {
+        fprintf(stderr, "error: '%s' holds an empty password\n", path);
+        goto out;
+    }
+    if (n > MAX_PASSWORD) {
+        fprintf(stderr, "error: the password in '%s' is longer than %d characters\n", path, MAX_PASSWORD);
+        goto out;
+    }
+    *pw = strndup((const char *)b.data, n);
+    if (!*pw) {
+        fprintf(stderr, "error: out of memory\n");
+        goto out;
+    }
+    rc = 0;
+out:
+    if (b.data)
+        OPENSSL_cleanse(b.data, b.alloc);
+    buf_free(&b);
+    return rc;
+}
+
+/* Reads one line from the terminal on stdin with echo off. */
+static char *read_hidden(const char *prompt)
+{
+    struct termios old, quiet;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t n;
+    char *res = NULL;
+    int restore = 0;
+
+    fputs(prompt, stderr);
+    fflush(stderr);
+    if (tcgetattr(STDIN_FILENO, &old) == 0) {
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        quiet.c_lflag |= ECHONL;
+        restore = tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) == 0;
+    }
+    n = getline(&line, &cap, stdin);
+    if (restore)
+        tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+    else
+        fputc('\n', stderr);
+    if (n < 0)
+        goto out;
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = 0;
+    res = strdup(line);
+out:
+    if (line)
+        OPENSSL_cleanse(line, cap);
+    free(line);
+    return res;
+}
+
+static int prompt_password(char **pw)
+{
+    char *again = NULL;
+    int rc = EXIT_API;
+
+    *pw = read_hidden("PKCS#12 password: ");
+    if (!*pw) {
+        fprintf(stderr, "error: no password read\n");
+        goto out;
+    }
+    if (!**pw || strlen(*pw) > MAX_PASSWORD) {
+        fprintf(stderr, "error: the password must be 1-%d characters\n", MAX_PASSWORD);
+        goto out;
+    }
+    again = read_hidden("Repeat the password: ");
+    if (!again || strcmp(*pw, again) != 0) {
+        fprintf(stderr, "error: the passwords do not match\n");
+        goto out;
+    }
+    rc = 0;
+out:
+    free_secret(again);
+    if (rc) {
+        free_secret(*pw);
+        *pw = NULL;
+    }
+    return rc;
+}
+
+static const char issue_usage[] =
+    "cert issue CA_ID --profile P --csr FILE [--subject DN | --use-csr-subject]\n"
+    "            [--san TYPE:VALUE]... [--validity DURATION | --not-after RFC3339] [-o FILE] [--chain-out FILE]\n"
+    "   or: pkiaas cert issue CA_ID --profile P --p12 --key-type TYPE --subject DN\n"
+    "            [--p12-password PW | --p12-password-file FILE] [--san TYPE:VALUE]...\n"
+    "            [--validity DURATION | --not-after RFC3339] [-o FILE] [--chain-out FILE]";
+
+/* "dns:www.example.com" -> {"type":"dNSName","value":"www.example.com"} */
+static int add_san(json_t *arr, const char *spec)
+{
+    static const struct {
+        const char *short_name, *name;
+    } types[] = {
+        {"dns", "dNSName"},
+        {"ip", "iPAddress"},
+        {"email", "rfc822Name"},
+        {"uri", "uniformResourceIdentifier"},
+        {"upn", "userPrincipalName"},
+    };
+    const char *colon = strchr(spec, ':');
+    size_t tlen = colon ? (size_t)(colon - spec) : 0;
+    const char *type = NULL;
+
+    for (size_t i = 0; colon && i < sizeof(types) / sizeof(types[0]); i++)
+        if ((strlen(types[i].short_name) == tlen && strncasecmp(spec, types[i].short_name, tlen) == 0) ||
+            (strlen(types[i].name) == tlen && strncmp(spec, types[i].name, tlen) == 0))
+            type = types[i].name;
+    if (!type || !colon[1])
+        return usage_error(issue_usage,
+                           "cert issue: --san must be dns:, ip:, email:, uri: or upn: followed by a value, not '%s'",
+                           spec);
+    {
+        json_t *v = json_string(colon + 1);
+        json_t *o = v ? json_pack("{s:s,s:o}", "type", type, "value", v) : NULL;
+        if (!o || json_array_append_new(arr, o) != 0) {
+            fprintf(stderr, "error: --san value '%s' is not valid UTF-8\n", spec);
+            return EXIT_API;
+        }
+    }
+    return 0;
+}
+
+/* Writes every PEM string of the "chain" array to `path`. */
+static int write_chain(const json_t *res, const char *path)
+{
+    int rc = EXIT_API;
+    const json_t *chain = json_object_get(res, "chain");
+    json_t *e;
+    size_t i;
+    struct buf b;
+
+    buf_init(&b, 0);
+    if (!json_is_array(chain)) {
+        fprintf(stderr, "error: unexpected response: no \"chain\" array\n");
+        goto out;
+    }
+    json_array_foreach(chain, i, e) {
+        const char *pem = json_string_value(e);
+        if (!pem)
+            continue;
+        if (buf_append_str(&b, pem) != 0 ||
+            (b.len && b.data[b.len - 1] != '\n' && buf_append_str(&b, "\n") != 0)) {
+            fprintf(stderr, "error: out of memory\n");
+            goto out;
+        }
+    }
+    rc = write_output(path, b.data, b.len);
+out:
+    buf_free(&b);
+    return rc;
+}
+
+static int cmd_cert_issue(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    int rc = EXIT_API;
+    int p12 = a->seen[O_P12];
+    const char *out = a->val[O_OUTPUT];
+    json_t *body = NULL, *res = NULL, *sans = NULL;
+    char *path = NULL, *csr = NULL, *pw = NULL;
+    unsigned char *der = NULL;
+    size_t der_len = 0;
+
+    if (!a->val[O_PROFILE] || !*a->val[O_PROFILE])
+        return usage_error(issue_usage, "%s", "cert issue: --profile is required");
+    if (a->seen[O_VALIDITY] && a->seen[O_NOT_AFTER])
+        return usage_error(issue_usage, "%s", "cert issue: give either --validity or --not-after");
+    if (a->seen[O_SUBJECT] && a->seen[O_USE_CSR_SUBJECT])
+        return usage_error(issue_usage, "%s", "cert issue: give either --subject or --use-csr-subject");
+    if (p12) {
+        if (a->seen[O_CSR] || a->seen[O_USE_CSR_SUBJECT])
+            return usage_error(issue_usage, "%s", "cert issue: --p12 generates the key; it takes no --csr");
+        if (!a->val[O_KEY_TYPE] || !*a->val[O_KEY_TYPE])
+            return usage_error(issue_usage, "%s",
+                               "cert issue: --p12 needs --key-type (RSA-2048, RSA-3072, RSA-4096, EC-P256, "
+                               "EC-P384 or EC-P521)");
+        if (!a->val[O_SUBJECT] || !*a->val[O_SUBJECT])
+            return usage_error(issue_usage, "%s", "cert issue: --p12 needs --subject DN");
+        if (a->seen[O_P12_PASSWORD] && a->seen[O_P12_PASSWORD_FILE])
+            return usage_error(issue_usage, "%s", "cert issue: give either --p12-password or --p12-password-file");
+        if (!x->json && is_stdout(out) && isatty(STDOUT_FILENO))
+            return usage_error(issue_usage, "%s", "cert issue: refusing to write PKCS#12 to a terminal; use -o FILE");
+        if (!a->seen[O_P12_PASSWORD] && !a->seen[O_P12_PASSWORD_FILE] && !isatty(STDIN_FILENO))
+            return usage_error(issue_usage, "%s",
+                               "cert issue: stdin is not a terminal; pass --p12-password-file FILE");
+    } else {
+        if (!a->val[O_CSR])
+            return usage_error(issue_usage, "%s", "cert issue: --csr FILE is required (or --p12 for a server-side key)");
+        if (a->seen[O_KEY_TYPE] || a->seen[O_P12_PASSWORD] || a->seen[O_P12_PASSWORD_FILE])
+            return usage_error(issue_usage, "%s",
+                               "cert issue: --key-type and --p12-password(-file) need --p12");
+    }
+
+    if (!(body = json_object()) || !(sans = json_array())) {
+        fprintf(stderr, "error: out of memory\n");
+        goto out;
+    }
+    for (int i = 0; i < a->nsans; i++) {
+        rc = add_san(sans, a->sans[i]);
+        if (rc)
+            goto out;
+    }
+    rc = EXIT_API;
+    if (set_str(body, "profileId", a->val[O_PROFILE]) != 0)
+        goto out;
+    if (p12) {
+        if (a->val[O_P12_PASSWORD]) {
+            pw = strdup(a->val[O_P12_PASSWORD]);
+            if (!pw) {
+                fprintf(stderr, "error: out of memory\n");
+                goto out;
+            }
+        } else {
+            rc = a->val[O_P12_PASSWORD_FILE] ? read_password_file(a->val[O_P12_PASSWORD_FILE], &pw)
+                                             : prompt_password(&pw);
+            if (rc)
+                goto out;
+            rc = EXIT_API;
+        }
+        if (set_str(body, "keyType", a->val[O_KEY_TYPE]) != 0 || set_str(body, "p12Password", pw) != 0)
+            goto out;
+    } else {
+        rc = load_csr_pem(a->val[O_CSR], &csr);
+        if (rc)
+            goto out;
+        rc = EXIT_API;
+        if (set_str(body, "csr", csr) != 0)
+            goto out;
+    }
+    if (a->val[O_SUBJECT] && set_str(body, "subject", a->val[O_SUBJECT]) != 0)
+        goto out;
+    if (a->seen[O_USE_CSR_SUBJECT] && json_object_set_new(body, "useSubjectFromCsr", json_true()) != 0)
+        goto out;
+    if (a->nsans && json_object_set(body, "subjectAltNames", sans) != 0)
+        goto out;
+    if (a->val[O_VALIDITY] && set_str(body, "validityPeriod", a->val[O_VALIDITY]) != 0)
+        goto out;
+    if (a->val[O_NOT_AFTER] && set_str(body, "notAfter", a->val[O_NOT_AFTER]) != 0)
+        goto out;
+
+    path = api_path(x, "/cas/", argv[0], "/certificates", END);
+    if (!path)
+        goto out;
+    rc = api_json(x, "POST", path, body, &res);
+    if (rc)
+        goto out;
+    rc = EXIT_API;
+
+    /* Files first, so a failure to write one is the last thing reported. */
+    if (p12) {
+        const char *b64 = get_str(res, "pkcs12");
+        if (!b64 || b64_decode(b64, strlen(b64), &der, &der_len) != 0) {
+            fprintf(stderr, "error: unexpected response: no valid \"pkcs12\" value\n");
+            goto out;
+        }
+        if ((!x->json || !is_stdout(out)) && (rc = write_output_mode(out, der, der_len, 1)) != 0)
+            goto out;
+    } else {
+        const char *pem = get_str(res, "certificate");
+        if (!pem) {
+            fprintf(stderr, "error: unexpected response: no \"certificate\"\n");
+            goto out;
+        }
+        if ((!x->json || !is_stdout(out)) &&
+            (rc = write_output(out, (const unsigned char *)pem, strlen(pem))) != 0)
+            goto out;
+    }
+    if (a->val[O_CHAIN_OUT] && (rc = write_chain(res, a->val[O_CHAIN_OUT])) != 0)
+        goto out;
+
+    if (x->json) {
+        rc = print_json(res);
+    } else if (is_stdout(out)) {
+        /* stdout carries the certificate / PKCS#12: a one-line note on stderr */
+        fputs("Issued certificate ", stderr);
+        put_clean(stderr, get_str(res, "serialNumber") ? get_str(res, "serialNumber") : "?");
+        fputs(", valid until ", stderr);
+        put_clean(stderr, get_str(res, "notAfter") ? get_str(res, "notAfter") : "?");
+        fputc('\n', stderr);
+        rc = 0;
+    } else {
+        json_t *summary = json_copy(res);
+        rc = EXIT_API;
+        if (summary) {
+            json_object_del(summary, "certificate");
+            json_object_del(summary, "chain");
+            json_object_del(summary, "pkcs12");
+            rc = print_fields(summary, "certificate");
+        }
+        json_decref(summary);
+        if (rc == 0) {
+            fputs(p12 ? "PKCS#12 written to " : "Certificate written to ", stdout);
+            put_clean(stdout, out);
+            fputc('\n', stdout);
+            if (a->val[O_CHAIN_OUT]) {
+                fputs("Chain written to ", stdout);
+                put_clean(stdout, a->val[O_CHAIN_OUT]);
+                fputc('\n', stdout);
+            }
+            if (fflush(stdout) != 0) {
+                fprintf(stderr, "error: cannot write output: %s\n", strerror(errno));
+                rc = EXIT_API;
+            }
+        }
+    }
+    if (rc == 0 && json_is_true(json_object_get(res, "validityCapped")))
+        fputs("warning: the validity was capped at the issuing CA's expiry\n", stderr);
+out:
+    if (body) {
+        /* wipe our copy of the password inside the request object */
+        const char *p = get_str(body, "p12Password");
+        if (p)
+            OPENSSL_cleanse((char *)p, strlen(p));
+    }
+    free_secret(pw);
+    if (der)
+        OPENSSL_cleanse(der, der_len);
+    free(der);
+    json_decref(sans);
+    json_decref(body);
+    json_decref(res);
+    free(csr);
+    free(path);
+    return rc;
+}
+
+static const char list_usage[] =
+    "cert list CA_ID [--status issued|revoked|suspended] [--profile P] [--search TEXT]\n"
+    "            [--serial HEX] [--expires-within 7|30] [--expired] [--limit N] [--all]";
+
+static int cmd_cert_list(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    static const struct column cols[] = {
+        {"SERIAL", "serialNumber"}, {"STATUS", "status"},      {"SUBJECT", "subject"},
+        {"PROFILE", "profileId"},   {"NOT AFTER", "notAfter"},
+    };
+    int rc = EXIT_API;
+    const char *st = a->val[O_STATUS], *within = a->val[O_EXPIRES_WITHIN], *lim = a->val[O_LIMIT];
+    char *base = NULL, *path = NULL, *cursor = NULL;
+    json_t *res = NULL, *all = NULL, *list, *next = NULL;
+    int pages = 0;
+
+    if (st && strcmp(st, "issued") && strcmp(st, "revoked") && strcmp(st, "suspended"))
+        return usage_error(list_usage, "cert list: --status must be issued, revoked or suspended, not '%s'", st);
+    if (within && strcmp(within, "7") && strcmp(within, "30"))
+        return usage_error(list_usage, "cert list: --expires-within must be 7 or 30 (days), not '%s'", within);
+    if (within && a->seen[O_EXPIRED])
+        return usage_error(list_usage, "%s", "cert list: give either --expires-within or --expired");
+    if (lim) {
+        char *end = NULL;
+        long n;
+        errno = 0;
+        n = strtol(lim, &end, 10);
+        if (!*lim || *end || errno || n < 1 || n > 500)
+            return usage_error(list_usage, "cert list: --limit must be 1-500, not '%s'", lim);
+    }
+    base = api_path(x, "/cas/", argv[0], "/certificates", END);
+    if (!base || (st && add_query(&base, "status", st) != 0) ||
+        (a->val[O_PROFILE] && add_query(&base, "profile", a->val[O_PROFILE]) != 0) ||
+        (a->val[O_SEARCH] && add_query(&base, "q", a->val[O_SEARCH]) != 0) ||
+        (a->val[O_SERIAL] && add_query(&base, "serial", a->val[O_SERIAL]) != 0) ||
+        (within && add_query(&base, "expiresWithin", within) != 0) ||
+        (a->seen[O_EXPIRED] && add_query(&base, "expired", "true") != 0) || (lim && add_query(&base, "limit", lim) != 0))
+        goto out;
+    if (!(all = json_array())) {
+        fprintf(stderr, "error: out of memory\n");
+        goto out;
+    }
+    for (;;) {
+        free(path);
+        path = strdup(base);
+        if (!path || (cursor && add_query(&path, "cursor", cursor) != 0)) {
+            fprintf(stderr, "error: out of memory\n");
+            rc = EXIT_API;
+            goto out;
+        }
+        json_decref(res);
+        res = NULL;
+        rc = api_json(x, "GET", path, NULL, &res);
+        if (rc)
+            goto out;
+        rc = EXIT_API;
+        list = json_object_get(res, "certificates");
+        if (!json_is_array(list)) {
+            fprintf(stderr, "error: unexpected response: no \"certificates\" array\n");
+            goto out;
+        }
+        if (json_array_extend(all, list) != 0) {
+            fprintf(stderr, "error: out of memory\n");
+            goto out;
+        }
+        next = json_object_get(res, "nextCursor");
+        pages++;
+        if (!a->seen[O_ALL] || !json_is_string(next))
+            break;
+        if (cursor && strcmp(cursor, json_string_value(next)) == 0) {
+            fprintf(stderr, "error: the server returned the same nextCursor twice\n");
+            goto out;
+        }
+        free(cursor);
+        if (!(cursor = strdup(json_string_value(next)))) {
+            fprintf(stderr, "error: out of memory\n");
+            goto out;
+        }
+    }
+    if (x->json) {
+        if (a->seen[O_ALL] && pages > 1) {
+            json_t *merged = json_pack("{s:O,s:n}", "certificates", all, "nextCursor");
+            rc = merged ? print_json(merged) : EXIT_API;
+            json_decref(merged);
+        } else {
+            rc = print_json(res);
+        }
+        goto out;
+    }
+    if (json_array_size(all) == 0) {
+        puts("No certificates.");
+        rc = 0;
+        goto out;
+    }
+    rc = print_table(all, cols, sizeof(cols) / sizeof(cols[0]));
+    if (rc == 0 && json_is_string(next))
+        fputs("(more certificates: pass --all to list every page)\n", stderr);
+out:
+    json_decref(res);
+    json_decref(all);
+    free(cursor);
+    free(path);
+    free(base);
+    return rc;
+}
+
+static int cmd_cert_show(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    char *path = api_path(x, "/cas/", argv[0], "/certificates/", argv[1], END);
+    int rc = request_and_show(x, "GET", path, NULL, "certificate");
+    (void)a;
+    free(path);
+    return rc;
+}
+
+static int cmd_cert_download(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    static const char u[] = "cert download CA_ID SERIAL [--format pem|der|chain|pkcs7] [-o FILE]";
+    const char *fmt = a->val[O_FORMAT] ? a->val[O_FORMAT] : "pem";
+    const char *out = a->val[O_OUTPUT];
+    int rc = EXIT_API;
+    int binary = strcmp(fmt, "der") == 0 || strcmp(fmt, "pkcs7") == 0;
+    struct http_response r = {0};
+    char *path = NULL;
+
+    if (!binary && strcmp(fmt, "pem") != 0 && strcmp(fmt, "chain") != 0)
+        return usage_error(u, "cert download: --format must be pem, der, chain or pkcs7, not '%s'", fmt);
+    if (binary && is_stdout(out) && isatty(STDOUT_FILENO))
+        return usage_error(u, "cert download: refusing to write %s to a terminal; use -o FILE",
+                           strcmp(fmt, "der") == 0 ? "DER" : "PKCS#7");
+    path = api_path(x, "/cas/", argv[0], "/certificates/", argv[1], "/download?format=", fmt, END);
+    if (!path)
+        goto out;
+    rc = api(x, "GET", path, NULL, &r);
+    if (rc)
+        goto out;
+    rc = write_output(out, r.body, r.len);
+out:
+    http_response_free(&r);
+    free(path);
+    return rc;
+}
+
+/* POST .../certificates/SERIAL/<action> and print `msg SERIAL (status ...)`. */
+static int cert_status_change(struct ctx *x, const char *const *argv, const char *action, const json_t *body,
+                              const char *msg)
+{
+    int rc = EXIT_API;
+    json_t *res = NULL;
+    char *path = api_path(x, "/cas/", argv[0], "/certificates/", argv[1], "/", action, END);
+    const char *serial, *reason;
+
+    if (!path)
+        goto out;
+    rc = api_json(x, "POST", path, body, &res);
+    if (rc)
+        goto out;
+    if (x->json) {
+        rc = print_json(res);
+        goto out;
+    }
+    serial = get_str(res, "serialNumber");
+    reason = get_str(res, "revocationReason");
+    fputs(msg, stdout);
+    put_clean(stdout, serial ? serial : argv[1]);
+    fputs(" (status: ", stdout);
+    put_clean(stdout, get_str(res, "status") ? get_str(res, "status") : "?");
+    if (reason) {
+        fputs(", reason: ", stdout);
+        put_clean(stdout, reason);
+    }
+    fputs(")\n", stdout);
+    rc = 0;
+    if (fflush(stdout) != 0) {
+        fprintf(stderr, "error: cannot write output: %s\n", strerror(errno));
+        rc = EXIT_API;
+    }
+out:
+    json_decref(res);
+    free(path);
+    return rc;
+}
+
+static int cmd_cert_revoke(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    static const char u[] = "cert revoke CA_ID SERIAL [--reason REASON] [--invalidity-date RFC3339]";
+    static const char *const reasons[] = {"unspecified",          "keyCompromise",     "cACompromise",
+                                          "affiliationChanged",   "superseded",        "cessationOfOperation",
+                                          "privilegeWithdrawn",   "aACompromise"};
+    const char *reason = a->val[O_REASON];
+    int rc = EXIT_API;
+    json_t *body = NULL;
+
+    if (reason) {
+        size_t i;
+        for (i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+            if (strcmp(reasons[i], reason) == 0)
+                break;
+        if (i == sizeof(reasons) / sizeof(reasons[0]))
+            return usage_error(u,
+                               "cert revoke: unknown --reason '%s' (unspecified, keyCompromise, cACompromise, "
+                               "affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn, "
+                               "aACompromise)",
+                               reason);
+    }
+    if (!(body = json_object())) {
+        fprintf(stderr, "error: out of memory\n");
+        goto out;
+    }
+    if ((reason && set_str(body, "reason", reason) != 0) ||
+        (a->val[O_INVALIDITY_DATE] && set_str(body, "invalidityDate", a->val[O_INVALIDITY_DATE]) != 0))
+        goto out;
+    rc = cert_status_change(x, argv, "revoke", body, "Revoked certificate ");
+out:
+    json_decref(body);
+    return rc;
+}
+
+static int cmd_cert_suspend(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    (void)a;
+    return cert_status_change(x, argv, "suspend", NULL, "Suspended certificate ");
+}
+
+static int cmd_cert_unsuspend(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    (void)a;
+    return cert_status_change(x, argv, "unsuspend", NULL, "Reinstated certificate ");
+}
+
+static int cmd_inventory(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    int rc = EXIT_API;
+    json_t *res = NULL;
+    char *path = api_path(x, "/inventory", END);
+    json_t *certs, *cas;
+
+    (void)a;
+    (void)argv;
+    if (!path)
+        goto out;
+    rc = api_json(x, "GET", path, NULL, &res);
+    if (rc)
+        goto out;
+    if (x->json) {
+        rc = print_json(res);
+        goto out;
+    }
+    certs = json_object_get(res, "certificates");
+    cas = json_object_get(res, "cas");
+    fputs("Certificates issued:    ", stdout);
+    put_value(json_object_get(certs, "issued"));
+    fputs("\nCertificates purchased: ", stdout);
+    put_value(json_object_get(certs, "purchased"));
+    fputs("\nActive CAs:             ", stdout);
+    put_value(json_object_get(cas, "active"));
+    fputs("\nCAs purchased:          ", stdout);
+    put_value(json_object_get(cas, "purchased"));
+    fputc('\n', stdout);
+    rc = 0;
+    if (fflush(stdout) != 0) {
+        fprintf(stderr, "error: cannot write output: %s\n", strerror(errno));
+        rc = EXIT_API;
+    }
+out:
+    json_decref(res);
+    free(path);
+    return rc;
+}
+
 static const struct cmd cmds[] = {
-    {"ca", "list", 0, 0, BIT(O_INCLUDE_DELETED), cmd_ca_list, "ca list [--include-deleted]"},
-    {"ca", "show", 1, 1, 0, cmd_ca_show, "ca show CA_ID"},
-    {"ca", "create", 0, 0,
+    {"ca", "list", NULL, 0, 0, BIT(O_INCLUDE_DELETED), cmd_ca_list, "ca list [--include-deleted]"},
+    {"ca", "show", NULL, 1, 1, 0, cmd_ca_show, "ca show CA_ID"},
+    {"ca", "create", NULL, 0, 0,
      BIT(O_ID) | BIT(O_TYPE) | BIT(O_NAME) | BIT(O_PARENT) | BIT(O_KEY) | BIT(O_SUBJECT) | BIT(O_EXPIRY) |
          BIT(O_PATH_LENGTH) | BIT(O_CRL) | BIT(O_OCSP) | BIT(O_CERT) | BIT(O_PROFILES),
      cmd_ca_create, create_usage},
-    {"ca", "import-cert", 2, 2, 0, cmd_ca_import_cert, "ca import-cert CA_ID FILE"},
-    {"ca", "csr", 1, 1, BIT(O_OUTPUT), cmd_ca_csr, "ca csr CA_ID [-o FILE]"},
-    {"ca", "delete", 1, 1, BIT(O_YES), cmd_ca_delete, "ca delete CA_ID [--yes]"},
-    {"ca", "download", 1, 1, BIT(O_FORMAT) | BIT(O_CHAIN) | BIT(O_OUTPUT), cmd_ca_download,
+    {"ca", "import-cert", NULL, 2, 2, 0, cmd_ca_import_cert, "ca import-cert CA_ID FILE"},
+    {"ca", "csr", NULL, 1, 1, BIT(O_OUTPUT), cmd_ca_csr, "ca csr CA_ID [-o FILE]"},
+    {"ca", "delete", NULL, 1, 1, BIT(O_YES), cmd_ca_delete, "ca delete CA_ID [--yes]"},
+    {"ca", "download", NULL, 1, 1, BIT(O_FORMAT) | BIT(O_CHAIN) | BIT(O_OUTPUT), cmd_ca_download,
      "ca download CA_ID [--format pem|der] [--chain] [-o FILE]"},
-    {"key-details", NULL, 0, 0, 0, cmd_key_details, "key-details"},
+    /* three-word forms first: "ca profiles add X Y" must not match "ca profiles CA_ID" */
+    {"ca", "profiles", "add", 2, 2, 0, cmd_ca_profiles_add, "ca profiles add CA_ID PROFILE_ID"},
+    {"ca", "profiles", "remove", 2, 2, 0, cmd_ca_profiles_remove, "ca profiles remove CA_ID PROFILE_ID"},
+    {"ca", "profiles", NULL, 1, 1, 0, cmd_ca_profiles, "ca profiles CA_ID"},
+    {"profile", "list", NULL, 0, 0, BIT(O_GROUP), cmd_profile_list, "profile list [--group G]"},
+    {"profile", "show", NULL, 1, 1, 0, cmd_profile_show, "profile show PROFILE_ID"},
+    {"profile", "clone", NULL, 0, 0, BIT(O_FROM) | BIT(O_ID) | PROFILE_FIELD_OPTS, cmd_profile_clone, clone_usage},
+    {"profile", "update", NULL, 1, 1, PROFILE_FIELD_OPTS, cmd_profile_update, update_usage},
+    {"profile", "delete", NULL, 1, 1, 0, cmd_profile_delete, "profile delete PROFILE_ID"},
+    {"cert", "issue", NULL, 1, 1,
+     BIT(O_PROFILE) | BIT(O_CSR) | BIT(O_SUBJECT) | BIT(O_USE_CSR_SUBJECT) | BIT(O_SAN) | BIT(O_VALIDITY) |
+         BIT(O_NOT_AFTER) | BIT(O_OUTPUT) | BIT(O_CHAIN_OUT) | BIT(O_P12) | BIT(O_KEY_TYPE) | BIT(O_P12_PASSWORD) |
+         BIT(O_P12_PASSWORD_FILE),
+     cmd_cert_issue, issue_usage},
+    {"cert", "list", NULL, 1, 1,
+     BIT(O_STATUS) | BIT(O_PROFILE) | BIT(O_SEARCH) | BIT(O_SERIAL) | BIT(O_EXPIRES_WITHIN) | BIT(O_EXPIRED) |
+         BIT(O_LIMIT) | BIT(O_ALL),
+     cmd_cert_list, list_usage},
+    {"cert", "show", NULL, 2, 2, 0, cmd_cert_show, "cert show CA_ID SERIAL"},
+    {"cert", "download", NULL, 2, 2, BIT(O_FORMAT) | BIT(O_OUTPUT), cmd_cert_download,
+     "cert download CA_ID SERIAL [--format pem|der|chain|pkcs7] [-o FILE]"},
+    {"cert", "revoke", NULL, 2, 2, BIT(O_REASON) | BIT(O_INVALIDITY_DATE), cmd_cert_revoke,
+     "cert revoke CA_ID SERIAL [--reason REASON] [--invalidity-date RFC3339]"},
+    {"cert", "suspend", NULL, 2, 2, 0, cmd_cert_suspend, "cert suspend CA_ID SERIAL"},
+    {"cert", "unsuspend", NULL, 2, 2, 0, cmd_cert_unsuspend, "cert unsuspend CA_ID SERIAL"},
+    {"inventory", NULL, NULL, 0, 0, 0, cmd_inventory, "inventory"},
+    {"key-details", NULL, NULL, 0, 0, 0, cmd_key_details, "key-details"},
 };
 
 static const char *env_or(const char *name, const char *def)
@@ -1361,19 +2401,22 @@ int main(int argc, char **argv)
             continue;
         if (cmds[i].w2 && (a.npos < 2 || strcmp(cmds[i].w2, a.pos[1]) != 0))
             continue;
+        if (cmds[i].w3 && (a.npos < 3 || strcmp(cmds[i].w3, a.pos[2]) != 0))
+            continue;
         cmd = &cmds[i];
         break;
     }
     if (!cmd) {
-        if (strcmp(a.pos[0], "ca") == 0 && a.npos >= 2)
-            rc = usage_error(NULL, "unknown command 'ca %s'", a.pos[1]);
-        else if (strcmp(a.pos[0], "ca") == 0)
-            rc = usage_error(NULL, "%s", "'ca' needs a subcommand");
+        int group = strcmp(a.pos[0], "ca") == 0 || strcmp(a.pos[0], "profile") == 0 || strcmp(a.pos[0], "cert") == 0;
+        if (group && a.npos >= 2)
+            rc = usage_error(NULL, "unknown command '%s %s'", a.pos[0], a.pos[1]);
+        else if (group)
+            rc = usage_error(NULL, "'%s' needs a subcommand", a.pos[0]);
         else
             rc = usage_error(NULL, "unknown command '%s'", a.pos[0]);
         goto out;
     }
-    nwords = cmd->w2 ? 2 : 1;
+    nwords = cmd->w3 ? 3 : cmd->w2 ? 2 : 1;
     if (a.npos - nwords < cmd->min_args) {
         rc = usage_error(cmd->usage, "%s", "missing argument");
         goto out;
@@ -1436,5 +2479,6 @@ out:
     if (curl_ready)
         http_cleanup();
     free(a.pos);
+    free(a.sans);
     return rc;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "ca/ca_cache.h"
 #include "ca/crl.h"
 #include "ca/ocsp.h"
 #include "crypto/masterkey.h"
@@ -24,7 +25,8 @@ int app_open(struct app *a, char *err, size_t errlen)
     a->api.env.mkey = a->mkey;
     a->api.env.http_base = a->cfg.public_http_url;
     a->api.env.https_base = a->cfg.public_https_url;
-    if (!(a->api.crls = crl_cache_new()) || !(a->api.ocsp = ocsp_cache_new())) {
+    if (!(a->api.crls = crl_cache_new()) || !(a->api.ocsp = ocsp_cache_new()) ||
+        !(a->api.env.cache = ca_cache_new())) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -34,6 +36,8 @@ int app_open(struct app *a, char *err, size_t errlen)
 void app_close(struct app *a)
 {
     crl_cache_free(a->api.crls);
+    ca_cache_free(a->api.env.cache);
+    a->api.env.cache = NULL;
     ocsp_cache_free(a->api.ocsp);
     a->api.crls = NULL;
     a->api.ocsp = NULL;

@@ -145,7 +145,7 @@ static int cmd_serve(int argc, char **argv)
         .https_addr = a.cfg.https_addr,
         .tls_cert_pem = cert,
         .tls_key_pem = key,
-        .threads = a.cfg.threads ? (unsigned)a.cfg.threads : (unsigned)(ncpu > 0 ? ncpu * 2 : 4),
+        .threads = a.cfg.threads ? (unsigned)a.cfg.threads : (unsigned)(ncpu > 2 ? ncpu * 8 : 16),
         .max_body = a.cfg.max_body,
         .router = api_router(),
         .app = &a.api,

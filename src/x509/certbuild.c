@@ -62,8 +62,38 @@ X509 *certbuild_prepare(const struct cert_template *t, struct signer *s)
     if (!ASN1_TIME_set(X509_getm_notBefore(x), (time_t)t->not_before) ||
         !ASN1_TIME_set(X509_getm_notAfter(x), (time_t)t->not_after))
         goto out;
-    if (X509_set_pubkey(x, t->pubkey) != 1)
+    if (t->spki) {
+        /* Copy algorithm, parameters and key bits as they are. */
+        const ASN1_OBJECT *kobj = NULL, *aobj = NULL;
+        const unsigned char *bits = NULL;
+        int blen = 0, ptype = V_ASN1_UNDEF;
+        const void *pval = NULL;
+        X509_ALGOR *kalg = NULL;
+        if (X509_PUBKEY_get0_param((ASN1_OBJECT **)&kobj, &bits, &blen, &kalg, t->spki) != 1 || !kalg)
+            goto out;
+        X509_ALGOR_get0(&aobj, &ptype, &pval, kalg);
+        void *pcopy = NULL;
+        if (ptype == V_ASN1_OBJECT)
+            pcopy = OBJ_dup(pval);
+        else if (ptype == V_ASN1_SEQUENCE)
+            pcopy = ASN1_STRING_dup(pval);
+        else if (ptype != V_ASN1_NULL && ptype != V_ASN1_UNDEF)
+            goto out;
+        unsigned char *bcopy = OPENSSL_memdup(bits, (size_t)blen);
+        ASN1_OBJECT *ocopy = OBJ_dup(kobj);
+        if (!bcopy || !ocopy || (ptype == V_ASN1_OBJECT || ptype == V_ASN1_SEQUENCE ? !pcopy : 0) ||
+            X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(x), ocopy, ptype, pcopy, bcopy, blen) != 1) {
+            OPENSSL_free(bcopy);
+            ASN1_OBJECT_free(ocopy);
+            if (ptype == V_ASN1_OBJECT)
+                ASN1_OBJECT_free(pcopy);
+            else
+                ASN1_STRING_free(pcopy);
+            goto out;
+        }
+    } else if (X509_set_pubkey(x, t->pubkey) != 1) {
         goto out;
+    }
     for (int i = 0; t->exts && i < sk_X509_EXTENSION_num(t->exts); i++)
         if (X509_add_ext(x, sk_X509_EXTENSION_value(t->exts, i), -1) != 1)
             goto out;
@@ -101,6 +131,15 @@ out:
     OPENSSL_free(tbs);
     free(der);
     return res;
+}
+
+int certbuild_finish_der(X509 *tbsx, struct signer *s, unsigned char **der, size_t *len)
+{
+    unsigned char *tbs = NULL;
+    int tbslen = i2d_re_X509_tbs(tbsx, &tbs);
+    int rc = tbslen > 0 ? certbuild_signed_der(s, tbs, (size_t)tbslen, der, len) : -1;
+    OPENSSL_free(tbs);
+    return rc;
 }
 
 X509 *certbuild_sign(const struct cert_template *t, struct signer *s, char *err, size_t errlen)

@@ -17,6 +17,7 @@ struct cert_template {
     const X509_NAME *subject;
     const X509_NAME *issuer;
     EVP_PKEY *pubkey;
+    const X509_PUBKEY *spki;   /* alternative to pubkey: copied as is (no re-encoding) */
     int64_t not_before;
     int64_t not_after;
     unsigned char serial[SERIAL_LEN];
@@ -32,6 +33,9 @@ X509 *certbuild_sign(const struct cert_template *t, struct signer *s, char *err,
  * returns a new, signed X509. */
 X509 *certbuild_prepare(const struct cert_template *t, struct signer *s);
 X509 *certbuild_finish(X509 *tbs, struct signer *s);
+/* Same as certbuild_finish but returns the DER only (*der malloc'd),
+ * sparing a decode on the hot path. */
+int certbuild_finish_der(X509 *tbs, struct signer *s, unsigned char **der, size_t *len);
 
 /* Wraps `tbs` with the signer's algorithm and signature: the generic
  * SIGNED{} construction shared by certificates, CRLs and CSRs.

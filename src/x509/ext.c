@@ -27,6 +27,19 @@ out:
     return rc;
 }
 
+int x509_ski_from_xpub(const X509_PUBKEY *xpk, unsigned char out[SKI_LEN])
+{
+    const unsigned char *bits = NULL;
+    int bitslen = 0;
+    unsigned char md[32];
+    unsigned int mdlen = 0;
+    if (X509_PUBKEY_get0_param(NULL, &bits, &bitslen, NULL, xpk) != 1 ||
+        EVP_Digest(bits, (size_t)bitslen, md, &mdlen, EVP_sha256(), NULL) != 1)
+        return -1;
+    memcpy(out, md, SKI_LEN);
+    return 0;
+}
+
 int x509_ski_compute_spki(const unsigned char *spki, size_t len, unsigned char out[SKI_LEN])
 {
     const unsigned char *p = spki;

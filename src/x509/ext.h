@@ -16,6 +16,8 @@
 /* RFC 7093 section 2 method 1: leftmost 160 bits of SHA-256 over the
  * subjectPublicKey BIT STRING value (excluding tag, length and unused-bits). */
 int x509_ski_compute(EVP_PKEY *pk, unsigned char out[SKI_LEN]);
+/* Same, straight from an X509_PUBKEY (no key decoding or encoding). */
+int x509_ski_from_xpub(const X509_PUBKEY *xpk, unsigned char out[SKI_LEN]);
 /* Same, from the DER SubjectPublicKeyInfo. */
 int x509_ski_compute_spki(const unsigned char *spki, size_t len, unsigned char out[SKI_LEN]);
 

@@ -14,9 +14,26 @@
 /* One connection serialised by a mutex: every op is short, and a single
  * writer is what SQLite allows anyway. Reads could use a pool of read
  * connections under WAL if profiling ever shows the lock. */
+/* A certificate insert waiting for the group commit. */
+struct gc_job {
+    struct cert_rec *c;
+    bool count_quota;
+    const struct audit_rec *a;
+    int rc;
+    bool done;
+    struct gc_job *next;
+};
+
 struct sq {
     sqlite3 *db;
     pthread_mutex_t mu;
+    /* group commit: concurrent certificate inserts share one transaction
+     * (and one fsync); each still succeeds or fails on its own through a
+     * savepoint, and each caller returns only after the COMMIT. */
+    pthread_mutex_t gc_mu;
+    pthread_cond_t gc_cv;
+    struct gc_job *gc_head, **gc_tail;
+    bool gc_leader;
 };
 
 #define SQ(s) ((struct sq *)(s)->impl)
@@ -704,24 +721,60 @@ static int quota_take(sqlite3 *db, const char *partition)
     return rc;
 }
 
+static void gc_run_batch(struct sq *q, struct gc_job *batch)
+{
+    pthread_mutex_lock(&q->mu);
+    int began = begin(q->db) == 0;
+    for (struct gc_job *j = batch; j; j = j->next) {
+        if (!began) {
+            j->rc = STORE_EIO;
+            continue;
+        }
+        exec(q->db, "SAVEPOINT job");
+        if ((j->count_quota && (j->rc = quota_take(q->db, j->c->partition_id)) != STORE_OK) ||
+            (j->rc = cert_insert_locked(q->db, j->c)) != STORE_OK ||
+            (j->rc = audit_append(q->db, j->c->partition_id, j->a)) != STORE_OK) {
+            sqlite3_exec(q->db, "ROLLBACK TO job", NULL, NULL, NULL);
+        }
+        sqlite3_exec(q->db, "RELEASE job", NULL, NULL, NULL);
+    }
+    if (began && commit(q->db) != 0) {
+        rollback(q->db);
+        for (struct gc_job *j = batch; j; j = j->next)
+            j->rc = STORE_EIO;
+    }
+    pthread_mutex_unlock(&q->mu);
+}
+
 static int sq_cert_insert(struct store *s, struct cert_rec *c, bool count_quota, const struct audit_rec *a)
 {
     struct sq *q = SQ(s);
-    int rc = STORE_EIO;
-    pthread_mutex_lock(&q->mu);
-    if (begin(q->db) != 0)
-        goto unlock;
-    if ((count_quota && (rc = quota_take(q->db, c->partition_id)) != STORE_OK) ||
-        (rc = cert_insert_locked(q->db, c)) != STORE_OK || (rc = audit_append(q->db, c->partition_id, a)) != STORE_OK)
-        goto fail;
-    rc = commit(q->db) == 0 ? STORE_OK : STORE_EIO;
-    if (rc == STORE_OK)
-        goto unlock;
-fail:
-    rollback(q->db);
-unlock:
-    pthread_mutex_unlock(&q->mu);
-    return rc;
+    struct gc_job job = {c, count_quota, a, STORE_EIO, false, NULL};
+    pthread_mutex_lock(&q->gc_mu);
+    *q->gc_tail = &job;
+    q->gc_tail = &job.next;
+    while (!job.done) {
+        if (q->gc_leader) {
+            pthread_cond_wait(&q->gc_cv, &q->gc_mu);
+            continue;
+        }
+        /* Become the leader: commit everything queued so far. */
+        q->gc_leader = true;
+        struct gc_job *batch = q->gc_head;
+        q->gc_head = NULL;
+        q->gc_tail = &q->gc_head;
+        pthread_mutex_unlock(&q->gc_mu);
+        gc_run_batch(q, batch);
+        pthread_mutex_lock(&q->gc_mu);
+        for (struct gc_job *j = batch, *n; j; j = n) {
+            n = j->next; /* read before `done`: the owner may return at once */
+            j->done = true;
+        }
+        q->gc_leader = false;
+        pthread_cond_broadcast(&q->gc_cv);
+    }
+    pthread_mutex_unlock(&q->gc_mu);
+    return job.rc;
 }
 
 #define CERT_COLS                                                                                                  \
@@ -1382,6 +1435,8 @@ static void sq_close(struct store *s)
     if (q) {
         sqlite3_close(q->db);
         pthread_mutex_destroy(&q->mu);
+        pthread_mutex_destroy(&q->gc_mu);
+        pthread_cond_destroy(&q->gc_cv);
         free(q);
     }
     free(s);
@@ -1471,6 +1526,9 @@ struct store *store_sqlite_open(const char *path, char *err, size_t errlen)
     if (!s || !q)
         goto fail;
     pthread_mutex_init(&q->mu, NULL);
+    pthread_mutex_init(&q->gc_mu, NULL);
+    pthread_cond_init(&q->gc_cv, NULL);
+    q->gc_tail = &q->gc_head;
     s->ops = &sqlite_ops;
     s->impl = q;
     if (sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL) !=

@@ -1,0 +1,171 @@
+#include "ca/ca_cache.h"
+
+#include "ca/issue.h"
+#include "util/timeutil.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct entry {
+    char partition[STORE_ID_MAX + 1];
+    char id[24];
+    struct ca_runtime *rt;
+};
+
+struct ca_cache {
+    pthread_mutex_t mu;
+    struct entry *items;
+    size_t n, cap;
+    unsigned gen;
+};
+
+struct ca_cache *ca_cache_new(void)
+{
+    struct ca_cache *c = calloc(1, sizeof(*c));
+    if (c)
+        pthread_mutex_init(&c->mu, NULL);
+    return c;
+}
+
+static void rt_free(struct ca_runtime *rt)
+{
+    ca_rec_free(&rt->rec);
+    X509_free(rt->cert);
+    sk_X509_pop_free(rt->chain, X509_free);
+    signer_free(rt->signer);
+    store_free_ids(rt->profiles, rt->nprofiles);
+    free(rt);
+}
+
+void ca_runtime_release(struct ca_runtime *rt)
+{
+    if (rt && atomic_fetch_sub(&rt->refs, 1) == 1)
+        rt_free(rt);
+}
+
+void ca_cache_free(struct ca_cache *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->n; i++)
+        ca_runtime_release(c->items[i].rt);
+    free(c->items);
+    pthread_mutex_destroy(&c->mu);
+    free(c);
+}
+
+bool ca_runtime_has_profile(const struct ca_runtime *rt, const char *pid)
+{
+    for (size_t i = 0; i < rt->nprofiles; i++)
+        if (strcmp(rt->profiles[i], pid) == 0)
+            return true;
+    return false;
+}
+
+static struct ca_runtime *load(const struct ca_env *env, const char *partition, const char *id, struct err *e)
+{
+    struct ca_runtime *rt = calloc(1, sizeof(*rt));
+    if (!rt) {
+        err_set(e, 500, "internal", "", "out of memory");
+        return NULL;
+    }
+    atomic_init(&rt->refs, 1);
+    int s = env->store->ops->ca_get(env->store, partition, id, &rt->rec);
+    if (s == STORE_ENOTFOUND || (s == STORE_OK && strcmp(rt->rec.status, "deleted") == 0)) {
+        err_set(e, 404, "not_found", "caId", "no CA '%.24s' in this partition", id);
+        goto fail;
+    }
+    if (s != STORE_OK)
+        goto unavailable;
+    if (rt->rec.cert_der) {
+        if (!(rt->cert = ca_cert(&rt->rec)) || !(rt->chain = ca_chain(env, &rt->rec)))
+            goto internal;
+        if (rt->rec.key_blob && !(rt->signer = ca_signer(env, &rt->rec)))
+            goto internal;
+    }
+    free(rt->rec.key_blob); /* the signer holds the key; no sealed copy needed */
+    rt->rec.key_blob = NULL;
+    rt->rec.key_blob_len = 0;
+    if (env->store->ops->ca_profile_list(env->store, partition, rt->rec.pk, &rt->profiles, &rt->nprofiles) !=
+        STORE_OK)
+        goto unavailable;
+    rt->loaded_at = time_now();
+    return rt;
+unavailable:
+    err_set(e, 503, "unavailable", "", "store unavailable");
+    goto fail;
+internal:
+    err_set(e, 500, "internal", "", "CA '%s' cannot be loaded", id);
+fail:
+    rt_free(rt);
+    return NULL;
+}
+
+struct ca_runtime *ca_runtime_get(const struct ca_env *env, const char *partition, const char *id, struct err *e)
+{
+    struct ca_cache *c = env->cache;
+    struct ca_runtime *rt = NULL;
+    if (!ca_id_valid(id)) {
+        err_set(e, 404, "not_found", "caId", "no CA '%.24s' in this partition", id ? id : "");
+        return NULL;
+    }
+    if (!c)
+        return load(env, partition, id, e);
+    int64_t now = time_now();
+    pthread_mutex_lock(&c->mu);
+    for (size_t i = 0; i < c->n; i++) {
+        struct entry *en = &c->items[i];
+        if (strcmp(en->id, id) == 0 && strcmp(en->partition, partition) == 0) {
+            if (en->rt->gen == c->gen && now - en->rt->loaded_at < CA_CACHE_TTL_S) {
+                rt = en->rt;
+                atomic_fetch_add(&rt->refs, 1);
+            }
+            break;
+        }
+    }
+    unsigned gen = c->gen;
+    pthread_mutex_unlock(&c->mu);
+    if (rt)
+        return rt;
+    if (!(rt = load(env, partition, id, e)))
+        return NULL;
+    rt->gen = gen;
+    pthread_mutex_lock(&c->mu);
+    size_t i;
+    for (i = 0; i < c->n; i++)
+        if (strcmp(c->items[i].id, id) == 0 && strcmp(c->items[i].partition, partition) == 0)
+            break;
+    if (i == c->n && c->n == c->cap) {
+        size_t ncap = c->cap ? c->cap * 2 : 16;
+        struct entry *ni = realloc(c->items, ncap * sizeof(*ni));
+        if (ni) {
+            c->items = ni;
+            c->cap = ncap;
+        }
+    }
+    if (i < c->cap && gen == c->gen) {
+        if (i == c->n) {
+            c->n++;
+            snprintf(c->items[i].partition, sizeof c->items[i].partition, "%s", partition);
+            snprintf(c->items[i].id, sizeof c->items[i].id, "%s", id);
+        } else {
+            ca_runtime_release(c->items[i].rt);
+        }
+        c->items[i].rt = rt;
+        atomic_fetch_add(&rt->refs, 1);
+    }
+    pthread_mutex_unlock(&c->mu);
+    return rt;
+}
+
+void ca_cache_invalidate(const struct ca_env *env, const char *partition)
+{
+    struct ca_cache *c = env->cache;
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->gen++; /* simplest correct rule: every CA-level change retires all entries */
+    (void)partition;
+    pthread_mutex_unlock(&c->mu);
+}

@@ -1,0 +1,41 @@
+/* ca_cache: the in-memory view of a CA that the hot paths (issuance, OCSP,
+ * CRL) need — its record, decoded certificate, chain, assigned profiles and
+ * an open signer — so a request does no key unwrapping, no DER decoding and
+ * no store round trip for them.
+ *
+ * Entries are reference counted and immutable. Any CA-level change
+ * (create, delete, import, profile assignment) calls ca_cache_invalidate(),
+ * which retires every entry of the partition; entries also expire after
+ * CA_CACHE_TTL_S so other nodes' changes are picked up. */
+#ifndef PKIAAS_CA_CA_CACHE_H
+#define PKIAAS_CA_CA_CACHE_H
+
+#include "ca/ca.h"
+
+#include <stdatomic.h>
+
+#define CA_CACHE_TTL_S 30
+
+struct ca_runtime {
+    _Atomic int refs;
+    struct ca_rec rec;     /* key_blob removed */
+    X509 *cert;
+    STACK_OF(X509) *chain; /* this CA first, up to the root */
+    struct signer *signer; /* NULL for external / pending CAs */
+    char **profiles;
+    size_t nprofiles;
+    int64_t loaded_at;
+    unsigned gen;
+};
+
+struct ca_cache;
+struct ca_cache *ca_cache_new(void);
+void ca_cache_free(struct ca_cache *c);
+
+/* A live (active or pending, not deleted) CA, or NULL with a 404/503 in e. */
+struct ca_runtime *ca_runtime_get(const struct ca_env *env, const char *partition, const char *id, struct err *e);
+void ca_runtime_release(struct ca_runtime *rt);
+bool ca_runtime_has_profile(const struct ca_runtime *rt, const char *profile_id);
+void ca_cache_invalidate(const struct ca_env *env, const char *partition);
+
+#endif

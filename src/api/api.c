@@ -56,7 +56,7 @@ int api_auth(struct http_req *req, struct http_resp *resp, const char *partition
     struct api_ctx *ctx = req->app;
     struct err e;
     snprintf(req->partition, sizeof req->partition, "%.64s", partition);
-    if (authz_bearer(ctx->store, http_header(req, "Authorization"), partition, p, &e) != 0) {
+    if (authz_bearer(ctx->store, ctx->tokens, http_header(req, "Authorization"), partition, p, &e) != 0) {
         resp_err(resp, &e);
         if (e.status == 401)
             resp_header(resp, "WWW-Authenticate", "Bearer realm=\"pkiaas\"");

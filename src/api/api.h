@@ -17,6 +17,7 @@ struct api_ctx {
     struct ca_env env;
     struct crl_cache *crls;
     struct ocsp_cache *ocsp;
+    struct token_cache *tokens;
 };
 
 /* After any status change of a certificate issued by `ca`: the CRL is due

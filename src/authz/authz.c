@@ -1,6 +1,10 @@
 #include "authz/authz.h"
 
 #include "crypto/secret.h"
+#include "util/timeutil.h"
+
+#include <openssl/crypto.h>
+#include <pthread.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,9 +12,46 @@
 #include <strings.h>
 
 #define TOKEN_MAX 256
+#define CACHE_SLOTS 1024
 
-int authz_bearer(struct store *st, const char *authorization, const char *partition, struct principal *out,
-                 struct err *e)
+struct tc_slot {
+    char hash[65];
+    struct principal p;
+    int64_t expires;
+};
+
+struct token_cache {
+    pthread_mutex_t mu;
+    struct tc_slot slots[CACHE_SLOTS];
+};
+
+struct token_cache *token_cache_new(void)
+{
+    struct token_cache *c = calloc(1, sizeof(*c));
+    if (c)
+        pthread_mutex_init(&c->mu, NULL);
+    return c;
+}
+
+void token_cache_free(struct token_cache *c)
+{
+    if (c) {
+        pthread_mutex_destroy(&c->mu);
+        OPENSSL_cleanse(c, sizeof(*c));
+        free(c);
+    }
+}
+
+static struct tc_slot *tc_slot(struct token_cache *c, const char *hash)
+{
+    unsigned v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v * 16 + (unsigned)(hash[i] <= '9' ? hash[i] - '0' : hash[i] - 'a' + 10);
+    return &c->slots[v % CACHE_SLOTS];
+}
+
+int authz_bearer(struct store *st, struct token_cache *cache, const char *authorization, const char *partition,
+                 struct principal *out, struct err *e)
 {
     struct token_rec t;
     char *h = NULL;
@@ -32,6 +73,23 @@ int authz_bearer(struct store *st, const char *authorization, const char *partit
         err_set(e, 500, "internal", "", "hashing failed");
         return -1;
     }
+    int64_t now = time_now();
+    if (cache) {
+        pthread_mutex_lock(&cache->mu);
+        struct tc_slot *sl = tc_slot(cache, h);
+        int hit = sl->expires > now && strcmp(sl->hash, h) == 0;
+        if (hit)
+            *out = sl->p;
+        pthread_mutex_unlock(&cache->mu);
+        if (hit) {
+            free(h);
+            if (strcmp(out->partition, partition) != 0) {
+                err_set(e, 404, "not_found", "", "no partition '%.64s' for this token", partition);
+                return -1;
+            }
+            return 0;
+        }
+    }
     int s = st->ops->token_get(st, h, &t);
     if (s == STORE_ENOTFOUND || (s == STORE_OK && t.revoked_at)) {
         err_set(e, 401, "unauthorized", "", "invalid or revoked API token");
@@ -49,6 +107,14 @@ int authz_bearer(struct store *st, const char *authorization, const char *partit
     snprintf(out->partition, sizeof out->partition, "%s", t.partition_id);
     snprintf(out->actor, sizeof out->actor, "token:%s", t.name);
     snprintf(out->roles, sizeof out->roles, "%s", t.roles ? t.roles : "");
+    if (cache) {
+        pthread_mutex_lock(&cache->mu);
+        struct tc_slot *sl = tc_slot(cache, h);
+        snprintf(sl->hash, sizeof sl->hash, "%s", h);
+        sl->p = *out;
+        sl->expires = now + AUTHZ_TOKEN_TTL_S;
+        pthread_mutex_unlock(&cache->mu);
+    }
     rc = 0;
 out:
     token_rec_free(&t);

@@ -33,9 +33,17 @@ struct principal {
     char roles[256];
 };
 
-/* Resolves the bearer token for `partition`. */
-int authz_bearer(struct store *st, const char *authorization, const char *partition, struct principal *out,
-                 struct err *e);
+/* Recently verified tokens, so a busy client does not cost a store round
+ * trip per request. Entries live AUTHZ_TOKEN_TTL_S seconds: a revoked token
+ * stops working within that time. */
+#define AUTHZ_TOKEN_TTL_S 10
+struct token_cache;
+struct token_cache *token_cache_new(void);
+void token_cache_free(struct token_cache *c);
+
+/* Resolves the bearer token for `partition` (cache may be NULL). */
+int authz_bearer(struct store *st, struct token_cache *cache, const char *authorization, const char *partition,
+                 struct principal *out, struct err *e);
 bool authz_allow(const struct principal *p, enum authz_action a);
 
 #endif

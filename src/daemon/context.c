@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "authz/authz.h"
 #include "ca/ca_cache.h"
 #include "ca/crl.h"
 #include "ca/ocsp.h"
@@ -26,7 +27,7 @@ int app_open(struct app *a, char *err, size_t errlen)
     a->api.env.http_base = a->cfg.public_http_url;
     a->api.env.https_base = a->cfg.public_https_url;
     if (!(a->api.crls = crl_cache_new()) || !(a->api.ocsp = ocsp_cache_new()) ||
-        !(a->api.env.cache = ca_cache_new())) {
+        !(a->api.env.cache = ca_cache_new()) || !(a->api.tokens = token_cache_new())) {
         snprintf(err, errlen, "out of memory");
         return -1;
     }
@@ -37,6 +38,8 @@ void app_close(struct app *a)
 {
     crl_cache_free(a->api.crls);
     ca_cache_free(a->api.env.cache);
+    token_cache_free(a->api.tokens);
+    a->api.tokens = NULL;
     a->api.env.cache = NULL;
     ocsp_cache_free(a->api.ocsp);
     a->api.crls = NULL;

@@ -24,9 +24,18 @@ struct gc_job {
     struct gc_job *next;
 };
 
+#define STMT_CACHE 128
+
 struct sq {
     sqlite3 *db;
     pthread_mutex_t mu;
+    /* Prepared statements by the address of their SQL literal: every
+     * statement text here is a string literal, so the pointer is a stable
+     * key. Used only under `mu`. */
+    struct {
+        const char *sql;
+        sqlite3_stmt *st;
+    } stmts[STMT_CACHE];
     /* group commit: concurrent certificate inserts share one transaction
      * (and one fsync); each still succeeds or fails on its own through a
      * savepoint, and each caller returns only after the COMMIT. */
@@ -65,14 +74,34 @@ static void rollback(sqlite3 *db)
     sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 }
 
-static sqlite3_stmt *prep(sqlite3 *db, const char *sql)
+static sqlite3_stmt *prep(struct sq *q, const char *sql)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-        fprintf(stderr, "{\"level\":\"error\",\"msg\":\"sqlite prepare: %s\"}\n", sqlite3_errmsg(db));
-        return NULL;
+    size_t h = ((uintptr_t)sql >> 3) % STMT_CACHE;
+    for (size_t k = 0; k < STMT_CACHE; k++) {
+        size_t i = (h + k) % STMT_CACHE;
+        if (q->stmts[i].sql == sql)
+            return q->stmts[i].st;
+        if (!q->stmts[i].sql) {
+            sqlite3_stmt *st = NULL;
+            if (sqlite3_prepare_v3(q->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+                fprintf(stderr, "{\"level\":\"error\",\"msg\":\"sqlite prepare: %s\"}\n", sqlite3_errmsg(q->db));
+                return NULL;
+            }
+            q->stmts[i].sql = sql;
+            q->stmts[i].st = st;
+            return st;
+        }
     }
-    return st;
+    return NULL; /* more distinct statements than slots: a bug, caught by tests */
+}
+
+/* Returns a cached statement to its idle state. */
+static void release(sqlite3_stmt *st)
+{
+    if (st) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    }
 }
 
 static char *col_strdup(sqlite3_stmt *st, int i)
@@ -153,11 +182,11 @@ out:
     return out;
 }
 
-static int audit_append(sqlite3 *db, const char *partition, const struct audit_rec *a)
+static int audit_append(struct sq *q, const char *partition, const struct audit_rec *a)
 {
     if (!a)
         return STORE_OK;
-    sqlite3_stmt *st = prep(db, "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1");
+    sqlite3_stmt *st = prep(q, "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1");
     char prev[65] = "0000000000000000000000000000000000000000000000000000000000000000";
     char *h = NULL;
     int rc = STORE_EIO;
@@ -166,10 +195,10 @@ static int audit_append(sqlite3 *db, const char *partition, const struct audit_r
         return STORE_EIO;
     if (sqlite3_step(st) == SQLITE_ROW)
         col_copy(st, 0, prev, sizeof prev);
-    sqlite3_finalize(st);
+    release(st);
     if (!(h = audit_hash(prev, partition, now, a)))
         return STORE_EIO;
-    st = prep(db, "INSERT INTO audit(partition_id,at,actor,action,target,detail,prev_hash,hash) "
+    st = prep(q, "INSERT INTO audit(partition_id,at,actor,action,target,detail,prev_hash,hash) "
                   "VALUES(?,?,?,?,?,?,?,?)");
     if (!st)
         goto out;
@@ -182,12 +211,12 @@ static int audit_append(sqlite3 *db, const char *partition, const struct audit_r
     bind_text(st, 7, prev);
     bind_text(st, 8, h);
     rc = step_done(st);
-    sqlite3_finalize(st);
+    release(st);
     if (rc != STORE_OK)
         goto out;
     /* Enrollment/management events mirror the audit entry for the partition
      * views (browsing events); they are not chained. */
-    st = prep(db, "INSERT INTO event(partition_id,at,actor,action,target,detail) VALUES(?,?,?,?,?,?)");
+    st = prep(q, "INSERT INTO event(partition_id,at,actor,action,target,detail) VALUES(?,?,?,?,?,?)");
     if (!st) {
         rc = STORE_EIO;
         goto out;
@@ -199,7 +228,7 @@ static int audit_append(sqlite3 *db, const char *partition, const struct audit_r
     bind_text(st, 5, a->target);
     bind_text(st, 6, a->detail);
     rc = step_done(st);
-    sqlite3_finalize(st);
+    release(st);
 out:
     free(h);
     return rc;
@@ -211,7 +240,7 @@ static long sq_audit_verify(struct store *s, int64_t *bad_seq)
     long n = 0;
     char prev[65] = "0000000000000000000000000000000000000000000000000000000000000000";
     pthread_mutex_lock(&q->mu);
-    sqlite3_stmt *st = prep(q->db, "SELECT seq,partition_id,at,actor,action,target,detail,prev_hash,hash "
+    sqlite3_stmt *st = prep(q, "SELECT seq,partition_id,at,actor,action,target,detail,prev_hash,hash "
                                    "FROM audit ORDER BY seq");
     if (!st) {
         n = STORE_EIO;
@@ -234,7 +263,7 @@ static long sq_audit_verify(struct store *s, int64_t *bad_seq)
         snprintf(prev, sizeof prev, "%s", stored);
         n++;
     }
-    sqlite3_finalize(st);
+    release(st);
 out:
     pthread_mutex_unlock(&q->mu);
     return n;
@@ -251,7 +280,7 @@ static int sq_partition_bootstrap(struct store *s, const struct partition_rec *p
     pthread_mutex_lock(&q->mu);
     if (begin(q->db) != 0)
         goto unlock;
-    st = prep(q->db, "SELECT 1 FROM partition WHERE id=?");
+    st = prep(q, "SELECT 1 FROM partition WHERE id=?");
     if (!st)
         goto fail;
     bind_text(st, 1, p->id);
@@ -259,8 +288,8 @@ static int sq_partition_bootstrap(struct store *s, const struct partition_rec *p
         rc = STORE_ECONFLICT;
         goto fail;
     }
-    sqlite3_finalize(st);
-    st = prep(q->db, "INSERT INTO subscription(id,status,region,certs_purchased,cas_purchased,created_at) "
+    release(st);
+    st = prep(q, "INSERT INTO subscription(id,status,region,certs_purchased,cas_purchased,created_at) "
                      "VALUES(?,'Assigned',?,100000,10,?)");
     if (!st)
         goto fail;
@@ -269,8 +298,8 @@ static int sq_partition_bootstrap(struct store *s, const struct partition_rec *p
     sqlite3_bind_int64(st, 3, p->created_at);
     if ((rc = step_done(st)) != STORE_OK)
         goto fail;
-    sqlite3_finalize(st);
-    st = prep(q->db, "INSERT INTO partition(id,label,region,subscription_id,created_at) VALUES(?,?,?,?,?)");
+    release(st);
+    st = prep(q, "INSERT INTO partition(id,label,region,subscription_id,created_at) VALUES(?,?,?,?,?)");
     if (!st)
         goto fail;
     bind_text(st, 1, p->id);
@@ -280,8 +309,8 @@ static int sq_partition_bootstrap(struct store *s, const struct partition_rec *p
     sqlite3_bind_int64(st, 5, p->created_at);
     if ((rc = step_done(st)) != STORE_OK)
         goto fail;
-    sqlite3_finalize(st);
-    st = prep(q->db, "INSERT INTO app_user(partition_id,email,password_hash,roles,created_at) VALUES(?,?,?,?,?)");
+    release(st);
+    st = prep(q, "INSERT INTO app_user(partition_id,email,password_hash,roles,created_at) VALUES(?,?,?,?,?)");
     if (!st)
         goto fail;
     bind_text(st, 1, p->id);
@@ -291,8 +320,8 @@ static int sq_partition_bootstrap(struct store *s, const struct partition_rec *p
     sqlite3_bind_int64(st, 5, owner->created_at);
     if ((rc = step_done(st)) != STORE_OK)
         goto fail;
-    sqlite3_finalize(st);
-    st = prep(q->db, "INSERT INTO api_token(token_hash,partition_id,name,roles,created_at) VALUES(?,?,?,?,?)");
+    release(st);
+    st = prep(q, "INSERT INTO api_token(token_hash,partition_id,name,roles,created_at) VALUES(?,?,?,?,?)");
     if (!st)
         goto fail;
     bind_text(st, 1, tok->token_hash);
@@ -302,15 +331,15 @@ static int sq_partition_bootstrap(struct store *s, const struct partition_rec *p
     sqlite3_bind_int64(st, 5, tok->created_at);
     if ((rc = step_done(st)) != STORE_OK)
         goto fail;
-    sqlite3_finalize(st);
+    release(st);
     st = NULL;
-    if ((rc = audit_append(q->db, p->id, a)) != STORE_OK)
+    if ((rc = audit_append(q, p->id, a)) != STORE_OK)
         goto fail;
     rc = commit(q->db) == 0 ? STORE_OK : STORE_EIO;
     if (rc == STORE_OK)
         goto unlock;
 fail:
-    sqlite3_finalize(st);
+    release(st);
     rollback(q->db);
 unlock:
     pthread_mutex_unlock(&q->mu);
@@ -322,7 +351,7 @@ static int sq_partition_get(struct store *s, const char *id, struct partition_re
     struct sq *q = SQ(s);
     int rc = STORE_EIO;
     pthread_mutex_lock(&q->mu);
-    sqlite3_stmt *st = prep(q->db, "SELECT id,label,region,subscription_id,created_at FROM partition WHERE id=?");
+    sqlite3_stmt *st = prep(q, "SELECT id,label,region,subscription_id,created_at FROM partition WHERE id=?");
     if (!st)
         goto out;
     bind_text(st, 1, id);
@@ -338,7 +367,7 @@ static int sq_partition_get(struct store *s, const char *id, struct partition_re
     } else {
         rc = r == SQLITE_DONE ? STORE_ENOTFOUND : STORE_EIO;
     }
-    sqlite3_finalize(st);
+    release(st);
 out:
     pthread_mutex_unlock(&q->mu);
     return rc;
@@ -349,7 +378,7 @@ static int sq_token_get(struct store *s, const char *hash, struct token_rec *out
     struct sq *q = SQ(s);
     int rc = STORE_EIO;
     pthread_mutex_lock(&q->mu);
-    sqlite3_stmt *st = prep(q->db, "SELECT token_hash,partition_id,name,roles,created_at,revoked_at "
+    sqlite3_stmt *st = prep(q, "SELECT token_hash,partition_id,name,roles,created_at,revoked_at "
                                    "FROM api_token WHERE token_hash=?");
     if (!st)
         goto out;
@@ -367,7 +396,7 @@ static int sq_token_get(struct store *s, const char *hash, struct token_rec *out
     } else {
         rc = r == SQLITE_DONE ? STORE_ENOTFOUND : STORE_EIO;
     }
-    sqlite3_finalize(st);
+    release(st);
 out:
     pthread_mutex_unlock(&q->mu);
     return rc;
@@ -401,9 +430,9 @@ static void ca_from_row(sqlite3_stmt *st, struct ca_rec *c)
     c->deleted_at = sqlite3_column_int64(st, 16);
 }
 
-static int cert_insert_locked(sqlite3 *db, struct cert_rec *c)
+static int cert_insert_locked(struct sq *q, struct cert_rec *c)
 {
-    sqlite3_stmt *st = prep(db, "INSERT INTO certificate(partition_id,issuer_ca_pk,serial,subject,sans,not_before,"
+    sqlite3_stmt *st = prep(q, "INSERT INTO certificate(partition_id,issuer_ca_pk,serial,subject,sans,not_before,"
                                 "not_after,status,revocation_reason,revoked_at,invalidity_date,profile_id,requester,"
                                 "is_ca,der,created_at) VALUES(?,?,?,?,?,?,?,?,NULL,NULL,NULL,?,?,?,?,?)");
     if (!st)
@@ -422,9 +451,9 @@ static int cert_insert_locked(sqlite3 *db, struct cert_rec *c)
     bind_blob(st, 12, c->der, c->der_len);
     sqlite3_bind_int64(st, 13, c->created_at);
     int rc = step_done(st);
-    sqlite3_finalize(st);
+    release(st);
     if (rc == STORE_OK)
-        c->pk = sqlite3_last_insert_rowid(db);
+        c->pk = sqlite3_last_insert_rowid(q->db);
     return rc;
 }
 
@@ -437,7 +466,7 @@ static int sq_ca_insert(struct store *s, struct ca_rec *c, const struct cert_rec
     pthread_mutex_lock(&q->mu);
     if (begin(q->db) != 0)
         goto unlock;
-    st = prep(q->db, "SELECT status, deleted_at FROM ca WHERE partition_id=? AND ca_id=? "
+    st = prep(q, "SELECT status, deleted_at FROM ca WHERE partition_id=? AND ca_id=? "
                      "AND (status<>'deleted' OR deleted_at>?)");
     if (!st)
         goto fail;
@@ -449,8 +478,8 @@ static int sq_ca_insert(struct store *s, struct ca_rec *c, const struct cert_rec
         rc = status && strcmp((const char *)status, "deleted") == 0 ? STORE_ERESERVED : STORE_ECONFLICT;
         goto fail;
     }
-    sqlite3_finalize(st);
-    st = prep(q->db, "INSERT INTO ca(partition_id,ca_id,friendly_name,type,status,parent_id,key_label,key_blob,"
+    release(st);
+    st = prep(q, "INSERT INTO ca(partition_id,ca_id,friendly_name,type,status,parent_id,key_label,key_blob,"
                      "cert_der,csr_der,subject,path_len,crl_enabled,ocsp_enabled,created_at) "
                      "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     if (!st)
@@ -475,23 +504,23 @@ static int sq_ca_insert(struct store *s, struct ca_rec *c, const struct cert_rec
     sqlite3_bind_int64(st, 15, c->created_at);
     if ((rc = step_done(st)) != STORE_OK)
         goto fail;
-    sqlite3_finalize(st);
+    release(st);
     st = NULL;
     c->pk = sqlite3_last_insert_rowid(q->db);
     if (cert) {
         struct cert_rec cr = *cert;
         if (cr.issuer_ca_pk == 0)
             cr.issuer_ca_pk = c->pk;
-        if ((rc = cert_insert_locked(q->db, &cr)) != STORE_OK)
+        if ((rc = cert_insert_locked(q, &cr)) != STORE_OK)
             goto fail;
     }
-    if ((rc = audit_append(q->db, c->partition_id, a)) != STORE_OK)
+    if ((rc = audit_append(q, c->partition_id, a)) != STORE_OK)
         goto fail;
     rc = commit(q->db) == 0 ? STORE_OK : STORE_EIO;
     if (rc == STORE_OK)
         goto unlock;
 fail:
-    sqlite3_finalize(st);
+    release(st);
     rollback(q->db);
 unlock:
     pthread_mutex_unlock(&q->mu);
@@ -504,7 +533,7 @@ static int sq_ca_get(struct store *s, const char *partition, const char *id, str
     int rc = STORE_EIO;
     pthread_mutex_lock(&q->mu);
     /* The live CA if there is one, else the most recently deleted. */
-    sqlite3_stmt *st = prep(q->db, "SELECT " CA_COLS " FROM ca WHERE partition_id=? AND ca_id=? "
+    sqlite3_stmt *st = prep(q, "SELECT " CA_COLS " FROM ca WHERE partition_id=? AND ca_id=? "
                                    "ORDER BY (status='deleted'), pk DESC LIMIT 1");
     if (!st)
         goto out;
@@ -517,7 +546,7 @@ static int sq_ca_get(struct store *s, const char *partition, const char *id, str
     } else {
         rc = r == SQLITE_DONE ? STORE_ENOTFOUND : STORE_EIO;
     }
-    sqlite3_finalize(st);
+    release(st);
 out:
     pthread_mutex_unlock(&q->mu);
     return rc;
@@ -530,7 +559,7 @@ static int sq_ca_list(struct store *s, const char *partition, bool include_delet
     size_t cap = 0;
     memset(out, 0, sizeof(*out));
     pthread_mutex_lock(&q->mu);
-    sqlite3_stmt *st = prep(q->db, include_deleted
+    sqlite3_stmt *st = prep(q, include_deleted
                                        ? "SELECT " CA_COLS " FROM ca WHERE partition_id=? ORDER BY created_at, pk"
                                        : "SELECT " CA_COLS " FROM ca WHERE partition_id=? AND status<>'deleted' "
                                          "ORDER BY created_at, pk");
@@ -556,7 +585,7 @@ static int sq_ca_list(struct store *s, const char *partition, bool include_delet
 fail:
     ca_list_free(out);
 done:
-    sqlite3_finalize(st);
+    release(st);
 out:
     pthread_mutex_unlock(&q->mu);
     return rc;
@@ -569,7 +598,7 @@ static int sq_ca_list_active_all(struct store *s, struct ca_list *out)
     size_t cap = 0;
     memset(out, 0, sizeof(*out));
     pthread_mutex_lock(&q->mu);
-    sqlite3_stmt *st = prep(q->db, "SELECT " CA_COLS " FROM ca WHERE status='active' AND type<>'externalKey' "
+    sqlite3_stmt *st = prep(q, "SELECT " CA_COLS " FROM ca WHERE status='active' AND type<>'externalKey' "
                                    "ORDER BY pk");
     if (!st)
         goto out;
@@ -588,7 +617,7 @@ static int sq_ca_list_active_all(struct store *s, struct ca_list *out)
         rc = STORE_OK;
     else
         ca_list_free(out);
-    sqlite3_finalize(st);
+    release(st);
 out:
     pthread_mutex_unlock(&q->mu);
     return rc;
@@ -603,7 +632,7 @@ static int sq_ca_activate(struct store *s, const char *partition, const char *id
     pthread_mutex_lock(&q->mu);
     if (begin(q->db) != 0)
         goto unlock;
-    st = prep(q->db, "UPDATE ca SET cert_der=?, status='active' WHERE partition_id=? AND ca_id=? "
+    st = prep(q, "UPDATE ca SET cert_der=?, status='active' WHERE partition_id=? AND ca_id=? "
                      "AND status='pending'");
     if (!st)
         goto fail;
@@ -616,15 +645,15 @@ static int sq_ca_activate(struct store *s, const char *partition, const char *id
         rc = STORE_ENOTFOUND;
         goto fail;
     }
-    sqlite3_finalize(st);
+    release(st);
     st = NULL;
-    if ((rc = audit_append(q->db, partition, a)) != STORE_OK)
+    if ((rc = audit_append(q, partition, a)) != STORE_OK)
         goto fail;
     rc = commit(q->db) == 0 ? STORE_OK : STORE_EIO;
     if (rc == STORE_OK)
         goto unlock;
 fail:
-    sqlite3_finalize(st);
+    release(st);
     rollback(q->db);
 unlock:
     pthread_mutex_unlock(&q->mu);
@@ -643,7 +672,7 @@ static int sq_ca_delete(struct store *s, const char *partition, const char *id, 
     if (begin(q->db) != 0)
         goto unlock;
     /* The CA and every live descendant, walking parent links. */
-    st = prep(q->db, "WITH RECURSIVE sub(ca_id) AS ("
+    st = prep(q, "WITH RECURSIVE sub(ca_id) AS ("
                      "  SELECT ca_id FROM ca WHERE partition_id=?1 AND ca_id=?2 AND status<>'deleted'"
                      "  UNION SELECT c.ca_id FROM ca c JOIN sub ON c.parent_id=sub.ca_id"
                      "  WHERE c.partition_id=?1 AND c.status<>'deleted')"
@@ -665,14 +694,14 @@ static int sq_ca_delete(struct store *s, const char *partition, const char *id, 
             goto fail;
         n++;
     }
-    sqlite3_finalize(st);
+    release(st);
     st = NULL;
     if (n == 0) {
         rc = STORE_ENOTFOUND;
         goto fail;
     }
     for (size_t i = 0; i < n; i++) {
-        st = prep(q->db, "UPDATE ca SET status='deleted', deleted_at=? WHERE partition_id=? AND ca_id=? "
+        st = prep(q, "UPDATE ca SET status='deleted', deleted_at=? WHERE partition_id=? AND ca_id=? "
                          "AND status<>'deleted'");
         if (!st)
             goto fail;
@@ -681,10 +710,10 @@ static int sq_ca_delete(struct store *s, const char *partition, const char *id, 
         bind_text(st, 3, list[i]);
         if ((rc = step_done(st)) != STORE_OK)
             goto fail;
-        sqlite3_finalize(st);
+        release(st);
         st = NULL;
     }
-    if ((rc = audit_append(q->db, partition, a)) != STORE_OK)
+    if ((rc = audit_append(q, partition, a)) != STORE_OK)
         goto fail;
     if (commit(q->db) != 0) {
         rc = STORE_EIO;
@@ -696,7 +725,7 @@ static int sq_ca_delete(struct store *s, const char *partition, const char *id, 
     rc = STORE_OK;
     goto unlock;
 fail:
-    sqlite3_finalize(st);
+    release(st);
     rollback(q->db);
 unlock:
     pthread_mutex_unlock(&q->mu);
@@ -706,17 +735,17 @@ unlock:
 
 /* ---- certificates -------------------------------------------------------- */
 
-static int quota_take(sqlite3 *db, const char *partition)
+static int quota_take(struct sq *q, const char *partition)
 {
-    sqlite3_stmt *st = prep(db, "UPDATE subscription SET certs_issued = certs_issued + 1 "
+    sqlite3_stmt *st = prep(q, "UPDATE subscription SET certs_issued = certs_issued + 1 "
                                 "WHERE id = (SELECT subscription_id FROM partition WHERE id=?) "
                                 "AND certs_issued < certs_purchased");
     if (!st)
         return STORE_EIO;
     bind_text(st, 1, partition);
     int rc = step_done(st);
-    sqlite3_finalize(st);
-    if (rc == STORE_OK && sqlite3_changes(db) != 1)
+    release(st);
+    if (rc == STORE_OK && sqlite3_changes(q->db) != 1)
         rc = STORE_EQUOTA;
     return rc;
 }
@@ -731,9 +760,9 @@ static void gc_run_batch(struct sq *q, struct gc_job *batch)
             continue;
         }
         exec(q->db, "SAVEPOINT job");
-        if ((j->count_quota && (j->rc = quota_take(q->db, j->c->partition_id)) != STORE_OK) ||
-            (j->rc = cert_insert_locked(q->db, j->c)) != STORE_OK ||
-            (j->rc = audit_append(q->db, j->c->partition_id, j->a)) != STORE_OK) {
+        if ((j->count_quota && (j->rc = quota_take(q, j->c->partition_id)) != STORE_OK) ||
+            (j->rc = cert_insert_locked(q, j->c)) != STORE_OK ||
+            (j->rc = audit_append(q, j->c->partition_id, j->a)) != STORE_OK) {
             sqlite3_exec(q->db, "ROLLBACK TO job", NULL, NULL, NULL);
         }
         sqlite3_exec(q->db, "RELEASE job", NULL, NULL, NULL);
@@ -817,7 +846,7 @@ static int sq_cert_list(struct store *s, const char *partition, int64_t issuer_c
     /* Each optional filter is "(?N IS NULL OR ...)" so one statement
      * serves every combination. LIKE wildcards in the user's text are
      * escaped by the caller's choice of ESCAPE '\'. */
-    sqlite3_stmt *st = prep(q->db,
+    sqlite3_stmt *st = prep(q,
                             "SELECT " CERT_COLS " FROM certificate WHERE partition_id=?1 AND issuer_ca_pk=?2"
                             " AND (?3 IS NULL OR status=?3) AND (?4 IS NULL OR profile_id=?4)"
                             " AND (?5 IS NULL OR subject LIKE ?5 ESCAPE '\\' OR sans LIKE ?5 ESCAPE '\\')"
@@ -855,7 +884,7 @@ static int sq_cert_list(struct store *s, const char *partition, int64_t issuer_c
         rc = STORE_OK;
     else
         cert_list_free(out);
-    sqlite3_finalize(st);
+    release(st);
 out:
     pthread_mutex_unlock(&q->mu);
     free(like);
@@ -872,7 +901,7 @@ static int sq_cert_set_status(struct store *s, const char *partition, int64_t is
     pthread_mutex_lock(&q->mu);
     if (begin(q->db) != 0)
         goto unlock;
-    st = prep(q->db, "SELECT status FROM certificate WHERE partition_id=? AND issuer_ca_pk=? AND serial=?");
+    st = prep(q, "SELECT status FROM certificate WHERE partition_id=? AND issuer_ca_pk=? AND serial=?");
     if (!st)
         goto fail;
     bind_text(st, 1, partition);
@@ -884,7 +913,7 @@ static int sq_cert_set_status(struct store *s, const char *partition, int64_t is
     }
     char cur[16];
     col_copy(st, 0, cur, sizeof cur);
-    sqlite3_finalize(st);
+    release(st);
     st = NULL;
     bool ok = (strcmp(cur, "issued") == 0 && (strcmp(status, "revoked") == 0 || strcmp(status, "suspended") == 0)) ||
               (strcmp(cur, "suspended") == 0 && (strcmp(status, "revoked") == 0 || strcmp(status, "issued") == 0));
@@ -893,7 +922,7 @@ static int sq_cert_set_status(struct store *s, const char *partition, int64_t is
         goto fail;
     }
     bool back = strcmp(status, "issued") == 0;
-    st = prep(q->db, "UPDATE certificate SET status=?, revocation_reason=?, revoked_at=?, invalidity_date=? "
+    st = prep(q, "UPDATE certificate SET status=?, revocation_reason=?, revoked_at=?, invalidity_date=? "
                      "WHERE partition_id=? AND issuer_ca_pk=? AND serial=?");
     if (!st)
         goto fail;
@@ -915,15 +944,15 @@ static int sq_cert_set_status(struct store *s, const char *partition, int64_t is
     bind_text(st, 7, serial);
     if ((rc = step_done(st)) != STORE_OK)
         goto fail;
-    sqlite3_finalize(st);
+    release(st);
     st = NULL;
-    if ((rc = audit_append(q->db, partition, a)) != STORE_OK)
+    if ((rc = audit_append(q, partition, a)) != STORE_OK)
         goto fail;
     rc = commit(q->db) == 0 ? STORE_OK : STORE_EIO;
     if (rc == STORE_OK)
         goto unlock;
 fail:
-    sqlite3_finalize(st);
+    release(st);
     rollback(q->db);
 unlock:
     pthread_mutex_unlock(&q->mu);
@@ -937,7 +966,7 @@ static int sq_inventory(struct store *s, const char *partition, struct inventory
     pthread_mutex_lock(&q->mu);
     /* A CA deleted less than 24 h ago still counts as active (guide:
      * "Deleting a CA"). */
-    sqlite3_stmt *st = prep(q->db, "SELECT s.certs_issued, s.certs_purchased, s.cas_purchased,"
+    sqlite3_stmt *st = prep(q, "SELECT s.certs_issued, s.certs_purchased, s.cas_purchased,"
                                    " (SELECT count(*) FROM ca WHERE ca.partition_id=p.id AND (ca.status<>'deleted'"
                                    "   OR ca.deleted_at > strftime('%s','now') - 86400))"
                                    " FROM partition p JOIN subscription s ON s.id=p.subscription_id WHERE p.id=?");
@@ -954,7 +983,7 @@ static int sq_inventory(struct store *s, const char *partition, struct inventory
     } else {
         rc = r == SQLITE_DONE ? STORE_ENOTFOUND : STORE_EIO;
     }
-    sqlite3_finalize(st);
+    release(st);
 out:
     pthread_mutex_unlock(&q->mu);
     return rc;
@@ -971,7 +1000,7 @@ static int sq_profile_put(struct store *s, const char *partition, const char *id
     pthread_mutex_lock(&q->mu);
     if (begin(q->db) != 0)
         goto unlock;
-    st = prep(q->db, create ? "INSERT INTO profile(partition_id,profile_id,grp,json,created_at,updated_at) "
+    st = prep(q, create ? "INSERT INTO profile(partition_id,profile_id,grp,json,created_at,updated_at) "
                               "VALUES(?1,?2,?3,?4,?5,?5)"
                             : "UPDATE profile SET grp=?3, json=?4, updated_at=?5 WHERE partition_id=?1 AND "
                               "profile_id=?2");
@@ -988,15 +1017,15 @@ static int sq_profile_put(struct store *s, const char *partition, const char *id
         rc = STORE_ENOTFOUND;
         goto fail;
     }
-    sqlite3_finalize(st);
+    release(st);
     st = NULL;
-    if ((rc = audit_append(q->db, partition, a)) != STORE_OK)
+    if ((rc = audit_append(q, partition, a)) != STORE_OK)
         goto fail;
     rc = commit(q->db) == 0 ? STORE_OK : STORE_EIO;
     if (rc == STORE_OK)
         goto unlock;
 fail:
-    sqlite3_finalize(st);
+    release(st);
     rollback(q->db);
 unlock:
     pthread_mutex_unlock(&q->mu);
@@ -1008,7 +1037,7 @@ static int sq_profile_get(struct store *s, const char *partition, const char *id
     struct sq *q = SQ(s);
     int rc = STORE_EIO;
     pthread_mutex_lock(&q->mu);
-    sqlite3_stmt *st = prep(q->db, "SELECT json FROM profile WHERE partition_id=? AND profile_id=?");
+    sqlite3_stmt *st = prep(q, "SELECT json FROM profile WHERE partition_id=? AND profile_id=?");
     if (!st)
         goto out;
     bind_text(st, 1, partition);
@@ -1018,7 +1047,7 @@ static int sq_profile_get(struct store *s, const char *partition, const char *id
         rc = (*json = col_strdup(st, 0)) ? STORE_OK : STORE_EIO;
     else
         rc = r == SQLITE_DONE ? STORE_ENOTFOUND : STORE_EIO;
-    sqlite3_finalize(st);
+    release(st);
 out:
     pthread_mutex_unlock(&q->mu);
     return rc;
@@ -1031,7 +1060,7 @@ static int sq_profile_list(struct store *s, const char *partition, struct profil
     size_t cap = 0;
     memset(out, 0, sizeof(*out));
     pthread_mutex_lock(&q->mu);
-    sqlite3_stmt *st = prep(q->db, "SELECT profile_id, json FROM profile WHERE partition_id=? ORDER BY grp, "
+    sqlite3_stmt *st = prep(q, "SELECT profile_id, json FROM profile WHERE partition_id=? ORDER BY grp, "
                                    "profile_id");
     if (!st)
         goto out;
@@ -1053,7 +1082,7 @@ static int sq_profile_list(struct store *s, const char *partition, struct profil
         rc = STORE_OK;
     else
         profile_rows_free(out);
-    sqlite3_finalize(st);
+    release(st);
 out:
     pthread_mutex_unlock(&q->mu);
     return rc;
@@ -1067,7 +1096,7 @@ static int sq_profile_delete(struct store *s, const char *partition, const char 
     pthread_mutex_lock(&q->mu);
     if (begin(q->db) != 0)
         goto unlock;
-    st = prep(q->db, "SELECT 1 FROM ca_profile cp JOIN ca ON ca.pk=cp.ca_pk WHERE cp.partition_id=? AND "
+    st = prep(q, "SELECT 1 FROM ca_profile cp JOIN ca ON ca.pk=cp.ca_pk WHERE cp.partition_id=? AND "
                      "cp.profile_id=? AND ca.status<>'deleted' LIMIT 1");
     if (!st)
         goto fail;
@@ -1077,8 +1106,8 @@ static int sq_profile_delete(struct store *s, const char *partition, const char 
         rc = STORE_ECONFLICT;
         goto fail;
     }
-    sqlite3_finalize(st);
-    st = prep(q->db, "DELETE FROM profile WHERE partition_id=? AND profile_id=?");
+    release(st);
+    st = prep(q, "DELETE FROM profile WHERE partition_id=? AND profile_id=?");
     if (!st)
         goto fail;
     bind_text(st, 1, partition);
@@ -1089,15 +1118,15 @@ static int sq_profile_delete(struct store *s, const char *partition, const char 
         rc = STORE_ENOTFOUND;
         goto fail;
     }
-    sqlite3_finalize(st);
+    release(st);
     st = NULL;
-    if ((rc = audit_append(q->db, partition, a)) != STORE_OK)
+    if ((rc = audit_append(q, partition, a)) != STORE_OK)
         goto fail;
     rc = commit(q->db) == 0 ? STORE_OK : STORE_EIO;
     if (rc == STORE_OK)
         goto unlock;
 fail:
-    sqlite3_finalize(st);
+    release(st);
     rollback(q->db);
 unlock:
     pthread_mutex_unlock(&q->mu);
@@ -1112,7 +1141,7 @@ static int sq_ca_profile_list(struct store *s, const char *partition, int64_t ca
     char **list = NULL;
     *n = 0;
     pthread_mutex_lock(&q->mu);
-    sqlite3_stmt *st = prep(q->db, "SELECT profile_id FROM ca_profile WHERE partition_id=? AND ca_pk=? ORDER BY "
+    sqlite3_stmt *st = prep(q, "SELECT profile_id FROM ca_profile WHERE partition_id=? AND ca_pk=? ORDER BY "
                                    "profile_id");
     if (!st)
         goto out;
@@ -1136,7 +1165,7 @@ static int sq_ca_profile_list(struct store *s, const char *partition, int64_t ca
         *ids = list;
         list = NULL;
     }
-    sqlite3_finalize(st);
+    release(st);
 out:
     pthread_mutex_unlock(&q->mu);
     if (list) {
@@ -1155,7 +1184,7 @@ static int sq_ca_profile_set(struct store *s, const char *partition, int64_t ca_
     pthread_mutex_lock(&q->mu);
     if (begin(q->db) != 0)
         goto unlock;
-    st = prep(q->db, add ? "INSERT OR IGNORE INTO ca_profile(partition_id,ca_pk,profile_id) VALUES(?,?,?)"
+    st = prep(q, add ? "INSERT OR IGNORE INTO ca_profile(partition_id,ca_pk,profile_id) VALUES(?,?,?)"
                          : "DELETE FROM ca_profile WHERE partition_id=? AND ca_pk=? AND profile_id=?");
     if (!st)
         goto fail;
@@ -1168,15 +1197,15 @@ static int sq_ca_profile_set(struct store *s, const char *partition, int64_t ca_
         rc = STORE_ENOTFOUND;
         goto fail;
     }
-    sqlite3_finalize(st);
+    release(st);
     st = NULL;
-    if ((rc = audit_append(q->db, partition, a)) != STORE_OK)
+    if ((rc = audit_append(q, partition, a)) != STORE_OK)
         goto fail;
     rc = commit(q->db) == 0 ? STORE_OK : STORE_EIO;
     if (rc == STORE_OK)
         goto unlock;
 fail:
-    sqlite3_finalize(st);
+    release(st);
     rollback(q->db);
 unlock:
     pthread_mutex_unlock(&q->mu);
@@ -1189,7 +1218,7 @@ static int sq_cert_get(struct store *s, const char *partition, int64_t issuer_ca
     struct sq *q = SQ(s);
     int rc = STORE_EIO;
     pthread_mutex_lock(&q->mu);
-    sqlite3_stmt *st = prep(q->db, "SELECT " CERT_COLS " FROM certificate WHERE partition_id=? AND issuer_ca_pk=? "
+    sqlite3_stmt *st = prep(q, "SELECT " CERT_COLS " FROM certificate WHERE partition_id=? AND issuer_ca_pk=? "
                                    "AND serial=?");
     if (!st)
         goto out;
@@ -1203,7 +1232,7 @@ static int sq_cert_get(struct store *s, const char *partition, int64_t issuer_ca
     } else {
         rc = r == SQLITE_DONE ? STORE_ENOTFOUND : STORE_EIO;
     }
-    sqlite3_finalize(st);
+    release(st);
 out:
     pthread_mutex_unlock(&q->mu);
     return rc;
@@ -1219,7 +1248,7 @@ static int sq_crl_next_number(struct store *s, const char *partition, int64_t ca
     pthread_mutex_lock(&q->mu);
     if (begin(q->db) != 0)
         goto unlock;
-    st = prep(q->db, "UPDATE ca SET crl_number = crl_number + 1 WHERE partition_id=? AND pk=? RETURNING crl_number");
+    st = prep(q, "UPDATE ca SET crl_number = crl_number + 1 WHERE partition_id=? AND pk=? RETURNING crl_number");
     if (!st)
         goto fail;
     bind_text(st, 1, partition);
@@ -1229,13 +1258,13 @@ static int sq_crl_next_number(struct store *s, const char *partition, int64_t ca
         goto fail;
     }
     *number = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
+    release(st);
     st = NULL;
     rc = commit(q->db) == 0 ? STORE_OK : STORE_EIO;
     if (rc == STORE_OK)
         goto unlock;
 fail:
-    sqlite3_finalize(st);
+    release(st);
     rollback(q->db);
 unlock:
     pthread_mutex_unlock(&q->mu);
@@ -1247,7 +1276,7 @@ static int sq_crl_save(struct store *s, const char *partition, int64_t ca_pk, co
     struct sq *q = SQ(s);
     pthread_mutex_lock(&q->mu);
     int rc = STORE_EIO;
-    sqlite3_stmt *st = prep(q->db, "INSERT INTO crl(partition_id,ca_pk,number,this_update,next_update,entries,der) "
+    sqlite3_stmt *st = prep(q, "INSERT INTO crl(partition_id,ca_pk,number,this_update,next_update,entries,der) "
                                    "VALUES(?,?,?,?,?,?,?)");
     if (st) {
         bind_text(st, 1, partition);
@@ -1258,14 +1287,14 @@ static int sq_crl_save(struct store *s, const char *partition, int64_t ca_pk, co
         sqlite3_bind_int64(st, 6, c->entries);
         bind_blob(st, 7, c->der, c->der_len);
         rc = step_done(st);
-        sqlite3_finalize(st);
+        release(st);
     }
     /* Keep the newest 100 CRLs per CA; older ones are history nobody asks for. */
-    if (rc == STORE_OK && (st = prep(q->db, "DELETE FROM crl WHERE ca_pk=? AND number <= ? - 100"))) {
+    if (rc == STORE_OK && (st = prep(q, "DELETE FROM crl WHERE ca_pk=? AND number <= ? - 100"))) {
         sqlite3_bind_int64(st, 1, ca_pk);
         sqlite3_bind_int64(st, 2, c->number);
         step_done(st);
-        sqlite3_finalize(st);
+        release(st);
     }
     pthread_mutex_unlock(&q->mu);
     return rc;
@@ -1279,7 +1308,7 @@ static int sq_crl_list(struct store *s, const char *partition, int64_t ca_pk, si
     *out = NULL;
     *n = 0;
     pthread_mutex_lock(&q->mu);
-    sqlite3_stmt *st = prep(q->db, max == 1 ? "SELECT number,this_update,next_update,entries,der FROM crl WHERE "
+    sqlite3_stmt *st = prep(q, max == 1 ? "SELECT number,this_update,next_update,entries,der FROM crl WHERE "
                                               "partition_id=? AND ca_pk=? ORDER BY number DESC LIMIT ?"
                                             : "SELECT number,this_update,next_update,entries,NULL FROM crl WHERE "
                                               "partition_id=? AND ca_pk=? ORDER BY number DESC LIMIT ?");
@@ -1302,7 +1331,7 @@ static int sq_crl_list(struct store *s, const char *partition, int64_t ca_pk, si
     *out = items;
     rc = STORE_OK;
 done:
-    sqlite3_finalize(st);
+    release(st);
 out:
     pthread_mutex_unlock(&q->mu);
     return rc;
@@ -1326,7 +1355,7 @@ static int sq_cert_iter_revoked(struct store *s, const char *partition, int64_t 
     struct sq *q = SQ(s);
     int rc = STORE_EIO, r;
     pthread_mutex_lock(&q->mu);
-    sqlite3_stmt *st = prep(q->db, "SELECT serial, revoked_at, revocation_reason, invalidity_date FROM certificate "
+    sqlite3_stmt *st = prep(q, "SELECT serial, revoked_at, revocation_reason, invalidity_date FROM certificate "
                                    "WHERE partition_id=? AND issuer_ca_pk=? AND status IN ('revoked','suspended') "
                                    "ORDER BY serial");
     if (!st)
@@ -1348,7 +1377,7 @@ static int sq_cert_iter_revoked(struct store *s, const char *partition, int64_t 
     }
     if (rc == STORE_OK && r != SQLITE_DONE)
         rc = STORE_EIO;
-    sqlite3_finalize(st);
+    release(st);
 out:
     pthread_mutex_unlock(&q->mu);
     return rc;
@@ -1359,7 +1388,7 @@ static int sq_responder_get(struct store *s, const char *partition, int64_t ca_p
     struct sq *q = SQ(s);
     int rc = STORE_EIO;
     pthread_mutex_lock(&q->mu);
-    sqlite3_stmt *st = prep(q->db, "SELECT key_blob, cert_der, not_after, created_at FROM ocsp_responder WHERE "
+    sqlite3_stmt *st = prep(q, "SELECT key_blob, cert_der, not_after, created_at FROM ocsp_responder WHERE "
                                    "partition_id=? AND ca_pk=? ORDER BY created_at DESC LIMIT 1");
     if (!st)
         goto out;
@@ -1376,7 +1405,7 @@ static int sq_responder_get(struct store *s, const char *partition, int64_t ca_p
     } else {
         rc = r == SQLITE_DONE ? STORE_ENOTFOUND : STORE_EIO;
     }
-    sqlite3_finalize(st);
+    release(st);
 out:
     pthread_mutex_unlock(&q->mu);
     return rc;
@@ -1391,7 +1420,7 @@ static int sq_responder_put(struct store *s, const char *partition, int64_t ca_p
     pthread_mutex_lock(&q->mu);
     if (begin(q->db) != 0)
         goto unlock;
-    st = prep(q->db, "INSERT INTO ocsp_responder(ca_pk,partition_id,key_blob,cert_der,not_after,created_at) "
+    st = prep(q, "INSERT INTO ocsp_responder(ca_pk,partition_id,key_blob,cert_der,not_after,created_at) "
                      "VALUES(?,?,?,?,?,?)");
     if (!st)
         goto fail;
@@ -1403,15 +1432,15 @@ static int sq_responder_put(struct store *s, const char *partition, int64_t ca_p
     sqlite3_bind_int64(st, 6, rr->created_at);
     if ((rc = step_done(st)) != STORE_OK)
         goto fail;
-    sqlite3_finalize(st);
+    release(st);
     st = NULL;
-    if ((rc = audit_append(q->db, partition, a)) != STORE_OK)
+    if ((rc = audit_append(q, partition, a)) != STORE_OK)
         goto fail;
     rc = commit(q->db) == 0 ? STORE_OK : STORE_EIO;
     if (rc == STORE_OK)
         goto unlock;
 fail:
-    sqlite3_finalize(st);
+    release(st);
     rollback(q->db);
 unlock:
     pthread_mutex_unlock(&q->mu);
@@ -1433,6 +1462,9 @@ static void sq_close(struct store *s)
 {
     struct sq *q = SQ(s);
     if (q) {
+        for (size_t i = 0; i < STMT_CACHE; i++)
+            if (q->stmts[i].st)
+                sqlite3_finalize(q->stmts[i].st);
         sqlite3_close(q->db);
         pthread_mutex_destroy(&q->mu);
         pthread_mutex_destroy(&q->gc_mu);
@@ -1476,46 +1508,46 @@ static const struct store_ops sqlite_ops = {
     .audit_verify = sq_audit_verify,
 };
 
-static int migrate(sqlite3 *db, char *err, size_t errlen)
+static int migrate(struct sq *q, char *err, size_t errlen)
 {
-    if (exec(db, "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+    if (exec(q->db, "CREATE TABLE IF NOT EXISTS schema_version(version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
                  "applied_at INTEGER NOT NULL)") != 0)
         goto fail;
     for (unsigned i = 0; i < store_migrations_count; i++) {
         const struct store_migration *m = &store_migrations[i];
-        sqlite3_stmt *st = prep(db, "SELECT 1 FROM schema_version WHERE version=?");
+        sqlite3_stmt *st = prep(q, "SELECT 1 FROM schema_version WHERE version=?");
         if (!st)
             goto fail;
         sqlite3_bind_int(st, 1, m->version);
         int have = sqlite3_step(st) == SQLITE_ROW;
-        sqlite3_finalize(st);
+        release(st);
         if (have)
             continue;
-        if (begin(db) != 0)
+        if (begin(q->db) != 0)
             goto fail;
-        if (exec(db, m->sql) != 0) {
-            rollback(db);
+        if (exec(q->db, m->sql) != 0) {
+            rollback(q->db);
             snprintf(err, errlen, "migration %s failed", m->name);
             return -1;
         }
-        st = prep(db, "INSERT INTO schema_version(version,name,applied_at) VALUES(?,?,?)");
+        st = prep(q, "INSERT INTO schema_version(version,name,applied_at) VALUES(?,?,?)");
         if (!st) {
-            rollback(db);
+            rollback(q->db);
             goto fail;
         }
         sqlite3_bind_int(st, 1, m->version);
         bind_text(st, 2, m->name);
         sqlite3_bind_int64(st, 3, time_now());
         int rc = step_done(st);
-        sqlite3_finalize(st);
-        if (rc != STORE_OK || commit(db) != 0) {
-            rollback(db);
+        release(st);
+        if (rc != STORE_OK || commit(q->db) != 0) {
+            rollback(q->db);
             goto fail;
         }
     }
     return 0;
 fail:
-    snprintf(err, errlen, "schema migration failed: %s", sqlite3_errmsg(db));
+    snprintf(err, errlen, "schema migration failed: %s", sqlite3_errmsg(q->db));
     return -1;
 }
 
@@ -1543,7 +1575,7 @@ struct store *store_sqlite_open(const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "cannot configure database %s", path);
         goto fail;
     }
-    if (migrate(q->db, err, errlen) != 0)
+    if (migrate(q, err, errlen) != 0)
         goto fail;
     return s;
 fail:

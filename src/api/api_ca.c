@@ -414,9 +414,9 @@ void api_ca_csr(struct http_req *req, struct http_resp *resp)
     struct ca_rec c;
     if (api_auth(req, resp, req->params[0], AUTHZ_CA_READ, &p) != 0 || load_ca(req, resp, &c, false) != 0)
         return;
-    if (!c.csr_der) {
-        resp_error(resp, 409, "conflict", "caId", "CA '%s' has no certificate request (only CAs under an external "
-                   "root have one)", c.id);
+    if (!c.csr_der || strcmp(c.status, "pending") != 0) {
+        resp_error(resp, 409, "conflict", "caId", "CA '%s' has no pending certificate request (only CAs under an "
+                   "external root have one, until their certificate is imported)", c.id);
         ca_rec_free(&c);
         return;
     }

@@ -4,6 +4,7 @@
 #include "util/timeutil.h"
 
 #include <arpa/inet.h>
+#include <stdarg.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
@@ -143,6 +144,18 @@ int http_parse_addr(const char *addr, char *host, size_t hostlen, unsigned short
     return 0;
 }
 
+/* libmicrohttpd's own diagnostics (TLS handshake failures, ...) go through
+ * our JSON logger: every stderr line stays one JSON object. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+        msg[--n] = 0;
+    log_msg(LOG_DEBUG, "http: %s", msg);
+}
+
 static struct MHD_Daemon *start_one(struct http_server *s, const struct http_server_opts *o, const char *addr,
                                     bool tls, char *err, size_t errlen)
 {
@@ -183,7 +196,8 @@ static struct MHD_Daemon *start_one(struct http_server *s, const struct http_ser
         flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, o->threads ? o->threads : 2, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)CONN_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONN_LIMIT, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
-        (size_t)CONN_MEMORY, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_ARRAY,
+        (size_t)CONN_MEMORY, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_ARRAY,
         tls ? tlsopts : &tlsopts[2], MHD_OPTION_END);
     if (!d)
         snprintf(err, errlen, "cannot listen on %s%s", addr, tls ? " (HTTPS)" : "");

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# bench/issue: certificates/s through the admin API (2 client threads,
+# every certificate durably committed before it is returned) for a P-256
+# and an RSA-2048 issuing CA, next to `cfssl serve` signing the same CSR
+# with a CA of the same key type (cfssl stores nothing).
+. "$(dirname "$0")/lib.sh"
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-64}
+start_daemon
+api POST /cas '{"id":"root","type":"root","signingKeyDetails":"ECDSAP256+SHA256","subject":"CN=Bench Root"}' >/dev/null
+api POST /cas '{"id":"iss-ec","type":"subord","parentId":"root","signingKeyDetails":"ECDSAP256+SHA256","subject":"CN=Bench EC","profiles":["privatessl-tls-server"]}' >/dev/null
+api POST /cas '{"id":"iss-rsa","type":"subord","parentId":"root","signingKeyDetails":"RSA-2048+PKCS15-SHA256","subject":"CN=Bench RSA","profiles":["privatessl-tls-server"]}' >/dev/null
+
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/ee.key" \
+    -subj "/CN=bench.example.com" -out "$WORK/ee.csr" 2>/dev/null
+/usr/bin/python3 - "$WORK" <<'PY'
+import json, sys
+w = sys.argv[1]
+csr = open(f"{w}/ee.csr").read()
+json.dump({"profileId": "privatessl-tls-server", "csr": csr,
+           "subjectAltNames": [{"type": "dNSName", "value": "bench.example.com"}]}, open(f"{w}/req.json", "w"))
+json.dump({"certificate_request": csr, "hosts": ["bench.example.com"]}, open(f"{w}/cfssl.json", "w"))
+PY
+post_lua() { # FILE HEADER...
+  { echo "local f = io.open(\"$1\"); wrk.body = f:read(\"*a\"); f:close()"; echo 'wrk.method = "POST"'
+    echo 'wrk.headers["Content-Type"] = "application/json"'
+    [ -n "${2:-}" ] && echo "wrk.headers[\"Authorization\"] = \"$2\""; } > "$WORK/post.lua"
+}
+post_lua "$WORK/req.json" "Bearer $TOKEN"
+# Warm up (CA caches, connections), then measure.
+wrk -t2 -c"$CONNS" -d2s -s "$WORK/post.lua" "$API/cas/iss-ec/certificates" >/dev/null
+EC=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" -s "$WORK/post.lua" "$API/cas/iss-ec/certificates" | wrk_rps)
+RSA=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" -s "$WORK/post.lua" "$API/cas/iss-rsa/certificates" | wrk_rps)
+ISSUED=$(api GET /inventory | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["certificates"]["issued"])')
+kill "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null || true
+
+# Peer: cfssl serve with an EC and an RSA CA.
+cfssl_rps() { # keyalgo keysize
+  local d="$WORK/cfssl-$1"; mkdir -p "$d"
+  echo "{\"CN\":\"cfssl bench $1\",\"key\":{\"algo\":\"$1\",\"size\":$2}}" > "$d/csr.json"
+  (cd "$d" && cfssl gencert -initca csr.json 2>/dev/null | cfssljson -bare ca)
+  local port; port=$(free_port)
+  cfssl serve -address 127.0.0.1 -port "$port" -ca "$d/ca.pem" -ca-key "$d/ca-key.pem" -loglevel 5 >/dev/null 2>&1 &
+  local pid=$!; PIDS+=("$pid")
+  for _ in $(seq 100); do curl -s "http://127.0.0.1:$port/api/v1/cfssl/health" >/dev/null 2>&1 && break; sleep 0.1; done
+  post_lua "$WORK/cfssl.json"
+  wrk -t2 -c"$CONNS" -d2s -s "$WORK/post.lua" "http://127.0.0.1:$port/api/v1/cfssl/sign" >/dev/null
+  wrk -t2 -c"$CONNS" -d"${DURATION}s" -s "$WORK/post.lua" "http://127.0.0.1:$port/api/v1/cfssl/sign" | wrk_rps
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+CF_EC=$(cfssl_rps ecdsa 256)
+CF_RSA=$(cfssl_rps rsa 2048)
+echo "bench/issue (${DURATION}s each, wrk -t2 -c$CONNS, durable commits; $ISSUED certificates stored)"
+printf "  P-256 issuing CA:    pkiaas %8.0f/s   cfssl serve %8.0f/s   ratio %s\n" "$EC" "$CF_EC" "$(ratio "$EC" "$CF_EC")"
+printf "  RSA-2048 issuing CA: pkiaas %8.0f/s   cfssl serve %8.0f/s   ratio %s\n" "$RSA" "$CF_RSA" "$(ratio "$RSA" "$CF_RSA")"

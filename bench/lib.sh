@@ -1,0 +1,37 @@
+# Shared helpers for the benchmarks (sourced). Every benchmark starts its own
+# daemon on free ports in a temporary directory and removes it afterwards.
+set -euo pipefail
+BUILD=${1:-build}
+BUILD=$(cd "$BUILD" && pwd)
+WORK=$(mktemp -d /tmp/pkiaas-bench.XXXXXX)
+PIDS=()
+cleanup() { for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+start_daemon() {
+  HTTP_PORT=$(free_port); HTTPS_PORT=$(free_port)
+  "$BUILD/pkiaasd" bootstrap --data-dir "$WORK/data" --partition bench --owner-email bench@example.com \
+      --http 127.0.0.1:$HTTP_PORT --https 127.0.0.1:$HTTPS_PORT --json > "$WORK/boot.json"
+  TOKEN=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["apiToken"])' "$WORK/boot.json")
+  "$BUILD/pkiaasd" serve --data-dir "$WORK/data" --http 127.0.0.1:$HTTP_PORT --https 127.0.0.1:$HTTPS_PORT \
+      ${PKIAAS_CONFIG:+--config "$PKIAAS_CONFIG"} 2> "$WORK/daemon.log" &
+  DAEMON_PID=$!
+  PIDS+=("$DAEMON_PID")
+  BASE=http://127.0.0.1:$HTTP_PORT
+  API=$BASE/api/v1/partitions/bench
+  for _ in $(seq 100); do curl -sf "$BASE/healthz" >/dev/null && return 0; sleep 0.1; done
+  echo "daemon did not start" >&2; cat "$WORK/daemon.log" >&2; exit 1
+}
+
+api() { # METHOD PATH [JSON]
+  curl -sf -X "$1" -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+       ${3:+--data-binary "$3"} "$API$2"
+}
+
+ratio() { /usr/bin/python3 -c 'import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(f"{a/b:.2f}x" if b else "n/a")' "$1" "$2"; }
+
+wrk_rps() { # wrk output on stdin -> requests/s
+  awk '/Requests\/sec/ {print $2}'
+}

@@ -40,6 +40,7 @@ test: unit unit-asan integration
 	@echo "make test: all suites passed"
 
 bench: build
+	@./scripts/deps.sh --bench
 	@./bench/run.sh $(BUILD)
 
 clean:

@@ -15,6 +15,11 @@ PKGS=(
   python3 python3-pytest python3-cryptography python3-requests
 )
 
+# `deps.sh --bench` adds the load generators and peers of bench/.
+if [ "${1:-}" = "--bench" ]; then
+  PKGS+=(wrk golang-cfssl time)
+fi
+
 missing=()
 for p in "${PKGS[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

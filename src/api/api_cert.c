@@ -461,8 +461,13 @@ static void status_change(struct http_req *req, struct http_resp *resp, const ch
         }
     }
     if (strcmp(to, "revoked") == 0) {
-        const char *rs = json_string_value(json_object_get(body, "reason"));
-        const char *inv = json_string_value(json_object_get(body, "invalidityDate"));
+        const json_t *rj = json_object_get(body, "reason"), *ij = json_object_get(body, "invalidityDate");
+        const char *rs = json_string_value(rj), *inv = json_string_value(ij);
+        if ((rj && !json_is_null(rj) && !rs) || (ij && !json_is_null(ij) && !inv)) {
+            resp_error(resp, 400, "invalid_field", rs || !rj || json_is_null(rj) ? "invalidityDate" : "reason",
+                       "%s: must be a string", rs || !rj || json_is_null(rj) ? "invalidityDate" : "reason");
+            goto out;
+        }
         reason = rs ? reason_code(rs) : 0;
         if (reason < 0) {
             resp_error(resp, 400, "invalid_field", "reason",

@@ -694,7 +694,32 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
     if (sk_GENERAL_NAME_num(sans) > 0 &&
         push_ext(exts, X509V3_EXT_i2d(NID_subject_alt_name, empty_subject ? 1 : 0, sans)))
         goto oom;
-    if (rx.policies) {
+    if (rx.policies && p->npolicies) {
+        /* The profile's policies plus the request's (docs/profiles.md). */
+        CERTIFICATEPOLICIES *cp = X509V3_EXT_d2i(rx.policies);
+        for (size_t i = 0; cp && i < p->npolicies; i++) {
+            ASN1_OBJECT *o = OBJ_txt2obj(p->policies[i], 1);
+            bool have = false;
+            for (int k = 0; o && k < sk_POLICYINFO_num(cp); k++)
+                if (OBJ_cmp(sk_POLICYINFO_value(cp, k)->policyid, o) == 0)
+                    have = true;
+            POLICYINFO *pi = o && !have ? POLICYINFO_new() : NULL;
+            if (pi) {
+                ASN1_OBJECT_free(pi->policyid);
+                pi->policyid = o;
+                o = NULL;
+                if (!sk_POLICYINFO_push(cp, pi))
+                    POLICYINFO_free(pi);
+            }
+            ASN1_OBJECT_free(o);
+        }
+        X509_EXTENSION *merged = cp ? X509V3_EXT_i2d(NID_certificate_policies,
+                                                     X509_EXTENSION_get_critical(rx.policies), cp)
+                                    : NULL;
+        sk_POLICYINFO_pop_free(cp, POLICYINFO_free);
+        if (push_ext(exts, merged))
+            goto oom;
+    } else if (rx.policies) {
         if (!sk_X509_EXTENSION_push(exts, rx.policies))
             goto oom;
         rx.policies = NULL;

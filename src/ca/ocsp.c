@@ -406,13 +406,8 @@ static int sign_basic(struct ocsp_ca *o, OCSP_BASICRESP *bs)
     if (o->pss && (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
                    EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1))
         goto out;
-    STACK_OF(X509) *certs = sk_X509_new_null();
-    if (!certs || !sk_X509_push(certs, o->responder)) {
-        sk_X509_free(certs);
-        goto out;
-    }
-    rc = OCSP_basic_sign_ctx(bs, o->responder, mctx, certs, OCSP_RESPID_KEY) == 1 ? 0 : -1;
-    sk_X509_free(certs);
+    /* The signer's certificate is included by OCSP_basic_sign_ctx itself. */
+    rc = OCSP_basic_sign_ctx(bs, o->responder, mctx, NULL, OCSP_RESPID_KEY) == 1 ? 0 : -1;
 out:
     EVP_MD_CTX_free(mctx);
     return rc;

@@ -233,7 +233,7 @@ struct store_ops {
     int (*crl_latest)(struct store *s, const char *partition, int64_t ca_pk, struct crl_rec *out);
     int (*crl_list)(struct store *s, const char *partition, int64_t ca_pk, size_t max, struct crl_rec **out,
                     size_t *n);
-    /* Streams revoked and suspended certificates of a CA ordered by serial;
+    /* Streams revoked and suspended certificates of a CA (any order);
      * a non-zero callback return stops the walk and is returned. */
     int (*cert_iter_revoked)(struct store *s, const char *partition, int64_t ca_pk, revoked_cb cb, void *ctx);
 

@@ -32,9 +32,18 @@ X509_REQ *csr_parse(const unsigned char *data, size_t len, struct err *e)
         return NULL;
     }
     if (memmem(data, len, "-----BEGIN", 10)) {
+        /* Decode the armour ourselves so the DER inside gets the same
+         * exactness check as raw DER (no trailing bytes). */
         BIO *b = BIO_new_mem_buf(data, (int)len);
-        if (b)
-            r = PEM_read_bio_X509_REQ(b, NULL, NULL, NULL);
+        char *name = NULL, *header = NULL;
+        unsigned char *pem = NULL;
+        long plen = 0;
+        if (b && PEM_read_bio(b, &name, &header, &pem, &plen) == 1 &&
+            (strcmp(name, "CERTIFICATE REQUEST") == 0 || strcmp(name, "NEW CERTIFICATE REQUEST") == 0))
+            r = der_exact(pem, (size_t)plen);
+        OPENSSL_free(name);
+        OPENSSL_free(header);
+        OPENSSL_free(pem);
         BIO_free(b);
     } else if (data[0] == 0x30) {
         r = der_exact(data, len);
@@ -51,6 +60,19 @@ X509_REQ *csr_parse(const unsigned char *data, size_t len, struct err *e)
     if (!pk) {
         err_set(e, 400, "invalid_field", "csr", "csr: the public key cannot be decoded or its algorithm is unsupported");
         goto fail;
+    }
+    /* Refuse broken digests outright (MD2/MD4/MD5): a collision-prone
+     * proof of possession proves nothing. */
+    int mdnid = NID_undef, pknid = NID_undef;
+    const X509_ALGOR *salg = NULL;
+    X509_REQ_get0_signature(r, NULL, &salg);
+    if (!salg || OBJ_find_sigid_algs(OBJ_obj2nid(salg->algorithm), &mdnid, &pknid) != 1 || mdnid == NID_md5 ||
+        mdnid == NID_md4 || mdnid == NID_md2) {
+        if (OBJ_obj2nid(salg ? salg->algorithm : NULL) != NID_rsassaPss) {
+            err_set(e, 400, "invalid_field", "csr",
+                    "csr: signature algorithm not accepted (use SHA-256 or stronger with RSA or ECDSA)");
+            goto fail;
+        }
     }
     if (X509_REQ_verify(r, pk) != 1) {
         err_set(e, 400, "invalid_field", "csr",

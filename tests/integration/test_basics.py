@@ -173,6 +173,16 @@ def test_bootstrap_twice(tmp_path):
 def test_logs_are_json_and_secret_free(daemon):
     daemon.get("/healthz")
     daemon.api("GET", "/cas")
+    # Failed TLS handshakes and plain HTTP on the HTTPS port must be logged as JSON too (or not at all).
+    fresh = requests.Session()
+    fresh.trust_env = False
+    with pytest.raises(requests.exceptions.SSLError):
+        fresh.get(daemon.https_url + "/healthz", verify=True, timeout=30)
+    try:
+        requests.get(f"http://127.0.0.1:{daemon.https_port}/healthz", timeout=5,
+                     proxies={"http": None, "https": None})
+    except requests.RequestException:
+        pass
     for _ in range(50):  # the request line may be written just after the response
         text = daemon.log_text()
         if f"/api/v1/partitions/{daemon.account}/cas" in text:
@@ -187,7 +197,8 @@ def test_logs_are_json_and_secret_free(daemon):
         except ValueError:
             pytest.fail(f"daemon stderr line is not JSON: {line!r}")
         assert isinstance(obj, dict), line
-        if obj.get("path", "").endswith("/cas") and obj.get("method") == "GET" and obj.get("status") == 200:
+        if (obj.get("path") == f"/api/v1/partitions/{daemon.account}/cas" and obj.get("method") == "GET"
+                and obj.get("status") == 200):
             seen_request = True
             assert obj.get("partition") == daemon.account, obj
             assert isinstance(obj.get("ms"), (int, float)), obj

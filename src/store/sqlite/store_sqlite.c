@@ -1356,8 +1356,7 @@ static int sq_cert_iter_revoked(struct store *s, const char *partition, int64_t 
     int rc = STORE_EIO, r;
     pthread_mutex_lock(&q->mu);
     sqlite3_stmt *st = prep(q, "SELECT serial, revoked_at, revocation_reason, invalidity_date FROM certificate "
-                                   "WHERE partition_id=? AND issuer_ca_pk=? AND status IN ('revoked','suspended') "
-                                   "ORDER BY serial");
+                                   "WHERE partition_id=? AND issuer_ca_pk=? AND status IN ('revoked','suspended')");
     if (!st)
         goto out;
     bind_text(st, 1, partition);

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# bench/ocsp: OCSP responses/s for a CA with N issued certificates (wrk, 20 s,
+# cached nonce-less GET and POST), next to `openssl ocsp` (index responder)
+# answering the same request for the same certificate.
+. "$(dirname "$0")/lib.sh"
+N=${N:-100000}
+DURATION=${DURATION:-20}
+CONNS=${CONNS:-64}
+start_daemon
+api POST /cas '{"id":"root","type":"root","signingKeyDetails":"ECDSAP256+SHA256","subject":"CN=OCSP Bench Root"}' >/dev/null
+api POST /cas '{"id":"iss","type":"subord","parentId":"root","signingKeyDetails":"ECDSAP256+SHA256","subject":"CN=OCSP Bench Issuing","enableOcsp":true,"profiles":["privatessl-tls-server"]}' >/dev/null
+api GET /cas/iss/certificate > "$WORK/iss.pem"
+api GET /cas/root/certificate > "$WORK/root.pem"
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/ee.key" \
+    -subj "/CN=ocsp.example.com" -out "$WORK/ee.csr" 2>/dev/null
+/usr/bin/python3 -c 'import json,sys; json.dump({"profileId":"privatessl-tls-server","csr":open(sys.argv[1]).read()}, open(sys.argv[2],"w"))' \
+    "$WORK/ee.csr" "$WORK/req.json"
+# Fill the CA with N certificates (through the API: the same path clients use).
+{ echo "local f = io.open(\"$WORK/req.json\"); wrk.body = f:read(\"*a\"); f:close()"; echo 'wrk.method = "POST"'
+  echo 'wrk.headers["Content-Type"] = "application/json"'; echo "wrk.headers[\"Authorization\"] = \"Bearer $TOKEN\""
+  echo "local n = 0"; echo "request = function() n = n + 1; return wrk.format() end"; } > "$WORK/fill.lua"
+echo "filling the CA with $N certificates..." >&2
+while :; do
+  have=$(api GET /inventory | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["certificates"]["issued"])')
+  [ "$have" -ge "$N" ] && break
+  wrk -t2 -c32 -d5s -s "$WORK/fill.lua" "$API/cas/iss/certificates" >/dev/null
+done
+api POST /cas/iss/certificates "$(cat "$WORK/req.json")" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["certificate"])' > "$WORK/ee.pem"
+openssl ocsp -issuer "$WORK/iss.pem" -cert "$WORK/ee.pem" -no_nonce -reqout "$WORK/req.der" 2>/dev/null
+B64=$(/usr/bin/python3 -c 'import base64,sys,urllib.parse; print(urllib.parse.quote(base64.b64encode(open(sys.argv[1],"rb").read()).decode(), safe=""))' "$WORK/req.der")
+{ echo "local f = io.open(\"$WORK/req.der\", \"rb\"); wrk.body = f:read(\"*a\"); f:close()"; echo 'wrk.method = "POST"'
+  echo 'wrk.headers["Content-Type"] = "application/ocsp-request"'; } > "$WORK/ocsp.lua"
+curl -sf "$BASE/ocsp/bench/iss/$B64" -o /dev/null
+GET_OUT=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency "$BASE/ocsp/bench/iss/$B64")
+POST_OUT=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/ocsp.lua" "$BASE/ocsp/bench/iss")
+GET_RPS=$(echo "$GET_OUT" | wrk_rps); POST_RPS=$(echo "$POST_OUT" | wrk_rps)
+GET_P99=$(echo "$GET_OUT" | awk '$1=="99%" {print $2}'); POST_P99=$(echo "$POST_OUT" | awk '$1=="99%" {print $2}')
+kill "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null || true
+
+# Peer: openssl ocsp as an index responder for the same CA certificate,
+# signing with a key of its own (its responder model), N index entries.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/peer.key" -subj "/CN=peer" \
+    -days 30 -out "$WORK/peer.pem" 2>/dev/null
+SERIAL=$(openssl x509 -in "$WORK/ee.pem" -noout -serial | cut -d= -f2)
+/usr/bin/python3 - "$WORK/index.txt" "$N" "$SERIAL" <<'PY'
+import os, sys
+path, n, serial = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+with open(path, "w") as f:
+    for i in range(n - 1):
+        f.write(f"V\t301231235959Z\t\t{os.urandom(16).hex().upper()}\tunknown\t/CN=x{i}\n")
+    f.write(f"V\t301231235959Z\t\t{serial}\tunknown\t/CN=ocsp.example.com\n")
+PY
+PPORT=$(free_port)
+openssl ocsp -index "$WORK/index.txt" -port "127.0.0.1:$PPORT" -rsigner "$WORK/peer.pem" -rkey "$WORK/peer.key" \
+    -CA "$WORK/iss.pem" -nrequest 100000000 >/dev/null 2>&1 &
+PPID_=$!; PIDS+=("$PPID_")
+for _ in $(seq 200); do curl -s -o /dev/null --data-binary @"$WORK/req.der" -H 'Content-Type: application/ocsp-request' "http://127.0.0.1:$PPORT/" && break; sleep 0.1; done
+PEER_OUT=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency -s "$WORK/ocsp.lua" "http://127.0.0.1:$PPORT/" 2>&1 || true)
+PEER_RPS=$(echo "$PEER_OUT" | wrk_rps); PEER_RPS=${PEER_RPS:-0}
+echo "bench/ocsp (${DURATION}s each, wrk -t2 -c$CONNS, CA with $N certificates)"
+printf "  pkiaas GET  (cached): %9.0f responses/s  p99 %s\n" "$GET_RPS" "$GET_P99"
+printf "  pkiaas POST (cached): %9.0f responses/s  p99 %s\n" "$POST_RPS" "$POST_P99"
+printf "  openssl ocsp (index): %9.0f responses/s   ratio GET %s, POST %s\n" "$PEER_RPS" "$(ratio "$GET_RPS" "$PEER_RPS")" "$(ratio "$POST_RPS" "$PEER_RPS")"

@@ -1,0 +1,119 @@
+"""The `pkiaas` command-line client against a running daemon."""
+import hashlib
+import json
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from conftest import free_port
+from helpers import download_der, list_cas, split_pem_bundle
+
+
+def _ok(cp, what):
+    assert cp.returncode == 0, f"{what}: exit {cp.returncode}\nstdout: {cp.stdout}\nstderr: {cp.stderr}"
+    return cp
+
+
+def test_cli(daemon, tmp_path):
+    d = daemon
+    token = d.token
+
+    cp = _ok(d.cli("--json", "ca", "list"), "ca list")
+    listed = json.loads(cp.stdout)
+    assert isinstance(listed.get("cas"), list)
+    assert {c["id"] for c in listed["cas"]} == set(list_cas(d))
+
+    cp = _ok(d.cli("--json", "ca", "create", "--id", "cli-root", "--type", "root", "--key", "ECDSAP256+SHA256",
+                   "--subject", "CN=cli"), "ca create")
+    created = json.loads(cp.stdout)
+    assert created["id"] == "cli-root" and created["status"] == "active" and created["type"] == "root"
+    assert created["signingKeyDetails"] == "ECDSAP256+SHA256"
+
+    cp = _ok(d.cli("--json", "ca", "show", "cli-root"), "ca show")
+    shown = json.loads(cp.stdout)
+    assert shown["id"] == "cli-root"
+    assert shown["sha256Fingerprint"] == created["sha256Fingerprint"]
+    # Human output names the fields.
+    cp = _ok(d.cli("ca", "show", "cli-root"), "ca show (human)")
+    assert "cli-root" in cp.stdout and created["sha256Fingerprint"] in cp.stdout.replace(":", "").lower()
+
+    cp = _ok(d.cli("ca", "download", "cli-root", "--format", "pem", text=False), "ca download pem")
+    cert = x509.load_pem_x509_certificate(cp.stdout)
+    der = cert.public_bytes(serialization.Encoding.DER)
+    assert hashlib.sha256(der).hexdigest() == created["sha256Fingerprint"]
+    assert der == download_der(d, "cli-root")
+    assert cert.subject.rfc4514_string() == "CN=cli"
+    assert isinstance(cert.public_key(), ec.EllipticCurvePublicKey)
+
+    out = tmp_path / "cli-root.cer"
+    _ok(d.cli("ca", "download", "cli-root", "--format", "der", "-o", str(out)), "ca download der -o")
+    assert out.read_bytes() == der
+
+    # A child made through the CLI, with flags.
+    cp = _ok(d.cli("--json", "ca", "create", "--id", "cli-sub", "--type", "subord", "--parent", "cli-root",
+                   "--key", "ECDSAP384+SHA384", "--subject", "CN=cli sub,O=CLI", "--crl", "--ocsp",
+                   "--name", "CLI Sub"), "ca create subord")
+    sub = json.loads(cp.stdout)
+    assert sub["parentId"] == "cli-root" and sub["crlEnabled"] is True and sub["ocspEnabled"] is True
+    assert sub["friendlyName"] == "CLI Sub"
+    cp = _ok(d.cli("ca", "download", "cli-sub", "--chain", text=False), "ca download --chain")
+    chain = split_pem_bundle(cp.stdout)
+    assert chain == [download_der(d, "cli-sub"), der]
+
+    # Environment variables instead of flags; the token never shows in output.
+    cp = _ok(d.cli("ca", "list", with_creds=False,
+                   env_extra={"PKIAAS_URL": d.url, "PKIAAS_TOKEN": token, "PKIAAS_PARTITION": d.account}),
+             "ca list via env")
+    assert "cli-root" in cp.stdout and "cli-sub" in cp.stdout
+    for col in ("ID", "TYPE", "STATUS", "PARENT", "SUBJECT", "EXPIRY"):
+        assert col in cp.stdout, col
+    assert token not in cp.stdout + cp.stderr
+
+    cp = _ok(d.cli("--json", "ca", "delete", "cli-root", "--yes"), "ca delete")
+    deleted = json.loads(cp.stdout)
+    assert deleted["id"] == "cli-root" and deleted["status"] == "deleted"
+    assert "cli-sub" in deleted["affected"]
+    everything = list_cas(d, include_deleted=True)
+    assert everything["cli-root"]["status"] == "deleted"
+    assert everything["cli-sub"]["status"] == "deleted"
+
+    # Errors.
+    cp = d.cli("ca", "show", "nope")
+    assert cp.returncode == 1, (cp.returncode, cp.stderr)
+    assert cp.stderr.startswith("error:"), cp.stderr
+    assert "404" in cp.stderr, cp.stderr
+    assert token not in cp.stdout + cp.stderr
+
+    cp = d.cli("ca", "show", "nope", with_creds=False,
+               env_extra={"PKIAAS_URL": d.url, "PKIAAS_TOKEN": "pk_wrong", "PKIAAS_PARTITION": d.account})
+    assert cp.returncode == 1 and cp.stderr.startswith("error:") and "401" in cp.stderr, cp.stderr
+
+    cp = d.cli("ca", "frobnicate")
+    assert cp.returncode == 2, (cp.returncode, cp.stderr)
+    cp = d.cli("ca", "create", "--id", "x1", "--type", "root", "--bogus-flag")
+    assert cp.returncode == 2, (cp.returncode, cp.stderr)
+    assert "x1" not in list_cas(d, include_deleted=True)
+
+    cp = d.cli("ca", "list", with_creds=False,
+               env_extra={"PKIAAS_URL": f"http://127.0.0.1:{free_port()}", "PKIAAS_TOKEN": token,
+                          "PKIAAS_PARTITION": d.account})
+    assert cp.returncode == 3, (cp.returncode, cp.stderr)
+
+    # Deleting without --yes and without a terminal is refused, and deletes nothing.
+    _ok(d.cli("ca", "create", "--id", "cli-keep", "--type", "root", "--key", "ECDSAP256+SHA256",
+              "--subject", "CN=keep"), "ca create cli-keep")
+    cp = d.cli("ca", "delete", "cli-keep")
+    assert cp.returncode != 0
+    assert list_cas(d)["cli-keep"]["status"] == "active"
+
+
+def test_cli_https(daemon):
+    d = daemon
+    base = ["--token", d.token, "--partition", d.account, "--json"]
+    cp = d.cli("--url", d.https_url, "--cacert", str(d.service_ca), *base, "key-details", with_creds=False)
+    assert cp.returncode == 0, cp.stderr
+    assert any(k["label"] == "ECDSAP256+SHA256" for k in json.loads(cp.stdout)["signingKeyDetails"])
+    # Without the service CA the TLS handshake fails: "server unreachable".
+    cp = d.cli("--url", d.https_url, *base, "key-details", with_creds=False)
+    assert cp.returncode == 3, (cp.returncode, cp.stderr)

@@ -9,7 +9,7 @@ HTTPS      ?= 127.0.0.1:8443
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 PYTEST     ?= /usr/bin/python3 -m pytest
 
-.PHONY: all deps build build-asan run test unit unit-asan integration bench clean
+.PHONY: all deps build build-asan run test unit unit-asan integration integration-asan bench clean
 
 all: build
 
@@ -36,7 +36,17 @@ unit-asan: build-asan
 integration: build
 	@PKIAAS_BUILD_DIR=$(CURDIR)/$(BUILD) $(PYTEST) -q tests/integration
 
-test: unit unit-asan integration
+# The integration suite also runs against the ASan+UBSan daemon: memory
+# errors and leaks (checked at the clean SIGTERM exit) fail the run.
+integration-asan: build-asan
+	@rm -rf $(ASAN_BUILD)/asan-logs && mkdir -p $(ASAN_BUILD)/asan-logs
+	@PKIAAS_BUILD_DIR=$(CURDIR)/$(ASAN_BUILD) \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:log_path=$(CURDIR)/$(ASAN_BUILD)/asan-logs/asan \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:log_path=$(CURDIR)/$(ASAN_BUILD)/asan-logs/ubsan \
+	  $(PYTEST) -q tests/integration
+	@if ls $(ASAN_BUILD)/asan-logs/* >/dev/null 2>&1; then cat $(ASAN_BUILD)/asan-logs/*; echo "sanitizer reports above"; exit 1; fi
+
+test: unit unit-asan integration integration-asan
 	@echo "make test: all suites passed"
 
 bench: build

@@ -1,5 +1,7 @@
 #include "ca/ocsp.h"
 
+#include "ca/ca_cache.h"
+
 #include "crypto/keyspec.h"
 #include "util/codec.h"
 #include "util/log.h"
@@ -437,25 +439,44 @@ int ocsp_respond(const struct ca_env *env, struct ocsp_cache *cache, const char 
     OCSP_REQUEST *req = NULL;
     OCSP_BASICRESP *bs = NULL;
     OCSP_RESPONSE *resp = NULL;
-    struct ca_rec ca;
+    struct ca_runtime *rt = NULL;
+    const struct ca_rec *ca = NULL;
     struct ocsp_ca *o = NULL;
     unsigned char key[32], *p = NULL;
     int rc = -1, status = OCSP_RESPONSE_STATUS_MALFORMEDREQUEST;
     int64_t now = time_now();
     memset(out, 0, sizeof(*out));
-    memset(&ca, 0, sizeof ca);
 
+    /* The CA first (from the runtime cache), then the answer cache keyed by
+     * the request bytes themselves: a repeated nonce-less request costs one
+     * hash and one copy. Only nonce-less answers are ever stored, and a
+     * request with a nonce has different bytes, so it can never hit. */
+    if (len == 0 || len > OCSP_MAX_REQUEST)
+        goto error;
+    struct err ce;
+    if (!(rt = ca_runtime_get(env, partition, ca_id, &ce))) {
+        status = OCSP_RESPONSE_STATUS_UNAUTHORIZED;
+        goto error;
+    }
+    ca = &rt->rec;
+    if (strcmp(ca->status, "active") != 0 || !ca->ocsp_enabled || !(o = get_ca(cache, env, ca))) {
+        status = OCSP_RESPONSE_STATUS_UNAUTHORIZED;
+        goto error;
+    }
+    if (EVP_Digest(reqder, len, key, NULL, EVP_sha256(), NULL) != 1)
+        goto out;
+    if (cache_lookup(o, key, now, out)) {
+        rc = 0;
+        goto out;
+    }
     const unsigned char *q = reqder;
-    if (len == 0 || len > OCSP_MAX_REQUEST || !(req = d2i_OCSP_REQUEST(NULL, &q, (long)len)) || q != reqder + len)
+    if (!(req = d2i_OCSP_REQUEST(NULL, &q, (long)len)) || q != reqder + len)
         goto error;
     int nreq = OCSP_request_onereq_count(req);
     int nonce = check_nonce(req);
     if (nreq < 1 || nreq > OCSP_MAX_IDS || nonce < 0)
         goto error;
     status = OCSP_RESPONSE_STATUS_UNAUTHORIZED;
-    if (!ca_id_valid(ca_id) || env->store->ops->ca_get(env->store, partition, ca_id, &ca) != STORE_OK ||
-        strcmp(ca.status, "active") != 0 || !ca.ocsp_enabled || !(o = get_ca(cache, env, &ca)))
-        goto error;
     if (OCSP_request_is_signed(req)) {
         /* Verify the signature with the certificate the requester included;
          * we do not chain it (no requester trust store is configured). */
@@ -464,23 +485,6 @@ int ocsp_respond(const struct ca_env *env, struct ocsp_cache *cache, const char 
         X509_STORE_free(st);
         if (!ok)
             goto error;
-    }
-    /* Nonce-less requests: cache key = SHA-256 over the request list. */
-    if (nonce == 0) {
-        EVP_MD_CTX *h = EVP_MD_CTX_new();
-        int ok = h && EVP_DigestInit_ex(h, EVP_sha256(), NULL) == 1;
-        for (int i = 0; ok && i < nreq; i++) {
-            unsigned char *d = NULL;
-            int n = i2d_OCSP_CERTID(OCSP_onereq_get0_id(OCSP_request_onereq_get0(req, i)), &d);
-            ok = n > 0 && EVP_DigestUpdate(h, d, (size_t)n) == 1;
-            OPENSSL_free(d);
-        }
-        ok = ok && EVP_DigestFinal_ex(h, key, NULL) == 1;
-        EVP_MD_CTX_free(h);
-        if (ok && cache_lookup(o, key, now, out)) {
-            rc = 0;
-            goto out;
-        }
     }
 
     if (!(bs = OCSP_BASICRESP_new()))
@@ -502,7 +506,7 @@ int ocsp_respond(const struct ca_env *env, struct ocsp_cache *cache, const char 
             matched++;
             char *hex = serial_hex(sn);
             struct cert_rec cr;
-            if (hex && env->store->ops->cert_get(env->store, partition, ca.pk, hex, &cr) == STORE_OK) {
+            if (hex && env->store->ops->cert_get(env->store, partition, ca->pk, hex, &cr) == STORE_OK) {
                 if (strcmp(cr.status, "issued") == 0) {
                     st = V_OCSP_CERTSTATUS_GOOD;
                 } else {
@@ -559,6 +563,6 @@ out:
     OCSP_REQUEST_free(req);
     OCSP_BASICRESP_free(bs);
     OCSP_RESPONSE_free(resp);
-    ca_rec_free(&ca);
+    ca_runtime_release(rt);
     return rc;
 }

@@ -1327,6 +1327,10 @@ static int load_json_object(const char *path, json_t **out)
     if (rc)
         goto out;
     rc = EXIT_API;
+    if (b.len == 0) {
+        fprintf(stderr, "error: '%s' is empty\n", path);
+        goto out;
+    }
     *out = json_loadb((const char *)b.data, b.len, JSON_REJECT_DUPLICATES, &err);
     if (!*out) {
         fprintf(stderr, "error: '%s' is not valid JSON (line %d): %s\n", path, err.line, err.text);
@@ -1605,7 +1609,7 @@ static int cmd_ca_profiles_add(struct ctx *x, const struct args *a, const char *
         put_clean(stdout, argv[1]);
         fputs(" to CA ", stdout);
         put_clean(stdout, argv[0]);
-        fputs(". Assigned profiles:\n", stdout);
+        fputs(".\nAssigned profiles:\n", stdout);
     }
     rc = print_ca_profiles(x, res, argv[0]);
 out:
@@ -1725,7 +1729,7 @@ static int read_password_file(const char *path, char **pw)
     if (rc)
         goto out;
     rc = EXIT_API;
-    n = strcspn((const char *)b.data, "\r\n");
+    n = b.len ? strcspn((const char *)b.data, "\r\n") : 0;
     if (n == 0) {
         fprintf(stderr, "error: '%s' holds an empty password\n", path);
         goto out;
@@ -1757,14 +1761,16 @@ static char *read_hidden(const char *prompt)
     char *res = NULL;
     int restore = 0;
 
-    fputs(prompt, stderr);
-    fflush(stderr);
+    /* Echo goes off before the prompt appears, so nothing typed after the
+     * prompt can be shown (or flushed away by TCSAFLUSH). */
     if (tcgetattr(STDIN_FILENO, &old) == 0) {
         quiet = old;
         quiet.c_lflag &= ~(tcflag_t)ECHO;
         quiet.c_lflag |= ECHONL;
         restore = tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet) == 0;
     }
+    fputs(prompt, stderr);
+    fflush(stderr);
     n = getline(&line, &cap, stdin);
     if (restore)
         tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);

@@ -83,9 +83,8 @@ static int hexval(char c)
 /* Appends DER for one entry. Entries are built in a small bounded array
  * (a serial is at most 20 octets, RFC 5280 4.1.2.2): no allocation per
  * entry, which matters at a million entries. */
-static int add_entry(const struct revoked_entry *re, void *ctx)
+int crl_encode_entry(const struct revoked_entry *re, struct buf *out)
 {
-    struct build *bd = ctx;
     unsigned char sn[21], e[160];
     size_t n = strlen(re->serial), snlen = 0, k = 0;
     if (n == 0 || n % 2 || n / 2 > sizeof sn)
@@ -148,15 +147,22 @@ static int add_entry(const struct revoked_entry *re, void *ctx)
     e[k++] = (unsigned char)bl; /* bl < 128 always: short form */
     memcpy(e + k, body, bl);
     k += bl;
-    if (buf_append(&bd->entries, e, k) != 0)
-        goto bad;
-    bd->count++;
-    return 0;
+    return buf_append(out, e, k);
 bad_tmp:
     buf_free(&tmp);
 bad:
-    bd->failed = 1;
     return -1;
+}
+
+static int add_entry(const struct revoked_entry *re, void *ctx)
+{
+    struct build *bd = ctx;
+    if (crl_encode_entry(re, &bd->entries) != 0) {
+        bd->failed = 1;
+        return -1;
+    }
+    bd->count++;
+    return 0;
 }
 
 static int append_ext(struct buf *b, X509_EXTENSION *x)

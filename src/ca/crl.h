@@ -30,6 +30,12 @@ struct crl_blob {
 };
 void crl_blob_release(struct crl_blob *b);
 
+struct buf;
+/* Appends the DER of one revokedCertificates entry (RFC 5280 5.1.2.6):
+ * minimal INTEGER serial, UTCTime/GeneralizedTime revocation date, and the
+ * entry extensions. -1 on a malformed serial. */
+int crl_encode_entry(const struct revoked_entry *re, struct buf *out);
+
 /* Builds, signs and stores a new CRL; returns it (caller releases). */
 struct crl_blob *crl_generate(const struct ca_env *env, const struct ca_rec *ca, struct err *e);
 

@@ -379,7 +379,7 @@ static int error_response(int status, struct ocsp_answer *out)
 }
 
 /* RFC 8954: the nonce value is 1 to 32 octets. -1 malformed, 0 absent, 1 ok. */
-static int check_nonce(OCSP_REQUEST *req)
+int ocsp_nonce_check(OCSP_REQUEST *req)
 {
     int idx = OCSP_REQUEST_get_ext_by_NID(req, NID_id_pkix_OCSP_Nonce, -1);
     if (idx < 0)
@@ -473,7 +473,7 @@ int ocsp_respond(const struct ca_env *env, struct ocsp_cache *cache, const char 
     if (!(req = d2i_OCSP_REQUEST(NULL, &q, (long)len)) || q != reqder + len)
         goto error;
     int nreq = OCSP_request_onereq_count(req);
-    int nonce = check_nonce(req);
+    int nonce = ocsp_nonce_check(req);
     if (nreq < 1 || nreq > OCSP_MAX_IDS || nonce < 0)
         goto error;
     status = OCSP_RESPONSE_STATUS_UNAUTHORIZED;

@@ -27,6 +27,12 @@
 #define OCSP_ROLLOVER_DAYS 7
 #define OCSP_VALIDITY_S (24 * 3600)
 
+#include <openssl/ocsp.h>
+
+/* RFC 8954 nonce rules: -1 malformed (not an OCTET STRING of 1-32 octets,
+ * or given twice), 0 absent, 1 present and acceptable. */
+int ocsp_nonce_check(OCSP_REQUEST *req);
+
 /* Issues (or rolls over) the responder certificate of an OCSP-enabled CA. */
 int ocsp_responder_ensure(const struct ca_env *env, const struct ca_rec *ca, struct err *e);
 

@@ -22,7 +22,7 @@ struct api_ctx {
 
 /* After any status change of a certificate issued by `ca`: the CRL is due
  * (now, when publish_now) and cached OCSP answers are dropped. */
-void api_status_changed(struct api_ctx *ctx, const struct ca_rec *ca, bool publish_now);
+void api_status_changed(struct api_ctx *ctx, const struct ca_rec *ca, const char *serial, bool publish_now);
 
 /* The route table of the daemon (static storage). */
 const struct router *api_router(void);

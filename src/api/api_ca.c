@@ -143,6 +143,7 @@ static json_t *ca_json(const struct ca_env *env, const struct ca_rec *c)
     X509_free(x);
     json_object_set_new(o, "crlEnabled", json_boolean(c->crl_enabled));
     json_object_set_new(o, "ocspEnabled", json_boolean(c->ocsp_enabled));
+    json_object_set_new(o, "crlPartitions", json_integer(c->crl_shards > 1 ? c->crl_shards : 0));
     json_object_set_new(o, "urls", json_pack("{s:o,s:o,s:o}", "cagw", jtake_str(ca_url_cagw(env, c->partition_id, c->id)),
                                              "crl", c->crl_enabled ? jtake_str(ca_url_crl(env, c->partition_id, c->id))
                                                                    : json_null(),
@@ -204,7 +205,8 @@ void api_ca_create(struct http_req *req, struct http_resp *resp)
     struct jerr je;
     struct err e;
     static const char *const keys[] = {"id", "friendlyName", "type", "parentId", "signingKeyDetails", "subject",
-                                       "expiryDate", "pathLength", "enableCrl", "enableOcsp", "certificate", "profiles", NULL};
+                                       "expiryDate", "pathLength", "enableCrl", "enableOcsp", "certificate", "profiles",
+                                       "crlPartitions", NULL};
     json_t *j = NULL;
     const char *cert = NULL;
     long long pl = 0;
@@ -225,6 +227,13 @@ void api_ca_create(struct http_req *req, struct http_resp *resp)
         goto out;
     }
     cr.path_len = (int)pl;
+    long long shards = 0;
+    bool has_shards = false;
+    if (jget_int(j, "crlPartitions", 0, 1024, &shards, &has_shards, &je)) {
+        resp_error(resp, 400, "invalid_field", je.field, "%s", je.msg);
+        goto out;
+    }
+    cr.crl_shards = (int)shards;
     if (json_object_get(j, "enableCrl") && !json_is_null(json_object_get(j, "enableCrl"))) {
         if (jget_bool(j, "enableCrl", &cr.crl, &je)) {
             resp_error(resp, 400, "invalid_field", je.field, "%s", je.msg);

@@ -499,7 +499,7 @@ static void status_change(struct http_req *req, struct http_resp *resp, const ch
         resp_error(resp, 503, "unavailable", NULL, "store unavailable");
         goto out;
     }
-    api_status_changed(ctx, &c, json_is_true(json_object_get(body, "publishNow")));
+    api_status_changed(ctx, &c, cr.serial, json_is_true(json_object_get(body, "publishNow")));
     cert_rec_free(&cr);
     if (load_cert(req, resp, &c, &cr) == 0)
         resp_json(resp, 200, cert_detail(&cr));

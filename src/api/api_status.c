@@ -22,19 +22,15 @@ static void http_date(int64_t t, char *out, size_t n)
     strftime(out, n, "%a, %d %b %Y %H:%M:%S GMT", &tm);
 }
 
-void api_status_changed(struct api_ctx *ctx, const struct ca_rec *ca, bool publish_now)
+void api_status_changed(struct api_ctx *ctx, const struct ca_rec *ca, const char *serial, bool publish_now)
 {
-    ocsp_cache_invalidate(ctx->ocsp, ca->pk);
+    ocsp_cache_changed(ctx->ocsp, ca->pk, serial);
     if (!ca->crl_enabled)
         return;
     crl_cache_mark_dirty(ctx->crls, ca->pk, time_now());
     if (publish_now) {
         struct err e;
-        struct crl_blob *b = crl_generate(&ctx->env, ca, &e);
-        if (b) {
-            crl_cache_put(ctx->crls, ca->pk, b);
-            crl_blob_release(b);
-        }
+        crl_blob_release(crl_publish_all(ctx->crls, &ctx->env, ca, &e));
     }
 }
 
@@ -49,15 +45,37 @@ static int live_ca(struct api_ctx *ctx, const char *partition, const char *id, s
     return 0;
 }
 
-/* GET /crl/{accountId}/{caId}/crl.crl — DER, cacheable until nextUpdate. */
+/* "crl.crl" → CRL_FULL, "crl-<n>.crl" → shard n, else -2. */
+static int crl_file_shard(const char *f)
+{
+    if (strcmp(f, "crl.crl") == 0)
+        return CRL_FULL;
+    int n = 0, used = 0;
+    if (sscanf(f, "crl-%4d.crl%n", &n, &used) == 1 && (size_t)used == strlen(f) && n >= 0 && n < CRL_MAX_SHARDS) {
+        char canon[32];
+        snprintf(canon, sizeof canon, "crl-%d.crl", n);
+        if (strcmp(canon, f) == 0)
+            return n;
+    }
+    return -2;
+}
+
+/* GET /crl/{accountId}/{caId}/crl.crl (or crl-<shard>.crl) — DER, cacheable
+ * until nextUpdate. */
 void api_public_crl(struct http_req *req, struct http_resp *resp)
 {
     struct api_ctx *ctx = req->app;
     struct ca_rec c;
     struct err e;
     snprintf(req->partition, sizeof req->partition, "%.64s", req->params[0]);
-    if (strcmp(req->params[2], "crl.crl") != 0 || live_ca(ctx, req->params[0], req->params[1], &c) != 0) {
+    int shard = crl_file_shard(req->params[2]);
+    if (shard < -1 || live_ca(ctx, req->params[0], req->params[1], &c) != 0) {
         resp_error(resp, 404, "not_found", NULL, "no such CRL");
+        return;
+    }
+    if (shard >= 0 && shard >= c.crl_shards) {
+        resp_error(resp, 404, "not_found", NULL, "no such CRL partition");
+        ca_rec_free(&c);
         return;
     }
     if (!c.crl_enabled) {
@@ -65,7 +83,7 @@ void api_public_crl(struct http_req *req, struct http_resp *resp)
         ca_rec_free(&c);
         return;
     }
-    struct crl_blob *b = crl_cache_get(ctx->crls, &ctx->env, &c, &e);
+    struct crl_blob *b = crl_cache_get(ctx->crls, &ctx->env, &c, shard, &e);
     ca_rec_free(&c);
     if (!b) {
         resp_error(resp, 503, "unavailable", NULL, "CRL not available yet");
@@ -158,7 +176,19 @@ void api_ca_crl_get(struct http_req *req, struct http_resp *resp)
     struct err e;
     if (admin_ca(req, resp, AUTHZ_CA_READ, &c) != 0)
         return;
-    struct crl_blob *b = crl_cache_get(ctx->crls, &ctx->env, &c, &e);
+    const char *sh = http_query(req, "partition");
+    int shard = CRL_FULL;
+    if (sh) {
+        char *end = NULL;
+        long v = strtol(sh, &end, 10);
+        if (!end || *end || v < 0 || v >= c.crl_shards) {
+            resp_error(resp, 400, "invalid_field", "partition", "partition: 0-%d for this CA", c.crl_shards - 1);
+            ca_rec_free(&c);
+            return;
+        }
+        shard = (int)v;
+    }
+    struct crl_blob *b = crl_cache_get(ctx->crls, &ctx->env, &c, shard, &e);
     ca_rec_free(&c);
     if (!b) {
         resp_err(resp, &e);
@@ -191,14 +221,12 @@ void api_ca_crl_publish(struct http_req *req, struct http_resp *resp)
     struct err e;
     if (admin_ca(req, resp, AUTHZ_CERT_MANAGE, &c) != 0)
         return;
-    struct crl_blob *b = crl_generate(&ctx->env, &c, &e);
-    int64_t pk = c.pk;
+    struct crl_blob *b = crl_publish_all(ctx->crls, &ctx->env, &c, &e);
     ca_rec_free(&c);
     if (!b) {
         resp_err(resp, &e);
         return;
     }
-    crl_cache_put(ctx->crls, pk, b);
     char tu[32], nu[32];
     time_format_rfc3339(b->this_update, tu, sizeof tu);
     time_format_rfc3339(b->next_update, nu, sizeof nu);
@@ -215,7 +243,7 @@ void api_ca_crls(struct http_req *req, struct http_resp *resp)
     size_t n = 0;
     if (admin_ca(req, resp, AUTHZ_CA_READ, &c) != 0)
         return;
-    int s = ctx->store->ops->crl_list(ctx->store, c.partition_id, c.pk, 100, &items, &n);
+    int s = ctx->store->ops->crl_list(ctx->store, c.partition_id, c.pk, -2, 100, &items, &n);
     ca_rec_free(&c);
     if (s != STORE_OK) {
         resp_error(resp, 503, "unavailable", NULL, "store unavailable");
@@ -226,9 +254,10 @@ void api_ca_crls(struct http_req *req, struct http_resp *resp)
         char tu[32], nu[32];
         time_format_rfc3339(items[i].this_update, tu, sizeof tu);
         time_format_rfc3339(items[i].next_update, nu, sizeof nu);
-        json_array_append_new(a, json_pack("{s:I,s:s,s:s,s:I}", "crlNumber", (json_int_t)items[i].number,
+        json_array_append_new(a, json_pack("{s:I,s:s,s:s,s:I,s:o}", "crlNumber", (json_int_t)items[i].number,
                                            "thisUpdate", tu, "nextUpdate", nu, "entries",
-                                           (json_int_t)items[i].entries));
+                                           (json_int_t)items[i].entries, "partition",
+                                           items[i].shard >= 0 ? json_integer(items[i].shard) : json_null()));
         crl_rec_free(&items[i]);
     }
     free(items);

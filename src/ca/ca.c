@@ -41,6 +41,14 @@ char *ca_url_crl(const struct ca_env *env, const char *partition, const char *id
     return s;
 }
 
+char *ca_url_crl_shard(const struct ca_env *env, const char *partition, const char *id, int shard)
+{
+    char *s = NULL;
+    if (asprintf(&s, "%s/crl/%s/%s/crl-%d.crl", env->http_base, partition, id, shard) < 0)
+        return NULL;
+    return s;
+}
+
 char *ca_url_ocsp(const struct ca_env *env, const char *partition, const char *id)
 {
     char *s = NULL;
@@ -315,6 +323,7 @@ static void fill_cert_rec(struct cert_rec *cr, const char *partition, int64_t is
     cr->revocation_reason = -1;
     cr->requester = (char *)actor;
     cr->is_ca = true;
+    cr->crl_shard = -1;
     cr->der = (unsigned char *)der;
     cr->der_len = len;
     cr->created_at = now;
@@ -565,6 +574,14 @@ int ca_create(const struct ca_env *env, const char *partition, const struct ca_c
     }
 
     c.crl_enabled = req->has_crl ? req->crl : true;
+    if (req->crl_shards) {
+        if (!is_sub || !c.crl_enabled || req->crl_shards < 2 || req->crl_shards > 1024) {
+            err_set(e, 400, "invalid_field", "crlPartitions",
+                    "crlPartitions: 2-1024, for issuing (subord) CAs with CRL enabled");
+            goto out;
+        }
+        c.crl_shards = req->crl_shards;
+    }
     c.ocsp_enabled = is_sub && req->has_ocsp && req->ocsp;
 
     /* Key */

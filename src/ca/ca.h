@@ -37,6 +37,7 @@ struct ca_env {
     const unsigned char *mkey;  /* MASTER_KEY_LEN bytes */
     const char *http_base;      /* e.g. http://127.0.0.1:8080 (CRL, OCSP, AIA) */
     const char *https_base;     /* e.g. https://127.0.0.1:8443 (API, CAGW) */
+    bool ocsp_require_signed;   /* OCSP requests without a signature get sigRequired */
 };
 
 struct ca_create_req {
@@ -51,6 +52,7 @@ struct ca_create_req {
     int path_len;
     bool has_crl, crl;
     bool has_ocsp, ocsp;
+    int crl_shards;             /* 0 = one full CRL */
     const unsigned char *cert;  /* externalKey: PEM or DER */
     size_t cert_len;
 };
@@ -75,6 +77,7 @@ X509 *ca_parse_cert(const unsigned char *data, size_t len);
 
 /* URLs of a CA's services (malloc'd). */
 char *ca_url_crl(const struct ca_env *env, const char *partition, const char *id);
+char *ca_url_crl_shard(const struct ca_env *env, const char *partition, const char *id, int shard);
 char *ca_url_ocsp(const struct ca_env *env, const char *partition, const char *id);
 char *ca_url_issuer_cert(const struct ca_env *env, const char *partition, const char *id);
 char *ca_url_cagw(const struct ca_env *env, const char *partition, const char *id);

@@ -240,7 +240,40 @@ out:
     return rc;
 }
 
-struct crl_blob *crl_generate(const struct ca_env *env, const struct ca_rec *ca, struct err *e)
+int crl_shard_of(const unsigned char *serial, size_t len, int shards)
+{
+    uint32_t v = 0;
+    for (size_t i = 0; i < len && i < 4; i++)
+        v = v << 8 | serial[i];
+    return shards > 1 ? (int)(v % (uint32_t)shards) : -1;
+}
+
+static X509_EXTENSION *ext_idp(const char *url)
+{
+    ISSUING_DIST_POINT *idp = ISSUING_DIST_POINT_new();
+    GENERAL_NAME *gn = GENERAL_NAME_new();
+    ASN1_IA5STRING *u = ASN1_IA5STRING_new();
+    X509_EXTENSION *x = NULL;
+    if (!idp || !gn || !u || ASN1_STRING_set(u, url, (int)strlen(url)) != 1)
+        goto out;
+    GENERAL_NAME_set0_value(gn, GEN_URI, u);
+    u = NULL;
+    if (!(idp->distpoint = DIST_POINT_NAME_new()) || !(idp->distpoint->name.fullname = GENERAL_NAMES_new()))
+        goto out;
+    idp->distpoint->type = 0;
+    if (!sk_GENERAL_NAME_push(idp->distpoint->name.fullname, gn))
+        goto out;
+    gn = NULL;
+    idp->onlyuser = 0xff; /* shards exist only on issuing CAs: end-entity certificates */
+    x = X509V3_EXT_i2d(NID_issuing_distribution_point, 1, idp); /* critical: RFC 5280 5.2.5 */
+out:
+    ISSUING_DIST_POINT_free(idp);
+    GENERAL_NAME_free(gn);
+    ASN1_IA5STRING_free(u);
+    return x;
+}
+
+struct crl_blob *crl_generate(const struct ca_env *env, const struct ca_rec *ca, int shard, struct err *e)
 {
     struct build bd;
     struct buf tbs, inner, crlext, tmp;
@@ -264,7 +297,7 @@ struct crl_blob *crl_generate(const struct ca_env *env, const struct ca_rec *ca,
     }
     if (env->store->ops->crl_next_number(env->store, ca->partition_id, ca->pk, &number) != STORE_OK)
         goto fail;
-    if (env->store->ops->cert_iter_revoked(env->store, ca->partition_id, ca->pk, add_entry, &bd) != STORE_OK ||
+    if (env->store->ops->cert_iter_revoked(env->store, ca->partition_id, ca->pk, shard, add_entry, &bd) != STORE_OK ||
         bd.failed)
         goto fail;
 
@@ -279,6 +312,13 @@ struct crl_blob *crl_generate(const struct ca_env *env, const struct ca_rec *ca,
     if (!(num = ASN1_INTEGER_new()) || ASN1_INTEGER_set_int64(num, number) != 1 ||
         append_ext(&crlext, X509V3_EXT_i2d(NID_crl_number, 0, num)))
         goto fail;
+    if (shard >= 0) {
+        char *url = ca_url_crl_shard(env, ca->partition_id, ca->id, shard);
+        int bad = !url || append_ext(&crlext, ext_idp(url));
+        free(url);
+        if (bad)
+            goto fail;
+    }
     {
         /* expiredCertsOnCRL: entries are kept after expiry, since the CA's
          * own notBefore. */
@@ -319,14 +359,14 @@ struct crl_blob *crl_generate(const struct ca_env *env, const struct ca_rec *ca,
         log_error("CRL for %s/%s failed its signature self-check", ca->partition_id, ca->id);
         goto fail;
     }
-    struct crl_rec rec = {number, now, nu, (int64_t)bd.count, der, derlen};
+    struct crl_rec rec = {shard, number, now, nu, (int64_t)bd.count, der, derlen};
     if (env->store->ops->crl_save(env->store, ca->partition_id, ca->pk, &rec) != STORE_OK)
         goto fail;
     if (!(res = blob_new(der, derlen, number, now, nu)))
         goto fail;
     der = NULL;
-    log_info("CRL %s/%s number %lld: %zu entries, %zu bytes, %.0f ms", ca->partition_id, ca->id, (long long)number,
-             bd.count, derlen, time_mono_ms() - t0);
+    log_info("CRL %s/%s shard %d number %lld: %zu entries, %zu bytes, %.0f ms", ca->partition_id, ca->id, shard,
+             (long long)number, bd.count, derlen, time_mono_ms() - t0);
     goto out;
 fail:
     err_set(e, 500, "internal", "", "CRL generation failed");
@@ -348,6 +388,7 @@ out:
 
 struct slot {
     int64_t ca_pk;
+    int shard;
     struct crl_blob *blob;
     int64_t dirty_since;
 };
@@ -377,10 +418,10 @@ void crl_cache_free(struct crl_cache *c)
     free(c);
 }
 
-static struct slot *slot_for(struct crl_cache *c, int64_t pk, bool create)
+static struct slot *slot_for(struct crl_cache *c, int64_t pk, int shard, bool create)
 {
     for (size_t i = 0; i < c->n; i++)
-        if (c->slots[i].ca_pk == pk)
+        if (c->slots[i].ca_pk == pk && c->slots[i].shard == shard)
             return &c->slots[i];
     if (!create)
         return NULL;
@@ -395,50 +436,60 @@ static struct slot *slot_for(struct crl_cache *c, int64_t pk, bool create)
     struct slot *s = &c->slots[c->n++];
     memset(s, 0, sizeof(*s));
     s->ca_pk = pk;
+    s->shard = shard;
     return s;
 }
 
-void crl_cache_put(struct crl_cache *c, int64_t ca_pk, struct crl_blob *b)
+void crl_cache_put(struct crl_cache *c, int64_t ca_pk, int shard, struct crl_blob *b)
 {
     pthread_mutex_lock(&c->mu);
-    struct slot *s = slot_for(c, ca_pk, true);
+    struct slot *s = slot_for(c, ca_pk, shard, true);
     if (s) {
         /* never replace a newer CRL with an older one */
         if (!s->blob || s->blob->number < b->number) {
             crl_blob_release(s->blob);
             atomic_fetch_add(&b->refs, 1);
             s->blob = b;
-            if (s->dirty_since && s->dirty_since <= b->this_update)
-                s->dirty_since = 0;
         }
     }
     pthread_mutex_unlock(&c->mu);
 }
 
+/* Dirtiness belongs to the CA (all its scopes): kept on the full-CRL slot
+ * and cleared by crl_cache_clean once every scope has been rebuilt. */
 void crl_cache_mark_dirty(struct crl_cache *c, int64_t ca_pk, int64_t now)
 {
     pthread_mutex_lock(&c->mu);
-    struct slot *s = slot_for(c, ca_pk, true);
+    struct slot *s = slot_for(c, ca_pk, CRL_FULL, true);
     if (s && !s->dirty_since)
         s->dirty_since = now;
+    pthread_mutex_unlock(&c->mu);
+}
+
+void crl_cache_clean(struct crl_cache *c, int64_t ca_pk, int64_t since)
+{
+    pthread_mutex_lock(&c->mu);
+    struct slot *s = slot_for(c, ca_pk, CRL_FULL, false);
+    if (s && s->dirty_since && s->dirty_since <= since)
+        s->dirty_since = 0;
     pthread_mutex_unlock(&c->mu);
 }
 
 int64_t crl_cache_dirty_since(struct crl_cache *c, int64_t ca_pk)
 {
     pthread_mutex_lock(&c->mu);
-    struct slot *s = slot_for(c, ca_pk, false);
+    struct slot *s = slot_for(c, ca_pk, CRL_FULL, false);
     int64_t d = s ? s->dirty_since : 0;
     pthread_mutex_unlock(&c->mu);
     return d;
 }
 
-struct crl_blob *crl_cache_get(struct crl_cache *c, const struct ca_env *env, const struct ca_rec *ca,
+struct crl_blob *crl_cache_get(struct crl_cache *c, const struct ca_env *env, const struct ca_rec *ca, int shard,
                                struct err *e)
 {
     struct crl_blob *b = NULL;
     pthread_mutex_lock(&c->mu);
-    struct slot *s = slot_for(c, ca->pk, false);
+    struct slot *s = slot_for(c, ca->pk, shard, false);
     if (s && s->blob) {
         b = s->blob;
         atomic_fetch_add(&b->refs, 1);
@@ -448,16 +499,37 @@ struct crl_blob *crl_cache_get(struct crl_cache *c, const struct ca_env *env, co
         return b;
     struct crl_rec rec;
     memset(&rec, 0, sizeof rec);
-    if (env->store->ops->crl_latest(env->store, ca->partition_id, ca->pk, &rec) == STORE_OK &&
+    if (env->store->ops->crl_latest(env->store, ca->partition_id, ca->pk, shard, &rec) == STORE_OK &&
         rec.next_update > time_now()) {
         b = blob_new(rec.der, rec.der_len, rec.number, rec.this_update, rec.next_update);
         if (!b)
             free(rec.der);
     } else {
         crl_rec_free(&rec);
-        b = crl_generate(env, ca, e);
+        b = crl_generate(env, ca, shard, e);
     }
     if (b)
-        crl_cache_put(c, ca->pk, b);
+        crl_cache_put(c, ca->pk, shard, b);
     return b;
+}
+
+struct crl_blob *crl_publish_all(struct crl_cache *c, const struct ca_env *env, const struct ca_rec *ca,
+                                 struct err *e)
+{
+    int64_t started = time_now();
+    struct crl_blob *full = crl_generate(env, ca, CRL_FULL, e);
+    if (!full)
+        return NULL;
+    crl_cache_put(c, ca->pk, CRL_FULL, full);
+    for (int shard = 0; ca->crl_shards > 1 && shard < ca->crl_shards; shard++) {
+        struct crl_blob *b = crl_generate(env, ca, shard, e);
+        if (!b) {
+            crl_blob_release(full);
+            return NULL;
+        }
+        crl_cache_put(c, ca->pk, shard, b);
+        crl_blob_release(b);
+    }
+    crl_cache_clean(c, ca->pk, started);
+    return full;
 }

@@ -36,17 +36,34 @@ struct buf;
  * entry extensions. -1 on a malformed serial. */
 int crl_encode_entry(const struct revoked_entry *re, struct buf *out);
 
-/* Builds, signs and stores a new CRL; returns it (caller releases). */
-struct crl_blob *crl_generate(const struct ca_env *env, const struct ca_rec *ca, struct err *e);
+#define CRL_FULL (-1)
+#define CRL_MAX_SHARDS 1024
+
+/* Builds, signs and stores a new CRL of one scope (CRL_FULL, or a shard of
+ * a partitioned CA: then with a critical issuingDistributionPoint naming the
+ * shard's URL and onlyContainsUserCerts); returns it (caller releases). */
+struct crl_blob *crl_generate(const struct ca_env *env, const struct ca_rec *ca, int shard, struct err *e);
+/* Shard of a certificate serial (hex) for a CA with `shards` partitions:
+ * the first 32 bits of the serial modulo shards. */
+int crl_shard_of(const unsigned char *serial, size_t len, int shards);
 
 struct crl_cache;
 struct crl_cache *crl_cache_new(void);
 void crl_cache_free(struct crl_cache *c);
 /* Latest CRL of a CA: from memory, else the store, else built now. */
-struct crl_blob *crl_cache_get(struct crl_cache *c, const struct ca_env *env, const struct ca_rec *ca,
+struct crl_blob *crl_cache_get(struct crl_cache *c, const struct ca_env *env, const struct ca_rec *ca, int shard,
                                struct err *e);
-void crl_cache_put(struct crl_cache *c, int64_t ca_pk, struct crl_blob *b);
+void crl_cache_put(struct crl_cache *c, int64_t ca_pk, int shard, struct crl_blob *b);
 void crl_cache_mark_dirty(struct crl_cache *c, int64_t ca_pk, int64_t now);
+/* Rebuilds every scope of a CA (the full CRL, then each shard), caches
+ * them and clears the CA's dirty mark. Returns the full CRL (caller
+ * releases) or NULL. */
+struct crl_blob *crl_publish_all(struct crl_cache *c, const struct ca_env *env, const struct ca_rec *ca,
+                                 struct err *e);
+
+/* Clears the dirty mark when it is not newer than `since` (the time the
+ * rebuild of every scope started). */
+void crl_cache_clean(struct crl_cache *c, int64_t ca_pk, int64_t since);
 /* When the CA's cached CRL was marked dirty (0 = clean). */
 int64_t crl_cache_dirty_since(struct crl_cache *c, int64_t ca_pk);
 

@@ -1,6 +1,7 @@
 #include "ca/issue.h"
 
 #include "ca/ca_cache.h"
+#include "ca/crl.h"
 
 #include "crypto/keyspec.h"
 #include "util/codec.h"
@@ -685,7 +686,16 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
     } else if (x509_ski_compute(X509_get0_pubkey(cacert), caski_buf) != 0 || push_ext(exts, ext_aki(caski_buf, SKI_LEN))) {
         goto oom;
     }
-    if (cap->crl_enabled && (!(crl = ca_url_crl(env, r->partition, cap->id)) || push_ext(exts, ext_crl_dp(crl))))
+    /* Serial first: a partitioned CA's shard derives from it and is fixed
+     * here, in the certificate's CRL distribution point. */
+    struct cert_template t;
+    memset(&t, 0, sizeof t);
+    if (x509_serial_new(t.serial) != 0)
+        goto internal;
+    int shard = crl_shard_of(t.serial, SERIAL_LEN, cap->crl_shards);
+    if (cap->crl_enabled &&
+        (!(crl = shard >= 0 ? ca_url_crl_shard(env, r->partition, cap->id, shard) : ca_url_crl(env, r->partition, cap->id)) ||
+         push_ext(exts, ext_crl_dp(crl))))
         goto oom;
     if (cap->ocsp_enabled && !(ocsp = ca_url_ocsp(env, r->partition, cap->id)))
         goto oom;
@@ -735,10 +745,6 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
     }
 
     /* Assemble, lint, sign */
-    struct cert_template t;
-    memset(&t, 0, sizeof t);
-    if (x509_serial_new(t.serial) != 0)
-        goto internal;
     t.subject = subject;
     t.issuer = X509_get_subject_name(cacert);
     t.pubkey = pub;
@@ -775,6 +781,7 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
     cr.profile_id = (char *)p->id;
     cr.requester = (char *)(r->requester ? r->requester : "unknown");
     cr.is_ca = p->ca;
+    cr.crl_shard = shard;
     cr.der = der;
     cr.der_len = dl;
     cr.created_at = now;

@@ -1,6 +1,7 @@
 #include "ca/ocsp.h"
 
 #include "ca/ca_cache.h"
+#include "ca/crl.h"
 
 #include "crypto/keyspec.h"
 #include "util/codec.h"
@@ -115,6 +116,7 @@ int ocsp_responder_ensure(const struct ca_env *env, const struct ca_rec *ca, str
     snprintf(cr.status, sizeof cr.status, "issued");
     cr.revocation_reason = -1;
     cr.profile_id = "ocsp-responder";
+    cr.crl_shard = -1; /* no CRL DP (id-pkix-ocsp-nocheck): listed on the full CRL only */
     cr.requester = "system";
     cr.der = der;
     cr.der_len = (size_t)dl;
@@ -150,6 +152,10 @@ struct cached {
     unsigned char *der;
     size_t len;
     int64_t this_update, next_update;
+    unsigned char *req;  /* the request, for refreshing ahead of nextUpdate */
+    size_t req_len;
+    char serial[48];     /* single-certificate requests: its serial */
+    bool multi;          /* several certificates: dropped on any change */
 };
 
 struct ocsp_ca {
@@ -185,8 +191,10 @@ struct ocsp_cache *ocsp_cache_new(void)
 
 static void table_clear(struct ocsp_ca *o)
 {
-    for (size_t i = 0; i < o->cap; i++)
+    for (size_t i = 0; i < o->cap; i++) {
         free(o->tab[i].der);
+        free(o->tab[i].req);
+    }
     free(o->tab);
     o->tab = NULL;
     o->cap = o->n = 0;
@@ -320,7 +328,8 @@ static int cache_lookup(struct ocsp_ca *o, const unsigned char key[32], int64_t 
     return hit;
 }
 
-static void cache_store(struct ocsp_ca *o, const unsigned char key[32], const struct ocsp_answer *a)
+static void cache_store(struct ocsp_ca *o, const unsigned char key[32], const struct ocsp_answer *a,
+                        const unsigned char *reqder, size_t reqlen, const char *serial, bool multi)
 {
     pthread_mutex_lock(&o->mu);
     if (o->n >= CACHE_MAX_PER_CA)
@@ -339,20 +348,27 @@ static void cache_store(struct ocsp_ca *o, const unsigned char key[32], const st
         free(old);
     }
     struct cached *s = slot(o, key);
-    unsigned char *d = malloc(a->len);
-    if (!s || !d) {
+    unsigned char *d = malloc(a->len), *rq = malloc(reqlen);
+    if (!s || !d || !rq) {
         free(d);
+        free(rq);
         goto out;
     }
     if (!s->der)
         o->n++;
     free(s->der);
+    free(s->req);
     memcpy(s->key, key, 32);
     memcpy(d, a->der, a->len);
+    memcpy(rq, reqder, reqlen);
     s->der = d;
     s->len = a->len;
     s->this_update = a->this_update;
     s->next_update = a->next_update;
+    s->req = rq;
+    s->req_len = reqlen;
+    snprintf(s->serial, sizeof s->serial, "%s", serial ? serial : "");
+    s->multi = multi;
 out:
     pthread_mutex_unlock(&o->mu);
 }
@@ -433,63 +449,46 @@ static char *serial_hex(const ASN1_INTEGER *ai)
     return out;
 }
 
-int ocsp_respond(const struct ca_env *env, struct ocsp_cache *cache, const char *partition, const char *ca_id,
-                 const unsigned char *reqder, size_t len, struct ocsp_answer *out)
+/* Parses, looks up and signs: the cache-miss path. Returns 0 with a signed
+ * answer, or an OCSP error status (> 0), or -1 when out of memory. For
+ * single-certificate requests the serial is reported for the cache. */
+static int build_answer(const struct ca_env *env, struct ocsp_ca *o, const struct ca_rec *ca,
+                        const unsigned char *reqder, size_t len, int64_t now, struct ocsp_answer *out, int *nonce,
+                        char serial[48], bool *multi)
 {
     OCSP_REQUEST *req = NULL;
     OCSP_BASICRESP *bs = NULL;
     OCSP_RESPONSE *resp = NULL;
-    struct ca_runtime *rt = NULL;
-    const struct ca_rec *ca = NULL;
-    struct ocsp_ca *o = NULL;
-    unsigned char key[32], *p = NULL;
-    int rc = -1, status = OCSP_RESPONSE_STATUS_MALFORMEDREQUEST;
-    int64_t now = time_now();
-    memset(out, 0, sizeof(*out));
-
-    /* The CA first (from the runtime cache), then the answer cache keyed by
-     * the request bytes themselves: a repeated nonce-less request costs one
-     * hash and one copy. Only nonce-less answers are ever stored, and a
-     * request with a nonce has different bytes, so it can never hit. */
-    if (len == 0 || len > OCSP_MAX_REQUEST)
-        goto error;
-    struct err ce;
-    if (!(rt = ca_runtime_get(env, partition, ca_id, &ce))) {
-        status = OCSP_RESPONSE_STATUS_UNAUTHORIZED;
-        goto error;
-    }
-    ca = &rt->rec;
-    if (strcmp(ca->status, "active") != 0 || !ca->ocsp_enabled || !(o = get_ca(cache, env, ca))) {
-        status = OCSP_RESPONSE_STATUS_UNAUTHORIZED;
-        goto error;
-    }
-    if (EVP_Digest(reqder, len, key, NULL, EVP_sha256(), NULL) != 1)
-        goto out;
-    if (cache_lookup(o, key, now, out)) {
-        rc = 0;
-        goto out;
-    }
+    ASN1_TIME *tu = NULL, *nu = NULL;
+    unsigned char *p = NULL;
+    int rc = OCSP_RESPONSE_STATUS_MALFORMEDREQUEST;
+    serial[0] = 0;
     const unsigned char *q = reqder;
     if (!(req = d2i_OCSP_REQUEST(NULL, &q, (long)len)) || q != reqder + len)
-        goto error;
+        goto out;
     int nreq = OCSP_request_onereq_count(req);
-    int nonce = ocsp_nonce_check(req);
-    if (nreq < 1 || nreq > OCSP_MAX_IDS || nonce < 0)
-        goto error;
-    status = OCSP_RESPONSE_STATUS_UNAUTHORIZED;
+    *nonce = ocsp_nonce_check(req);
+    *multi = nreq > 1;
+    if (nreq < 1 || nreq > OCSP_MAX_IDS || *nonce < 0)
+        goto out;
     if (OCSP_request_is_signed(req)) {
         /* Verify the signature with the certificate the requester included;
          * we do not chain it (no requester trust store is configured). */
         X509_STORE *st = X509_STORE_new();
         int ok = st && OCSP_request_verify(req, NULL, st, OCSP_NOVERIFY) == 1;
         X509_STORE_free(st);
-        if (!ok)
-            goto error;
-    }
-
-    if (!(bs = OCSP_BASICRESP_new()))
+        if (!ok) {
+            rc = OCSP_RESPONSE_STATUS_UNAUTHORIZED;
+            goto out;
+        }
+    } else if (env->ocsp_require_signed) {
+        rc = OCSP_RESPONSE_STATUS_SIGREQUIRED;
         goto out;
-    ASN1_TIME *tu = ASN1_TIME_set(NULL, (time_t)now), *nu = ASN1_TIME_set(NULL, (time_t)(now + OCSP_VALIDITY_S));
+    }
+    rc = -1;
+    if (!(bs = OCSP_BASICRESP_new()) || !(tu = ASN1_TIME_set(NULL, (time_t)now)) ||
+        !(nu = ASN1_TIME_set(NULL, (time_t)(now + OCSP_VALIDITY_S))))
+        goto out;
     int matched = 0;
     for (int i = 0; i < nreq; i++) {
         OCSP_CERTID *cid = OCSP_onereq_get0_id(OCSP_request_onereq_get0(req, i));
@@ -506,7 +505,9 @@ int ocsp_respond(const struct ca_env *env, struct ocsp_cache *cache, const char 
             matched++;
             char *hex = serial_hex(sn);
             struct cert_rec cr;
-            if (hex && env->store->ops->cert_get(env->store, partition, ca->pk, hex, &cr) == STORE_OK) {
+            if (hex && nreq == 1)
+                snprintf(serial, 48, "%s", hex);
+            if (hex && env->store->ops->cert_get(env->store, ca->partition_id, ca->pk, hex, &cr) == STORE_OK) {
                 if (strcmp(cr.status, "issued") == 0) {
                     st = V_OCSP_CERTSTATUS_GOOD;
                 } else {
@@ -522,7 +523,7 @@ int ocsp_respond(const struct ca_env *env, struct ocsp_cache *cache, const char 
         OCSP_SINGLERESP *single = OCSP_basic_add1_status(bs, cid, st, reason, rev, tu, nu);
         ASN1_TIME_free(rev);
         if (!single)
-            goto sfail;
+            goto out;
         if (same && o->archive_cutoff) {
             ASN1_GENERALIZEDTIME *ac = ASN1_GENERALIZEDTIME_set(NULL, (time_t)o->archive_cutoff);
             X509_EXTENSION *x = ac ? X509V3_EXT_i2d(NID_id_pkix_OCSP_archiveCutoff, 0, ac) : NULL;
@@ -530,14 +531,14 @@ int ocsp_respond(const struct ca_env *env, struct ocsp_cache *cache, const char 
             X509_EXTENSION_free(x);
             ASN1_GENERALIZEDTIME_free(ac);
             if (!ok)
-                goto sfail;
+                goto out;
         }
     }
-    ASN1_TIME_free(tu);
-    ASN1_TIME_free(nu);
-    if (!matched)
-        goto error;
-    if (nonce > 0 && OCSP_copy_nonce(bs, req) != 1)
+    if (!matched) {
+        rc = OCSP_RESPONSE_STATUS_UNAUTHORIZED;
+        goto out;
+    }
+    if (*nonce > 0 && OCSP_copy_nonce(bs, req) != 1)
         goto out;
     if (sign_basic(o, bs) != 0 || !(resp = OCSP_response_create(OCSP_RESPONSE_STATUS_SUCCESSFUL, bs)))
         goto out;
@@ -548,21 +549,159 @@ int ocsp_respond(const struct ca_env *env, struct ocsp_cache *cache, const char 
     out->len = (size_t)n;
     out->this_update = now;
     out->next_update = now + OCSP_VALIDITY_S;
-    if (nonce == 0)
-        cache_store(o, key, out);
     rc = 0;
-    goto out;
-sfail:
+out:
     ASN1_TIME_free(tu);
     ASN1_TIME_free(nu);
-    goto out;
-error:
-    rc = error_response(status, out);
-out:
     OPENSSL_free(p);
     OCSP_REQUEST_free(req);
     OCSP_BASICRESP_free(bs);
     OCSP_RESPONSE_free(resp);
+    return rc;
+}
+
+int ocsp_respond(const struct ca_env *env, struct ocsp_cache *cache, const char *partition, const char *ca_id,
+                 const unsigned char *reqder, size_t len, struct ocsp_answer *out)
+{
+    struct ca_runtime *rt = NULL;
+    struct ocsp_ca *o = NULL;
+    unsigned char key[32];
+    char serial[48];
+    bool multi = false;
+    int nonce = 0, rc = -1, status = OCSP_RESPONSE_STATUS_MALFORMEDREQUEST;
+    int64_t now = time_now();
+    struct err ce;
+    memset(out, 0, sizeof(*out));
+    if (len == 0 || len > OCSP_MAX_REQUEST)
+        goto error;
+    /* The CA first (from the runtime cache), then the answer cache keyed by
+     * the request bytes themselves: a repeated nonce-less request costs one
+     * hash and one copy. Only nonce-less answers are ever stored, and a
+     * request with a nonce has different bytes, so it can never hit. */
+    status = OCSP_RESPONSE_STATUS_UNAUTHORIZED;
+    if (!(rt = ca_runtime_get(env, partition, ca_id, &ce)) || strcmp(rt->rec.status, "active") != 0 ||
+        !rt->rec.ocsp_enabled || !(o = get_ca(cache, env, &rt->rec)))
+        goto error;
+    if (EVP_Digest(reqder, len, key, NULL, EVP_sha256(), NULL) != 1)
+        goto out;
+    if (cache_lookup(o, key, now, out)) {
+        rc = 0;
+        goto out;
+    }
+    int r = build_answer(env, o, &rt->rec, reqder, len, now, out, &nonce, serial, &multi);
+    if (r > 0) {
+        status = r;
+        goto error;
+    }
+    if (r == 0 && nonce == 0)
+        cache_store(o, key, out, reqder, len, serial, multi);
+    rc = r;
+    goto out;
+error:
+    rc = error_response(status, out);
+out:
     ca_runtime_release(rt);
     return rc;
+}
+
+void ocsp_cache_changed(struct ocsp_cache *c, int64_t ca_pk, const char *serial)
+{
+    pthread_mutex_lock(&c->mu);
+    for (struct ocsp_ca *o = c->head; o; o = o->next) {
+        if (o->ca_pk != ca_pk)
+            continue;
+        pthread_mutex_lock(&o->mu);
+        /* Rebuild the table without the entries that mention the serial
+         * (open addressing cannot delete in place). */
+        struct cached *old = o->tab;
+        size_t ocap = o->cap;
+        o->tab = ocap ? calloc(ocap, sizeof(*o->tab)) : NULL;
+        o->n = 0;
+        if (ocap && !o->tab) {
+            o->tab = old; /* out of memory: drop everything instead */
+            o->cap = ocap;
+            table_clear(o);
+            pthread_mutex_unlock(&o->mu);
+            continue;
+        }
+        for (size_t i = 0; i < ocap; i++) {
+            if (!old[i].der)
+                continue;
+            if (old[i].multi || strcmp(old[i].serial, serial) == 0) {
+                free(old[i].der);
+                free(old[i].req);
+                continue;
+            }
+            *slot(o, old[i].key) = old[i];
+            o->n++;
+        }
+        free(old);
+        pthread_mutex_unlock(&o->mu);
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
+void ocsp_cache_refresh(struct ocsp_cache *c, const struct ca_env *env)
+{
+    int64_t now = time_now();
+    /* Snapshot the CA states (never freed before the cache itself), so
+     * request threads are not held up while we sign. */
+    size_t n = 0, cap = 0;
+    struct ocsp_ca **list = NULL;
+    pthread_mutex_lock(&c->mu);
+    for (struct ocsp_ca *o = c->head; o; o = o->next) {
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            struct ocsp_ca **nl = realloc(list, ncap * sizeof(*nl));
+            if (!nl)
+                break;
+            list = nl;
+            cap = ncap;
+        }
+        list[n++] = o;
+    }
+    pthread_mutex_unlock(&c->mu);
+    for (size_t li = 0; li < n; li++) {
+        struct ocsp_ca *o = list[li];
+        struct err e;
+        struct ca_runtime *rt = ca_runtime_get(env, o->partition, o->ca_id, &e);
+        if (!rt)
+            continue;
+        /* Copy out the requests due for re-signing, sign without holding the
+         * table lock, then store the fresh answers. */
+        pthread_mutex_lock(&o->mu);
+        size_t due = 0;
+        for (size_t i = 0; i < o->cap; i++)
+            if (o->tab[i].der && now >= o->tab[i].this_update + (o->tab[i].next_update - o->tab[i].this_update) / 4)
+                due++;
+        struct cached *work = due ? calloc(due, sizeof(*work)) : NULL;
+        size_t k = 0;
+        for (size_t i = 0; work && i < o->cap && k < due; i++) {
+            struct cached *sl = &o->tab[i];
+            if (!sl->der || now < sl->this_update + (sl->next_update - sl->this_update) / 4)
+                continue;
+            work[k] = *sl;
+            work[k].der = NULL;
+            if (!(work[k].req = malloc(sl->req_len)))
+                break;
+            memcpy(work[k].req, sl->req, sl->req_len);
+            k++;
+        }
+        pthread_mutex_unlock(&o->mu);
+        for (size_t i = 0; i < k; i++) {
+            struct ocsp_answer a;
+            int nonce = 0;
+            bool multi = false;
+            char serial[48];
+            memset(&a, 0, sizeof a);
+            if (build_answer(env, o, &rt->rec, work[i].req, work[i].req_len, now, &a, &nonce, serial, &multi) == 0 &&
+                nonce == 0)
+                cache_store(o, work[i].key, &a, work[i].req, work[i].req_len, serial, multi);
+            free(a.der);
+            free(work[i].req);
+        }
+        free(work);
+        ca_runtime_release(rt);
+    }
+    free(list);
 }

@@ -39,8 +39,15 @@ int ocsp_responder_ensure(const struct ca_env *env, const struct ca_rec *ca, str
 struct ocsp_cache;
 struct ocsp_cache *ocsp_cache_new(void);
 void ocsp_cache_free(struct ocsp_cache *c);
-/* Drops cached responses of a CA (call on every status change). */
+/* Drops every cached response of a CA (CA-level changes). */
 void ocsp_cache_invalidate(struct ocsp_cache *c, int64_t ca_pk);
+/* A certificate of the CA changed status: drops the cached answers that
+ * mention it (and all multi-certificate ones); the next request is signed
+ * live with the new status. */
+void ocsp_cache_changed(struct ocsp_cache *c, int64_t ca_pk, const char *serial);
+/* Re-signs cached answers a quarter of the way to their nextUpdate, so
+ * popular requests are always answered from memory (scheduler). */
+void ocsp_cache_refresh(struct ocsp_cache *c, const struct ca_env *env);
 
 struct ocsp_answer {
     unsigned char *der; /* OCSPResponse, malloc'd */

@@ -30,21 +30,22 @@ void scheduler_run_once(const struct scheduler_opts *o)
             log_error("scheduler: %s/%s: %s", ca->partition_id, ca->id, e.msg);
         if (!ca->crl_enabled)
             continue;
-        struct crl_blob *cur = crl_cache_get(o->crls, o->env, ca, &e);
+        struct crl_blob *cur = crl_cache_get(o->crls, o->env, ca, CRL_FULL, &e);
         int64_t dirty = crl_cache_dirty_since(o->crls, ca->pk);
         bool due = !cur || now - cur->this_update >= o->crl_period_s || (dirty && now - dirty >= o->crl_delay_s);
         crl_blob_release(cur);
         if (!due)
             continue;
-        struct crl_blob *b = crl_generate(o->env, ca, &e);
+        struct crl_blob *b = crl_publish_all(o->crls, o->env, ca, &e);
         if (!b) {
             log_error("scheduler: CRL %s/%s: %s", ca->partition_id, ca->id, e.msg);
             continue;
         }
-        crl_cache_put(o->crls, ca->pk, b);
         crl_blob_release(b);
     }
     ca_list_free(&l);
+    if (o->ocsp)
+        ocsp_cache_refresh(o->ocsp, o->env);
 }
 
 static void *loop(void *arg)

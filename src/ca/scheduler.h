@@ -9,9 +9,12 @@
 
 struct scheduler;
 
+struct ocsp_cache;
+
 struct scheduler_opts {
     const struct ca_env *env;
     struct crl_cache *crls;
+    struct ocsp_cache *ocsp;
     int tick_s, crl_period_s, crl_delay_s;
 };
 

@@ -26,6 +26,7 @@ int app_open(struct app *a, char *err, size_t errlen)
     a->api.env.mkey = a->mkey;
     a->api.env.http_base = a->cfg.public_http_url;
     a->api.env.https_base = a->cfg.public_https_url;
+    a->api.env.ocsp_require_signed = a->cfg.ocsp_require_signed != 0;
     if (!(a->api.crls = crl_cache_new()) || !(a->api.ocsp = ocsp_cache_new()) ||
         !(a->api.env.cache = ca_cache_new()) || !(a->api.tokens = token_cache_new())) {
         snprintf(err, errlen, "out of memory");

@@ -154,7 +154,7 @@ static int cmd_serve(int argc, char **argv)
         log_error("%s", err);
         goto out;
     }
-    struct scheduler_opts so = {&a.api.env, a.api.crls, a.cfg.scheduler_tick_s, a.cfg.crl_period_s,
+    struct scheduler_opts so = {&a.api.env, a.api.crls, a.api.ocsp, a.cfg.scheduler_tick_s, a.cfg.crl_period_s,
                                 a.cfg.crl_delay_s};
     if (!(sched = scheduler_start(&so))) {
         log_error("cannot start the scheduler");

@@ -77,6 +77,7 @@ struct ca_rec {
     int path_len; /* -1 = unlimited */
     bool crl_enabled;
     bool ocsp_enabled;
+    int crl_shards;     /* 0/1 = one full CRL; N > 1 = partitioned CRLs */
     int64_t created_at;
     int64_t deleted_at; /* 0 = not deleted */
 };
@@ -96,6 +97,7 @@ struct cert_rec {
     char *profile_id;
     char *requester;
     bool is_ca;
+    int crl_shard;     /* -1 = none */
     unsigned char *der;
     size_t der_len;
     int64_t created_at;
@@ -142,6 +144,7 @@ struct inventory {
 };
 
 struct crl_rec {
+    int shard; /* -1 = full CRL */
     int64_t number, this_update, next_update, entries;
     unsigned char *der;
     size_t der_len;
@@ -230,12 +233,15 @@ struct store_ops {
      * list past numbers (newest first, at most `max`). */
     int (*crl_next_number)(struct store *s, const char *partition, int64_t ca_pk, int64_t *number);
     int (*crl_save)(struct store *s, const char *partition, int64_t ca_pk, const struct crl_rec *c);
-    int (*crl_latest)(struct store *s, const char *partition, int64_t ca_pk, struct crl_rec *out);
-    int (*crl_list)(struct store *s, const char *partition, int64_t ca_pk, size_t max, struct crl_rec **out,
+    int (*crl_latest)(struct store *s, const char *partition, int64_t ca_pk, int shard, struct crl_rec *out);
+    /* All scopes (full and shards) when shard < -1. */
+    int (*crl_list)(struct store *s, const char *partition, int64_t ca_pk, int shard, size_t max, struct crl_rec **out,
                     size_t *n);
-    /* Streams revoked and suspended certificates of a CA (any order);
-     * a non-zero callback return stops the walk and is returned. */
-    int (*cert_iter_revoked)(struct store *s, const char *partition, int64_t ca_pk, revoked_cb cb, void *ctx);
+    /* Streams revoked and suspended certificates of a CA (any order), of one
+     * shard when shard >= 0; a non-zero callback return stops the walk and is
+     * returned. */
+    int (*cert_iter_revoked)(struct store *s, const char *partition, int64_t ca_pk, int shard, revoked_cb cb,
+                             void *ctx);
 
     /* OCSP responder key + certificate of a CA (latest first). */
     int (*responder_get)(struct store *s, const char *partition, int64_t ca_pk, struct responder_rec *out);

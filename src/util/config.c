@@ -88,6 +88,7 @@ int config_set(struct config *c, const char *key, const char *value, char *err, 
         {"crl_period_s", offsetof(struct config, crl_period_s), 60, 7 * 86400},
         {"crl_delay_s", offsetof(struct config, crl_delay_s), 0, 86400},
         {"scheduler_tick_s", offsetof(struct config, scheduler_tick_s), 1, 3600},
+        {"ocsp_require_signed", offsetof(struct config, ocsp_require_signed), 0, 1},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
         if (strcmp(key, ints[i].name) == 0) {

@@ -25,6 +25,7 @@ struct config {
     int crl_period_s;       /* full CRL at least this often; default 86400 */
     int crl_delay_s;        /* after a revocation, CRL within; default 900 */
     int scheduler_tick_s;   /* default 30 */
+    int ocsp_require_signed;/* 0/1: unsigned OCSP requests get sigRequired */
 };
 
 /* Fills defaults. data_dir may be NULL at this point. */

@@ -406,7 +406,7 @@ out:
 
 #define CA_COLS                                                                                                    \
     "pk,partition_id,ca_id,friendly_name,type,status,parent_id,key_label,key_blob,cert_der,csr_der,subject,"      \
-    "path_len,crl_enabled,ocsp_enabled,created_at,deleted_at"
+    "path_len,crl_enabled,ocsp_enabled,created_at,deleted_at,crl_shards"
 
 static void ca_from_row(sqlite3_stmt *st, struct ca_rec *c)
 {
@@ -428,13 +428,14 @@ static void ca_from_row(sqlite3_stmt *st, struct ca_rec *c)
     c->ocsp_enabled = sqlite3_column_int(st, 14) != 0;
     c->created_at = sqlite3_column_int64(st, 15);
     c->deleted_at = sqlite3_column_int64(st, 16);
+    c->crl_shards = sqlite3_column_int(st, 17);
 }
 
 static int cert_insert_locked(struct sq *q, struct cert_rec *c)
 {
     sqlite3_stmt *st = prep(q, "INSERT INTO certificate(partition_id,issuer_ca_pk,serial,subject,sans,not_before,"
                                 "not_after,status,revocation_reason,revoked_at,invalidity_date,profile_id,requester,"
-                                "is_ca,der,created_at) VALUES(?,?,?,?,?,?,?,?,NULL,NULL,NULL,?,?,?,?,?)");
+                                "is_ca,der,created_at,crl_shard) VALUES(?,?,?,?,?,?,?,?,NULL,NULL,NULL,?,?,?,?,?,?)");
     if (!st)
         return STORE_EIO;
     bind_text(st, 1, c->partition_id);
@@ -450,6 +451,10 @@ static int cert_insert_locked(struct sq *q, struct cert_rec *c)
     sqlite3_bind_int(st, 11, c->is_ca);
     bind_blob(st, 12, c->der, c->der_len);
     sqlite3_bind_int64(st, 13, c->created_at);
+    if (c->crl_shard >= 0)
+        sqlite3_bind_int(st, 14, c->crl_shard);
+    else
+        sqlite3_bind_null(st, 14);
     int rc = step_done(st);
     release(st);
     if (rc == STORE_OK)
@@ -480,8 +485,8 @@ static int sq_ca_insert(struct store *s, struct ca_rec *c, const struct cert_rec
     }
     release(st);
     st = prep(q, "INSERT INTO ca(partition_id,ca_id,friendly_name,type,status,parent_id,key_label,key_blob,"
-                     "cert_der,csr_der,subject,path_len,crl_enabled,ocsp_enabled,created_at) "
-                     "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+                     "cert_der,csr_der,subject,path_len,crl_enabled,ocsp_enabled,created_at,crl_shards) "
+                     "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
     if (!st)
         goto fail;
     bind_text(st, 1, c->partition_id);
@@ -502,6 +507,7 @@ static int sq_ca_insert(struct store *s, struct ca_rec *c, const struct cert_rec
     sqlite3_bind_int(st, 13, c->crl_enabled);
     sqlite3_bind_int(st, 14, c->ocsp_enabled);
     sqlite3_bind_int64(st, 15, c->created_at);
+    sqlite3_bind_int(st, 16, c->crl_shards);
     if ((rc = step_done(st)) != STORE_OK)
         goto fail;
     release(st);
@@ -808,7 +814,7 @@ static int sq_cert_insert(struct store *s, struct cert_rec *c, bool count_quota,
 
 #define CERT_COLS                                                                                                  \
     "pk,partition_id,issuer_ca_pk,serial,subject,sans,not_before,not_after,status,revocation_reason,revoked_at,"  \
-    "invalidity_date,profile_id,requester,is_ca,der,created_at"
+    "invalidity_date,profile_id,requester,is_ca,der,created_at,crl_shard"
 
 static void cert_from_row(sqlite3_stmt *st, struct cert_rec *out)
 {
@@ -830,6 +836,7 @@ static void cert_from_row(sqlite3_stmt *st, struct cert_rec *out)
     out->is_ca = sqlite3_column_int(st, 14) != 0;
     out->der = col_blob(st, 15, &out->der_len);
     out->created_at = sqlite3_column_int64(st, 16);
+    out->crl_shard = sqlite3_column_type(st, 17) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 17);
 }
 
 static int sq_cert_list(struct store *s, const char *partition, int64_t issuer_ca_pk, const struct cert_query *qy,
@@ -1276,8 +1283,8 @@ static int sq_crl_save(struct store *s, const char *partition, int64_t ca_pk, co
     struct sq *q = SQ(s);
     pthread_mutex_lock(&q->mu);
     int rc = STORE_EIO;
-    sqlite3_stmt *st = prep(q, "INSERT INTO crl(partition_id,ca_pk,number,this_update,next_update,entries,der) "
-                                   "VALUES(?,?,?,?,?,?,?)");
+    sqlite3_stmt *st = prep(q, "INSERT INTO crl(partition_id,ca_pk,number,this_update,next_update,entries,der,"
+                               "shard) VALUES(?,?,?,?,?,?,?,?)");
     if (st) {
         bind_text(st, 1, partition);
         sqlite3_bind_int64(st, 2, ca_pk);
@@ -1286,13 +1293,16 @@ static int sq_crl_save(struct store *s, const char *partition, int64_t ca_pk, co
         sqlite3_bind_int64(st, 5, c->next_update);
         sqlite3_bind_int64(st, 6, c->entries);
         bind_blob(st, 7, c->der, c->der_len);
+        sqlite3_bind_int(st, 8, c->shard);
         rc = step_done(st);
         release(st);
     }
     /* Keep the newest 100 CRLs per CA; older ones are history nobody asks for. */
-    if (rc == STORE_OK && (st = prep(q, "DELETE FROM crl WHERE ca_pk=? AND number <= ? - 100"))) {
+    if (rc == STORE_OK && (st = prep(q, "DELETE FROM crl WHERE ca_pk=? AND shard=? AND number < (SELECT min(number) "
+                                        "FROM (SELECT number FROM crl WHERE ca_pk=?1 AND shard=?2 ORDER BY number "
+                                        "DESC LIMIT 100))"))) {
         sqlite3_bind_int64(st, 1, ca_pk);
-        sqlite3_bind_int64(st, 2, c->number);
+        sqlite3_bind_int(st, 2, c->shard);
         step_done(st);
         release(st);
     }
@@ -1300,23 +1310,26 @@ static int sq_crl_save(struct store *s, const char *partition, int64_t ca_pk, co
     return rc;
 }
 
-static int sq_crl_list(struct store *s, const char *partition, int64_t ca_pk, size_t max, struct crl_rec **out,
-                       size_t *n)
+static int sq_crl_list(struct store *s, const char *partition, int64_t ca_pk, int shard, size_t max,
+                       struct crl_rec **out, size_t *n)
 {
     struct sq *q = SQ(s);
     int rc = STORE_EIO, r;
     *out = NULL;
     *n = 0;
     pthread_mutex_lock(&q->mu);
-    sqlite3_stmt *st = prep(q, max == 1 ? "SELECT number,this_update,next_update,entries,der FROM crl WHERE "
-                                              "partition_id=? AND ca_pk=? ORDER BY number DESC LIMIT ?"
-                                            : "SELECT number,this_update,next_update,entries,NULL FROM crl WHERE "
-                                              "partition_id=? AND ca_pk=? ORDER BY number DESC LIMIT ?");
+    sqlite3_stmt *st = prep(q, max == 1 ? "SELECT number,this_update,next_update,entries,der,shard FROM crl WHERE "
+                                          "partition_id=?1 AND ca_pk=?2 AND (?4 < -1 OR shard=?4) "
+                                          "ORDER BY number DESC LIMIT ?3"
+                                        : "SELECT number,this_update,next_update,entries,NULL,shard FROM crl WHERE "
+                                          "partition_id=?1 AND ca_pk=?2 AND (?4 < -1 OR shard=?4) "
+                                          "ORDER BY number DESC LIMIT ?3");
     if (!st)
         goto out;
     bind_text(st, 1, partition);
     sqlite3_bind_int64(st, 2, ca_pk);
     sqlite3_bind_int64(st, 3, (sqlite3_int64)max);
+    sqlite3_bind_int(st, 4, shard);
     struct crl_rec *items = calloc(max ? max : 1, sizeof(*items));
     if (!items)
         goto done;
@@ -1327,6 +1340,7 @@ static int sq_crl_list(struct store *s, const char *partition, int64_t ca_pk, si
         c->next_update = sqlite3_column_int64(st, 2);
         c->entries = sqlite3_column_int64(st, 3);
         c->der = col_blob(st, 4, &c->der_len);
+        c->shard = sqlite3_column_int(st, 5);
     }
     *out = items;
     rc = STORE_OK;
@@ -1337,11 +1351,11 @@ out:
     return rc;
 }
 
-static int sq_crl_latest(struct store *s, const char *partition, int64_t ca_pk, struct crl_rec *out)
+static int sq_crl_latest(struct store *s, const char *partition, int64_t ca_pk, int shard, struct crl_rec *out)
 {
     struct crl_rec *items = NULL;
     size_t n = 0;
-    int rc = sq_crl_list(s, partition, ca_pk, 1, &items, &n);
+    int rc = sq_crl_list(s, partition, ca_pk, shard, 1, &items, &n);
     if (rc == STORE_OK && n == 0)
         rc = STORE_ENOTFOUND;
     if (rc == STORE_OK)
@@ -1350,17 +1364,20 @@ static int sq_crl_latest(struct store *s, const char *partition, int64_t ca_pk, 
     return rc;
 }
 
-static int sq_cert_iter_revoked(struct store *s, const char *partition, int64_t ca_pk, revoked_cb cb, void *ctx)
+static int sq_cert_iter_revoked(struct store *s, const char *partition, int64_t ca_pk, int shard, revoked_cb cb,
+                                void *ctx)
 {
     struct sq *q = SQ(s);
     int rc = STORE_EIO, r;
     pthread_mutex_lock(&q->mu);
     sqlite3_stmt *st = prep(q, "SELECT serial, revoked_at, revocation_reason, invalidity_date FROM certificate "
-                                   "WHERE partition_id=? AND issuer_ca_pk=? AND status IN ('revoked','suspended')");
+                                   "WHERE partition_id=?1 AND issuer_ca_pk=?2 AND status IN ('revoked','suspended') "
+                               "AND (?3 < 0 OR crl_shard=?3)");
     if (!st)
         goto out;
     bind_text(st, 1, partition);
     sqlite3_bind_int64(st, 2, ca_pk);
+    sqlite3_bind_int(st, 3, shard);
     rc = STORE_OK;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
         struct revoked_entry e = {

@@ -3,17 +3,22 @@
 #include "authz/authz.h"
 #include "crypto/keyspec.h"
 
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #define P "/api/v1/partitions/{}"
+
+/* Rate-limit classes of the guide's quota table. */
+enum { CAP_OTHER = 0, CAP_CERT, CAP_OCSP, CAP_CRL };
 
 static const struct route routes[] = {
     {"GET", "/healthz", api_healthz},
     {"GET", "/version", api_version},
     {"GET", "/ca/{}/{}", api_public_ca_cert},
-    {"GET", "/crl/{}/{}/{}", api_public_crl},
-    {"POST", "/ocsp/{}/{}", api_ocsp_post},
-    {"GET", "/ocsp/{}/{}/{*}", api_ocsp_get},
+    {"GET", "/crl/{}/{}/{}", api_public_crl, CAP_CRL},
+    {"POST", "/ocsp/{}/{}", api_ocsp_post, CAP_OCSP},
+    {"GET", "/ocsp/{}/{}/{*}", api_ocsp_get, CAP_OCSP},
     {"GET", P "/signing-key-details", api_key_details},
     {"GET", P "/cas", api_ca_list},
     {"POST", P "/cas", api_ca_create},
@@ -31,7 +36,7 @@ static const struct route routes[] = {
     {"GET", P "/profiles/{}", api_profile_get},
     {"PUT", P "/profiles/{}", api_profile_update},
     {"DELETE", P "/profiles/{}", api_profile_delete},
-    {"POST", P "/cas/{}/certificates", api_cert_issue},
+    {"POST", P "/cas/{}/certificates", api_cert_issue, CAP_CERT},
     {"GET", P "/cas/{}/certificates", api_cert_list},
     {"GET", P "/cas/{}/certificates/{}", api_cert_get},
     {"GET", P "/cas/{}/certificates/{}/download", api_cert_download},
@@ -39,12 +44,57 @@ static const struct route routes[] = {
     {"POST", P "/cas/{}/certificates/{}/suspend", api_cert_suspend},
     {"POST", P "/cas/{}/certificates/{}/unsuspend", api_cert_unsuspend},
     {"GET", P "/inventory", api_inventory},
+    {"GET", P "/tokens", api_token_list},
+    {"POST", P "/tokens", api_token_create},
+    {"DELETE", P "/tokens/{}", api_token_revoke},
     {"GET", P "/cas/{}/crl", api_ca_crl_get},
     {"POST", P "/cas/{}/crl", api_ca_crl_publish},
     {"GET", P "/cas/{}/crls", api_ca_crls},
 };
 
-static const struct router router = {routes, sizeof routes / sizeof routes[0]};
+static const char *const cap_names[] = {"other", "certificate", "ocsp", "crl"};
+
+/* Per partition and capability, `limit` requests per window (the guide's
+ * quota table: standard 100 / 10 s, premium 1,000 / 10 s). Routes without a
+ * partition in their path (health, version) are not limited. */
+static int rate_limit(const struct route *r, struct http_req *req, struct http_resp *resp)
+{
+    struct api_ctx *ctx = req->app;
+    if (req->nparams == 0 || strncmp(r->pattern, "/healthz", 8) == 0 || strncmp(r->pattern, "/version", 8) == 0)
+        return 0;
+    const char *partition = req->params[0];
+    bool premium = false;
+    struct inventory inv;
+    /* The tier follows the purchase; looked up through the store (cheap for
+     * SQLite; a cache can come with the PostgreSQL backend). */
+    int limit = ctx->rate_standard;
+    if (ctx->rate_premium != ctx->rate_standard &&
+        ctx->store->ops->inventory(ctx->store, partition, &inv) == STORE_OK &&
+        inv.certs_purchased >= 1000000) {
+        premium = true;
+        limit = ctx->rate_premium;
+    }
+    if (limit <= 0)
+        return 0;
+    char key[160];
+    snprintf(key, sizeof key, "%.64s/%s", partition, cap_names[r->capability]);
+    int64_t retry_ms = 0;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    if (ctx->store->ops->rate_take(ctx->store, key, limit, ctx->rate_window_s, now_ms, &retry_ms) != STORE_ELIMIT)
+        return 0;
+    char ra[24];
+    snprintf(ra, sizeof ra, "%lld", (long long)((retry_ms + 999) / 1000 > 0 ? (retry_ms + 999) / 1000 : 1));
+    snprintf(req->partition, sizeof req->partition, "%.64s", partition);
+    resp_error(resp, 429, "TooManyRequests", NULL,
+               "rate limit of %d %s requests per %d s reached for this partition (%s tier); retry after %s s", limit,
+               cap_names[r->capability], ctx->rate_window_s, premium ? "premium" : "standard", ra);
+    resp_header(resp, "Retry-After", ra);
+    return 1;
+}
+
+static const struct router router = {routes, sizeof routes / sizeof routes[0], rate_limit};
 
 const struct router *api_router(void)
 {
@@ -62,11 +112,17 @@ int api_auth(struct http_req *req, struct http_resp *resp, const char *partition
             resp_header(resp, "WWW-Authenticate", "Bearer realm=\"pkiaas\"");
         return -1;
     }
-    if (!authz_allow(p, (enum authz_action)action)) {
-        resp_error(resp, 403, "forbidden", NULL, "your roles do not allow this operation");
-        return -1;
-    }
-    return 0;
+    return api_require(req, resp, p, (enum authz_op)action);
+}
+
+int api_require(struct http_req *req, struct http_resp *resp, const struct principal *p, int op)
+{
+    (void)req;
+    if (authz_allow(p, (enum authz_op)op))
+        return 0;
+    const struct authz_op_info *info = authz_op_at((size_t)op);
+    resp_error(resp, 403, "forbidden", NULL, "your roles do not allow this operation (%s)", info ? info->name : "?");
+    return -1;
 }
 
 json_t *api_body_object(struct http_req *req, struct http_resp *resp)
@@ -109,7 +165,7 @@ void api_version(struct http_req *req, struct http_resp *resp)
 void api_key_details(struct http_req *req, struct http_resp *resp)
 {
     struct principal p;
-    if (api_auth(req, resp, req->params[0], AUTHZ_CA_READ, &p) != 0)
+    if (api_auth(req, resp, req->params[0], OP_CA_BROWSE, &p) != 0)
         return;
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < keyspec_count(); i++) {

@@ -18,6 +18,7 @@ struct api_ctx {
     struct crl_cache *crls;
     struct ocsp_cache *ocsp;
     struct token_cache *tokens;
+    int rate_standard, rate_premium, rate_window_s; /* requests per window; 0 = off */
 };
 
 /* After any status change of a certificate issued by `ca`: the CRL is due
@@ -29,7 +30,11 @@ const struct router *api_router(void);
 
 /* Shared by handler files */
 struct principal;
-int api_auth(struct http_req *req, struct http_resp *resp, const char *partition, int action, struct principal *p);
+/* Authenticates the caller for `partition` and requires `op` (enum
+ * authz_op); answers 401/403/404 itself. */
+int api_auth(struct http_req *req, struct http_resp *resp, const char *partition, int op, struct principal *p);
+/* A further operation for an already authenticated principal. */
+int api_require(struct http_req *req, struct http_resp *resp, const struct principal *p, int op);
 json_t *api_body_object(struct http_req *req, struct http_resp *resp);
 
 void api_healthz(struct http_req *req, struct http_resp *resp);
@@ -60,6 +65,9 @@ void api_cert_revoke(struct http_req *req, struct http_resp *resp);
 void api_cert_suspend(struct http_req *req, struct http_resp *resp);
 void api_cert_unsuspend(struct http_req *req, struct http_resp *resp);
 void api_inventory(struct http_req *req, struct http_resp *resp);
+void api_token_create(struct http_req *req, struct http_resp *resp);
+void api_token_list(struct http_req *req, struct http_resp *resp);
+void api_token_revoke(struct http_req *req, struct http_resp *resp);
 void api_public_crl(struct http_req *req, struct http_resp *resp);
 void api_ocsp_post(struct http_req *req, struct http_resp *resp);
 void api_ocsp_get(struct http_req *req, struct http_resp *resp);

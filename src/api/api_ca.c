@@ -181,7 +181,7 @@ void api_ca_list(struct http_req *req, struct http_resp *resp)
     struct api_ctx *ctx = req->app;
     struct principal p;
     struct ca_list l;
-    if (api_auth(req, resp, req->params[0], AUTHZ_CA_READ, &p) != 0)
+    if (api_auth(req, resp, req->params[0], OP_CA_BROWSE, &p) != 0)
         return;
     const char *inc = http_query(req, "includeDeleted");
     bool include = inc && strcmp(inc, "true") == 0;
@@ -212,7 +212,7 @@ void api_ca_create(struct http_req *req, struct http_resp *resp)
     long long pl = 0;
     memset(&cr, 0, sizeof cr);
     memset(&c, 0, sizeof c);
-    if (api_auth(req, resp, req->params[0], AUTHZ_CA_WRITE, &p) != 0)
+    if (api_auth(req, resp, req->params[0], OP_CA_BROWSE, &p) != 0)
         return;
     if (!(j = api_body_object(req, resp)))
         return;
@@ -273,6 +273,15 @@ void api_ca_create(struct http_req *req, struct http_resp *resp)
         }
         profile_release(pr);
     }
+    enum authz_op op = !cr.type                              ? OP_CA_CREATE_ROOT
+                       : strcmp(cr.type, "intermediate") == 0 ? OP_CA_CREATE_INTERMEDIATE
+                       : strcmp(cr.type, "subord") == 0       ? OP_CA_CREATE_SUBORD
+                       : strcmp(cr.type, "externalKey") == 0  ? OP_CA_IMPORT_EXTERNAL
+                                                              : OP_CA_CREATE_ROOT;
+    if (api_require(req, resp, &p, op) != 0)
+        goto out;
+    if (profiles && json_array_size(profiles) && api_require(req, resp, &p, OP_CA_PROFILES) != 0)
+        goto out;
     memset(&e, 0, sizeof e);
     if (ca_create(&ctx->env, p.partition, &cr, p.actor, &c, &e) != 0) {
         resp_err(resp, &e);
@@ -298,7 +307,7 @@ void api_ca_get(struct http_req *req, struct http_resp *resp)
     struct api_ctx *ctx = req->app;
     struct principal p;
     struct ca_rec c;
-    if (api_auth(req, resp, req->params[0], AUTHZ_CA_READ, &p) != 0 || load_ca(req, resp, &c, true) != 0)
+    if (api_auth(req, resp, req->params[0], OP_CA_BROWSE, &p) != 0 || load_ca(req, resp, &c, true) != 0)
         return;
     resp_json(resp, 200, ca_json(&ctx->env, &c));
     ca_rec_free(&c);
@@ -311,7 +320,7 @@ void api_ca_delete(struct http_req *req, struct http_resp *resp)
     struct err e;
     char **ids = NULL;
     size_t n = 0;
-    if (api_auth(req, resp, req->params[0], AUTHZ_CA_WRITE, &p) != 0)
+    if (api_auth(req, resp, req->params[0], OP_CA_DELETE, &p) != 0)
         return;
     if (!ca_id_valid(req->params[1])) {
         resp_error(resp, 404, "not_found", "caId", "no CA '%.32s' in this partition", req->params[1]);
@@ -373,7 +382,7 @@ void api_ca_cert(struct http_req *req, struct http_resp *resp)
 {
     struct principal p;
     struct ca_rec c;
-    if (api_auth(req, resp, req->params[0], AUTHZ_CA_READ, &p) != 0 || load_ca(req, resp, &c, false) != 0)
+    if (api_auth(req, resp, req->params[0], OP_CA_DOWNLOAD, &p) != 0 || load_ca(req, resp, &c, false) != 0)
         return;
     send_cert(resp, &c, http_query(req, "format"));
     ca_rec_free(&c);
@@ -385,7 +394,7 @@ void api_ca_chain(struct http_req *req, struct http_resp *resp)
     struct principal p;
     struct ca_rec c;
     struct buf b;
-    if (api_auth(req, resp, req->params[0], AUTHZ_CA_READ, &p) != 0 || load_ca(req, resp, &c, false) != 0)
+    if (api_auth(req, resp, req->params[0], OP_CA_DOWNLOAD, &p) != 0 || load_ca(req, resp, &c, false) != 0)
         return;
     buf_init(&b, 0);
     for (int depth = 0; depth < MAX_CHAIN; depth++) {
@@ -421,7 +430,7 @@ void api_ca_csr(struct http_req *req, struct http_resp *resp)
 {
     struct principal p;
     struct ca_rec c;
-    if (api_auth(req, resp, req->params[0], AUTHZ_CA_READ, &p) != 0 || load_ca(req, resp, &c, false) != 0)
+    if (api_auth(req, resp, req->params[0], OP_CA_IMPORT_EXTERNAL, &p) != 0 || load_ca(req, resp, &c, false) != 0)
         return;
     if (!c.csr_der || strcmp(c.status, "pending") != 0) {
         resp_error(resp, 409, "conflict", "caId", "CA '%s' has no pending certificate request (only CAs under an "
@@ -454,7 +463,7 @@ void api_ca_import(struct http_req *req, struct http_resp *resp)
     const char *cert = NULL;
     static const char *const keys[] = {"certificate", NULL};
     memset(&c, 0, sizeof c);
-    if (api_auth(req, resp, req->params[0], AUTHZ_CA_WRITE, &p) != 0)
+    if (api_auth(req, resp, req->params[0], OP_CA_IMPORT_EXTERNAL, &p) != 0)
         return;
     json_t *j = api_body_object(req, resp);
     if (!j)

@@ -122,7 +122,7 @@ void api_cert_issue(struct http_req *req, struct http_resp *resp)
     bool use_csr_subject = false;
     memset(&ir, 0, sizeof ir);
     memset(&res, 0, sizeof res);
-    if (api_auth(req, resp, req->params[0], AUTHZ_CERT_ISSUE, &p) != 0 || !(body = api_body_object(req, resp)))
+    if (api_auth(req, resp, req->params[0], OP_CERT_BROWSE, &p) != 0 || !(body = api_body_object(req, resp)))
         return;
     if (jcheck_keys(body, keys, &je) || jget_str(body, "profileId", 64, &ir.profile_id, &je) ||
         jget_str(body, "csr", 65536, &csr, &je) || jget_str(body, "keyType", 16, &ir.key_type, &je) ||
@@ -134,6 +134,8 @@ void api_cert_issue(struct http_req *req, struct http_resp *resp)
         resp_error(resp, 400, "invalid_field", je.field, "%s", je.msg);
         goto out;
     }
+    if (api_require(req, resp, &p, ir.key_type ? OP_CERT_ISSUE_P12 : OP_CERT_ISSUE_CSR) != 0)
+        goto out;
     if (use_csr_subject && ir.subject) {
         resp_error(resp, 400, "invalid_field", "subject", "subject: give either subject or useSubjectFromCsr");
         goto out;
@@ -184,7 +186,7 @@ void api_cert_list(struct http_req *req, struct http_resp *resp)
     struct cert_list l;
     char serial[48] = "", cursor_serial[48] = "";
     memset(&q, 0, sizeof q);
-    if (api_auth(req, resp, req->params[0], AUTHZ_CA_READ, &p) != 0 || load_ca(req, resp, p.partition, &c) != 0)
+    if (api_auth(req, resp, req->params[0], OP_CERT_BROWSE, &p) != 0 || load_ca(req, resp, p.partition, &c) != 0)
         return;
     const char *status = http_query(req, "status"), *limit = http_query(req, "limit");
     const char *within = http_query(req, "expiresWithin"), *expired = http_query(req, "expired");
@@ -359,7 +361,7 @@ void api_cert_get(struct http_req *req, struct http_resp *resp)
     struct principal p;
     struct ca_rec c;
     struct cert_rec cr;
-    if (api_auth(req, resp, req->params[0], AUTHZ_CA_READ, &p) != 0 || load_ca(req, resp, p.partition, &c) != 0)
+    if (api_auth(req, resp, req->params[0], OP_CERT_BROWSE, &p) != 0 || load_ca(req, resp, p.partition, &c) != 0)
         return;
     if (load_cert(req, resp, &c, &cr) == 0) {
         resp_json(resp, 200, cert_detail(&cr));
@@ -378,7 +380,7 @@ void api_cert_download(struct http_req *req, struct http_resp *resp)
     STACK_OF(X509) *chain = NULL;
     BIO *b = NULL;
     PKCS7 *p7 = NULL;
-    if (api_auth(req, resp, req->params[0], AUTHZ_CA_READ, &p) != 0 || load_ca(req, resp, p.partition, &c) != 0)
+    if (api_auth(req, resp, req->params[0], OP_CERT_DOWNLOAD, &p) != 0 || load_ca(req, resp, p.partition, &c) != 0)
         return;
     if (load_cert(req, resp, &c, &cr) != 0) {
         ca_rec_free(&c);
@@ -447,7 +449,7 @@ static void status_change(struct http_req *req, struct http_resp *resp, const ch
     json_t *body = NULL;
     int reason = -1;
     int64_t inval = 0;
-    if (api_auth(req, resp, req->params[0], AUTHZ_CERT_MANAGE, &p) != 0 || load_ca(req, resp, p.partition, &c) != 0)
+    if (api_auth(req, resp, req->params[0], OP_CERT_STATUS, &p) != 0 || load_ca(req, resp, p.partition, &c) != 0)
         return;
     memset(&cr, 0, sizeof cr);
     if (load_cert(req, resp, &c, &cr) != 0)
@@ -529,7 +531,7 @@ void api_inventory(struct http_req *req, struct http_resp *resp)
     struct api_ctx *ctx = req->app;
     struct principal p;
     struct inventory inv;
-    if (api_auth(req, resp, req->params[0], AUTHZ_CA_READ, &p) != 0)
+    if (api_auth(req, resp, req->params[0], OP_CA_BROWSE, &p) != 0)
         return;
     if (ctx->store->ops->inventory(ctx->store, p.partition, &inv) != STORE_OK) {
         resp_error(resp, 503, "unavailable", NULL, "store unavailable");

@@ -18,7 +18,7 @@ void api_profile_list(struct http_req *req, struct http_resp *resp)
     struct api_ctx *ctx = req->app;
     struct principal p;
     struct profile_rows rows;
-    if (api_auth(req, resp, req->params[0], AUTHZ_CA_READ, &p) != 0)
+    if (api_auth(req, resp, req->params[0], OP_PROFILE_BROWSE, &p) != 0)
         return;
     const char *group = http_query(req, "group");
     json_t *arr = json_array();
@@ -48,7 +48,7 @@ void api_profile_get(struct http_req *req, struct http_resp *resp)
     struct api_ctx *ctx = req->app;
     struct principal p;
     struct err e;
-    if (api_auth(req, resp, req->params[0], AUTHZ_CA_READ, &p) != 0)
+    if (api_auth(req, resp, req->params[0], OP_PROFILE_BROWSE, &p) != 0)
         return;
     const struct profile *pr = profile_resolve(ctx->store, p.partition, req->params[1], &e);
     if (!pr) {
@@ -74,7 +74,7 @@ static void put_profile(struct http_req *req, struct http_resp *resp, bool creat
     const struct profile *src = NULL;
     struct profile *np = NULL;
     char *text = NULL;
-    if (api_auth(req, resp, req->params[0], AUTHZ_CA_WRITE, &p) != 0)
+    if (api_auth(req, resp, req->params[0], OP_PROFILE_MANAGE, &p) != 0)
         return;
     if (!(body = api_body_object(req, resp)))
         return;
@@ -180,7 +180,7 @@ void api_profile_delete(struct http_req *req, struct http_resp *resp)
 {
     struct api_ctx *ctx = req->app;
     struct principal p;
-    if (api_auth(req, resp, req->params[0], AUTHZ_CA_WRITE, &p) != 0)
+    if (api_auth(req, resp, req->params[0], OP_PROFILE_MANAGE, &p) != 0)
         return;
     const char *id = req->params[1];
     if (profiles_system_find(id)) {
@@ -235,7 +235,7 @@ void api_ca_profiles_get(struct http_req *req, struct http_resp *resp)
 {
     struct principal p;
     struct ca_rec c;
-    if (api_auth(req, resp, req->params[0], AUTHZ_CA_READ, &p) != 0 || ca_for(req, resp, p.partition, &c) != 0)
+    if (api_auth(req, resp, req->params[0], OP_CA_BROWSE, &p) != 0 || ca_for(req, resp, p.partition, &c) != 0)
         return;
     send_ca_profiles(req, resp, &c);
     ca_rec_free(&c);
@@ -275,7 +275,7 @@ void api_ca_profiles_add(struct http_req *req, struct http_resp *resp)
     struct ca_rec c;
     struct err e;
     json_t *body = NULL;
-    if (api_auth(req, resp, req->params[0], AUTHZ_CA_WRITE, &p) != 0 || !(body = api_body_object(req, resp)))
+    if (api_auth(req, resp, req->params[0], OP_CA_PROFILES, &p) != 0 || !(body = api_body_object(req, resp)))
         return;
     if (ca_for(req, resp, p.partition, &c) != 0)
         goto out_body;
@@ -300,7 +300,7 @@ void api_ca_profiles_remove(struct http_req *req, struct http_resp *resp)
     struct api_ctx *ctx = req->app;
     struct principal p;
     struct ca_rec c;
-    if (api_auth(req, resp, req->params[0], AUTHZ_CA_WRITE, &p) != 0 || ca_for(req, resp, p.partition, &c) != 0)
+    if (api_auth(req, resp, req->params[0], OP_CA_PROFILES, &p) != 0 || ca_for(req, resp, p.partition, &c) != 0)
         return;
     char target[192];
     snprintf(target, sizeof target, "ca:%s/profile:%.64s", c.id, req->params[2]);

@@ -174,7 +174,7 @@ void api_ca_crl_get(struct http_req *req, struct http_resp *resp)
     struct api_ctx *ctx = req->app;
     struct ca_rec c;
     struct err e;
-    if (admin_ca(req, resp, AUTHZ_CA_READ, &c) != 0)
+    if (admin_ca(req, resp, OP_CERT_BROWSE, &c) != 0)
         return;
     const char *sh = http_query(req, "partition");
     int shard = CRL_FULL;
@@ -219,7 +219,7 @@ void api_ca_crl_publish(struct http_req *req, struct http_resp *resp)
     struct api_ctx *ctx = req->app;
     struct ca_rec c;
     struct err e;
-    if (admin_ca(req, resp, AUTHZ_CERT_MANAGE, &c) != 0)
+    if (admin_ca(req, resp, OP_CERT_STATUS, &c) != 0)
         return;
     struct crl_blob *b = crl_publish_all(ctx->crls, &ctx->env, &c, &e);
     ca_rec_free(&c);
@@ -241,7 +241,7 @@ void api_ca_crls(struct http_req *req, struct http_resp *resp)
     struct ca_rec c;
     struct crl_rec *items = NULL;
     size_t n = 0;
-    if (admin_ca(req, resp, AUTHZ_CA_READ, &c) != 0)
+    if (admin_ca(req, resp, OP_CERT_BROWSE, &c) != 0)
         return;
     int s = ctx->store->ops->crl_list(ctx->store, c.partition_id, c.pk, -2, 100, &items, &n);
     ca_rec_free(&c);

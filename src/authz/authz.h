@@ -20,12 +20,51 @@
 #define ROLE_PROTO_OPERATORS "Protocol Operators"
 #define ROLE_PROTO_AUDITORS "Protocol Auditors"
 
-enum authz_action {
-    AUTHZ_CA_READ,  /* browse CAs, download certificates */
-    AUTHZ_CA_WRITE, /* create, import, delete CAs; profiles */
-    AUTHZ_CERT_ISSUE,  /* issue certificates */
-    AUTHZ_CERT_MANAGE, /* revoke, suspend, unsuspend */
+/* Operations, named after the guide's role tables ("Role permissions").
+ * authz.c holds the one permission matrix; docs/roles.md is generated from
+ * it (`pkiaasd roles --markdown`) and tests walk it over HTTP. */
+enum authz_op {
+    OP_SUBSCRIPTION_VIEW,   /* Checking your subscriptions */
+    OP_SUBSCRIPTION_ASSIGN, /* Assigning subscriptions to partitions */
+    OP_USER_INVITE,         /* Inviting users */
+    OP_USER_ROLES,          /* Managing roles (and API tokens) */
+    OP_CA_BROWSE,           /* Browsing CAs (and signing key details, inventory) */
+    OP_CA_CREATE_ROOT,
+    OP_CA_CREATE_INTERMEDIATE,
+    OP_CA_CREATE_SUBORD,
+    OP_CA_IMPORT_EXTERNAL,  /* Importing an external root CA; certifying a CA with it */
+    OP_CA_DOWNLOAD,         /* Downloading a CA certificate */
+    OP_CA_PROFILES,         /* Selecting CA profiles */
+    OP_CA_DELETE,
+    OP_PROFILE_BROWSE,      /* Browsing certificate profiles (read-only for issuers) */
+    OP_PROFILE_MANAGE,      /* Customizing subscriber profiles */
+    OP_CERT_BROWSE,         /* Browsing certificates (and CRL history) */
+    OP_CERT_ISSUE_CSR,
+    OP_CERT_ISSUE_P12,
+    OP_CERT_STATUS,         /* Changing the certificate status (and publishing CRLs) */
+    OP_CERT_DOWNLOAD,
+    OP_ENROLL_READ,         /* inspecting enrollment (protocol) configurations */
+    OP_ENROLL_CONFIGURE,    /* Configuring ACME / Intune / Jamf / ... */
+    OP_CAGW_CREDENTIALS,    /* Managing CA Gateway credentials */
+    OP_AUDIT_READ,          /* audit log and enrollment events */
+    OP__COUNT
 };
+
+struct authz_op_info {
+    enum authz_op op;
+    const char *name;    /* stable identifier, e.g. "ca.create.root" */
+    const char *group;   /* the guide's table: "CA management" ... */
+    const char *label;   /* the guide's operation text */
+    unsigned roles;      /* bit i set: role i allowed (order of authz_role_name) */
+};
+
+#define AUTHZ_ROLES 6
+const char *authz_role_name(unsigned i); /* "Owners", "CA Administrators", ... */
+const struct authz_op_info *authz_op_at(size_t i);
+size_t authz_op_count(void);
+/* Role bitmask from a comma-separated list of role names; -1 on an unknown
+ * name. */
+int authz_roles_parse(const char *csv, unsigned *mask);
 
 struct principal {
     char partition[STORE_ID_MAX + 1];
@@ -40,10 +79,13 @@ struct principal {
 struct token_cache;
 struct token_cache *token_cache_new(void);
 void token_cache_free(struct token_cache *c);
+void token_cache_clear(struct token_cache *c);
 
 /* Resolves the bearer token for `partition` (cache may be NULL). */
 int authz_bearer(struct store *st, struct token_cache *cache, const char *authorization, const char *partition,
                  struct principal *out, struct err *e);
-bool authz_allow(const struct principal *p, enum authz_action a);
+/* The single decision point: may this principal perform `op` in its
+ * partition? */
+bool authz_allow(const struct principal *p, enum authz_op op);
 
 #endif

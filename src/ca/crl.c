@@ -54,7 +54,7 @@ static int der_time(struct buf *b, int64_t t, bool force_generalized)
     struct tm tm;
     char s[24];
     gmtime_r(&tt, &tm);
-    if (!force_generalized && tm.tm_year + 1900 < 2050) {
+    if (!force_generalized && tm.tm_year + 1900 >= 1950 && tm.tm_year + 1900 < 2050) {
         /* UTCTime YYMMDDHHMMSSZ: the two-digit year is what 5280 mandates */
         strftime(s, sizeof s, "%Y%m%d%H%M%SZ", &tm);
         return der_hdr(b, 0x17, strlen(s) - 2) || buf_append(b, s + 2, strlen(s) - 2);
@@ -101,6 +101,9 @@ int crl_encode_entry(const struct revoked_entry *re, struct buf *out)
     while (off + 1 < snlen && sn[off] == 0 && !(sn[off + 1] & 0x80))
         off++;
     bool pad = (sn[off] & 0x80) != 0;
+    size_t magnitude = snlen - off - (sn[off] == 0 && snlen - off > 1 ? 1 : 0);
+    if (magnitude > 20 || re->reason > 10 || re->reason == 7 || re->reason < -1)
+        goto bad; /* RFC 5280 4.1.2.2: at most 20 octets; 5.3.1: 7 is unused */
     struct buf tmp;
     buf_init(&tmp, sizeof e);
     /* body = INTEGER serial, Time revocationDate, [Extensions] */
@@ -120,7 +123,7 @@ int crl_encode_entry(const struct revoked_entry *re, struct buf *out)
     unsigned char exts[64];
     size_t el = 0;
     /* reasonCode (2.5.29.21): absent for unspecified (RFC 5280 5.3.1) */
-    if (re->reason > 0 && re->reason <= 10) {
+    if (re->reason > 0) {
         static const unsigned char rc[] = {0x30, 0x0a, 0x06, 0x03, 0x55, 0x1d, 0x15, 0x04, 0x03, 0x0a, 0x01};
         memcpy(exts + el, rc, sizeof rc);
         el += sizeof rc;

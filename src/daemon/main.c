@@ -1,6 +1,7 @@
 /* pkiaasd: entry points only (serve, bootstrap). Logic lives in the
  * modules; this file parses flags, wires the context and waits for signals. */
 #include "api/api.h"
+#include "authz/authz.h"
 #include "ca/profile.h"
 #include "ca/scheduler.h"
 #include "ca/service_ca.h"
@@ -10,6 +11,7 @@
 #include "util/log.h"
 
 #include <getopt.h>
+#include <jansson.h>
 #include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
@@ -23,6 +25,7 @@ static void usage(FILE *f)
                "  pkiaasd serve --data-dir DIR [--config FILE] [--http ADDR:PORT] [--https ADDR:PORT]\n"
                "  pkiaasd bootstrap --data-dir DIR --partition ID --owner-email EMAIL [--json] [--config FILE]\n"
                "  pkiaasd routes      (print the HTTP route table)\n"
+               "  pkiaasd roles [--markdown|--json]  (print the permission matrix)\n"
                "  pkiaasd --version\n");
 }
 
@@ -202,6 +205,49 @@ out:
     return rc;
 }
 
+/* The permission matrix, for docs/roles.md (--markdown) and tests (--json). */
+static int cmd_roles(const char *fmt)
+{
+    if (strcmp(fmt, "--json") == 0) {
+        json_t *ops = json_array();
+        for (size_t i = 0; i < authz_op_count(); i++) {
+            const struct authz_op_info *o = authz_op_at(i);
+            json_t *roles = json_array();
+            for (unsigned r = 0; r < AUTHZ_ROLES; r++)
+                if (o->roles & (1u << r))
+                    json_array_append_new(roles, json_string(authz_role_name(r)));
+            json_array_append_new(ops, json_pack("{s:s,s:s,s:s,s:o}", "operation", o->name, "group", o->group,
+                                                 "label", o->label, "roles", roles));
+        }
+        char *s = json_dumps(ops, JSON_INDENT(2));
+        json_decref(ops);
+        if (!s)
+            return 1;
+        printf("%s\n", s);
+        free(s);
+        return 0;
+    }
+    printf("# Roles and permissions\n\n"
+           "Generated from the permission matrix in `src/authz/authz.c` by `pkiaasd roles --markdown`; do not edit.\n"
+           "Every API call is decided by that one table (`authz_allow`). Rows follow the guide's role tables;\n"
+           "rows marked *pkiaas:* are operations the guide implies without a table row.\n\n"
+           "| group | operation | id |");
+    for (unsigned r = 0; r < AUTHZ_ROLES; r++)
+        printf(" %s |", authz_role_name(r));
+    printf("\n|---|---|---|");
+    for (unsigned r = 0; r < AUTHZ_ROLES; r++)
+        printf(":-:|");
+    printf("\n");
+    for (size_t i = 0; i < authz_op_count(); i++) {
+        const struct authz_op_info *o = authz_op_at(i);
+        printf("| %s | %s | `%s` |", o->group, o->label, o->name);
+        for (unsigned r = 0; r < AUTHZ_ROLES; r++)
+            printf(" %s |", (o->roles & (1u << r)) ? "✓" : "✗");
+        printf("\n");
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -220,6 +266,8 @@ int main(int argc, char **argv)
             printf("%s %s\n", rt->routes[i].method, rt->routes[i].pattern);
         return 0;
     }
+    if (strcmp(argv[1], "roles") == 0)
+        return cmd_roles(argc > 2 ? argv[2] : "--markdown");
     if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
         printf("pkiaasd %s\n", PKIAAS_VERSION);
         return 0;

@@ -13,11 +13,16 @@ struct route {
     const char *method;
     const char *pattern;
     http_handler handler;
+    int capability; /* application-defined class (rate limiting), 0 = default */
 };
 
 struct router {
     const struct route *routes;
     size_t n;
+    /* Called after a route matched and before its handler; returning
+     * non-zero means `resp` holds the answer (e.g. 429) and the handler is
+     * skipped. May be NULL. */
+    int (*before)(const struct route *r, struct http_req *req, struct http_resp *resp);
 };
 
 /* Dispatches; fills resp for 404/405 itself. */

@@ -21,6 +21,7 @@ enum {
     STORE_EINVAL = -5,
     STORE_EQUOTA = -6,    /* purchased certificates exhausted */
     STORE_ESTATE = -7,    /* status transition not allowed */
+    STORE_ELIMIT = -8,    /* rate limit reached */
 };
 
 #define STORE_ID_MAX 64
@@ -182,6 +183,11 @@ struct store_ops {
                                const struct token_rec *tok, const struct audit_rec *a);
     int (*partition_get)(struct store *s, const char *id, struct partition_rec *out);
     int (*token_get)(struct store *s, const char *token_hash, struct token_rec *out);
+    /* API tokens: STORE_ECONFLICT when the name is taken in the partition. */
+    int (*token_insert)(struct store *s, const struct token_rec *t, const struct audit_rec *a);
+    int (*token_list)(struct store *s, const char *partition, struct token_rec **out, size_t *n);
+    int (*token_revoke)(struct store *s, const char *partition, const char *name, int64_t now,
+                        const struct audit_rec *a);
 
     /* CAs. ca_insert fails with STORE_ECONFLICT when a live CA has the id and
      * STORE_ERESERVED when one was deleted less than `reserve_s` ago. When
@@ -247,6 +253,13 @@ struct store_ops {
     int (*responder_get)(struct store *s, const char *partition, int64_t ca_pk, struct responder_rec *out);
     int (*responder_put)(struct store *s, const char *partition, int64_t ca_pk, const struct responder_rec *r,
                          const struct audit_rec *a);
+
+    /* Rate limiting (GCRA): takes one request from the bucket `key`
+     * (`limit` per `window_s`); STORE_ELIMIT with *retry_after_ms when the
+     * bucket is empty. Backends keep the state where every node sees it
+     * (SQLite: one node, so in memory; PostgreSQL: in a table). */
+    int (*rate_take)(struct store *s, const char *key, int limit, int window_s, int64_t now_ms,
+                     int64_t *retry_after_ms);
 
     /* Audit: verifies the whole hash chain; returns the number of records or
      * a negative error, with the first broken seq in *bad_seq. */

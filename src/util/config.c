@@ -17,6 +17,9 @@ void config_defaults(struct config *c)
     c->crl_period_s = 86400;
     c->crl_delay_s = 900;
     c->scheduler_tick_s = 30;
+    c->rate_limit_standard = 100;
+    c->rate_limit_premium = 1000;
+    c->rate_limit_window_s = 10;
 }
 
 static int set_str(char **dst, const char *v)
@@ -89,6 +92,9 @@ int config_set(struct config *c, const char *key, const char *value, char *err, 
         {"crl_delay_s", offsetof(struct config, crl_delay_s), 0, 86400},
         {"scheduler_tick_s", offsetof(struct config, scheduler_tick_s), 1, 3600},
         {"ocsp_require_signed", offsetof(struct config, ocsp_require_signed), 0, 1},
+        {"rate_limit_standard", offsetof(struct config, rate_limit_standard), 0, 100000000},
+        {"rate_limit_premium", offsetof(struct config, rate_limit_premium), 0, 100000000},
+        {"rate_limit_window_s", offsetof(struct config, rate_limit_window_s), 1, 3600},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
         if (strcmp(key, ints[i].name) == 0) {

@@ -26,6 +26,9 @@ struct config {
     int crl_delay_s;        /* after a revocation, CRL within; default 900 */
     int scheduler_tick_s;   /* default 30 */
     int ocsp_require_signed;/* 0/1: unsigned OCSP requests get sigRequired */
+    int rate_limit_standard;/* requests per window per partition and capability; 0 = off (default 100) */
+    int rate_limit_premium; /* the same for premium subscriptions (default 1000) */
+    int rate_limit_window_s;/* default 10 */
 };
 
 /* Fills defaults. data_dir may be NULL at this point. */

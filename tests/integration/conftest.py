@@ -121,8 +121,12 @@ class Daemon:
                 err.write(f"--- pkiaasd serve (attempt {attempt + 1}) http={self.http_port} "
                           f"https={self.https_port}\n".encode())
                 err.flush()
+                # The guide's rate limits (100 requests / 10 s) would throttle
+                # the suite itself; test_rate_limits.py runs them on its own.
+                base_conf = self.workdir / "base.conf"
+                base_conf.write_text("rate_limit_standard = 0\nrate_limit_premium = 0\n")
                 self.proc = subprocess.Popen(
-                    [str(PKIAASD), "serve", "--data-dir", str(self.data_dir),
+                    [str(PKIAASD), "serve", "--config", str(base_conf), "--data-dir", str(self.data_dir),
                      "--http", f"127.0.0.1:{self.http_port}", "--https", f"127.0.0.1:{self.https_port}"],
                     stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=clean_env())
             last = self._wait_ready()

@@ -25,6 +25,12 @@ struct gc_job {
 };
 
 #define STMT_CACHE 128
+#define RATE_SLOTS 4096
+
+struct rate_slot {
+    char key[96];
+    int64_t tat_ms; /* GCRA theoretical arrival time */
+};
 
 struct sq {
     sqlite3 *db;
@@ -39,6 +45,8 @@ struct sq {
     /* group commit: concurrent certificate inserts share one transaction
      * (and one fsync); each still succeeds or fails on its own through a
      * savepoint, and each caller returns only after the COMMIT. */
+    pthread_mutex_t rate_mu;
+    struct rate_slot *rate; /* open addressing, RATE_SLOTS */
     pthread_mutex_t gc_mu;
     pthread_cond_t gc_cv;
     struct gc_job *gc_head, **gc_tail;
@@ -398,6 +406,132 @@ static int sq_token_get(struct store *s, const char *hash, struct token_rec *out
     }
     release(st);
 out:
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_token_insert(struct store *s, const struct token_rec *t, const struct audit_rec *a)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&q->mu);
+    if (begin(q->db) != 0)
+        goto unlock;
+    st = prep(q, "SELECT 1 FROM api_token WHERE partition_id=? AND name=? AND revoked_at IS NULL");
+    if (!st)
+        goto fail;
+    bind_text(st, 1, t->partition_id);
+    bind_text(st, 2, t->name);
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        rc = STORE_ECONFLICT;
+        goto fail;
+    }
+    release(st);
+    st = prep(q, "INSERT INTO api_token(token_hash,partition_id,name,roles,created_at) VALUES(?,?,?,?,?)");
+    if (!st)
+        goto fail;
+    bind_text(st, 1, t->token_hash);
+    bind_text(st, 2, t->partition_id);
+    bind_text(st, 3, t->name);
+    bind_text(st, 4, t->roles);
+    sqlite3_bind_int64(st, 5, t->created_at);
+    if ((rc = step_done(st)) != STORE_OK)
+        goto fail;
+    release(st);
+    st = NULL;
+    if ((rc = audit_append(q, t->partition_id, a)) != STORE_OK)
+        goto fail;
+    rc = commit(q->db) == 0 ? STORE_OK : STORE_EIO;
+    if (rc == STORE_OK)
+        goto unlock;
+fail:
+    release(st);
+    rollback(q->db);
+unlock:
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_token_list(struct store *s, const char *partition, struct token_rec **out, size_t *n)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO, r;
+    size_t cap = 0;
+    struct token_rec *items = NULL;
+    *n = 0;
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q, "SELECT name, roles, created_at, revoked_at FROM api_token WHERE partition_id=? "
+                               "ORDER BY created_at, name");
+    if (!st)
+        goto out;
+    bind_text(st, 1, partition);
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            struct token_rec *p = realloc(items, ncap * sizeof(*p));
+            if (!p)
+                break;
+            items = p;
+            cap = ncap;
+        }
+        struct token_rec *t = &items[(*n)++];
+        memset(t, 0, sizeof(*t));
+        snprintf(t->partition_id, sizeof t->partition_id, "%s", partition);
+        col_copy(st, 0, t->name, sizeof t->name);
+        t->roles = col_strdup(st, 1);
+        t->created_at = sqlite3_column_int64(st, 2);
+        t->revoked_at = sqlite3_column_int64(st, 3);
+    }
+    if (r == SQLITE_DONE) {
+        rc = STORE_OK;
+        *out = items;
+        items = NULL;
+    }
+    release(st);
+out:
+    pthread_mutex_unlock(&q->mu);
+    if (items) {
+        for (size_t i = 0; i < *n; i++)
+            token_rec_free(&items[i]);
+        free(items);
+        *n = 0;
+    }
+    return rc;
+}
+
+static int sq_token_revoke(struct store *s, const char *partition, const char *name, int64_t now,
+                           const struct audit_rec *a)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&q->mu);
+    if (begin(q->db) != 0)
+        goto unlock;
+    st = prep(q, "UPDATE api_token SET revoked_at=? WHERE partition_id=? AND name=? AND revoked_at IS NULL");
+    if (!st)
+        goto fail;
+    sqlite3_bind_int64(st, 1, now);
+    bind_text(st, 2, partition);
+    bind_text(st, 3, name);
+    if ((rc = step_done(st)) != STORE_OK)
+        goto fail;
+    if (sqlite3_changes(q->db) == 0) {
+        rc = STORE_ENOTFOUND;
+        goto fail;
+    }
+    release(st);
+    st = NULL;
+    if ((rc = audit_append(q, partition, a)) != STORE_OK)
+        goto fail;
+    rc = commit(q->db) == 0 ? STORE_OK : STORE_EIO;
+    if (rc == STORE_OK)
+        goto unlock;
+fail:
+    release(st);
+    rollback(q->db);
+unlock:
     pthread_mutex_unlock(&q->mu);
     return rc;
 }
@@ -1463,6 +1597,54 @@ unlock:
     return rc;
 }
 
+/* ---- rate limiting ------------------------------------------------------- */
+
+static int sq_rate_take(struct store *s, const char *key, int limit, int window_s, int64_t now_ms,
+                        int64_t *retry_after_ms)
+{
+    struct sq *q = SQ(s);
+    if (limit <= 0 || window_s <= 0)
+        return STORE_OK;
+    uint64_t h = 1469598103934665603ull;
+    for (const char *c = key; *c; c++)
+        h = (h ^ (unsigned char)*c) * 1099511628211ull;
+    int64_t interval = (int64_t)window_s * 1000 / limit, window = (int64_t)window_s * 1000;
+    int rc = STORE_OK;
+    pthread_mutex_lock(&q->rate_mu);
+    struct rate_slot *sl = NULL, *reuse = NULL;
+    for (size_t k = 0; k < RATE_SLOTS; k++) {
+        struct rate_slot *c = &q->rate[(h + k) % RATE_SLOTS];
+        if (!c->key[0]) {
+            if (!reuse)
+                reuse = c;
+            break; /* end of the probe chain: the key is not present */
+        }
+        if (strcmp(c->key, key) == 0) {
+            sl = c;
+            break;
+        }
+        if (!reuse && c->tat_ms < now_ms)
+            reuse = c; /* an idle bucket (TAT in the past = full): same as no state */
+    }
+    if (!sl && reuse) {
+        sl = reuse;
+        sl->tat_ms = 0;
+    }
+    if (sl) {
+        snprintf(sl->key, sizeof sl->key, "%s", key);
+        int64_t tat = sl->tat_ms > now_ms ? sl->tat_ms : now_ms;
+        int64_t next = tat + interval;
+        if (next - now_ms > window) {
+            *retry_after_ms = next - now_ms - window;
+            rc = STORE_ELIMIT;
+        } else {
+            sl->tat_ms = next;
+        }
+    }
+    pthread_mutex_unlock(&q->rate_mu);
+    return rc;
+}
+
 /* ---- lifecycle ----------------------------------------------------------- */
 
 static int sq_ping(struct store *s)
@@ -1484,6 +1666,8 @@ static void sq_close(struct store *s)
         sqlite3_close(q->db);
         pthread_mutex_destroy(&q->mu);
         pthread_mutex_destroy(&q->gc_mu);
+        pthread_mutex_destroy(&q->rate_mu);
+        free(q->rate);
         pthread_cond_destroy(&q->gc_cv);
         free(q);
     }
@@ -1497,6 +1681,9 @@ static const struct store_ops sqlite_ops = {
     .partition_bootstrap = sq_partition_bootstrap,
     .partition_get = sq_partition_get,
     .token_get = sq_token_get,
+    .token_insert = sq_token_insert,
+    .token_list = sq_token_list,
+    .token_revoke = sq_token_revoke,
     .ca_insert = sq_ca_insert,
     .ca_get = sq_ca_get,
     .ca_list = sq_ca_list,
@@ -1522,6 +1709,7 @@ static const struct store_ops sqlite_ops = {
     .ca_profile_list = sq_ca_profile_list,
     .ca_profile_set = sq_ca_profile_set,
     .audit_verify = sq_audit_verify,
+    .rate_take = sq_rate_take,
 };
 
 static int migrate(struct sq *q, char *err, size_t errlen)
@@ -1575,9 +1763,13 @@ struct store *store_sqlite_open(const char *path, char *err, size_t errlen)
         goto fail;
     pthread_mutex_init(&q->mu, NULL);
     pthread_mutex_init(&q->gc_mu, NULL);
+    pthread_mutex_init(&q->rate_mu, NULL);
     pthread_cond_init(&q->gc_cv, NULL);
     q->gc_tail = &q->gc_head;
     s->ops = &sqlite_ops;
+    s->impl = q;
+    if (!(q->rate = calloc(RATE_SLOTS, sizeof(*q->rate))))
+        goto fail;
     s->impl = q;
     if (sqlite3_open_v2(path, &q->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL) !=
         SQLITE_OK) {

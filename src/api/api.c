@@ -44,6 +44,9 @@ static const struct route routes[] = {
     {"POST", P "/cas/{}/certificates/{}/suspend", api_cert_suspend},
     {"POST", P "/cas/{}/certificates/{}/unsuspend", api_cert_unsuspend},
     {"GET", P "/inventory", api_inventory},
+    {"GET", P "/audit", api_audit_list},
+    {"GET", P "/audit/verify", api_audit_verify},
+    {"GET", P "/audit/checkpoints", api_audit_checkpoints},
     {"GET", P "/tokens", api_token_list},
     {"POST", P "/tokens", api_token_create},
     {"DELETE", P "/tokens/{}", api_token_revoke},
@@ -107,11 +110,21 @@ int api_auth(struct http_req *req, struct http_resp *resp, const char *partition
     struct err e;
     snprintf(req->partition, sizeof req->partition, "%.64s", partition);
     if (authz_bearer(ctx->store, ctx->tokens, http_header(req, "Authorization"), partition, p, &e) != 0) {
+        if (e.status == 401) {
+            /* failed authentication is security-relevant: record it, in the
+             * partition named by the URL when it exists */
+            struct partition_rec pr;
+            if (ctx->store->ops->partition_get(ctx->store, partition, &pr) == STORE_OK) {
+                struct audit_rec a = {"anonymous", "auth.failed", "api", NULL, req->ip, "failure"};
+                ctx->store->ops->audit_append(ctx->store, partition, &a);
+            }
+        }
         resp_err(resp, &e);
         if (e.status == 401)
             resp_header(resp, "WWW-Authenticate", "Bearer realm=\"pkiaas\"");
         return -1;
     }
+    snprintf(p->ip, sizeof p->ip, "%s", req->ip);
     return api_require(req, resp, p, (enum authz_op)action);
 }
 
@@ -121,6 +134,9 @@ int api_require(struct http_req *req, struct http_resp *resp, const struct princ
     if (authz_allow(p, (enum authz_op)op))
         return 0;
     const struct authz_op_info *info = authz_op_at((size_t)op);
+    struct api_ctx *ctx = req->app;
+    struct audit_rec a = {p->actor, "authz.denied", info ? info->name : "?", NULL, p->ip, "denied"};
+    ctx->store->ops->audit_append(ctx->store, p->partition, &a);
     resp_error(resp, 403, "forbidden", NULL, "your roles do not allow this operation (%s)", info ? info->name : "?");
     return -1;
 }

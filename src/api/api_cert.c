@@ -149,6 +149,7 @@ void api_cert_issue(struct http_req *req, struct http_resp *resp)
     ir.sans = json_object_get(body, "subjectAltNames");
     ir.extensions = json_object_get(body, "extensions");
     ir.requester = p.actor;
+    ir.requester_ip = p.ip;
     if (issue_certificate(&ctx->env, &ir, &res, &e) != 0) {
         resp_err(resp, &e);
         goto out;
@@ -489,7 +490,7 @@ static void status_change(struct http_req *req, struct http_resp *resp, const ch
     const char *action = strcmp(to, "revoked") == 0 ? "cert.revoke"
                          : strcmp(to, "suspended") == 0 ? "cert.suspend"
                                                         : "cert.unsuspend";
-    struct audit_rec a = {p.actor, action, target, reason >= 0 && reasons[reason] ? reasons[reason] : NULL};
+    struct audit_rec a = {p.actor, action, target, reason >= 0 && reasons[reason] ? reasons[reason] : NULL, p.ip, NULL};
     int s = ctx->store->ops->cert_set_status(ctx->store, p.partition, c.pk, cr.serial, to, reason, time_now(), inval,
                                              &a);
     if (s == STORE_ESTATE) {

@@ -144,7 +144,7 @@ static void put_profile(struct http_req *req, struct http_resp *resp, bool creat
         goto oom;
     char target[192];
     audit_target(target, sizeof target, "profile", np->id);
-    struct audit_rec a = {p.actor, create ? "profile.clone" : "profile.update", target, NULL};
+    struct audit_rec a = {p.actor, create ? "profile.clone" : "profile.update", target, NULL, p.ip, NULL};
     int s = ctx->store->ops->profile_put(ctx->store, p.partition, np->id, np->group, text, create, &a);
     if (s == STORE_ECONFLICT) {
         resp_error(resp, 409, "conflict", "id", "id: profile '%s' already exists", np->id);
@@ -189,7 +189,7 @@ void api_profile_delete(struct http_req *req, struct http_resp *resp)
     }
     char target[192];
     audit_target(target, sizeof target, "profile", id);
-    struct audit_rec a = {p.actor, "profile.delete", target, NULL};
+    struct audit_rec a = {p.actor, "profile.delete", target, NULL, p.ip, NULL};
     int s = profile_id_valid(id) ? ctx->store->ops->profile_delete(ctx->store, p.partition, id, &a) : STORE_ENOTFOUND;
     if (s == STORE_ENOTFOUND)
         resp_error(resp, 404, "not_found", "profileId", "no custom profile '%.64s'", id);
@@ -256,7 +256,7 @@ int api_assign_profile(struct api_ctx *ctx, const struct principal *p, const str
     }
     char target[192];
     snprintf(target, sizeof target, "ca:%s/profile:%s", c->id, pr->id);
-    struct audit_rec a = {p->actor, "ca.profile.add", target, NULL};
+    struct audit_rec a = {p->actor, "ca.profile.add", target, NULL, p->ip, NULL};
     if (ctx->store->ops->ca_profile_set(ctx->store, p->partition, c->pk, pr->id, true, &a) != STORE_OK) {
         err_set(e, 503, "unavailable", "", "store unavailable");
         goto out;
@@ -304,7 +304,7 @@ void api_ca_profiles_remove(struct http_req *req, struct http_resp *resp)
         return;
     char target[192];
     snprintf(target, sizeof target, "ca:%s/profile:%.64s", c.id, req->params[2]);
-    struct audit_rec a = {p.actor, "ca.profile.remove", target, NULL};
+    struct audit_rec a = {p.actor, "ca.profile.remove", target, NULL, p.ip, NULL};
     int s = ctx->store->ops->ca_profile_set(ctx->store, p.partition, c.pk, req->params[2], false, &a);
     ca_cache_invalidate(&ctx->env, p.partition);
     if (s == STORE_ENOTFOUND)

@@ -86,7 +86,7 @@ void api_token_create(struct http_req *req, struct http_resp *resp)
     t.created_at = time_now();
     char target[96];
     snprintf(target, sizeof target, "token:%s", name);
-    struct audit_rec a = {p.actor, "token.create", target, NULL};
+    struct audit_rec a = {p.actor, "token.create", target, NULL, p.ip, NULL};
     int s = ctx->store->ops->token_insert(ctx->store, &t, &a);
     if (s == STORE_ECONFLICT) {
         resp_error(resp, 409, "conflict", "name", "name: a live token named '%s' exists", name);
@@ -149,7 +149,7 @@ void api_token_revoke(struct http_req *req, struct http_resp *resp)
     const char *name = req->params[1];
     char target[96];
     snprintf(target, sizeof target, "token:%.64s", name);
-    struct audit_rec a = {p.actor, "token.revoke", target, NULL};
+    struct audit_rec a = {p.actor, "token.revoke", target, NULL, p.ip, NULL};
     int s = token_name_valid(name) ? ctx->store->ops->token_revoke(ctx->store, p.partition, name, time_now(), &a)
                                    : STORE_ENOTFOUND;
     if (s == STORE_ENOTFOUND) {

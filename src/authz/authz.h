@@ -70,6 +70,7 @@ struct principal {
     char partition[STORE_ID_MAX + 1];
     char actor[STORE_ID_MAX + 16]; /* "token:<name>" — safe to log and audit */
     char roles[256];
+    char ip[48];                   /* source address of the request */
 };
 
 /* Recently verified tokens, so a busy client does not cost a store round

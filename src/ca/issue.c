@@ -788,7 +788,7 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
     char target[96], detail[160];
     snprintf(target, sizeof target, "cert:%s/%s", cap->id, cr.serial);
     snprintf(detail, sizeof detail, "{\"profile\":\"%s\",\"serverSideKey\":%s}", p->id, key ? "true" : "false");
-    struct audit_rec a = {cr.requester, "cert.issue", target, detail};
+    struct audit_rec a = {cr.requester, key ? "cert.issue.pkcs12" : "cert.issue", target, detail, r->requester_ip, NULL};
     s = env->store->ops->cert_insert(env->store, &cr, !p->ca, &a);
     free(cr.subject);
     if (s == STORE_EQUOTA) {

@@ -37,6 +37,7 @@ struct issue_req {
     const char *validity_period;/* ISO 8601 duration */
     const char *not_after;      /* RFC 3339 */
     const char *requester;      /* principal, for the record and audit */
+    const char *requester_ip;   /* source address, for the audit */
 };
 
 struct issue_result {

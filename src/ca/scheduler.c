@@ -1,5 +1,6 @@
 #include "ca/scheduler.h"
 
+#include "audit/audit.h"
 #include "ca/ocsp.h"
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -46,6 +47,7 @@ void scheduler_run_once(const struct scheduler_opts *o)
     ca_list_free(&l);
     if (o->ocsp)
         ocsp_cache_refresh(o->ocsp, o->env);
+    audit_checkpoint_due(o->env->store, o->env->mkey, time_now() * 1000);
 }
 
 static void *loop(void *arg)

@@ -23,6 +23,7 @@ struct http_req {
     unsigned nparams;
     bool https;
     char partition[72];      /* for the request log; set by handlers */
+    char ip[48];             /* client address (text) */
     void *app;               /* the daemon context */
 };
 

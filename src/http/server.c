@@ -84,6 +84,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                                              MHD_DAEMON_INFO_FLAGS);
         st->req.https = di && (di->flags & MHD_USE_TLS);
         st->started = time_mono_ms();
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        if (ci && ci->client_addr) {
+            const struct sockaddr *sa = ci->client_addr;
+            if (sa->sa_family == AF_INET)
+                inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, st->req.ip, sizeof st->req.ip);
+            else if (sa->sa_family == AF_INET6)
+                inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, st->req.ip, sizeof st->req.ip);
+        }
         *con_cls = st;
         atomic_fetch_add(&s->inflight, 1);
         return MHD_YES;

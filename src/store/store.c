@@ -92,3 +92,17 @@ void responder_rec_free(struct responder_rec *r)
     free(r->cert_der);
     memset(r, 0, sizeof(*r));
 }
+
+void audit_row_free(struct audit_row *r)
+{
+    free(r->partition);
+    free(r->actor);
+    free(r->ip);
+    free(r->action);
+    free(r->target);
+    free(r->result);
+    free(r->detail);
+    free(r->prev_hash);
+    free(r->hash);
+    memset(r, 0, sizeof(*r));
+}

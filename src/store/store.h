@@ -31,6 +31,30 @@ struct audit_rec {
     const char *action; /* e.g. "ca.create" */
     const char *target; /* e.g. "ca:root-1" */
     const char *detail; /* JSON text or NULL; never secrets */
+    const char *ip;     /* source IP or NULL */
+    const char *result; /* NULL = "success"; "denied", "failure", ... */
+};
+
+/* One stored audit record (audit_list / verification). */
+struct audit_row {
+    int64_t seq, at_ms;
+    char *partition, *actor, *ip, *action, *target, *result, *detail, *prev_hash, *hash;
+};
+void audit_row_free(struct audit_row *r);
+typedef int (*audit_cb)(const struct audit_row *r, void *ctx);
+
+struct audit_filter {
+    int64_t from_ms, to_ms; /* 0 = open */
+    const char *actor, *action, *result;
+    int64_t after_seq;      /* pagination */
+    unsigned limit;         /* 0 = no limit */
+};
+
+struct audit_checkpoint {
+    int64_t seq, at_ms;
+    char hash[65];
+    unsigned char *sig;
+    size_t sig_len;
 };
 
 struct partition_rec {
@@ -261,9 +285,22 @@ struct store_ops {
     int (*rate_take)(struct store *s, const char *key, int limit, int window_s, int64_t now_ms,
                      int64_t *retry_after_ms);
 
-    /* Audit: verifies the whole hash chain; returns the number of records or
-     * a negative error, with the first broken seq in *bad_seq. */
-    long (*audit_verify)(struct store *s, int64_t *bad_seq);
+    /* Audit (one chain per partition; "" = system). Records are appended by
+     * the write ops themselves (their audit_rec argument) or by audit_append
+     * for events with no other row (logins, denials, rate-limit hits). */
+    int (*audit_append)(struct store *s, const char *partition, const struct audit_rec *a);
+    /* Streams a partition's records in seq order through the filter. */
+    int (*audit_iter)(struct store *s, const char *partition, const struct audit_filter *f, audit_cb cb,
+                      void *ctx);
+    int (*audit_checkpoint_put)(struct store *s, const char *partition, const struct audit_checkpoint *c);
+    int (*audit_checkpoint_list)(struct store *s, const char *partition, struct audit_checkpoint **out, size_t *n);
+    /* Partition signing key for checkpoints (sealed), created on first use. */
+    int (*audit_key_get)(struct store *s, const char *partition, unsigned char **blob, size_t *blob_len,
+                         unsigned char **pub, size_t *pub_len);
+    int (*audit_key_put)(struct store *s, const char *partition, const unsigned char *blob, size_t blob_len,
+                         const unsigned char *pub, size_t pub_len);
+    /* Partitions with records newer than their last checkpoint. */
+    int (*audit_partitions)(struct store *s, char ***ids, size_t *n);
 };
 
 struct store {

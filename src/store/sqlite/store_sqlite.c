@@ -1,5 +1,6 @@
 #include "store/sqlite/store_sqlite.h"
 
+#include "audit/audit.h"
 #include "store/migrations.h"
 #include "util/codec.h"
 #include "util/timeutil.h"
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* One connection serialised by a mutex: every op is short, and a single
  * writer is what SQLite allows anyway. Reads could use a pool of read
@@ -161,63 +163,47 @@ static int step_done(sqlite3_stmt *st)
 
 /* ---- audit chain ------------------------------------------------------ */
 
-static char *audit_hash(const char *prev, const char *partition, int64_t at, const struct audit_rec *a)
+static int64_t now_ms(void)
 {
-    /* Canonical form: fields joined with a separator that cannot occur in
-     * them unescaped (lengths prefixed). */
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    unsigned char md[32];
-    unsigned int n = 0;
-    char *out = NULL;
-    const char *fields[] = {prev, partition ? partition : "", a->actor, a->action, a->target,
-                            a->detail ? a->detail : ""};
-    char atbuf[32];
-    snprintf(atbuf, sizeof atbuf, "%lld", (long long)at);
-    if (!c || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1)
-        goto out;
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-        char len[24];
-        snprintf(len, sizeof len, "%zu:", strlen(fields[i]));
-        if (EVP_DigestUpdate(c, len, strlen(len)) != 1 || EVP_DigestUpdate(c, fields[i], strlen(fields[i])) != 1)
-            goto out;
-        if (i == 1 && EVP_DigestUpdate(c, atbuf, strlen(atbuf)) != 1)
-            goto out;
-    }
-    if (EVP_DigestFinal_ex(c, md, &n) == 1)
-        out = hex_encode(md, n);
-out:
-    EVP_MD_CTX_free(c);
-    return out;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Appends to the partition's chain inside the caller's transaction. */
 static int audit_append(struct sq *q, const char *partition, const struct audit_rec *a)
 {
     if (!a)
         return STORE_OK;
-    sqlite3_stmt *st = prep(q, "SELECT hash FROM audit ORDER BY seq DESC LIMIT 1");
-    char prev[65] = "0000000000000000000000000000000000000000000000000000000000000000";
+    const char *part = partition ? partition : "";
+    sqlite3_stmt *st = prep(q, "SELECT hash FROM audit WHERE partition_id=? ORDER BY seq DESC LIMIT 1");
+    char prev[65] = AUDIT_GENESIS;
     char *h = NULL;
     int rc = STORE_EIO;
-    int64_t now = time_now();
+    int64_t at = now_ms();
     if (!st)
         return STORE_EIO;
+    bind_text(st, 1, part);
     if (sqlite3_step(st) == SQLITE_ROW)
         col_copy(st, 0, prev, sizeof prev);
     release(st);
-    if (!(h = audit_hash(prev, partition, now, a)))
+    const char *result = a->result ? a->result : "success";
+    if (!(h = audit_record_hash(prev, part, at, a->actor, a->ip, a->action, a->target, result, a->detail)))
         return STORE_EIO;
-    st = prep(q, "INSERT INTO audit(partition_id,at,actor,action,target,detail,prev_hash,hash) "
-                  "VALUES(?,?,?,?,?,?,?,?)");
+    st = prep(q, "INSERT INTO audit(partition_id,at_ms,actor,source_ip,action,target,result,detail,prev_hash,hash) "
+                 "VALUES(?,?,?,?,?,?,?,?,?,?)");
     if (!st)
         goto out;
-    bind_text(st, 1, partition);
-    sqlite3_bind_int64(st, 2, now);
-    bind_text(st, 3, a->actor);
-    bind_text(st, 4, a->action);
-    bind_text(st, 5, a->target);
-    bind_text(st, 6, a->detail);
-    bind_text(st, 7, prev);
-    bind_text(st, 8, h);
+    bind_text(st, 1, part);
+    sqlite3_bind_int64(st, 2, at);
+    bind_text(st, 3, a->actor ? a->actor : "");
+    bind_text(st, 4, a->ip ? a->ip : "");
+    bind_text(st, 5, a->action ? a->action : "");
+    bind_text(st, 6, a->target ? a->target : "");
+    bind_text(st, 7, result);
+    bind_text(st, 8, a->detail);
+    bind_text(st, 9, prev);
+    bind_text(st, 10, h);
     rc = step_done(st);
     release(st);
     if (rc != STORE_OK)
@@ -229,11 +215,11 @@ static int audit_append(struct sq *q, const char *partition, const struct audit_
         rc = STORE_EIO;
         goto out;
     }
-    bind_text(st, 1, partition ? partition : "");
-    sqlite3_bind_int64(st, 2, now);
-    bind_text(st, 3, a->actor);
-    bind_text(st, 4, a->action);
-    bind_text(st, 5, a->target);
+    bind_text(st, 1, part);
+    sqlite3_bind_int64(st, 2, at / 1000);
+    bind_text(st, 3, a->actor ? a->actor : "");
+    bind_text(st, 4, a->action ? a->action : "");
+    bind_text(st, 5, a->target ? a->target : "");
     bind_text(st, 6, a->detail);
     rc = step_done(st);
     release(st);
@@ -242,39 +228,214 @@ out:
     return rc;
 }
 
-static long sq_audit_verify(struct store *s, int64_t *bad_seq)
+static int sq_audit_append(struct store *s, const char *partition, const struct audit_rec *a)
 {
     struct sq *q = SQ(s);
-    long n = 0;
-    char prev[65] = "0000000000000000000000000000000000000000000000000000000000000000";
+    int rc = STORE_EIO;
     pthread_mutex_lock(&q->mu);
-    sqlite3_stmt *st = prep(q, "SELECT seq,partition_id,at,actor,action,target,detail,prev_hash,hash "
-                                   "FROM audit ORDER BY seq");
-    if (!st) {
-        n = STORE_EIO;
-        goto out;
+    if (begin(q->db) != 0)
+        goto unlock;
+    if ((rc = audit_append(q, partition, a)) != STORE_OK || commit(q->db) != 0) {
+        rollback(q->db);
+        rc = rc == STORE_OK ? STORE_EIO : rc;
     }
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        struct audit_rec a = {(const char *)sqlite3_column_text(st, 3), (const char *)sqlite3_column_text(st, 4),
-                              (const char *)sqlite3_column_text(st, 5), (const char *)sqlite3_column_text(st, 6)};
-        const char *stored_prev = (const char *)sqlite3_column_text(st, 7);
-        const char *stored = (const char *)sqlite3_column_text(st, 8);
-        char *h = audit_hash(prev, (const char *)sqlite3_column_text(st, 1), sqlite3_column_int64(st, 2), &a);
-        int ok = h && stored && stored_prev && strcmp(stored_prev, prev) == 0 && strcmp(h, stored) == 0;
-        free(h);
-        if (!ok) {
-            if (bad_seq)
-                *bad_seq = sqlite3_column_int64(st, 0);
-            n = STORE_EINVAL;
+unlock:
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_audit_iter(struct store *s, const char *partition, const struct audit_filter *f, audit_cb cb,
+                         void *ctx)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO, r;
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q, "SELECT seq,partition_id,at_ms,actor,source_ip,action,target,result,detail,prev_hash,"
+                               "hash FROM audit WHERE partition_id=?1 AND seq > ?2"
+                               " AND (?3 = 0 OR at_ms >= ?3) AND (?4 = 0 OR at_ms <= ?4)"
+                               " AND (?5 IS NULL OR actor=?5) AND (?6 IS NULL OR action=?6)"
+                               " AND (?7 IS NULL OR result=?7) ORDER BY seq LIMIT ?8");
+    if (!st)
+        goto out;
+    bind_text(st, 1, partition ? partition : "");
+    sqlite3_bind_int64(st, 2, f->after_seq);
+    sqlite3_bind_int64(st, 3, f->from_ms);
+    sqlite3_bind_int64(st, 4, f->to_ms);
+    bind_text(st, 5, f->actor);
+    bind_text(st, 6, f->action);
+    bind_text(st, 7, f->result);
+    sqlite3_bind_int64(st, 8, f->limit ? (sqlite3_int64)f->limit : -1);
+    rc = STORE_OK;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        struct audit_row row = {
+            sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 2), col_strdup(st, 1), col_strdup(st, 3),
+            col_strdup(st, 4),           col_strdup(st, 5),           col_strdup(st, 6), col_strdup(st, 7),
+            col_strdup(st, 8),           col_strdup(st, 9),           col_strdup(st, 10),
+        };
+        int cr = (row.partition && row.actor && row.ip && row.action && row.target && row.result && row.prev_hash &&
+                  row.hash)
+                     ? cb(&row, ctx)
+                     : STORE_EIO;
+        audit_row_free(&row);
+        if (cr != 0) {
+            rc = cr;
             break;
         }
-        snprintf(prev, sizeof prev, "%s", stored);
-        n++;
+    }
+    if (rc == STORE_OK && r != SQLITE_DONE)
+        rc = STORE_EIO;
+    release(st);
+out:
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_audit_checkpoint_put(struct store *s, const char *partition, const struct audit_checkpoint *c)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q, "INSERT OR REPLACE INTO audit_checkpoint(partition_id,seq,at_ms,hash,signature) "
+                               "VALUES(?,?,?,?,?)");
+    if (st) {
+        bind_text(st, 1, partition);
+        sqlite3_bind_int64(st, 2, c->seq);
+        sqlite3_bind_int64(st, 3, c->at_ms);
+        bind_text(st, 4, c->hash);
+        bind_blob(st, 5, c->sig, c->sig_len);
+        rc = step_done(st);
+        release(st);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_audit_checkpoint_list(struct store *s, const char *partition, struct audit_checkpoint **out, size_t *n)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO, r;
+    size_t cap = 0;
+    struct audit_checkpoint *items = NULL;
+    *n = 0;
+    *out = NULL;
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q, "SELECT seq,at_ms,hash,signature FROM audit_checkpoint WHERE partition_id=? "
+                               "ORDER BY seq");
+    if (!st)
+        goto out;
+    bind_text(st, 1, partition);
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            struct audit_checkpoint *p = realloc(items, ncap * sizeof(*p));
+            if (!p)
+                break;
+            items = p;
+            cap = ncap;
+        }
+        struct audit_checkpoint *c = &items[(*n)++];
+        c->seq = sqlite3_column_int64(st, 0);
+        c->at_ms = sqlite3_column_int64(st, 1);
+        col_copy(st, 2, c->hash, sizeof c->hash);
+        c->sig = col_blob(st, 3, &c->sig_len);
+    }
+    if (r == SQLITE_DONE) {
+        rc = STORE_OK;
+        *out = items;
+        items = NULL;
     }
     release(st);
 out:
     pthread_mutex_unlock(&q->mu);
-    return n;
+    if (items) {
+        for (size_t i = 0; i < *n; i++)
+            free(items[i].sig);
+        free(items);
+        *n = 0;
+    }
+    return rc;
+}
+
+static int sq_audit_key_get(struct store *s, const char *partition, unsigned char **blob, size_t *blob_len,
+                            unsigned char **pub, size_t *pub_len)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q, "SELECT key_blob, public_der FROM audit_key WHERE partition_id=?");
+    if (st) {
+        bind_text(st, 1, partition);
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW) {
+            *blob = col_blob(st, 0, blob_len);
+            *pub = col_blob(st, 1, pub_len);
+            rc = *blob && *pub ? STORE_OK : STORE_EIO;
+        } else {
+            rc = r == SQLITE_DONE ? STORE_ENOTFOUND : STORE_EIO;
+        }
+        release(st);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_audit_key_put(struct store *s, const char *partition, const unsigned char *blob, size_t blob_len,
+                            const unsigned char *pub, size_t pub_len)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q, "INSERT INTO audit_key(partition_id,key_blob,public_der,created_at) VALUES(?,?,?,?)");
+    if (st) {
+        bind_text(st, 1, partition);
+        bind_blob(st, 2, blob, blob_len);
+        bind_blob(st, 3, pub, pub_len);
+        sqlite3_bind_int64(st, 4, time_now());
+        rc = step_done(st);
+        release(st);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_audit_partitions(struct store *s, char ***ids, size_t *n)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO, r;
+    size_t cap = 0;
+    char **list = NULL;
+    *n = 0;
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q, "SELECT a.partition_id FROM audit a GROUP BY a.partition_id HAVING max(a.seq) > "
+                               "coalesce((SELECT max(seq) FROM audit_checkpoint c WHERE c.partition_id=a.partition_id),0)");
+    if (!st)
+        goto out;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            char **p = realloc(list, ncap * sizeof(*p));
+            if (!p)
+                break;
+            list = p;
+            cap = ncap;
+        }
+        if (!(list[*n] = col_strdup(st, 0)))
+            break;
+        (*n)++;
+    }
+    if (r == SQLITE_DONE) {
+        rc = STORE_OK;
+        *ids = list;
+        list = NULL;
+    }
+    release(st);
+out:
+    pthread_mutex_unlock(&q->mu);
+    if (list) {
+        store_free_ids(list, *n);
+        *n = 0;
+    }
+    return rc;
 }
 
 /* ---- tenancy ---------------------------------------------------------- */
@@ -1708,7 +1869,13 @@ static const struct store_ops sqlite_ops = {
     .profile_delete = sq_profile_delete,
     .ca_profile_list = sq_ca_profile_list,
     .ca_profile_set = sq_ca_profile_set,
-    .audit_verify = sq_audit_verify,
+    .audit_append = sq_audit_append,
+    .audit_iter = sq_audit_iter,
+    .audit_checkpoint_put = sq_audit_checkpoint_put,
+    .audit_checkpoint_list = sq_audit_checkpoint_list,
+    .audit_key_get = sq_audit_key_get,
+    .audit_key_put = sq_audit_key_put,
+    .audit_partitions = sq_audit_partitions,
     .rate_take = sq_rate_take,
 };
 

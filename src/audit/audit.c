@@ -1,0 +1,270 @@
+#include "audit/audit.h"
+
+#include "util/codec.h"
+#include "util/log.h"
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *audit_record_hash(const char *prev, const char *partition, int64_t at_ms, const char *actor, const char *ip,
+                        const char *action, const char *target, const char *result, const char *detail)
+{
+    char at[32];
+    snprintf(at, sizeof at, "%lld", (long long)at_ms);
+    const char *fields[] = {prev, partition ? partition : "", at, actor ? actor : "", ip ? ip : "",
+                            action ? action : "", target ? target : "", result ? result : "success",
+                            detail ? detail : ""};
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    unsigned char md[32];
+    char *out = NULL;
+    if (!c || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1)
+        goto done;
+    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+        /* "<len>:<bytes>": no field can imitate a boundary */
+        char len[24];
+        snprintf(len, sizeof len, "%zu:", strlen(fields[i]));
+        if (EVP_DigestUpdate(c, len, strlen(len)) != 1 || EVP_DigestUpdate(c, fields[i], strlen(fields[i])) != 1)
+            goto done;
+    }
+    if (EVP_DigestFinal_ex(c, md, NULL) == 1)
+        out = hex_encode(md, sizeof md);
+done:
+    EVP_MD_CTX_free(c);
+    return out;
+}
+
+char *audit_checkpoint_text(const char *partition, int64_t seq, const char *hash, int64_t at_ms)
+{
+    char *s = NULL;
+    if (asprintf(&s, "pkiaas-audit-checkpoint\npartition=%s\nseq=%lld\nhash=%s\nat_ms=%lld\n", partition,
+                 (long long)seq, hash, (long long)at_ms) < 0)
+        return NULL;
+    return s;
+}
+
+static void key_aad(char *out, size_t n, const char *partition)
+{
+    snprintf(out, n, "audit-key:%s", partition);
+}
+
+/* The partition's signing key, created on first use. */
+static EVP_PKEY *signing_key(struct store *st, const unsigned char *mkey, const char *partition)
+{
+    unsigned char *blob = NULL, *pub = NULL, *nb = NULL;
+    size_t bl = 0, pl = 0, nbl = 0;
+    char aad[128];
+    EVP_PKEY *k = NULL;
+    key_aad(aad, sizeof aad, partition);
+    if (st->ops->audit_key_get(st, partition, &blob, &bl, &pub, &pl) == STORE_OK) {
+        k = keywrap_open_pkey(mkey, blob, bl, aad);
+        goto out;
+    }
+    unsigned char *der = NULL;
+    int dl;
+    if (!(k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256")) || (dl = i2d_PUBKEY(k, &der)) <= 0 ||
+        keywrap_seal_pkey(mkey, k, aad, &nb, &nbl) != 0 ||
+        st->ops->audit_key_put(st, partition, nb, nbl, der, (size_t)dl) != STORE_OK) {
+        EVP_PKEY_free(k);
+        k = NULL;
+    }
+    OPENSSL_free(der);
+out:
+    free(blob);
+    free(pub);
+    free(nb);
+    return k;
+}
+
+struct head {
+    int64_t seq;
+    char hash[65];
+    long count_since;
+    int64_t last_cp_seq;
+};
+
+static int head_cb(const struct audit_row *r, void *ctx)
+{
+    struct head *h = ctx;
+    h->seq = r->seq;
+    snprintf(h->hash, sizeof h->hash, "%s", r->hash);
+    if (r->seq > h->last_cp_seq)
+        h->count_since++;
+    return 0;
+}
+
+static int checkpoint(struct store *st, const unsigned char *mkey, const char *partition, int64_t now_ms,
+                      bool force)
+{
+    struct audit_checkpoint *cps = NULL;
+    size_t ncp = 0;
+    struct head h;
+    int rc = -1;
+    memset(&h, 0, sizeof h);
+    if (st->ops->audit_checkpoint_list(st, partition, &cps, &ncp) != STORE_OK)
+        return -1;
+    int64_t last_at = ncp ? cps[ncp - 1].at_ms : 0;
+    h.last_cp_seq = ncp ? cps[ncp - 1].seq : 0;
+    for (size_t i = 0; i < ncp; i++)
+        free(cps[i].sig);
+    free(cps);
+    struct audit_filter f = {0};
+    f.after_seq = h.last_cp_seq;
+    if (st->ops->audit_iter(st, partition, &f, head_cb, &h) != STORE_OK)
+        return -1;
+    if (h.count_since == 0)
+        return 0; /* nothing new since the last checkpoint */
+    if (!force && h.count_since < AUDIT_CHECKPOINT_EVERY && now_ms - last_at < AUDIT_CHECKPOINT_MAX_AGE_MS)
+        return 0;
+    EVP_PKEY *k = signing_key(st, mkey, partition);
+    char *text = audit_checkpoint_text(partition, h.seq, h.hash, now_ms);
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    unsigned char *sig = NULL;
+    size_t sl = 0;
+    if (!k || !text || !c || EVP_DigestSignInit(c, NULL, EVP_sha256(), NULL, k) != 1 ||
+        EVP_DigestSign(c, NULL, &sl, (unsigned char *)text, strlen(text)) != 1 || !(sig = malloc(sl)) ||
+        EVP_DigestSign(c, sig, &sl, (unsigned char *)text, strlen(text)) != 1)
+        goto out;
+    struct audit_checkpoint cp = {h.seq, now_ms, "", sig, sl};
+    snprintf(cp.hash, sizeof cp.hash, "%s", h.hash);
+    rc = st->ops->audit_checkpoint_put(st, partition, &cp) == STORE_OK ? 0 : -1;
+out:
+    EVP_MD_CTX_free(c);
+    EVP_PKEY_free(k);
+    free(text);
+    free(sig);
+    return rc;
+}
+
+int audit_checkpoint_now(struct store *st, const unsigned char mkey[MASTER_KEY_LEN], const char *partition,
+                         int64_t now_ms)
+{
+    return checkpoint(st, mkey, partition, now_ms, true);
+}
+
+void audit_checkpoint_due(struct store *st, const unsigned char mkey[MASTER_KEY_LEN], int64_t now_ms)
+{
+    char **ids = NULL;
+    size_t n = 0;
+    if (st->ops->audit_partitions(st, &ids, &n) != STORE_OK)
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (checkpoint(st, mkey, ids[i], now_ms, false) != 0)
+            log_error("audit: checkpoint for partition '%s' failed", ids[i]);
+    store_free_ids(ids, n);
+}
+
+struct walk {
+    struct audit_verify_result *r;
+    char prev[65];
+    struct audit_checkpoint *cps;
+    size_t ncp, next_cp;
+    EVP_PKEY *pub;
+    const char *partition;
+};
+
+static int bad(struct walk *w, int64_t seq, const char *what)
+{
+    w->r->ok = false;
+    w->r->first_bad_seq = seq;
+    snprintf(w->r->problem, sizeof w->r->problem, "%s", what);
+    return 1; /* stop the walk */
+}
+
+static int verify_cp(struct walk *w, const struct audit_checkpoint *cp)
+{
+    char *text = audit_checkpoint_text(w->partition, cp->seq, cp->hash, cp->at_ms);
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    int ok = text && c && w->pub && EVP_DigestVerifyInit(c, NULL, EVP_sha256(), NULL, w->pub) == 1 &&
+             EVP_DigestVerify(c, cp->sig, cp->sig_len, (unsigned char *)text, strlen(text)) == 1;
+    EVP_MD_CTX_free(c);
+    free(text);
+    return ok ? 0 : -1;
+}
+
+static int walk_cb(const struct audit_row *row, void *ctx)
+{
+    struct walk *w = ctx;
+    if (strcmp(row->prev_hash, w->prev) != 0)
+        return bad(w, row->seq, "the record does not follow its predecessor (a record before it was deleted, "
+                                "inserted or altered)");
+    char *h = audit_record_hash(row->prev_hash, row->partition, row->at_ms, row->actor, row->ip, row->action,
+                                row->target, row->result, row->detail);
+    int same = h && strcmp(h, row->hash) == 0;
+    free(h);
+    if (!same)
+        return bad(w, row->seq, "the record's contents do not match its hash (altered)");
+    /* checkpoints at or before this record */
+    while (w->next_cp < w->ncp && w->cps[w->next_cp].seq <= row->seq) {
+        const struct audit_checkpoint *cp = &w->cps[w->next_cp];
+        if (cp->seq != row->seq)
+            return bad(w, cp->seq, "a checkpointed record is missing (deleted)");
+        if (strcmp(cp->hash, row->hash) != 0)
+            return bad(w, cp->seq, "the chain differs from its signed checkpoint (records rewritten)");
+        if (verify_cp(w, cp) != 0)
+            return bad(w, cp->seq, "a checkpoint signature does not verify");
+        w->r->checkpoints++;
+        w->next_cp++;
+    }
+    snprintf(w->prev, sizeof w->prev, "%s", row->hash);
+    w->r->records++;
+    return 0;
+}
+
+int audit_verify(struct store *st, const char *partition, struct audit_verify_result *r)
+{
+    struct walk w;
+    unsigned char *blob = NULL, *pubder = NULL;
+    size_t bl = 0, pl = 0;
+    memset(r, 0, sizeof(*r));
+    memset(&w, 0, sizeof w);
+    r->ok = true;
+    w.r = r;
+    w.partition = partition;
+    snprintf(w.prev, sizeof w.prev, "%s", AUDIT_GENESIS);
+    if (st->ops->audit_checkpoint_list(st, partition, &w.cps, &w.ncp) != STORE_OK)
+        return -1;
+    if (st->ops->audit_key_get(st, partition, &blob, &bl, &pubder, &pl) == STORE_OK) {
+        const unsigned char *p = pubder;
+        w.pub = d2i_PUBKEY(NULL, &p, (long)pl);
+    }
+    struct audit_filter f = {0};
+    int rc = st->ops->audit_iter(st, partition, &f, walk_cb, &w);
+    if (rc == STORE_OK && r->ok && w.next_cp < w.ncp)
+        bad(&w, w.cps[w.next_cp].seq, "the log ends before a signed checkpoint (records deleted at the end)");
+    for (size_t i = 0; i < w.ncp; i++)
+        free(w.cps[i].sig);
+    free(w.cps);
+    EVP_PKEY_free(w.pub);
+    free(blob);
+    free(pubder);
+    return rc == STORE_OK || rc == 1 ? 0 : -1;
+}
+
+char *audit_public_key_pem(struct store *st, const char *partition)
+{
+    unsigned char *blob = NULL, *pubder = NULL;
+    size_t bl = 0, pl = 0;
+    char *out = NULL;
+    if (st->ops->audit_key_get(st, partition, &blob, &bl, &pubder, &pl) != STORE_OK)
+        return NULL;
+    const unsigned char *p = pubder;
+    EVP_PKEY *k = d2i_PUBKEY(NULL, &p, (long)pl);
+    BIO *b = BIO_new(BIO_s_mem());
+    char *d = NULL;
+    if (k && b && PEM_write_bio_PUBKEY(b, k) == 1) {
+        long n = BIO_get_mem_data(b, &d);
+        if ((out = malloc((size_t)n + 1))) {
+            memcpy(out, d, (size_t)n);
+            out[n] = 0;
+        }
+    }
+    BIO_free(b);
+    EVP_PKEY_free(k);
+    free(blob);
+    free(pubder);
+    return out;
+}

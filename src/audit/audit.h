@@ -1,0 +1,49 @@
+/* audit: the tamper-evident audit log.
+ *
+ *  - Each record holds the SHA-256 of its predecessor in the same partition
+ *    (audit_record_hash defines the canonical form), so editing, inserting
+ *    or deleting a record breaks the chain at that point.
+ *  - Because an attacker with database access could recompute an unkeyed
+ *    chain, the head of each partition's chain is signed with the
+ *    partition's audit key (ECDSA P-256, sealed under the master key) every
+ *    AUDIT_CHECKPOINT_EVERY records and every hour: a checkpoint that no
+ *    longer matches its record, or lies beyond the end of the log, exposes
+ *    rewriting and truncation.
+ *  - The signed bytes are audit_checkpoint_text(): anyone can check a
+ *    checkpoint with `openssl dgst -sha256 -verify key.pem -signature sig`.
+ * This module holds no secrets beyond the moment of signing. */
+#ifndef PKIAAS_AUDIT_AUDIT_H
+#define PKIAAS_AUDIT_AUDIT_H
+
+#include "crypto/keywrap.h"
+#include "store/store.h"
+
+#include <stdint.h>
+
+#define AUDIT_CHECKPOINT_EVERY 100
+#define AUDIT_CHECKPOINT_MAX_AGE_MS (3600 * 1000LL)
+#define AUDIT_GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
+
+/* Lowercase hex SHA-256 of the length-prefixed fields (malloc'd). */
+char *audit_record_hash(const char *prev, const char *partition, int64_t at_ms, const char *actor, const char *ip,
+                        const char *action, const char *target, const char *result, const char *detail);
+/* The exact bytes a checkpoint signature covers (malloc'd, NUL-terminated). */
+char *audit_checkpoint_text(const char *partition, int64_t seq, const char *hash, int64_t at_ms);
+
+/* Signs the chain heads that are due (scheduler). */
+void audit_checkpoint_due(struct store *st, const unsigned char mkey[MASTER_KEY_LEN], int64_t now_ms);
+/* Signs the head of one partition now (0, or -1). */
+int audit_checkpoint_now(struct store *st, const unsigned char mkey[MASTER_KEY_LEN], const char *partition,
+                         int64_t now_ms);
+
+struct audit_verify_result {
+    bool ok;
+    long records, checkpoints;
+    int64_t first_bad_seq; /* 0 when ok */
+    char problem[200];
+};
+int audit_verify(struct store *st, const char *partition, struct audit_verify_result *r);
+/* PEM of the partition's checkpoint public key (malloc'd), NULL if none. */
+char *audit_public_key_pem(struct store *st, const char *partition);
+
+#endif

@@ -17,8 +17,8 @@ INSERT INTO certificate(partition_id, issuer_ca_pk, serial, subject, not_before,
 SELECT 'bench', (SELECT pk FROM ca WHERE ca_id='big'), lower(hex(randomblob(16))), 'CN=x', 0, 4102444800, 'revoked',
        i % 6, strftime('%s','now') - i, 0, x'00', 0 FROM n;
 SQL
-PKIAAS_CONFIG=""
-"$BUILD/pkiaasd" serve --data-dir "$WORK/data" --http 127.0.0.1:$HTTP_PORT --https 127.0.0.1:$HTTPS_PORT 2>> "$WORK/daemon.log" &
+"$BUILD/pkiaasd" serve --data-dir "$WORK/data" --http 127.0.0.1:$HTTP_PORT --https 127.0.0.1:$HTTPS_PORT \
+    --config "$PKIAAS_CONFIG" 2>> "$WORK/daemon.log" &
 DAEMON_PID=$!; PIDS+=("$DAEMON_PID")
 for _ in $(seq 100); do curl -sf "$BASE/healthz" >/dev/null && break; sleep 0.1; done
 # The scheduler builds the first CRL at start; wait for it so the measured

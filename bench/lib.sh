@@ -13,7 +13,13 @@ free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("12
 start_daemon() {
   HTTP_PORT=$(free_port); HTTPS_PORT=$(free_port)
   "$BUILD/pkiaasd" bootstrap --data-dir "$WORK/data" --partition bench --owner-email bench@example.com \
-      --http 127.0.0.1:$HTTP_PORT --https 127.0.0.1:$HTTPS_PORT --json > "$WORK/boot.json"
+      --http 127.0.0.1:$HTTP_PORT --https 127.0.0.1:$HTTPS_PORT --certificates 100000000 --cas 100 \
+      --json > "$WORK/boot.json"
+  # Benchmarks measure throughput: the per-partition rate limits are off.
+  if [ -z "${PKIAAS_CONFIG:-}" ]; then
+    PKIAAS_CONFIG="$WORK/bench.conf"
+    printf 'rate_limit_standard = 0\nrate_limit_premium = 0\n' > "$PKIAAS_CONFIG"
+  fi
   TOKEN=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["apiToken"])' "$WORK/boot.json")
   "$BUILD/pkiaasd" serve --data-dir "$WORK/data" --http 127.0.0.1:$HTTP_PORT --https 127.0.0.1:$HTTPS_PORT \
       ${PKIAAS_CONFIG:+--config "$PKIAAS_CONFIG"} 2> "$WORK/daemon.log" &

@@ -296,6 +296,10 @@ static int store_err(int rc, const char *id, struct err *e)
     case STORE_ENOTFOUND:
         err_set(e, 404, "not_found", "id", "CA '%s' not found", id);
         break;
+    case STORE_EQUOTA:
+        err_set(e, 422, "quota_exceeded", "", "the subscription's purchased CAs are all in use (deleted CAs count "
+                "for 24 hours); purchase more to create '%s'", id);
+        break;
     default:
         err_set(e, 500, "internal", "", "storage failure");
         break;

@@ -1,7 +1,9 @@
 /* pkiaas: command-line client for the pkiaas admin REST API (docs/api.md).
  *
  * Exit status: 0 success, 1 API or local error, 2 usage error, 3 the server
- * could not be reached. The API token is never printed. */
+ * could not be reached, 4 `audit verify` found the audit chain broken. The
+ * API token in use is never printed (`token create` prints the new token it
+ * was asked to create, once). */
 #include "cli/http_client.h"
 #include "util/buf.h"
 #include "util/codec.h"
@@ -20,12 +22,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #define EXIT_API 1
 #define EXIT_USAGE 2
 #define EXIT_CONN 3
+#define EXIT_AUDIT_BROKEN 4
 
 #define DEFAULT_URL "http://127.0.0.1:8080"
 #define MAX_CERT_FILE ((size_t)1024 * 1024)
@@ -86,6 +91,12 @@ enum opt_id {
     O_ALL,
     O_REASON,
     O_INVALIDITY_DATE,
+    O_TO,
+    O_ACTOR,
+    O_ACTION,
+    O_RESULT,
+    O_CSV,
+    O_ROLE,
     O_COUNT
 };
 
@@ -152,6 +163,12 @@ static const struct optdef optdefs[] = {
     {"all", 0, 0, O_ALL},
     {"reason", 0, 1, O_REASON},
     {"invalidity-date", 0, 1, O_INVALIDITY_DATE},
+    {"to", 0, 1, O_TO},
+    {"actor", 0, 1, O_ACTOR},
+    {"action", 0, 1, O_ACTION},
+    {"result", 0, 1, O_RESULT},
+    {"csv", 0, 0, O_CSV},
+    {"role", 0, 1, O_ROLE},
 };
 
 struct args {
@@ -161,6 +178,8 @@ struct args {
     int npos;
     const char **sans; /* every --san value, in order (the option repeats) */
     int nsans;
+    const char **roles; /* every --role value, in order (the option repeats) */
+    int nroles;
 };
 
 struct ctx {
@@ -216,9 +235,17 @@ static const char usage_text[] =
     "  cert unsuspend CA_ID SERIAL\n"
     "  inventory\n"
     "  key-details\n"
+    "  audit list [--from RFC3339] [--to RFC3339] [--actor A] [--action A] [--result R]\n"
+    "            [--limit N] [--all] [--csv]\n"
+    "  audit verify\n"
+    "  audit checkpoints [-o DIR]\n"
+    "  token create --name NAME --role ROLE [--role ROLE]...\n"
+    "  token list\n"
+    "  token revoke NAME\n"
     "\n"
     "environment: PKIAAS_URL (default " DEFAULT_URL "), PKIAAS_TOKEN, PKIAAS_PARTITION\n"
-    "exit status: 0 ok, 1 API or local error, 2 usage error, 3 server unreachable\n";
+    "exit status: 0 ok, 1 API or local error, 2 usage error, 3 server unreachable,\n"
+    "             4 audit verify found the audit chain broken\n";
 
 static int usage_error(const char *cmd_usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -263,7 +290,8 @@ static int parse_args(int argc, char **argv, struct args *a)
     memset(a, 0, sizeof(*a));
     a->pos = calloc((size_t)argc + 1, sizeof(*a->pos));
     a->sans = calloc((size_t)argc + 1, sizeof(*a->sans));
-    if (!a->pos || !a->sans) {
+    a->roles = calloc((size_t)argc + 1, sizeof(*a->roles));
+    if (!a->pos || !a->sans || !a->roles) {
         fprintf(stderr, "error: out of memory\n");
         rc = EXIT_API;
         goto out;
@@ -309,6 +337,8 @@ static int parse_args(int argc, char **argv, struct args *a)
             a->val[d->id] = inline_val;
             if (d->id == O_SAN)
                 a->sans[a->nsans++] = inline_val;
+            if (d->id == O_ROLE)
+                a->roles[a->nroles++] = inline_val;
         } else if (inline_val) {
             rc = usage_error(NULL, "option '%s' takes no value", arg);
             goto out;
@@ -2371,6 +2401,14 @@ static const struct cmd cmds[] = {
     {"cert", "unsuspend", NULL, 2, 2, 0, cmd_cert_unsuspend, "cert unsuspend CA_ID SERIAL"},
     {"inventory", NULL, NULL, 0, 0, 0, cmd_inventory, "inventory"},
     {"key-details", NULL, NULL, 0, 0, 0, cmd_key_details, "key-details"},
+    {"audit", "list", NULL, 0, 0,
+     BIT(O_FROM) | BIT(O_TO) | BIT(O_ACTOR) | BIT(O_ACTION) | BIT(O_RESULT) | BIT(O_LIMIT) | BIT(O_ALL) | BIT(O_CSV),
+     cmd_audit_list, audit_list_usage},
+    {"audit", "verify", NULL, 0, 0, 0, cmd_audit_verify, "audit verify"},
+    {"audit", "checkpoints", NULL, 0, 0, BIT(O_OUTPUT), cmd_audit_checkpoints, "audit checkpoints [-o DIR]"},
+    {"token", "create", NULL, 0, 0, BIT(O_NAME) | BIT(O_ROLE), cmd_token_create, token_create_usage},
+    {"token", "list", NULL, 0, 0, 0, cmd_token_list, "token list"},
+    {"token", "revoke", NULL, 1, 1, 0, cmd_token_revoke, "token revoke NAME"},
 };
 
 static const char *env_or(const char *name, const char *def)
@@ -2413,7 +2451,8 @@ int main(int argc, char **argv)
         break;
     }
     if (!cmd) {
-        int group = strcmp(a.pos[0], "ca") == 0 || strcmp(a.pos[0], "profile") == 0 || strcmp(a.pos[0], "cert") == 0;
+        int group = strcmp(a.pos[0], "ca") == 0 || strcmp(a.pos[0], "profile") == 0 ||
+                    strcmp(a.pos[0], "cert") == 0 || strcmp(a.pos[0], "audit") == 0 || strcmp(a.pos[0], "token") == 0;
         if (group && a.npos >= 2)
             rc = usage_error(NULL, "unknown command '%s %s'", a.pos[0], a.pos[1]);
         else if (group)
@@ -2486,5 +2525,6 @@ out:
         http_cleanup();
     free(a.pos);
     free(a.sans);
+    free(a.roles);
     return rc;
 }

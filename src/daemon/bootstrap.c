@@ -35,8 +35,8 @@ static bool email_valid(const char *e)
     return true;
 }
 
-int bootstrap_partition(struct app *a, const char *partition, const char *owner_email, FILE *out, char *err,
-                        size_t errlen)
+int bootstrap_partition(struct app *a, const char *partition, const char *owner_email, long long certs,
+                        long long cas, FILE *out, char *err, size_t errlen)
 {
     struct partition_rec p;
     struct user_rec u;
@@ -70,6 +70,8 @@ int bootstrap_partition(struct app *a, const char *partition, const char *owner_
     snprintf(p.region, sizeof p.region, "%s", a->cfg.region);
     snprintf(p.subscription_id, sizeof p.subscription_id, "sub%s", subid);
     p.created_at = now;
+    p.certs_purchased = certs;
+    p.cas_purchased = cas;
     u.email = (char *)owner_email;
     u.password_hash = pwhash;
     u.roles = ROLE_OWNERS;
@@ -89,10 +91,11 @@ int bootstrap_partition(struct app *a, const char *partition, const char *owner_
         snprintf(err, errlen, "cannot store the partition");
         goto out;
     }
-    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:{s:s,s:s,s:b},s:s,s:s}", "accountId", p.id, "subscriptionId",
-                          p.subscription_id, "region", p.region, "label", p.label, "owner", "email", owner_email,
-                          "password", password, "mustChangePassword", 1, "apiToken", token, "apiUrl",
-                          a->cfg.public_https_url);
+    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:{s:s,s:s,s:b},s:s,s:s,s:{s:I,s:I,s:s}}", "accountId", p.id,
+                          "subscriptionId", p.subscription_id, "region", p.region, "label", p.label, "owner", "email",
+                          owner_email, "password", password, "mustChangePassword", 1, "apiToken", token, "apiUrl",
+                          a->cfg.public_https_url, "inventory", "certificatesPurchased", (json_int_t)certs,
+                          "casPurchased", (json_int_t)cas, "tier", certs >= 1000000 ? "premium" : "standard");
     char *s_out = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
     json_decref(j);
     if (!s_out)

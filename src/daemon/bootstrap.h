@@ -9,8 +9,10 @@
 
 #include <stdio.h>
 
-int bootstrap_partition(struct app *a, const char *partition, const char *owner_email, FILE *out, char *err,
-                        size_t errlen);
+/* certs / cas: the subscription's purchased inventory (the guide's
+ * quotas; premium tier from 1,000,000 certificates). */
+int bootstrap_partition(struct app *a, const char *partition, const char *owner_email, long long certs,
+                        long long cas, FILE *out, char *err, size_t errlen);
 bool bootstrap_partition_id_valid(const char *id);
 
 #endif

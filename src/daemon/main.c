@@ -24,13 +24,14 @@ static void usage(FILE *f)
     fprintf(f, "usage:\n"
                "  pkiaasd serve --data-dir DIR [--config FILE] [--http ADDR:PORT] [--https ADDR:PORT]\n"
                "  pkiaasd bootstrap --data-dir DIR --partition ID --owner-email EMAIL [--json] [--config FILE]\n"
+               "                    [--certificates N (default 100000)] [--cas N (default 10)]\n"
                "  pkiaasd routes      (print the HTTP route table)\n"
                "  pkiaasd roles [--markdown|--json]  (print the permission matrix)\n"
                "  pkiaasd --version\n");
 }
 
 struct flags {
-    const char *config, *data_dir, *http, *https, *partition, *email;
+    const char *config, *data_dir, *http, *https, *partition, *email, *certs, *cas;
     int json;
 };
 
@@ -40,7 +41,8 @@ static int parse_flags(int argc, char **argv, struct flags *f)
         {"config", required_argument, NULL, 'c'},    {"data-dir", required_argument, NULL, 'd'},
         {"http", required_argument, NULL, 'h'},      {"https", required_argument, NULL, 's'},
         {"partition", required_argument, NULL, 'p'}, {"owner-email", required_argument, NULL, 'e'},
-        {"json", no_argument, NULL, 'j'},            {NULL, 0, NULL, 0},
+        {"json", no_argument, NULL, 'j'},            {"certificates", required_argument, NULL, 'C'},
+        {"cas", required_argument, NULL, 'A'},       {NULL, 0, NULL, 0},
     };
     int ch;
     memset(f, 0, sizeof(*f));
@@ -54,6 +56,8 @@ static int parse_flags(int argc, char **argv, struct flags *f)
         case 'p': f->partition = optarg; break;
         case 'e': f->email = optarg; break;
         case 'j': f->json = 1; break;
+        case 'C': f->certs = optarg; break;
+        case 'A': f->cas = optarg; break;
         default: return -1;
         }
     }
@@ -194,8 +198,18 @@ static int cmd_bootstrap(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    long long certs = 100000, cas = 10;
+    char *end = NULL;
+    if (f.certs && ((certs = strtoll(f.certs, &end, 10)) < 1 || certs > 1000000000LL || *end)) {
+        fprintf(stderr, "pkiaasd bootstrap: --certificates: 1 to 1000000000\n");
+        return 2;
+    }
+    if (f.cas && ((cas = strtoll(f.cas, &end, 10)) < 1 || cas > 100000 || *end)) {
+        fprintf(stderr, "pkiaasd bootstrap: --cas: 1 to 100000\n");
+        return 2;
+    }
     if (configure(&a, &f, err, sizeof err) != 0 || app_open(&a, err, sizeof err) != 0 ||
-        bootstrap_partition(&a, f.partition, f.email, stdout, err, sizeof err) != 0) {
+        bootstrap_partition(&a, f.partition, f.email, certs, cas, stdout, err, sizeof err) != 0) {
         fprintf(stderr, "pkiaasd bootstrap: %s\n", err);
         goto out;
     }

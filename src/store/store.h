@@ -62,6 +62,7 @@ struct partition_rec {
     char label[STORE_ID_MAX + 1];
     char region[16];
     char subscription_id[32];
+    long long certs_purchased, cas_purchased; /* the subscription's inventory */
     int64_t created_at;
 };
 

@@ -53,8 +53,10 @@ def run_bootstrap(data_dir, partition, email=None):
     """Runs `pkiaasd bootstrap`; returns the CompletedProcess (text mode)."""
     email = email or f"owner@{partition}.example"
     return subprocess.run(
+        # Large enough purchases that the suites never hit the quotas
+        # (tests of the quotas bootstrap their own small partitions).
         [str(PKIAASD), "bootstrap", "--data-dir", str(data_dir), "--partition", partition,
-         "--owner-email", email, "--json"],
+         "--owner-email", email, "--json", "--certificates", "999999", "--cas", "10000"],
         capture_output=True, text=True, timeout=60, env=clean_env())
 
 

@@ -459,12 +459,14 @@ static int sq_partition_bootstrap(struct store *s, const struct partition_rec *p
     }
     release(st);
     st = prep(q, "INSERT INTO subscription(id,status,region,certs_purchased,cas_purchased,created_at) "
-                     "VALUES(?,'Assigned',?,100000,10,?)");
+                     "VALUES(?,'Assigned',?,?,?,?)");
     if (!st)
         goto fail;
     bind_text(st, 1, p->subscription_id);
     bind_text(st, 2, p->region);
-    sqlite3_bind_int64(st, 3, p->created_at);
+    sqlite3_bind_int64(st, 3, p->certs_purchased);
+    sqlite3_bind_int64(st, 4, p->cas_purchased);
+    sqlite3_bind_int64(st, 5, p->created_at);
     if ((rc = step_done(st)) != STORE_OK)
         goto fail;
     release(st);
@@ -779,6 +781,23 @@ static int sq_ca_insert(struct store *s, struct ca_rec *c, const struct cert_rec
         goto fail;
     }
     release(st);
+    /* CA quota: live CAs plus those deleted less than 24 h ago (they still
+     * count, guide "Deleting a CA") must stay below the purchase. External
+     * roots are imported certificates, not CAs we operate: not counted. */
+    if (strcmp(c->type, "externalKey") != 0) {
+        st = prep(q, "SELECT (SELECT count(*) FROM ca WHERE partition_id=?1 AND type<>'externalKey' AND "
+                     "(status<>'deleted' OR deleted_at > ?2)) >= s.cas_purchased FROM partition p JOIN subscription s "
+                     "ON s.id=p.subscription_id WHERE p.id=?1");
+        if (!st)
+            goto fail;
+        bind_text(st, 1, c->partition_id);
+        sqlite3_bind_int64(st, 2, now - reserve_s);
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 0)) {
+            rc = STORE_EQUOTA;
+            goto fail;
+        }
+        release(st);
+    }
     st = prep(q, "INSERT INTO ca(partition_id,ca_id,friendly_name,type,status,parent_id,key_label,key_blob,"
                      "cert_der,csr_der,subject,path_len,crl_enabled,ocsp_enabled,created_at,crl_shards) "
                      "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
@@ -1224,6 +1243,23 @@ static int sq_cert_set_status(struct store *s, const char *partition, int64_t is
         goto fail;
     }
     bool back = strcmp(status, "issued") == 0;
+    /* Revoking frees purchased capacity (guide "Quotas"); CA and responder
+     * certificates never took any. */
+    if (strcmp(status, "revoked") == 0) {
+        st = prep(q, "UPDATE subscription SET certs_issued = max(certs_issued - 1, 0) WHERE id = (SELECT "
+                     "subscription_id FROM partition WHERE id=?1) AND EXISTS (SELECT 1 FROM certificate WHERE "
+                     "partition_id=?1 AND issuer_ca_pk=?2 AND serial=?3 AND is_ca=0 AND "
+                     "coalesce(profile_id,'')<>'ocsp-responder')");
+        if (!st)
+            goto fail;
+        bind_text(st, 1, partition);
+        sqlite3_bind_int64(st, 2, issuer_ca_pk);
+        bind_text(st, 3, serial);
+        if ((rc = step_done(st)) != STORE_OK)
+            goto fail;
+        release(st);
+        st = NULL;
+    }
     st = prep(q, "UPDATE certificate SET status=?, revocation_reason=?, revoked_at=?, invalidity_date=? "
                      "WHERE partition_id=? AND issuer_ca_pk=? AND serial=?");
     if (!st)

@@ -47,6 +47,16 @@ static const struct route routes[] = {
     {"GET", P "/audit", api_audit_list},
     {"GET", P "/audit/verify", api_audit_verify},
     {"GET", P "/audit/checkpoints", api_audit_checkpoints},
+    {"POST", P "/users/invitations", api_user_invite},
+    {"GET", P "/users", api_user_list},
+    {"PUT", P "/users/{}/roles", api_user_roles},
+    {"DELETE", P "/users/{}", api_user_delete},
+    {"POST", "/api/v1/invitations/{}/accept", api_invite_accept},
+    {"POST", "/api/v1/invitations/{}/confirm", api_invite_confirm},
+    {"POST", "/api/v1/login", api_login},
+    {"POST", "/api/v1/login/setup", api_login_setup},
+    {"POST", "/api/v1/login/setup/confirm", api_login_setup_confirm},
+    {"POST", "/api/v1/logout", api_logout},
     {"GET", P "/tokens", api_token_list},
     {"POST", P "/tokens", api_token_create},
     {"DELETE", P "/tokens/{}", api_token_revoke},
@@ -63,8 +73,10 @@ static const char *const cap_names[] = {"other", "certificate", "ocsp", "crl"};
 static int rate_limit(const struct route *r, struct http_req *req, struct http_resp *resp)
 {
     struct api_ctx *ctx = req->app;
-    if (req->nparams == 0 || strncmp(r->pattern, "/healthz", 8) == 0 || strncmp(r->pattern, "/version", 8) == 0)
-        return 0;
+    if (req->nparams == 0 || (strncmp(r->pattern, "/api/v1/partitions/", 19) != 0 &&
+                              strncmp(r->pattern, "/ocsp/", 6) != 0 && strncmp(r->pattern, "/crl/", 5) != 0 &&
+                              strncmp(r->pattern, "/ca/", 4) != 0))
+        return 0; /* no partition in the path (health, version, login...) */
     const char *partition = req->params[0];
     bool premium = false;
     struct inventory inv;
@@ -109,7 +121,11 @@ int api_auth(struct http_req *req, struct http_resp *resp, const char *partition
     struct api_ctx *ctx = req->app;
     struct err e;
     snprintf(req->partition, sizeof req->partition, "%.64s", partition);
-    if (authz_bearer(ctx->store, ctx->tokens, http_header(req, "Authorization"), partition, p, &e) != 0) {
+    const char *authz_hdr = http_header(req, "Authorization");
+    int ok = !authz_hdr && http_cookie(req, "pkiaas_session")
+                 ? api_session_principal(req, partition, p, &e)
+                 : authz_bearer(ctx->store, ctx->tokens, authz_hdr, partition, p, &e);
+    if (ok != 0) {
         if (e.status == 401) {
             /* failed authentication is security-relevant: record it, in the
              * partition named by the URL when it exists */

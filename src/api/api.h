@@ -71,6 +71,18 @@ void api_token_revoke(struct http_req *req, struct http_resp *resp);
 void api_audit_list(struct http_req *req, struct http_resp *resp);
 void api_audit_verify(struct http_req *req, struct http_resp *resp);
 void api_audit_checkpoints(struct http_req *req, struct http_resp *resp);
+void api_user_invite(struct http_req *req, struct http_resp *resp);
+void api_user_list(struct http_req *req, struct http_resp *resp);
+void api_user_roles(struct http_req *req, struct http_resp *resp);
+void api_user_delete(struct http_req *req, struct http_resp *resp);
+void api_invite_accept(struct http_req *req, struct http_resp *resp);
+void api_invite_confirm(struct http_req *req, struct http_resp *resp);
+void api_login(struct http_req *req, struct http_resp *resp);
+void api_login_setup(struct http_req *req, struct http_resp *resp);
+void api_login_setup_confirm(struct http_req *req, struct http_resp *resp);
+void api_logout(struct http_req *req, struct http_resp *resp);
+/* Principal from the session cookie (with CSRF check on writes). */
+int api_session_principal(struct http_req *req, const char *partition, struct principal *p, struct err *e);
 void api_public_crl(struct http_req *req, struct http_resp *resp);
 void api_ocsp_post(struct http_req *req, struct http_resp *resp);
 void api_ocsp_get(struct http_req *req, struct http_resp *resp);

@@ -2362,6 +2362,550 @@ out:
     return rc;
 }
 
+/* ---- audit log and API tokens -------------------------------------------- */
+
+static const char audit_list_usage[] =
+    "audit list [--from RFC3339] [--to RFC3339] [--actor A] [--action A] [--result R]\n"
+    "            [--limit N] [--all] [--csv]";
+
+#define AUDIT_PAGE_DEFAULT 100
+#define AUDIT_PAGE_ALL 1000
+
+/* One page of the server's CSV: its records (lines after the header; the
+ * server turns control characters inside fields into blanks, so every record
+ * is one CRLF-terminated line) and the seq of the last one (0 if none). */
+static int csv_page_scan(const unsigned char *p, size_t n, size_t *body_off, long *rows, long long *last_seq)
+{
+    const char *s = (const char *)p, *end = s + n, *nl, *line;
+    *rows = 0;
+    *last_seq = 0;
+    nl = memchr(s, '\n', n);
+    if (!nl || strncmp(s, "seq,", 4) != 0)
+        return -1;
+    *body_off = (size_t)(nl + 1 - s);
+    for (line = nl + 1; line < end; line = nl + 1) {
+        char *e = NULL;
+        long long v;
+        nl = memchr(line, '\n', (size_t)(end - line));
+        if (!nl)
+            return -1;
+        if (*line != '"')
+            return -1;
+        errno = 0;
+        v = strtoll(line + 1, &e, 10);
+        if (errno || e == line + 1 || *e != '"' || v <= 0)
+            return -1;
+        (*rows)++;
+        *last_seq = v;
+    }
+    return 0;
+}
+
+static int cmd_audit_list(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    static const struct column cols[] = {
+        {"SEQ", "seqText"}, {"TIME", "time"},     {"ACTOR", "actor"},
+        {"ACTION", "action"}, {"TARGET", "target"}, {"RESULT", "result"},
+    };
+    int rc = EXIT_API;
+    const char *lim = a->val[O_LIMIT];
+    long limit = a->seen[O_ALL] ? AUDIT_PAGE_ALL : AUDIT_PAGE_DEFAULT;
+    char limtext[24], aftertext[24];
+    char *base = NULL, *path = NULL;
+    json_t *res = NULL, *all = NULL, *list, *next = NULL;
+    long long after = 0;
+    int pages = 0, csv = a->seen[O_CSV], more = 0;
+    struct http_response r = {0};
+
+    (void)argv;
+    if (csv && x->json)
+        return usage_error(audit_list_usage, "%s", "audit list: give either --csv or --json");
+    if (lim) {
+        char *end = NULL;
+        errno = 0;
+        limit = strtol(lim, &end, 10);
+        if (!*lim || *end || errno || limit < 1 || limit > 1000)
+            return usage_error(audit_list_usage, "audit list: --limit must be 1-1000, not '%s'", lim);
+    }
+    snprintf(limtext, sizeof limtext, "%ld", limit);
+    base = api_path(x, "/audit", END);
+    if (!base || (a->val[O_FROM] && add_query(&base, "from", a->val[O_FROM]) != 0) ||
+        (a->val[O_TO] && add_query(&base, "to", a->val[O_TO]) != 0) ||
+        (a->val[O_ACTOR] && add_query(&base, "actor", a->val[O_ACTOR]) != 0) ||
+        (a->val[O_ACTION] && add_query(&base, "action", a->val[O_ACTION]) != 0) ||
+        (a->val[O_RESULT] && add_query(&base, "result", a->val[O_RESULT]) != 0) ||
+        add_query(&base, "limit", limtext) != 0 || (csv && add_query(&base, "format", "csv") != 0))
+        goto out;
+    if (!(all = json_array())) {
+        fprintf(stderr, "error: out of memory\n");
+        goto out;
+    }
+    for (;;) {
+        free(path);
+        path = strdup(base);
+        snprintf(aftertext, sizeof aftertext, "%lld", after);
+        if (!path || (after && add_query(&path, "after", aftertext) != 0)) {
+            fprintf(stderr, "error: out of memory\n");
+            rc = EXIT_API;
+            goto out;
+        }
+        pages++;
+        if (csv) {
+            size_t off = 0;
+            long rows;
+            long long last;
+            http_response_free(&r);
+            rc = api(x, "GET", path, NULL, &r);
+            if (rc)
+                goto out;
+            rc = EXIT_API;
+            if (csv_page_scan(r.body, r.len, &off, &rows, &last) != 0) {
+                fprintf(stderr, "error: unexpected response: not the audit CSV\n");
+                goto out;
+            }
+            /* the header once, then the records of every page */
+            rc = pages == 1 ? write_output(NULL, r.body, r.len) : write_output(NULL, r.body + off, r.len - off);
+            if (rc)
+                goto out;
+            rc = EXIT_API;
+            more = rows == limit;
+            if (!a->seen[O_ALL] || !more)
+                break;
+            if (last <= after) {
+                fprintf(stderr, "error: the server returned records out of order\n");
+                goto out;
+            }
+            after = last;
+            continue;
+        }
+        json_decref(res);
+        res = NULL;
+        rc = api_json(x, "GET", path, NULL, &res);
+        if (rc)
+            goto out;
+        rc = EXIT_API;
+        list = json_object_get(res, "records");
+        if (!json_is_array(list)) {
+            fprintf(stderr, "error: unexpected response: no \"records\" array\n");
+            goto out;
+        }
+        if (json_array_extend(all, list) != 0) {
+            fprintf(stderr, "error: out of memory\n");
+            goto out;
+        }
+        next = json_object_get(res, "next");
+        more = json_is_integer(next);
+        if (!a->seen[O_ALL] || !more)
+            break;
+        if (json_integer_value(next) <= after) {
+            fprintf(stderr, "error: the server returned the same \"next\" twice\n");
+            goto out;
+        }
+        after = (long long)json_integer_value(next);
+    }
+    if (csv) {
+        rc = 0;
+        if (more && !a->seen[O_ALL])
+            fputs("(more records: pass --all to export every page)\n", stderr);
+        goto out;
+    }
+    if (x->json) {
+        if (a->seen[O_ALL] && pages > 1) {
+            json_t *merged = json_pack("{s:O,s:n}", "records", all, "next");
+            rc = merged ? print_json(merged) : EXIT_API;
+            json_decref(merged);
+        } else {
+            rc = print_json(res);
+        }
+        goto out;
+    }
+    if (json_array_size(all) == 0) {
+        puts("No audit records.");
+        rc = 0;
+        goto out;
+    }
+    {
+        size_t i;
+        json_t *rec;
+        json_array_foreach(all, i, rec) {
+            json_t *seq = json_object_get(rec, "seq");
+            char t[24];
+            if (json_is_integer(seq))
+                snprintf(t, sizeof t, "%" JSON_INTEGER_FORMAT, json_integer_value(seq));
+            else
+                snprintf(t, sizeof t, "?");
+            if (!json_is_object(rec) || json_object_set_new(rec, "seqText", json_string(t)) != 0) {
+                fprintf(stderr, "error: unexpected response: a record is not a JSON object\n");
+                goto out;
+            }
+        }
+    }
+    rc = print_table(all, cols, sizeof(cols) / sizeof(cols[0]));
+    if (rc == 0 && more && !a->seen[O_ALL])
+        fputs("(more records: pass --all to list every page)\n", stderr);
+out:
+    http_response_free(&r);
+    json_decref(res);
+    json_decref(all);
+    free(path);
+    free(base);
+    return rc;
+}
+
+static int cmd_audit_verify(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    int rc = EXIT_API;
+    json_t *res = NULL, *ok;
+    char *path = api_path(x, "/audit/verify", END);
+
+    (void)a;
+    (void)argv;
+    if (!path)
+        goto out;
+    rc = api_json(x, "GET", path, NULL, &res);
+    if (rc)
+        goto out;
+    rc = EXIT_API;
+    ok = json_object_get(res, "ok");
+    if (!json_is_boolean(ok)) {
+        fprintf(stderr, "error: unexpected response: no \"ok\" field\n");
+        goto out;
+    }
+    if (x->json) {
+        rc = print_json(res);
+    } else if (json_is_true(ok)) {
+        fputs("audit chain OK: ", stdout);
+        put_value(json_object_get(res, "records"));
+        fputs(" records, ", stdout);
+        put_value(json_object_get(res, "checkpoints"));
+        fputs(" signed checkpoints\n", stdout);
+        rc = 0;
+    } else {
+        fputs("audit chain BROKEN at record ", stdout);
+        put_value(json_object_get(res, "firstBadSeq"));
+        fputs(": ", stdout);
+        put_value(json_object_get(res, "problem"));
+        fputc('\n', stdout);
+        rc = 0;
+    }
+    if (rc == 0 && fflush(stdout) != 0) {
+        fprintf(stderr, "error: cannot write output: %s\n", strerror(errno));
+        rc = EXIT_API;
+    }
+    if (rc == 0 && !json_is_true(ok))
+        rc = EXIT_AUDIT_BROKEN;
+out:
+    json_decref(res);
+    free(path);
+    return rc;
+}
+
+/* "DIR/name" (malloc'd), or NULL (reported). */
+static char *dir_file(const char *dir, const char *name)
+{
+    char *p = NULL;
+    size_t n = strlen(dir);
+    if (asprintf(&p, "%s%s%s", dir, n && dir[n - 1] == '/' ? "" : "/", name) < 0) {
+        fprintf(stderr, "error: out of memory\n");
+        return NULL;
+    }
+    return p;
+}
+
+/* Writes the public key and every checkpoint's signed text and DER signature
+ * under `dir` (created if missing). */
+static int write_checkpoints(const char *dir, const json_t *res, size_t *written)
+{
+    int rc = EXIT_API;
+    const char *pem = get_str(res, "publicKey");
+    const json_t *cps = json_object_get(res, "checkpoints");
+    char *file = NULL;
+    unsigned char *sig = NULL;
+    struct stat st;
+    size_t i;
+    json_t *cp;
+
+    *written = 0;
+    if (!pem) {
+        fprintf(stderr, "error: the server returned no audit public key (no checkpoint was ever signed)\n");
+        goto out;
+    }
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+        fprintf(stderr, "error: cannot create directory '%s': %s\n", dir, strerror(errno));
+        goto out;
+    }
+    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "error: '%s' is not a directory\n", dir);
+        goto out;
+    }
+    if (!(file = dir_file(dir, "audit-key.pem")) || write_output(file, (const unsigned char *)pem, strlen(pem)) != 0)
+        goto out;
+    json_array_foreach(cps, i, cp) {
+        json_t *seq = json_object_get(cp, "seq");
+        const char *text = get_str(cp, "signedText"), *sig64 = get_str(cp, "signature");
+        char name[64];
+        size_t sl = 0;
+        if (!json_is_integer(seq) || json_integer_value(seq) < 0 || !text || !sig64) {
+            fprintf(stderr, "error: unexpected response: checkpoint %zu lacks seq, signedText or signature\n", i);
+            goto out;
+        }
+        if (b64_decode(sig64, strlen(sig64), &sig, &sl) != 0) {
+            fprintf(stderr, "error: unexpected response: checkpoint %zu has an invalid base64 signature\n", i);
+            goto out;
+        }
+        snprintf(name, sizeof name, "checkpoint-%" JSON_INTEGER_FORMAT ".txt", json_integer_value(seq));
+        free(file);
+        if (!(file = dir_file(dir, name)) || write_output(file, (const unsigned char *)text, strlen(text)) != 0)
+            goto out;
+        snprintf(name, sizeof name, "checkpoint-%" JSON_INTEGER_FORMAT ".sig", json_integer_value(seq));
+        free(file);
+        if (!(file = dir_file(dir, name)) || write_output(file, sig, sl) != 0)
+            goto out;
+        free(sig);
+        sig = NULL;
+        (*written)++;
+    }
+    rc = 0;
+out:
+    free(sig);
+    free(file);
+    return rc;
+}
+
+static int cmd_audit_checkpoints(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    static const struct column cols[] = {{"SEQ", "seqText"}, {"SIGNED AT", "atText"}, {"HASH", "hash"}};
+    int rc = EXIT_API;
+    json_t *res = NULL, *cps;
+    char *path = api_path(x, "/audit/checkpoints", END);
+    const char *dir = a->val[O_OUTPUT];
+    size_t written = 0;
+
+    (void)argv;
+    if (dir && (!*dir || strcmp(dir, "-") == 0))
+        return usage_error("audit checkpoints [-o DIR]", "%s", "audit checkpoints: -o takes a directory");
+    if (!path)
+        goto out;
+    rc = api_json(x, "GET", path, NULL, &res);
+    if (rc)
+        goto out;
+    rc = EXIT_API;
+    cps = json_object_get(res, "checkpoints");
+    if (!json_is_array(cps)) {
+        fprintf(stderr, "error: unexpected response: no \"checkpoints\" array\n");
+        goto out;
+    }
+    if (dir && (rc = write_checkpoints(dir, res, &written)) != 0)
+        goto out;
+    rc = EXIT_API;
+    if (x->json) {
+        rc = print_json(res);
+    } else if (json_array_size(cps) == 0) {
+        puts("No signed checkpoints.");
+        rc = 0;
+    } else {
+        size_t i;
+        json_t *cp;
+        json_array_foreach(cps, i, cp) {
+            json_t *seq = json_object_get(cp, "seq"), *at = json_object_get(cp, "atMs");
+            char t[24], when[48] = "?";
+            snprintf(t, sizeof t, "%" JSON_INTEGER_FORMAT, json_is_integer(seq) ? json_integer_value(seq) : -1);
+            if (json_is_integer(at) && json_integer_value(at) >= 0) {
+                json_int_t ms = json_integer_value(at);
+                time_t secs = (time_t)(ms / 1000);
+                struct tm tm;
+                char d[32];
+                if (gmtime_r(&secs, &tm) && strftime(d, sizeof d, "%Y-%m-%dT%H:%M:%S", &tm))
+                    snprintf(when, sizeof when, "%s.%03dZ", d, (int)(ms % 1000));
+            }
+            if (!json_is_object(cp) || json_object_set_new(cp, "seqText", json_string(t)) != 0 ||
+                json_object_set_new(cp, "atText", json_string(when)) != 0) {
+                fprintf(stderr, "error: unexpected response: a checkpoint is not a JSON object\n");
+                goto out;
+            }
+        }
+        rc = print_table(cps, cols, sizeof(cols) / sizeof(cols[0]));
+    }
+    if (rc == 0 && dir) {
+        fprintf(stderr, "Wrote the audit public key and %zu checkpoint%s to ", written, written == 1 ? "" : "s");
+        put_clean(stderr, dir);
+        fputs(" (check one with: openssl dgst -sha256 -verify audit-key.pem -signature checkpoint-SEQ.sig "
+              "checkpoint-SEQ.txt)\n",
+              stderr);
+    }
+out:
+    json_decref(res);
+    free(path);
+    return rc;
+}
+
+static const char token_create_usage[] = "token create --name NAME --role ROLE [--role ROLE]...";
+
+static int cmd_token_create(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    int rc = EXIT_API;
+    json_t *body = NULL, *roles = NULL, *res = NULL;
+    char *path = NULL;
+    const char *tok;
+
+    (void)argv;
+    if (!a->val[O_NAME] || !*a->val[O_NAME])
+        return usage_error(token_create_usage, "%s", "token create: --name is required");
+    if (a->nroles == 0)
+        return usage_error(token_create_usage, "%s",
+                           "token create: at least one --role is required (Owners, CA Administrators, "
+                           "Certificate Administrators, CA Auditors, Protocol Operators, Protocol Auditors)");
+    if (!(body = json_object()) || !(roles = json_array())) {
+        fprintf(stderr, "error: out of memory\n");
+        goto out;
+    }
+    if (set_str(body, "name", a->val[O_NAME]) != 0)
+        goto out;
+    for (int i = 0; i < a->nroles; i++) {
+        json_t *s = json_string(a->roles[i]);
+        if (!s) {
+            fprintf(stderr, "error: value of --role is not valid UTF-8\n");
+            goto out;
+        }
+        if (json_array_append_new(roles, s) != 0) {
+            fprintf(stderr, "error: out of memory\n");
+            goto out;
+        }
+    }
+    if (json_object_set(body, "roles", roles) != 0) {
+        fprintf(stderr, "error: out of memory\n");
+        goto out;
+    }
+    if (!(path = api_path(x, "/tokens", END)))
+        goto out;
+    rc = api_json(x, "POST", path, body, &res);
+    if (rc)
+        goto out;
+    rc = EXIT_API;
+    tok = get_str(res, "token");
+    if (!tok) {
+        fprintf(stderr, "error: unexpected response: no \"token\"\n");
+        goto out;
+    }
+    fputs("warning: this is the only time the token is shown; store it now (it cannot be retrieved later)\n",
+          stderr);
+    if (x->json) {
+        rc = print_json(res);
+    } else {
+        put_clean(stdout, tok);
+        fputc('\n', stdout);
+        rc = 0;
+        if (fflush(stdout) != 0) {
+            fprintf(stderr, "error: cannot write output: %s\n", strerror(errno));
+            rc = EXIT_API;
+        }
+    }
+out:
+    if (res) {
+        /* wipe our copy of the new secret */
+        json_t *t = json_object_get(res, "token");
+        if (json_is_string(t))
+            OPENSSL_cleanse((void *)json_string_value(t), json_string_length(t));
+    }
+    json_decref(res);
+    json_decref(roles);
+    json_decref(body);
+    free(path);
+    return rc;
+}
+
+static int cmd_token_list(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    static const struct column cols[] = {
+        {"NAME", "name"}, {"ROLES", "rolesText"}, {"CREATED", "createdAt"}, {"REVOKED", "revokedAt"}};
+    int rc = EXIT_API;
+    json_t *res = NULL, *list, *t;
+    char *path = api_path(x, "/tokens", END);
+    size_t i;
+
+    (void)a;
+    (void)argv;
+    if (!path)
+        goto out;
+    rc = api_json(x, "GET", path, NULL, &res);
+    if (rc)
+        goto out;
+    if (x->json) {
+        rc = print_json(res);
+        goto out;
+    }
+    rc = EXIT_API;
+    list = json_object_get(res, "tokens");
+    if (!json_is_array(list)) {
+        fprintf(stderr, "error: unexpected response: no \"tokens\" array\n");
+        goto out;
+    }
+    if (json_array_size(list) == 0) {
+        puts("No API tokens.");
+        rc = 0;
+        goto out;
+    }
+    json_array_foreach(list, i, t) {
+        struct buf b;
+        size_t j;
+        json_t *r;
+        char *joined;
+        int ok = 1;
+        if (!json_is_object(t)) {
+            fprintf(stderr, "error: unexpected response: a token is not a JSON object\n");
+            goto out;
+        }
+        buf_init(&b, 0);
+        json_array_foreach(json_object_get(t, "roles"), j, r) {
+            const char *s = json_string_value(r);
+            ok = ok && (!j || buf_append_str(&b, ", ") == 0) && buf_append_str(&b, s ? s : "?") == 0;
+        }
+        joined = ok ? (char *)buf_take(&b, NULL) : NULL;
+        buf_free(&b);
+        if (!joined || json_object_set_new(t, "rolesText", json_string(*joined ? joined : "-")) != 0) {
+            free(joined);
+            fprintf(stderr, "error: out of memory\n");
+            goto out;
+        }
+        free(joined);
+    }
+    rc = print_table(list, cols, sizeof(cols) / sizeof(cols[0]));
+out:
+    json_decref(res);
+    free(path);
+    return rc;
+}
+
+static int cmd_token_revoke(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    int rc = EXIT_API;
+    json_t *res = NULL;
+    char *path = api_path(x, "/tokens/", argv[0], END);
+
+    (void)a;
+    if (!path)
+        goto out;
+    rc = api_json(x, "DELETE", path, NULL, &res);
+    if (rc)
+        goto out;
+    if (x->json) {
+        rc = print_json(res);
+        goto out;
+    }
+    fputs("Revoked API token ", stdout);
+    put_clean(stdout, get_str(res, "name") ? get_str(res, "name") : argv[0]);
+    fputc('\n', stdout);
+    rc = 0;
+    if (fflush(stdout) != 0) {
+        fprintf(stderr, "error: cannot write output: %s\n", strerror(errno));
+        rc = EXIT_API;
+    }
+out:
+    json_decref(res);
+    free(path);
+    return rc;
+}
+
 static const struct cmd cmds[] = {
     {"ca", "list", NULL, 0, 0, BIT(O_INCLUDE_DELETED), cmd_ca_list, "ca list [--include-deleted]"},
     {"ca", "show", NULL, 1, 1, 0, cmd_ca_show, "ca show CA_ID"},

@@ -40,6 +40,7 @@ struct http_resp {
 /* Request accessors (implemented by the server). */
 const char *http_header(struct http_req *r, const char *name);
 const char *http_query(struct http_req *r, const char *name);
+const char *http_cookie(struct http_req *r, const char *name);
 
 /* Response builders. Each replaces any earlier body. */
 void resp_bytes(struct http_resp *r, int status, const char *ctype, const void *data, size_t len);

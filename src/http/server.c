@@ -43,6 +43,11 @@ const char *http_query(struct http_req *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+const char *http_cookie(struct http_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, name);
+}
+
 static enum MHD_Result queue(struct MHD_Connection *c, struct http_resp *rs, bool head)
 {
     struct MHD_Response *m =

@@ -106,3 +106,14 @@ void audit_row_free(struct audit_row *r)
     free(r->hash);
     memset(r, 0, sizeof(*r));
 }
+
+void user_rec_free(struct user_rec *u)
+{
+    free(u->email);
+    free(u->password_hash);
+    free(u->roles);
+    free(u->first_name);
+    free(u->last_name);
+    free(u->totp_blob);
+    memset(u, 0, sizeof(*u));
+}

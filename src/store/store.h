@@ -79,9 +79,25 @@ void token_rec_free(struct token_rec *t);
 struct user_rec {
     char partition_id[STORE_ID_MAX + 1];
     char *email;
-    char *password_hash;
+    char *password_hash;  /* NULL/"" while invited */
     char *roles;
+    char *first_name, *last_name;
+    char status[16];      /* invited | enrolling | active */
+    bool must_change_password;
+    unsigned char *totp_blob;
+    size_t totp_len;
+    int64_t totp_last_step;
+    int failed_logins;
+    int64_t locked_until;
     int64_t created_at;
+};
+void user_rec_free(struct user_rec *u);
+
+struct session_rec {
+    char partition_id[STORE_ID_MAX + 1];
+    char email[256];
+    char csrf[64];
+    int64_t created_at, expires_at, revoked_at;
 };
 
 struct ca_rec {
@@ -208,6 +224,22 @@ struct store_ops {
                                const struct token_rec *tok, const struct audit_rec *a);
     int (*partition_get)(struct store *s, const char *id, struct partition_rec *out);
     int (*token_get)(struct store *s, const char *token_hash, struct token_rec *out);
+    /* Users. user_put inserts (create) or replaces every mutable field. */
+    int (*user_get)(struct store *s, const char *partition, const char *email, struct user_rec *out);
+    int (*user_put)(struct store *s, const struct user_rec *u, bool create, const struct audit_rec *a);
+    int (*user_list)(struct store *s, const char *partition, struct user_rec **out, size_t *n);
+    int (*user_delete)(struct store *s, const char *partition, const char *email, const struct audit_rec *a);
+    /* Invitations: single use, expiring. invite_use marks it used (and fails
+     * with STORE_ENOTFOUND when unknown, used or expired). */
+    int (*invite_put)(struct store *s, const char *token_hash, const char *partition, const char *email,
+                      int64_t expires_at);
+    int (*invite_get)(struct store *s, const char *token_hash, int64_t now, char *partition, size_t plen,
+                      char *email, size_t elen);
+    int (*invite_use)(struct store *s, const char *token_hash, int64_t now);
+    /* Sessions (the cookie value is stored hashed). */
+    int (*session_put)(struct store *s, const char *id_hash, const struct session_rec *r);
+    int (*session_get)(struct store *s, const char *id_hash, struct session_rec *out);
+    int (*session_revoke)(struct store *s, const char *id_hash, int64_t now);
     /* API tokens: STORE_ECONFLICT when the name is taken in the partition. */
     int (*token_insert)(struct store *s, const struct token_rec *t, const struct audit_rec *a);
     int (*token_list)(struct store *s, const char *partition, struct token_rec **out, size_t *n);

@@ -699,6 +699,311 @@ unlock:
     return rc;
 }
 
+/* ---- users, invitations, sessions ------------------------------------------ */
+
+#define USER_COLS                                                                                                  \
+    "partition_id,email,password_hash,roles,first_name,last_name,status,must_change_password,totp_blob,"          \
+    "totp_last_step,failed_logins,locked_until,created_at"
+
+static void user_from_row(sqlite3_stmt *st, struct user_rec *u)
+{
+    memset(u, 0, sizeof(*u));
+    col_copy(st, 0, u->partition_id, sizeof u->partition_id);
+    u->email = col_strdup(st, 1);
+    u->password_hash = col_strdup(st, 2);
+    u->roles = col_strdup(st, 3);
+    u->first_name = col_strdup(st, 4);
+    u->last_name = col_strdup(st, 5);
+    col_copy(st, 6, u->status, sizeof u->status);
+    u->must_change_password = sqlite3_column_int(st, 7) != 0;
+    u->totp_blob = col_blob(st, 8, &u->totp_len);
+    u->totp_last_step = sqlite3_column_int64(st, 9);
+    u->failed_logins = sqlite3_column_int(st, 10);
+    u->locked_until = sqlite3_column_int64(st, 11);
+    u->created_at = sqlite3_column_int64(st, 12);
+}
+
+static int sq_user_get(struct store *s, const char *partition, const char *email, struct user_rec *out)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q, "SELECT " USER_COLS " FROM app_user WHERE partition_id=? AND email=?");
+    if (st) {
+        bind_text(st, 1, partition);
+        bind_text(st, 2, email);
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW) {
+            user_from_row(st, out);
+            rc = STORE_OK;
+        } else {
+            rc = r == SQLITE_DONE ? STORE_ENOTFOUND : STORE_EIO;
+        }
+        release(st);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_user_put(struct store *s, const struct user_rec *u, bool create, const struct audit_rec *a)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&q->mu);
+    if (begin(q->db) != 0)
+        goto unlock;
+    st = prep(q, create ? "INSERT INTO app_user(" USER_COLS ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)"
+                        : "UPDATE app_user SET password_hash=?3, roles=?4, first_name=?5, last_name=?6, status=?7, "
+                          "must_change_password=?8, totp_blob=?9, totp_last_step=?10, failed_logins=?11, "
+                          "locked_until=?12 WHERE partition_id=?1 AND email=?2");
+    if (!st)
+        goto fail;
+    bind_text(st, 1, u->partition_id);
+    bind_text(st, 2, u->email);
+    bind_text(st, 3, u->password_hash ? u->password_hash : "");
+    bind_text(st, 4, u->roles ? u->roles : "");
+    bind_text(st, 5, u->first_name ? u->first_name : "");
+    bind_text(st, 6, u->last_name ? u->last_name : "");
+    bind_text(st, 7, u->status);
+    sqlite3_bind_int(st, 8, u->must_change_password);
+    bind_blob(st, 9, u->totp_blob, u->totp_len);
+    sqlite3_bind_int64(st, 10, u->totp_last_step);
+    sqlite3_bind_int(st, 11, u->failed_logins);
+    sqlite3_bind_int64(st, 12, u->locked_until);
+    sqlite3_bind_int64(st, 13, u->created_at);
+    if ((rc = step_done(st)) != STORE_OK)
+        goto fail;
+    if (!create && sqlite3_changes(q->db) != 1) {
+        rc = STORE_ENOTFOUND;
+        goto fail;
+    }
+    release(st);
+    st = NULL;
+    if ((rc = audit_append(q, u->partition_id, a)) != STORE_OK)
+        goto fail;
+    rc = commit(q->db) == 0 ? STORE_OK : STORE_EIO;
+    if (rc == STORE_OK)
+        goto unlock;
+fail:
+    release(st);
+    rollback(q->db);
+unlock:
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_user_list(struct store *s, const char *partition, struct user_rec **out, size_t *n)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO, r;
+    size_t cap = 0;
+    struct user_rec *items = NULL;
+    *n = 0;
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q, "SELECT " USER_COLS " FROM app_user WHERE partition_id=? ORDER BY email");
+    if (!st)
+        goto out;
+    bind_text(st, 1, partition);
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            struct user_rec *p = realloc(items, ncap * sizeof(*p));
+            if (!p)
+                break;
+            items = p;
+            cap = ncap;
+        }
+        user_from_row(st, &items[(*n)++]);
+    }
+    if (r == SQLITE_DONE) {
+        rc = STORE_OK;
+        *out = items;
+        items = NULL;
+    }
+    release(st);
+out:
+    pthread_mutex_unlock(&q->mu);
+    if (items) {
+        for (size_t i = 0; i < *n; i++)
+            user_rec_free(&items[i]);
+        free(items);
+        *n = 0;
+    }
+    return rc;
+}
+
+static int sq_user_delete(struct store *s, const char *partition, const char *email, const struct audit_rec *a)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&q->mu);
+    if (begin(q->db) != 0)
+        goto unlock;
+    st = prep(q, "DELETE FROM app_user WHERE partition_id=? AND email=?");
+    if (!st)
+        goto fail;
+    bind_text(st, 1, partition);
+    bind_text(st, 2, email);
+    if ((rc = step_done(st)) != STORE_OK)
+        goto fail;
+    if (sqlite3_changes(q->db) != 1) {
+        rc = STORE_ENOTFOUND;
+        goto fail;
+    }
+    release(st);
+    st = prep(q, "UPDATE session SET revoked_at=strftime('%s','now') WHERE partition_id=? AND email=? AND "
+                 "revoked_at IS NULL");
+    if (!st)
+        goto fail;
+    bind_text(st, 1, partition);
+    bind_text(st, 2, email);
+    if ((rc = step_done(st)) != STORE_OK)
+        goto fail;
+    release(st);
+    st = NULL;
+    if ((rc = audit_append(q, partition, a)) != STORE_OK)
+        goto fail;
+    rc = commit(q->db) == 0 ? STORE_OK : STORE_EIO;
+    if (rc == STORE_OK)
+        goto unlock;
+fail:
+    release(st);
+    rollback(q->db);
+unlock:
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_invite_put(struct store *s, const char *token_hash, const char *partition, const char *email,
+                         int64_t expires_at)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q, "INSERT INTO invitation(token_hash,partition_id,email,expires_at) VALUES(?,?,?,?)");
+    if (st) {
+        bind_text(st, 1, token_hash);
+        bind_text(st, 2, partition);
+        bind_text(st, 3, email);
+        sqlite3_bind_int64(st, 4, expires_at);
+        rc = step_done(st);
+        release(st);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_invite_get(struct store *s, const char *token_hash, int64_t now, char *partition, size_t plen,
+                         char *email, size_t elen)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q, "SELECT partition_id, email FROM invitation WHERE token_hash=? AND used_at IS NULL "
+                               "AND expires_at > ?");
+    if (st) {
+        bind_text(st, 1, token_hash);
+        sqlite3_bind_int64(st, 2, now);
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW) {
+            col_copy(st, 0, partition, plen);
+            col_copy(st, 1, email, elen);
+            rc = STORE_OK;
+        } else {
+            rc = r == SQLITE_DONE ? STORE_ENOTFOUND : STORE_EIO;
+        }
+        release(st);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_invite_use(struct store *s, const char *token_hash, int64_t now)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q, "UPDATE invitation SET used_at=?2 WHERE token_hash=?1 AND used_at IS NULL AND "
+                               "expires_at > ?2");
+    if (st) {
+        bind_text(st, 1, token_hash);
+        sqlite3_bind_int64(st, 2, now);
+        rc = step_done(st);
+        if (rc == STORE_OK && sqlite3_changes(q->db) != 1)
+            rc = STORE_ENOTFOUND;
+        release(st);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_session_put(struct store *s, const char *id_hash, const struct session_rec *r)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q, "INSERT INTO session(id_hash,partition_id,email,csrf,created_at,expires_at) "
+                               "VALUES(?,?,?,?,?,?)");
+    if (st) {
+        bind_text(st, 1, id_hash);
+        bind_text(st, 2, r->partition_id);
+        bind_text(st, 3, r->email);
+        bind_text(st, 4, r->csrf);
+        sqlite3_bind_int64(st, 5, r->created_at);
+        sqlite3_bind_int64(st, 6, r->expires_at);
+        rc = step_done(st);
+        release(st);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_session_get(struct store *s, const char *id_hash, struct session_rec *out)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q, "SELECT partition_id,email,csrf,created_at,expires_at,revoked_at FROM session WHERE "
+                               "id_hash=?");
+    if (st) {
+        bind_text(st, 1, id_hash);
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW) {
+            memset(out, 0, sizeof(*out));
+            col_copy(st, 0, out->partition_id, sizeof out->partition_id);
+            col_copy(st, 1, out->email, sizeof out->email);
+            col_copy(st, 2, out->csrf, sizeof out->csrf);
+            out->created_at = sqlite3_column_int64(st, 3);
+            out->expires_at = sqlite3_column_int64(st, 4);
+            out->revoked_at = sqlite3_column_int64(st, 5);
+            rc = STORE_OK;
+        } else {
+            rc = r == SQLITE_DONE ? STORE_ENOTFOUND : STORE_EIO;
+        }
+        release(st);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_session_revoke(struct store *s, const char *id_hash, int64_t now)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q, "UPDATE session SET revoked_at=? WHERE id_hash=? AND revoked_at IS NULL");
+    if (st) {
+        sqlite3_bind_int64(st, 1, now);
+        bind_text(st, 2, id_hash);
+        rc = step_done(st);
+        release(st);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
 /* ---- CAs ----------------------------------------------------------------- */
 
 #define CA_COLS                                                                                                    \
@@ -1879,6 +2184,16 @@ static const struct store_ops sqlite_ops = {
     .partition_get = sq_partition_get,
     .token_get = sq_token_get,
     .token_insert = sq_token_insert,
+    .user_get = sq_user_get,
+    .user_put = sq_user_put,
+    .user_list = sq_user_list,
+    .user_delete = sq_user_delete,
+    .invite_put = sq_invite_put,
+    .invite_get = sq_invite_get,
+    .invite_use = sq_invite_use,
+    .session_put = sq_session_put,
+    .session_get = sq_session_get,
+    .session_revoke = sq_session_revoke,
     .token_list = sq_token_list,
     .token_revoke = sq_token_revoke,
     .ca_insert = sq_ca_insert,

@@ -19,6 +19,7 @@ struct api_ctx {
     struct ocsp_cache *ocsp;
     struct token_cache *tokens;
     int rate_standard, rate_premium, rate_window_s; /* requests per window; 0 = off */
+    const char *regions;        /* comma-separated regions a subscription may be assigned to */
 };
 
 /* After any status change of a certificate issued by `ca`: the CRL is due
@@ -83,6 +84,10 @@ void api_login_setup_confirm(struct http_req *req, struct http_resp *resp);
 void api_logout(struct http_req *req, struct http_resp *resp);
 /* Principal from the session cookie (with CSRF check on writes). */
 int api_session_principal(struct http_req *req, const char *partition, struct principal *p, struct err *e);
+void api_sup_subscriptions(struct http_req *req, struct http_resp *resp);
+void api_sup_partitions(struct http_req *req, struct http_resp *resp);
+void api_sup_subscription_create(struct http_req *req, struct http_resp *resp);
+void api_sup_assign(struct http_req *req, struct http_resp *resp);
 void api_public_crl(struct http_req *req, struct http_resp *resp);
 void api_ocsp_post(struct http_req *req, struct http_resp *resp);
 void api_ocsp_get(struct http_req *req, struct http_resp *resp);

@@ -30,6 +30,7 @@ int app_open(struct app *a, char *err, size_t errlen)
     a->api.rate_standard = a->cfg.rate_limit_standard;
     a->api.rate_premium = a->cfg.rate_limit_premium;
     a->api.rate_window_s = a->cfg.rate_limit_window_s;
+    a->api.regions = a->cfg.regions;
     if (!(a->api.crls = crl_cache_new()) || !(a->api.ocsp = ocsp_cache_new()) ||
         !(a->api.env.cache = ca_cache_new()) || !(a->api.tokens = token_cache_new())) {
         snprintf(err, errlen, "out of memory");

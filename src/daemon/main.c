@@ -8,6 +8,8 @@
 #include "daemon/bootstrap.h"
 #include "daemon/context.h"
 #include "http/server.h"
+#include "crypto/secret.h"
+#include "util/codec.h"
 #include "util/log.h"
 
 #include <getopt.h>
@@ -27,6 +29,7 @@ static void usage(FILE *f)
                "                    [--certificates N (default 100000)] [--cas N (default 10)]\n"
                "  pkiaasd routes      (print the HTTP route table)\n"
                "  pkiaasd roles [--markdown|--json]  (print the permission matrix)\n"
+               "  pkiaasd supervisor-token --data-dir DIR  (create a supervisor API token)\n"
                "  pkiaasd --version\n");
 }
 
@@ -219,6 +222,39 @@ out:
     return rc;
 }
 
+/* Creates a supervisor token (shown once, stored hashed). */
+static int cmd_supervisor_token(int argc, char **argv)
+{
+    struct flags f;
+    struct app a;
+    char err[512], *raw = NULL, *token = NULL, *hash = NULL;
+    int rc = 1;
+    memset(&a, 0, sizeof a);
+    if (parse_flags(argc, argv, &f) != 0) {
+        usage(stderr);
+        return 2;
+    }
+    if (configure(&a, &f, err, sizeof err) != 0 || app_open(&a, err, sizeof err) != 0) {
+        fprintf(stderr, "pkiaasd supervisor-token: %s\n", err);
+        goto out;
+    }
+    if (!(raw = random_token(32)) || asprintf(&token, "pks_%s", raw) < 0 || !(hash = secret_token_hash(token)) ||
+        a.api.store->ops->supervisor_token_put(a.api.store, hash, "supervisor") != STORE_OK) {
+        fprintf(stderr, "pkiaasd supervisor-token: cannot create the token\n");
+        goto out;
+    }
+    printf("{\"supervisorToken\": \"%s\"}\n", token);
+    rc = 0;
+out:
+    if (token)
+        OPENSSL_cleanse(token, strlen(token));
+    free(raw);
+    free(token);
+    free(hash);
+    app_close(&a);
+    return rc;
+}
+
 /* The permission matrix, for docs/roles.md (--markdown) and tests (--json). */
 static int cmd_roles(const char *fmt)
 {
@@ -280,6 +316,8 @@ int main(int argc, char **argv)
             printf("%s %s\n", rt->routes[i].method, rt->routes[i].pattern);
         return 0;
     }
+    if (strcmp(argv[1], "supervisor-token") == 0)
+        return cmd_supervisor_token(argc, argv);
     if (strcmp(argv[1], "roles") == 0)
         return cmd_roles(argc > 2 ? argv[2] : "--markdown");
     if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {

@@ -66,6 +66,16 @@ struct partition_rec {
     int64_t created_at;
 };
 
+struct subscription_rec {
+    char id[32];
+    char status[16];   /* Assigned | Unassigned */
+    char region[16];
+    char partition_id[STORE_ID_MAX + 1]; /* "" while unassigned */
+    char label[STORE_ID_MAX + 1];
+    long long certs_purchased, cas_purchased, certs_issued, cas_active;
+    int64_t created_at;
+};
+
 struct token_rec {
     char token_hash[65];
     char partition_id[STORE_ID_MAX + 1];
@@ -223,6 +233,17 @@ struct store_ops {
     int (*partition_bootstrap)(struct store *s, const struct partition_rec *p, const struct user_rec *owner,
                                const struct token_rec *tok, const struct audit_rec *a);
     int (*partition_get)(struct store *s, const char *id, struct partition_rec *out);
+
+    /* Supervisor: tokens, subscriptions (purchases) and their assignment to
+     * a region, which creates the partition and its first owner (invited). */
+    int (*supervisor_token_put)(struct store *s, const char *token_hash, const char *name);
+    int (*supervisor_token_check)(struct store *s, const char *token_hash);
+    int (*subscription_create)(struct store *s, const struct subscription_rec *r);
+    int (*subscription_list)(struct store *s, const char *search, struct subscription_rec **out, size_t *n);
+    /* STORE_ENOTFOUND: no such subscription; STORE_ESTATE: already assigned;
+     * STORE_ECONFLICT: partition id taken. */
+    int (*subscription_assign)(struct store *s, const char *sub_id, const struct partition_rec *p,
+                               const struct user_rec *owner, const char *actor, const struct audit_rec *a);
     int (*token_get)(struct store *s, const char *token_hash, struct token_rec *out);
     /* Users. user_put inserts (create) or replaces every mutable field. */
     int (*user_get)(struct store *s, const char *partition, const char *email, struct user_rec *out);

@@ -11,6 +11,7 @@ void config_defaults(struct config *c)
     c->http_addr = strdup("127.0.0.1:8080");
     c->https_addr = strdup("127.0.0.1:8443");
     c->region = strdup("us");
+    c->regions = strdup("us,eu,pqlab");
     c->log_level = strdup("info");
     c->max_body = 1024 * 1024;
     c->shutdown_grace_s = 4;
@@ -59,6 +60,7 @@ int config_set(struct config *c, const char *key, const char *value, char *err, 
         {"tls_cert_file", offsetof(struct config, tls_cert_file)},
         {"tls_key_file", offsetof(struct config, tls_key_file)},
         {"region", offsetof(struct config, region)},
+        {"regions", offsetof(struct config, regions)},
         {"log_level", offsetof(struct config, log_level)},
     };
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
@@ -212,6 +214,7 @@ void config_free(struct config *c)
     free(c->tls_cert_file);
     free(c->tls_key_file);
     free(c->region);
+    free(c->regions);
     free(c->log_level);
     memset(c, 0, sizeof(*c));
 }

@@ -18,6 +18,7 @@ struct config {
     char *tls_cert_file;    /* optional operator-supplied HTTPS certificate (PEM) */
     char *tls_key_file;     /* ... and its key (PEM) */
     char *region;           /* default region for bootstrap: "us" */
+    char *regions;          /* regions subscriptions may be assigned to: "us,eu,pqlab" */
     char *log_level;        /* debug|info|warn|error */
     int threads;            /* HTTP worker threads; 0 = number of CPUs */
     size_t max_body;        /* bytes; default 1 MiB */

@@ -699,6 +699,190 @@ unlock:
     return rc;
 }
 
+/* ---- supervisor ------------------------------------------------------------ */
+
+static int sq_supervisor_token_put(struct store *s, const char *token_hash, const char *name)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q, "INSERT INTO supervisor_token(token_hash,name,created_at) VALUES(?,?,?)");
+    if (st) {
+        bind_text(st, 1, token_hash);
+        bind_text(st, 2, name);
+        sqlite3_bind_int64(st, 3, time_now());
+        rc = step_done(st);
+        release(st);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_supervisor_token_check(struct store *s, const char *token_hash)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q, "SELECT 1 FROM supervisor_token WHERE token_hash=? AND revoked_at IS NULL");
+    if (st) {
+        bind_text(st, 1, token_hash);
+        int r = sqlite3_step(st);
+        rc = r == SQLITE_ROW ? STORE_OK : r == SQLITE_DONE ? STORE_ENOTFOUND : STORE_EIO;
+        release(st);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_subscription_create(struct store *s, const struct subscription_rec *r)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q, "INSERT INTO subscription(id,status,region,certs_purchased,cas_purchased,created_at) "
+                               "VALUES(?,'Unassigned',NULL,?,?,?)");
+    if (st) {
+        bind_text(st, 1, r->id);
+        sqlite3_bind_int64(st, 2, r->certs_purchased);
+        sqlite3_bind_int64(st, 3, r->cas_purchased);
+        sqlite3_bind_int64(st, 4, r->created_at);
+        rc = step_done(st);
+        release(st);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_subscription_list(struct store *s, const char *search, struct subscription_rec **out, size_t *n)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO, r;
+    size_t cap = 0;
+    struct subscription_rec *items = NULL;
+    char *like = NULL;
+    *n = 0;
+    if (search && asprintf(&like, "%%%s%%", search) < 0)
+        return STORE_EIO;
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q, "SELECT s.id, s.status, coalesce(s.region,''), coalesce(p.id,''), coalesce(p.label,''),"
+                               " s.certs_purchased, s.cas_purchased, s.certs_issued,"
+                               " (SELECT count(*) FROM ca WHERE ca.partition_id=p.id AND ca.type<>'externalKey' AND"
+                               "  (ca.status<>'deleted' OR ca.deleted_at > strftime('%s','now') - 86400)),"
+                               " s.created_at FROM subscription s LEFT JOIN partition p ON p.subscription_id=s.id"
+                               " WHERE ?1 IS NULL OR s.id LIKE ?1 OR p.id LIKE ?1 OR p.label LIKE ?1"
+                               " ORDER BY s.created_at, s.id");
+    if (!st)
+        goto out;
+    bind_text(st, 1, like);
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            struct subscription_rec *p = realloc(items, ncap * sizeof(*p));
+            if (!p)
+                break;
+            items = p;
+            cap = ncap;
+        }
+        struct subscription_rec *x = &items[(*n)++];
+        memset(x, 0, sizeof(*x));
+        col_copy(st, 0, x->id, sizeof x->id);
+        col_copy(st, 1, x->status, sizeof x->status);
+        col_copy(st, 2, x->region, sizeof x->region);
+        col_copy(st, 3, x->partition_id, sizeof x->partition_id);
+        col_copy(st, 4, x->label, sizeof x->label);
+        x->certs_purchased = sqlite3_column_int64(st, 5);
+        x->cas_purchased = sqlite3_column_int64(st, 6);
+        x->certs_issued = sqlite3_column_int64(st, 7);
+        x->cas_active = sqlite3_column_int64(st, 8);
+        x->created_at = sqlite3_column_int64(st, 9);
+    }
+    if (r == SQLITE_DONE) {
+        rc = STORE_OK;
+        *out = items;
+        items = NULL;
+    }
+    release(st);
+out:
+    pthread_mutex_unlock(&q->mu);
+    free(items);
+    free(like);
+    if (rc != STORE_OK)
+        *n = 0;
+    return rc;
+}
+
+static int sq_subscription_assign(struct store *s, const char *sub_id, const struct partition_rec *p,
+                                  const struct user_rec *owner, const char *actor, const struct audit_rec *a)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&q->mu);
+    if (begin(q->db) != 0)
+        goto unlock;
+    st = prep(q, "SELECT status FROM subscription WHERE id=?");
+    if (!st)
+        goto fail;
+    bind_text(st, 1, sub_id);
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        rc = STORE_ENOTFOUND;
+        goto fail;
+    }
+    char status[16];
+    col_copy(st, 0, status, sizeof status);
+    release(st);
+    if (strcmp(status, "Unassigned") != 0) {
+        rc = STORE_ESTATE;
+        goto fail;
+    }
+    st = prep(q, "UPDATE subscription SET status='Assigned', region=?, terms_accepted_at=?, assigned_by=? WHERE id=?");
+    if (!st)
+        goto fail;
+    bind_text(st, 1, p->region);
+    sqlite3_bind_int64(st, 2, p->created_at);
+    bind_text(st, 3, actor);
+    bind_text(st, 4, sub_id);
+    if ((rc = step_done(st)) != STORE_OK)
+        goto fail;
+    release(st);
+    st = prep(q, "INSERT INTO partition(id,label,region,subscription_id,created_at) VALUES(?,?,?,?,?)");
+    if (!st)
+        goto fail;
+    bind_text(st, 1, p->id);
+    bind_text(st, 2, p->label);
+    bind_text(st, 3, p->region);
+    bind_text(st, 4, sub_id);
+    sqlite3_bind_int64(st, 5, p->created_at);
+    if ((rc = step_done(st)) != STORE_OK)
+        goto fail;
+    release(st);
+    st = prep(q, "INSERT INTO app_user(partition_id,email,password_hash,roles,first_name,last_name,status,"
+                 "must_change_password,created_at) VALUES(?,?,'',?,?,?,'invited',0,?)");
+    if (!st)
+        goto fail;
+    bind_text(st, 1, p->id);
+    bind_text(st, 2, owner->email);
+    bind_text(st, 3, owner->roles);
+    bind_text(st, 4, owner->first_name ? owner->first_name : "");
+    bind_text(st, 5, owner->last_name ? owner->last_name : "");
+    sqlite3_bind_int64(st, 6, p->created_at);
+    if ((rc = step_done(st)) != STORE_OK)
+        goto fail;
+    release(st);
+    st = NULL;
+    if ((rc = audit_append(q, p->id, a)) != STORE_OK)
+        goto fail;
+    rc = commit(q->db) == 0 ? STORE_OK : STORE_EIO;
+    if (rc == STORE_OK)
+        goto unlock;
+fail:
+    release(st);
+    rollback(q->db);
+unlock:
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
 /* ---- users, invitations, sessions ------------------------------------------ */
 
 #define USER_COLS                                                                                                  \
@@ -2184,6 +2368,11 @@ static const struct store_ops sqlite_ops = {
     .partition_get = sq_partition_get,
     .token_get = sq_token_get,
     .token_insert = sq_token_insert,
+    .supervisor_token_put = sq_supervisor_token_put,
+    .supervisor_token_check = sq_supervisor_token_check,
+    .subscription_create = sq_subscription_create,
+    .subscription_list = sq_subscription_list,
+    .subscription_assign = sq_subscription_assign,
     .user_get = sq_user_get,
     .user_put = sq_user_put,
     .user_list = sq_user_list,

@@ -1,6 +1,7 @@
 #include "api/api.h"
 
 #include "authz/authz.h"
+#include "ca/ca_cache.h"
 #include "crypto/keyspec.h"
 
 #include <stdio.h>
@@ -72,31 +73,25 @@ static const struct route routes[] = {
 static const char *const cap_names[] = {"other", "certificate", "ocsp", "crl"};
 
 /* Per partition and capability, `limit` requests per window (the guide's
- * quota table: standard 100 / 10 s, premium 1,000 / 10 s). Routes without a
- * partition in their path (health, version) are not limited. */
-static int rate_limit(const struct route *r, struct http_req *req, struct http_resp *resp)
+ * quota table: standard 100 / 10 s, premium 1,000 / 10 s). 0 = allowed; 1 =
+ * `resp` holds the 429. */
+static int rate_check(struct http_req *req, struct http_resp *resp, const char *partition)
 {
     struct api_ctx *ctx = req->app;
-    if (req->nparams == 0 || (strncmp(r->pattern, "/api/v1/partitions/", 19) != 0 &&
-                              strncmp(r->pattern, "/ocsp/", 6) != 0 && strncmp(r->pattern, "/crl/", 5) != 0 &&
-                              strncmp(r->pattern, "/ca/", 4) != 0))
-        return 0; /* no partition in the path (health, version, login...) */
-    const char *partition = req->params[0];
     bool premium = false;
     struct inventory inv;
-    /* The tier follows the purchase; looked up through the store (cheap for
-     * SQLite; a cache can come with the PostgreSQL backend). */
     int limit = ctx->rate_standard;
+    /* The tier follows the purchase (cheap for SQLite; a cache can come with
+     * the PostgreSQL backend). */
     if (ctx->rate_premium != ctx->rate_standard &&
-        ctx->store->ops->inventory(ctx->store, partition, &inv) == STORE_OK &&
-        inv.certs_purchased >= 1000000) {
+        ctx->store->ops->inventory(ctx->store, partition, &inv) == STORE_OK && inv.certs_purchased >= 1000000) {
         premium = true;
         limit = ctx->rate_premium;
     }
     if (limit <= 0)
         return 0;
     char key[160];
-    snprintf(key, sizeof key, "%.64s/%s", partition, cap_names[r->capability]);
+    snprintf(key, sizeof key, "%.64s/%s", partition, cap_names[req->capability]);
     int64_t retry_ms = 0;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -108,9 +103,33 @@ static int rate_limit(const struct route *r, struct http_req *req, struct http_r
     snprintf(req->partition, sizeof req->partition, "%.64s", partition);
     resp_error(resp, 429, "TooManyRequests", NULL,
                "rate limit of %d %s requests per %d s reached for this partition (%s tier); retry after %s s", limit,
-               cap_names[r->capability], ctx->rate_window_s, premium ? "premium" : "standard", ra);
+               cap_names[req->capability], ctx->rate_window_s, premium ? "premium" : "standard", ra);
     resp_header(resp, "Retry-After", ra);
     return 1;
+}
+
+/* Public status endpoints (OCSP, CRL, CA certificates) are limited per
+ * partition here, for CAs that exist (a made-up account or CA fails fast
+ * and never takes a bucket). Authenticated API calls are limited in
+ * api_auth, after authentication, so strangers cannot exhaust a partition's
+ * allowance. */
+static int rate_limit(const struct route *r, struct http_req *req, struct http_resp *resp)
+{
+    struct api_ctx *ctx = req->app;
+    if (req->nparams < 2 || (strncmp(r->pattern, "/ocsp/", 6) != 0 && strncmp(r->pattern, "/crl/", 5) != 0 &&
+                             strncmp(r->pattern, "/ca/", 4) != 0))
+        return 0;
+    char id[32];
+    snprintf(id, sizeof id, "%s", req->params[1]);
+    char *dot = strstr(id, ".crt");
+    if (dot)
+        *dot = 0;
+    struct err e;
+    struct ca_runtime *rt = ca_id_valid(id) ? ca_runtime_get(&ctx->env, req->params[0], id, &e) : NULL;
+    if (!rt)
+        return 0;
+    ca_runtime_release(rt);
+    return rate_check(req, resp, req->params[0]);
 }
 
 static const struct router router = {routes, sizeof routes / sizeof routes[0], rate_limit};
@@ -145,6 +164,8 @@ int api_auth(struct http_req *req, struct http_resp *resp, const char *partition
         return -1;
     }
     snprintf(p->ip, sizeof p->ip, "%s", req->ip);
+    if (rate_check(req, resp, p->partition) != 0)
+        return -1;
     return api_require(req, resp, p, (enum authz_op)action);
 }
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define AUDIT_PAGE_MAX 1000
 
@@ -85,7 +86,18 @@ static int parse_time_q(struct http_req *req, struct http_resp *resp, const char
         resp_error(resp, 400, "invalid_field", name, "%s: an RFC 3339 date-time", name);
         return -1;
     }
-    *out = t * 1000;
+    /* keep milliseconds: records carry them */
+    int64_t ms = 0;
+    const char *dot = strchr(v, '.');
+    if (dot) {
+        int k = 0;
+        for (const char *c = dot + 1; *c >= '0' && *c <= '9'; c++, k++)
+            if (k < 3)
+                ms = ms * 10 + (*c - '0');
+        for (; k < 3; k++)
+            ms *= 10;
+    }
+    *out = t * 1000 + ms;
     return 0;
 }
 
@@ -176,7 +188,13 @@ void api_audit_checkpoints(struct http_req *req, struct http_resp *resp)
     if (api_auth(req, resp, req->params[0], OP_AUDIT_READ, &p) != 0)
         return;
     /* Checkpoint the head now too, so a verifier always has a fresh one. */
-    audit_checkpoint_now(ctx->store, ctx->env.mkey, p.partition, (int64_t)time_now() * 1000 + 0);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (audit_checkpoint_now(ctx->store, ctx->env.mkey, p.partition,
+                             (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000) != 0) {
+        resp_error(resp, 500, "internal", NULL, "cannot sign a checkpoint");
+        return;
+    }
     if (ctx->store->ops->audit_checkpoint_list(ctx->store, p.partition, &cps, &n) != STORE_OK) {
         resp_error(resp, 503, "unavailable", NULL, "store unavailable");
         return;

@@ -66,7 +66,8 @@ void api_token_create(struct http_req *req, struct http_resp *resp)
         goto oom;
     json_array_foreach(ra, i, v) {
         unsigned m = 0;
-        if (!json_is_string(v) || authz_roles_parse(json_string_value(v), &m) != 0 || !m) {
+        if (!json_is_string(v) || strchr(json_string_value(v), ',') ||
+            authz_roles_parse(json_string_value(v), &m) != 0 || !m) {
             resp_error(resp, 400, "invalid_field", "roles", "roles[%zu]: unknown role (Owners, CA Administrators, "
                        "Certificate Administrators, CA Auditors, Protocol Operators, Protocol Auditors)", i);
             goto out;

@@ -53,7 +53,8 @@ static int roles_csv(const json_t *ra, char **out, struct http_resp *resp)
         return -1;
     json_array_foreach(ra, i, v) {
         unsigned m = 0;
-        if (!json_is_string(v) || authz_roles_parse(json_string_value(v), &m) != 0 || !m || (mask & m)) {
+        if (!json_is_string(v) || strchr(json_string_value(v), ',') ||
+            authz_roles_parse(json_string_value(v), &m) != 0 || !m || (mask & m)) {
             resp_error(resp, 400, "invalid_field", "roles", "roles[%zu]: unknown or repeated role", i);
             free(*out);
             *out = NULL;

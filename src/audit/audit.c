@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 char *audit_record_hash(const char *prev, const char *partition, int64_t at_ms, const char *actor, const char *ip,
                         const char *action, const char *target, const char *result, const char *detail)
@@ -158,6 +159,8 @@ void audit_checkpoint_due(struct store *st, const unsigned char mkey[MASTER_KEY_
 }
 
 struct walk {
+    int64_t stale_before_ms; /* records older than this must be checkpointed */
+    int64_t first_stale_uncovered;
     struct audit_verify_result *r;
     char prev[65];
     struct audit_checkpoint *cps;
@@ -209,6 +212,9 @@ static int walk_cb(const struct audit_row *row, void *ctx)
         w->r->checkpoints++;
         w->next_cp++;
     }
+    if (row->at_ms < w->stale_before_ms && !w->first_stale_uncovered &&
+        (w->ncp == 0 || row->seq > w->cps[w->ncp - 1].seq))
+        w->first_stale_uncovered = row->seq;
     snprintf(w->prev, sizeof w->prev, "%s", row->hash);
     w->r->records++;
     return 0;
@@ -232,9 +238,17 @@ int audit_verify(struct store *st, const char *partition, struct audit_verify_re
         w.pub = d2i_PUBKEY(NULL, &p, (long)pl);
     }
     struct audit_filter f = {0};
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    /* a record more than an hour (plus slack for the scheduler) old must be
+     * covered by a checkpoint: missing ones mean checkpoints were deleted */
+    w.stale_before_ms = (int64_t)ts.tv_sec * 1000 - AUDIT_CHECKPOINT_MAX_AGE_MS - 15 * 60 * 1000;
     int rc = st->ops->audit_iter(st, partition, &f, walk_cb, &w);
     if (rc == STORE_OK && r->ok && w.next_cp < w.ncp)
         bad(&w, w.cps[w.next_cp].seq, "the log ends before a signed checkpoint (records deleted at the end)");
+    if (rc == STORE_OK && r->ok && w.first_stale_uncovered)
+        bad(&w, w.first_stale_uncovered,
+            "records older than an hour are not covered by a signed checkpoint (checkpoints deleted?)");
     for (size_t i = 0; i < w.ncp; i++)
         free(w.cps[i].sig);
     free(w.cps);

@@ -11,6 +11,11 @@
  *    rewriting and truncation.
  *  - The signed bytes are audit_checkpoint_text(): anyone can check a
  *    checkpoint with `openssl dgst -sha256 -verify key.pem -signature sig`.
+ *  - Limits: records appended with correct hashes by someone with write
+ *    access to the database after the last checkpoint are indistinguishable
+ *    from genuine ones until a checkpoint is due; the checkpoint interval
+ *    (AUDIT_CHECKPOINT_EVERY records, one hour) bounds that window, and a
+ *    log whose hour-old records lack a checkpoint fails verification.
  * This module holds no secrets beyond the moment of signing. */
 #ifndef PKIAAS_AUDIT_AUDIT_H
 #define PKIAAS_AUDIT_AUDIT_H

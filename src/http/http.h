@@ -24,6 +24,7 @@ struct http_req {
     bool https;
     char partition[72];      /* for the request log; set by handlers */
     char ip[48];             /* client address (text) */
+    int capability;          /* of the matched route (rate-limit class) */
     void *app;               /* the daemon context */
 };
 

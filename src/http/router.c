@@ -73,6 +73,7 @@ void router_dispatch(const struct router *rt, struct http_req *req, struct http_
         for (unsigned k = 0; k < np; k++)
             req->params[k] = params[k];
         req->nparams = np;
+        req->capability = rt->routes[r].capability;
         if (rt->before && rt->before(&rt->routes[r], req, resp) != 0)
             return;
         rt->routes[r].handler(req, resp);

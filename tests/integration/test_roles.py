@@ -60,8 +60,8 @@ GUIDE = [
 ]
 
 # Operations of the matrix that have no HTTP endpoint (yet): portal, subscriptions, enrollment, CAGW.
-NO_ENDPOINT = {"subscription.view", "subscription.assign", "user.invite", "enroll.read", "enroll.configure",
-               "cagw.credentials"}
+# (subscriptions belong to the supervisor API, outside partitions)
+NO_ENDPOINT = {"subscription.view", "subscription.assign", "enroll.read", "enroll.configure", "cagw.credentials"}
 
 
 def roles_json():
@@ -255,6 +255,12 @@ class State:
         _, self.ext2_cert = _ext_root(f"Roles Ext2 {tag} {secrets.token_hex(3)}")
         self.victim_token = f"victim-{tag}-{secrets.token_hex(3)}"
         make_token(d, ["CA Auditors"], self.victim_token)
+        # two invited users: one gets new roles, the other is deleted
+        self.user_roles = f"roles-{tag}-{secrets.token_hex(3)}@example.com"
+        self.user_del = f"del-{tag}-{secrets.token_hex(3)}@example.com"
+        for email in (self.user_roles, self.user_del):
+            ok(d.api("POST", "/users/invitations", json={"email": email, "firstName": "R", "lastName": "W",
+                                                          "roles": ["CA Auditors"]}), 201)
 
 
 def probes(st):
@@ -332,6 +338,13 @@ def probes(st):
     add("user.roles", "POST", "/tokens", 201, json={"name": f"made-by-{st.tag}-{secrets.token_hex(3)}",
                                                     "roles": ["CA Auditors"]})
     add("user.roles", "DELETE", f"/tokens/{st.victim_token}")
+    # users
+    add("user.invite", "POST", "/users/invitations", 201, json={
+        "email": f"inv-{st.tag}-{secrets.token_hex(3)}@example.com", "firstName": "I", "lastName": "N",
+        "roles": ["CA Auditors"]})
+    add("user.roles", "GET", "/users")
+    add("user.roles", "PUT", f"/users/{st.user_roles}/roles", json={"roles": ["Protocol Auditors"]})
+    add("user.roles", "DELETE", f"/users/{st.user_del}")
     # audit
     add("audit.read", "GET", "/audit", params={"limit": "5"})
     add("audit.read", "GET", "/audit", params={"limit": "5", "format": "csv"})
@@ -455,7 +468,8 @@ def test_cross_partition(daemon, tmp_path):
         ("GET", f"/cas/{sub}/crl", {}), ("GET", f"/cas/{sub}/crls", {}), ("GET", f"/cas/{st.pend_id}/csr", {}),
         ("GET", "/profiles", {}), ("GET", f"/profiles/{st.prof_upd}", {}), ("GET", "/tokens", {}),
         ("POST", f"/cas/{sub}/certificates/{st.leaf_rev.serial}/revoke", {"json": {"reason": "superseded"}}),
-        ("POST", f"/cas/{sub}/crl", {}), ("DELETE", f"/cas/{st.victim_ca.id}", {}),
+        ("POST", f"/cas/{sub}/crl", {}), ("GET", "/audit", {}), ("GET", "/audit/checkpoints", {}),
+        ("DELETE", f"/cas/{st.victim_ca.id}", {}),
         ("DELETE", f"/profiles/{st.prof_del}", {}), ("DELETE", f"/tokens/{st.victim_token}", {}),
         ("POST", "/tokens", {"json": {"name": "intruder", "roles": ["Owners"]}}),
         ("POST", "/cas", {"json": {"id": uid("xx"), "friendlyName": "x", "type": "root",
@@ -472,8 +486,8 @@ def test_cross_partition(daemon, tmp_path):
 
     # A's ids under B's URL with B's token: not found.
     for method, path, kw in a_paths:
-        if path in ("/cas", "/inventory", "/signing-key-details", "/profiles", "/tokens") or \
-                path.startswith("/tokens") or (method == "POST" and path == "/cas"):
+        if path in ("/cas", "/inventory", "/signing-key-details", "/profiles") or \
+                path.startswith(("/tokens", "/audit")):
             continue
         _assert_not_found(b.api(method, path, **kw), f"B token on B {method} {path}")
     # B's lists hold nothing of A's.

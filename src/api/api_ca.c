@@ -1,4 +1,5 @@
 #include "api/api.h"
+#include "api/api_json.h"
 
 #include "authz/authz.h"
 #include "ca/issue.h"
@@ -17,30 +18,6 @@
 
 #define MAX_CHAIN 16
 
-static json_t *jtime(int64_t t)
-{
-    char b[32];
-    if (!t)
-        return json_null();
-    time_format_rfc3339(t, b, sizeof b);
-    return json_string(b);
-}
-
-static json_t *jtake_str(char *s)
-{
-    json_t *j = s ? json_string(s) : json_null();
-    free(s);
-    return j;
-}
-
-static json_t *asn1_time_json(const ASN1_TIME *t)
-{
-    struct tm tm;
-    if (!t || ASN1_TIME_to_tm(t, &tm) != 1)
-        return json_null();
-    return jtime((int64_t)timegm(&tm));
-}
-
 static json_t *uris_of(STACK_OF(GENERAL_NAME) *names)
 {
     json_t *a = json_array();
@@ -58,11 +35,11 @@ static void cert_fields(json_t *o, X509 *x)
     char buf[320];
     const X509_ALGOR *alg = NULL;
     X509_get0_signature(NULL, &alg, x);
-    json_object_set_new(o, "serialNumber", jtake_str(x509_serial_hex(x)));
-    json_object_set_new(o, "sha256Fingerprint", jtake_str(x509_fingerprint_sha256(x)));
-    json_object_set_new(o, "issuer", jtake_str(dn_print(X509_get_issuer_name(x))));
-    json_object_set_new(o, "validFrom", asn1_time_json(X509_get0_notBefore(x)));
-    json_object_set_new(o, "expiryDate", asn1_time_json(X509_get0_notAfter(x)));
+    json_object_set_new(o, "serialNumber", jtake(x509_serial_hex(x)));
+    json_object_set_new(o, "sha256Fingerprint", jtake(x509_fingerprint_sha256(x)));
+    json_object_set_new(o, "issuer", jtake(dn_print(X509_get_issuer_name(x))));
+    json_object_set_new(o, "validFrom", jtime_asn1(X509_get0_notBefore(x)));
+    json_object_set_new(o, "expiryDate", jtime_asn1(X509_get0_notAfter(x)));
     keyspec_describe_key(X509_get0_pubkey(x), buf, sizeof buf);
     json_object_set_new(o, "publicKeyType", json_string(buf));
     int nid = alg ? OBJ_obj2nid(alg->algorithm) : NID_undef;
@@ -87,10 +64,10 @@ static void cert_fields(json_t *o, X509 *x)
     json_object_set_new(o, "keyUsages", ku);
     const ASN1_OCTET_STRING *aki = X509_get0_authority_key_id(x), *ski = X509_get0_subject_key_id(x);
     json_object_set_new(o, "authorityKeyIdentifier",
-                        aki ? jtake_str(hex_encode(ASN1_STRING_get0_data(aki), (size_t)ASN1_STRING_length(aki)))
+                        aki ? jtake(hex_encode(ASN1_STRING_get0_data(aki), (size_t)ASN1_STRING_length(aki)))
                             : json_null());
     json_object_set_new(o, "subjectKeyIdentifier",
-                        ski ? jtake_str(hex_encode(ASN1_STRING_get0_data(ski), (size_t)ASN1_STRING_length(ski)))
+                        ski ? jtake(hex_encode(ASN1_STRING_get0_data(ski), (size_t)ASN1_STRING_length(ski)))
                             : json_null());
     json_t *cdps = json_array();
     CRL_DIST_POINTS *dps = X509_get_ext_d2i(x, NID_crl_distribution_points, NULL, NULL);
@@ -144,10 +121,10 @@ static json_t *ca_json(const struct ca_env *env, const struct ca_rec *c)
     json_object_set_new(o, "crlEnabled", json_boolean(c->crl_enabled));
     json_object_set_new(o, "ocspEnabled", json_boolean(c->ocsp_enabled));
     json_object_set_new(o, "crlPartitions", json_integer(c->crl_shards > 1 ? c->crl_shards : 0));
-    json_object_set_new(o, "urls", json_pack("{s:o,s:o,s:o}", "cagw", jtake_str(ca_url_cagw(env, c->partition_id, c->id)),
-                                             "crl", c->crl_enabled ? jtake_str(ca_url_crl(env, c->partition_id, c->id))
+    json_object_set_new(o, "urls", json_pack("{s:o,s:o,s:o}", "cagw", jtake(ca_url_cagw(env, c->partition_id, c->id)),
+                                             "crl", c->crl_enabled ? jtake(ca_url_crl(env, c->partition_id, c->id))
                                                                    : json_null(),
-                                             "ocsp", c->ocsp_enabled ? jtake_str(ca_url_ocsp(env, c->partition_id, c->id))
+                                             "ocsp", c->ocsp_enabled ? jtake(ca_url_ocsp(env, c->partition_id, c->id))
                                                                      : json_null()));
     json_object_set_new(o, "createdAt", jtime(c->created_at));
     json_object_set_new(o, "deletedAt", jtime(c->deleted_at));
@@ -337,7 +314,7 @@ void api_ca_delete(struct http_req *req, struct http_resp *resp)
     resp_json(resp, 200, json_pack("{s:s,s:s,s:o}", "id", req->params[1], "status", "deleted", "affected", a));
 }
 
-static int pem_x509(X509 *x, struct buf *b)
+static int pem_append(X509 *x, struct buf *b)
 {
     BIO *bio = BIO_new(BIO_s_mem());
     char *p = NULL;
@@ -367,7 +344,7 @@ static void send_cert(struct http_resp *resp, const struct ca_rec *c, const char
     X509 *x = ca_cert(c);
     struct buf b;
     buf_init(&b, 0);
-    if (!x || pem_x509(x, &b) != 0) {
+    if (!x || pem_append(x, &b) != 0) {
         resp_error(resp, 500, "internal", NULL, "cannot encode the certificate");
     } else {
         size_t n;
@@ -403,7 +380,7 @@ void api_ca_chain(struct http_req *req, struct http_resp *resp)
             resp_error(resp, 409, "conflict", "caId", "CA '%s' has no certificate yet", c.id);
             goto out;
         }
-        int rc = pem_x509(x, &b);
+        int rc = pem_append(x, &b);
         X509_free(x);
         if (rc != 0)
             goto fail;

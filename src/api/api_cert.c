@@ -1,4 +1,5 @@
 #include "api/api.h"
+#include "api/api_json.h"
 
 #include "authz/authz.h"
 #include "ca/issue.h"
@@ -28,53 +29,6 @@ static int reason_code(const char *name)
         if (reasons[i] && strcmp(reasons[i], name) == 0 && i != 6 && i != 8)
             return i;
     return -1;
-}
-
-static json_t *jtime(int64_t t)
-{
-    char b[32];
-    if (!t)
-        return json_null();
-    time_format_rfc3339(t, b, sizeof b);
-    return json_string(b);
-}
-
-static char *pem_of(X509 *x)
-{
-    BIO *b = BIO_new(BIO_s_mem());
-    char *p = NULL, *out = NULL;
-    if (b && PEM_write_bio_X509(b, x) == 1) {
-        long n = BIO_get_mem_data(b, &p);
-        if ((out = malloc((size_t)n + 1))) {
-            memcpy(out, p, (size_t)n);
-            out[n] = 0;
-        }
-    }
-    BIO_free(b);
-    return out;
-}
-
-/* PEM armour around DER without decoding it. */
-static char *pem_der(const char *name, const unsigned char *der, size_t len)
-{
-    BIO *b = BIO_new(BIO_s_mem());
-    char *p = NULL, *out = NULL;
-    if (b && PEM_write_bio(b, name, "", der, (long)len) > 0) {
-        long n = BIO_get_mem_data(b, &p);
-        if ((out = malloc((size_t)n + 1))) {
-            memcpy(out, p, (size_t)n);
-            out[n] = 0;
-        }
-    }
-    BIO_free(b);
-    return out;
-}
-
-static json_t *jtake(char *s)
-{
-    json_t *j = s ? json_string(s) : json_null();
-    free(s);
-    return j;
 }
 
 /* The CA of params[0]/params[1] (live). Answers 404 itself. */
@@ -156,7 +110,7 @@ void api_cert_issue(struct http_req *req, struct http_resp *resp)
     }
     json_t *chain = json_array();
     for (int i = 0; i < sk_X509_num(res.chain); i++)
-        json_array_append_new(chain, jtake(pem_of(sk_X509_value(res.chain, i))));
+        json_array_append_new(chain, jtake(pem_x509(sk_X509_value(res.chain, i))));
     json_t *o = json_pack("{s:s,s:s,s:o,s:o,s:o,s:o,s:b}", "serialNumber", res.serial, "status", "issued",
                           "certificate", jtake(pem_der("CERTIFICATE", res.der, res.der_len)), "chain", chain,
                           "notBefore", jtime(res.not_before), "notAfter", jtime(res.not_after), "validityCapped",

@@ -161,17 +161,6 @@ static int check_ca_cert_shape(X509 *x, struct err *e, const char *field)
     return 0;
 }
 
-static int add_ext(STACK_OF(X509_EXTENSION) *sk, X509_EXTENSION *x)
-{
-    if (!x)
-        return -1;
-    if (!sk_X509_EXTENSION_push(sk, x)) {
-        X509_EXTENSION_free(x);
-        return -1;
-    }
-    return 0;
-}
-
 /* Assembles and signs a CA certificate. `issuer` NULL means self-signed. */
 static X509 *build_ca_cert(const struct ca_env *env, const char *partition, const X509_NAME *subject, EVP_PKEY *pub,
                            int path_len, int64_t nb, int64_t na, const struct ca_rec *issuer, X509 *issuer_cert,
@@ -185,28 +174,28 @@ static X509 *build_ca_cert(const struct ca_env *env, const char *partition, cons
     memset(&t, 0, sizeof t);
     if (!exts || x509_ski_compute(pub, ski) != 0 || x509_serial_new(t.serial) != 0)
         goto fail;
-    if (add_ext(exts, ext_basic_constraints(true, path_len)) || add_ext(exts, ext_key_usage(CA_KU)) ||
-        add_ext(exts, ext_ski(ski)))
+    if (ext_push(exts, ext_basic_constraints(true, path_len)) || ext_push(exts, ext_key_usage(CA_KU)) ||
+        ext_push(exts, ext_ski(ski)))
         goto fail;
     if (issuer_cert) {
         const ASN1_OCTET_STRING *iski = X509_get0_subject_key_id(issuer_cert);
         unsigned char computed[SKI_LEN];
         if (iski) {
-            if (add_ext(exts, ext_aki(ASN1_STRING_get0_data(iski), (size_t)ASN1_STRING_length(iski))))
+            if (ext_push(exts, ext_aki(ASN1_STRING_get0_data(iski), (size_t)ASN1_STRING_length(iski))))
                 goto fail;
         } else if (x509_ski_compute(X509_get0_pubkey(issuer_cert), computed) != 0 ||
-                   add_ext(exts, ext_aki(computed, SKI_LEN))) {
+                   ext_push(exts, ext_aki(computed, SKI_LEN))) {
             goto fail;
         }
         if (issuer->crl_enabled) {
-            if (!(crl = ca_url_crl(env, partition, issuer->id)) || add_ext(exts, ext_crl_dp(crl)))
+            if (!(crl = ca_url_crl(env, partition, issuer->id)) || ext_push(exts, ext_crl_dp(crl)))
                 goto fail;
         }
         if (issuer->ocsp_enabled && !(ocsp = ca_url_ocsp(env, partition, issuer->id)))
             goto fail;
-        if (!(aia = ca_url_issuer_cert(env, partition, issuer->id)) || add_ext(exts, ext_aia(ocsp, aia)))
+        if (!(aia = ca_url_issuer_cert(env, partition, issuer->id)) || ext_push(exts, ext_aia(ocsp, aia)))
             goto fail;
-    } else if (add_ext(exts, ext_aki(ski, SKI_LEN))) {
+    } else if (ext_push(exts, ext_aki(ski, SKI_LEN))) {
         goto fail;
     }
     t.subject = subject;
@@ -248,7 +237,7 @@ static X509_REQ *build_csr(const X509_NAME *subject, EVP_PKEY *key, struct signe
     STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
     if (!exts)
         goto out;
-    if (add_ext(exts, ext_basic_constraints(true, 0)) || add_ext(exts, ext_key_usage(CA_KU)) ||
+    if (ext_push(exts, ext_basic_constraints(true, 0)) || ext_push(exts, ext_key_usage(CA_KU)) ||
         X509_REQ_add_extensions(r, exts) != 1) {
         sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
         goto out;

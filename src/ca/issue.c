@@ -98,17 +98,6 @@ void issue_result_free(struct issue_result *r)
     memset(r, 0, sizeof(*r));
 }
 
-static int push_ext(STACK_OF(X509_EXTENSION) *sk, X509_EXTENSION *x)
-{
-    if (!x)
-        return -1;
-    if (!sk_X509_EXTENSION_push(sk, x)) {
-        X509_EXTENSION_free(x);
-        return -1;
-    }
-    return 0;
-}
-
 static X509_EXTENSION *ext_eku(char *const *oids, size_t n, bool critical)
 {
     EXTENDED_KEY_USAGE *eku = sk_ASN1_OBJECT_new_null();
@@ -663,27 +652,27 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
     unsigned char caski_buf[SKI_LEN];
     if ((csr ? x509_ski_from_xpub(X509_REQ_get_X509_PUBKEY(csr), ski) : x509_ski_compute(pub, ski)) != 0)
         goto internal;
-    if (push_ext(exts, ext_basic_constraints(p->ca, p->ca ? p->path_len : -1)))
+    if (ext_push(exts, ext_basic_constraints(p->ca, p->ca ? p->path_len : -1)))
         goto oom;
     X509_EXTENSION *kux = ext_key_usage(p->ku);
     if (!kux)
         goto oom;
     X509_EXTENSION_set_critical(kux, p->ku_critical);
-    if (push_ext(exts, kux))
+    if (ext_push(exts, kux))
         goto oom;
     if (rx.eku) {
         if (!sk_X509_EXTENSION_push(exts, rx.eku))
             goto oom;
         rx.eku = NULL;
-    } else if (p->neku && push_ext(exts, ext_eku(p->eku, p->neku, p->eku_critical))) {
+    } else if (p->neku && ext_push(exts, ext_eku(p->eku, p->neku, p->eku_critical))) {
         goto oom;
     }
-    if (push_ext(exts, ext_ski(ski)))
+    if (ext_push(exts, ext_ski(ski)))
         goto oom;
     if (caski) {
-        if (push_ext(exts, ext_aki(ASN1_STRING_get0_data(caski), (size_t)ASN1_STRING_length(caski))))
+        if (ext_push(exts, ext_aki(ASN1_STRING_get0_data(caski), (size_t)ASN1_STRING_length(caski))))
             goto oom;
-    } else if (x509_ski_compute(X509_get0_pubkey(cacert), caski_buf) != 0 || push_ext(exts, ext_aki(caski_buf, SKI_LEN))) {
+    } else if (x509_ski_compute(X509_get0_pubkey(cacert), caski_buf) != 0 || ext_push(exts, ext_aki(caski_buf, SKI_LEN))) {
         goto oom;
     }
     /* Serial first: a partitioned CA's shard derives from it and is fixed
@@ -695,14 +684,14 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
     int shard = crl_shard_of(t.serial, SERIAL_LEN, cap->crl_shards);
     if (cap->crl_enabled &&
         (!(crl = shard >= 0 ? ca_url_crl_shard(env, r->partition, cap->id, shard) : ca_url_crl(env, r->partition, cap->id)) ||
-         push_ext(exts, ext_crl_dp(crl))))
+         ext_push(exts, ext_crl_dp(crl))))
         goto oom;
     if (cap->ocsp_enabled && !(ocsp = ca_url_ocsp(env, r->partition, cap->id)))
         goto oom;
-    if (!(aia = ca_url_issuer_cert(env, r->partition, cap->id)) || push_ext(exts, ext_aia(ocsp, aia)))
+    if (!(aia = ca_url_issuer_cert(env, r->partition, cap->id)) || ext_push(exts, ext_aia(ocsp, aia)))
         goto oom;
     if (sk_GENERAL_NAME_num(sans) > 0 &&
-        push_ext(exts, X509V3_EXT_i2d(NID_subject_alt_name, empty_subject ? 1 : 0, sans)))
+        ext_push(exts, X509V3_EXT_i2d(NID_subject_alt_name, empty_subject ? 1 : 0, sans)))
         goto oom;
     if (rx.policies && p->npolicies) {
         /* The profile's policies plus the request's (docs/profiles.md). */
@@ -727,13 +716,13 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
                                                      X509_EXTENSION_get_critical(rx.policies), cp)
                                     : NULL;
         sk_POLICYINFO_pop_free(cp, POLICYINFO_free);
-        if (push_ext(exts, merged))
+        if (ext_push(exts, merged))
             goto oom;
     } else if (rx.policies) {
         if (!sk_X509_EXTENSION_push(exts, rx.policies))
             goto oom;
         rx.policies = NULL;
-    } else if (p->npolicies && push_ext(exts, ext_policies(p->policies, p->npolicies))) {
+    } else if (p->npolicies && ext_push(exts, ext_policies(p->policies, p->npolicies))) {
         goto oom;
     }
     while (sk_X509_EXTENSION_num(rx.extra) > 0) {

@@ -28,15 +28,6 @@ static void responder_aad(char *out, size_t n, const char *partition, const char
     snprintf(out, n, "ocsp-key:%s/%s", partition, ca_id);
 }
 
-static int push(STACK_OF(X509_EXTENSION) *sk, X509_EXTENSION *x)
-{
-    if (!x || !sk_X509_EXTENSION_push(sk, x)) {
-        X509_EXTENSION_free(x);
-        return -1;
-    }
-    return 0;
-}
-
 int ocsp_responder_ensure(const struct ca_env *env, const struct ca_rec *ca, struct err *e)
 {
     struct responder_rec rr;
@@ -70,10 +61,10 @@ int ocsp_responder_ensure(const struct ca_env *env, const struct ca_rec *ca, str
     const ASN1_OCTET_STRING *caski = X509_get0_subject_key_id(cacert);
     if (!(exts = sk_X509_EXTENSION_new_null()) || x509_ski_compute(key, ski) != 0)
         goto fail;
-    if (push(exts, ext_basic_constraints(false, -1)) || push(exts, ext_key_usage(KU_DIGITAL_SIGNATURE)) ||
-        push(exts, X509V3_EXT_conf_nid(NULL, NULL, NID_ext_key_usage, "OCSPSigning")) ||
-        push(exts, X509V3_EXT_conf_nid(NULL, NULL, NID_id_pkix_OCSP_noCheck, "ignored")) || push(exts, ext_ski(ski)) ||
-        !caski || push(exts, ext_aki(ASN1_STRING_get0_data(caski), (size_t)ASN1_STRING_length(caski))))
+    if (ext_push(exts, ext_basic_constraints(false, -1)) || ext_push(exts, ext_key_usage(KU_DIGITAL_SIGNATURE)) ||
+        ext_push(exts, X509V3_EXT_conf_nid(NULL, NULL, NID_ext_key_usage, "OCSPSigning")) ||
+        ext_push(exts, X509V3_EXT_conf_nid(NULL, NULL, NID_id_pkix_OCSP_noCheck, "ignored")) || ext_push(exts, ext_ski(ski)) ||
+        !caski || ext_push(exts, ext_aki(ASN1_STRING_get0_data(caski), (size_t)ASN1_STRING_length(caski))))
         goto fail;
     struct cert_template t;
     memset(&t, 0, sizeof t);

@@ -115,15 +115,6 @@ static int save_cert(const char *path, X509 *x)
     return rc;
 }
 
-static int push(STACK_OF(X509_EXTENSION) *sk, X509_EXTENSION *x)
-{
-    if (!x || !sk_X509_EXTENSION_push(sk, x)) {
-        X509_EXTENSION_free(x);
-        return -1;
-    }
-    return 0;
-}
-
 static X509 *issue(EVP_PKEY *pub, const char *cn, X509 *issuer, EVP_PKEY *issuer_key, const char *san, int years)
 {
     STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
@@ -141,15 +132,15 @@ static X509 *issue(EVP_PKEY *pub, const char *cn, X509 *issuer, EVP_PKEY *issuer
         X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0) != 1)
         goto out;
     if (issuer) {
-        if (push(exts, ext_basic_constraints(false, -1)) || push(exts, ext_key_usage(KU_DIGITAL_SIGNATURE)) ||
-            push(exts, X509V3_EXT_conf_nid(NULL, NULL, NID_ext_key_usage, "serverAuth")) ||
-            push(exts, X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, san)))
+        if (ext_push(exts, ext_basic_constraints(false, -1)) || ext_push(exts, ext_key_usage(KU_DIGITAL_SIGNATURE)) ||
+            ext_push(exts, X509V3_EXT_conf_nid(NULL, NULL, NID_ext_key_usage, "serverAuth")) ||
+            ext_push(exts, X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, san)))
             goto out;
-    } else if (push(exts, ext_basic_constraints(true, 0)) ||
-               push(exts, ext_key_usage(KU_DIGITAL_SIGNATURE | KU_KEY_CERT_SIGN | KU_CRL_SIGN))) {
+    } else if (ext_push(exts, ext_basic_constraints(true, 0)) ||
+               ext_push(exts, ext_key_usage(KU_DIGITAL_SIGNATURE | KU_KEY_CERT_SIGN | KU_CRL_SIGN))) {
         goto out;
     }
-    if (push(exts, ext_ski(ski)) || push(exts, ext_aki(aki, SKI_LEN)))
+    if (ext_push(exts, ext_ski(ski)) || ext_push(exts, ext_aki(aki, SKI_LEN)))
         goto out;
     t.subject = name;
     t.issuer = issuer ? X509_get_subject_name(issuer) : name;

@@ -58,6 +58,17 @@ int x509_serial_new(unsigned char out[SERIAL_LEN])
     return 0;
 }
 
+int ext_push(STACK_OF(X509_EXTENSION) *sk, X509_EXTENSION *x)
+{
+    if (!x)
+        return -1;
+    if (!sk_X509_EXTENSION_push(sk, x)) {
+        X509_EXTENSION_free(x);
+        return -1;
+    }
+    return 0;
+}
+
 X509_EXTENSION *ext_basic_constraints(bool ca, int pathlen)
 {
     BASIC_CONSTRAINTS *bc = BASIC_CONSTRAINTS_new();

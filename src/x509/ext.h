@@ -25,6 +25,10 @@ int x509_ski_compute_spki(const unsigned char *spki, size_t len, unsigned char o
  * INTEGER is exactly 16 bytes (126 bits of entropy). */
 int x509_serial_new(unsigned char out[SERIAL_LEN]);
 
+/* Appends x to sk, taking ownership (x freed on failure). -1 when x is NULL
+ * or the push fails, so builders can chain `ext_push(sk, ext_...(...))`. */
+int ext_push(STACK_OF(X509_EXTENSION) *sk, X509_EXTENSION *x);
+
 X509_EXTENSION *ext_basic_constraints(bool ca, int pathlen /* -1 = none */);
 /* ku: bitmask of KU_* from x509v3.h (KU_DIGITAL_SIGNATURE...). */
 X509_EXTENSION *ext_key_usage(unsigned ku);

@@ -84,6 +84,20 @@ static void rollback(sqlite3 *db)
     sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 }
 
+/* Room for element n of a growing array (doubling): returns the array to
+ * use from now on, or NULL (the old one is then still valid and owned by
+ * the caller). */
+static void *grow(void *items, size_t *cap, size_t n, size_t elem)
+{
+    if (n < *cap)
+        return items;
+    size_t ncap = *cap ? *cap * 2 : 16;
+    void *p = realloc(items, ncap * elem);
+    if (p)
+        *cap = ncap;
+    return p;
+}
+
 static sqlite3_stmt *prep(struct sq *q, const char *sql)
 {
     size_t h = ((uintptr_t)sql >> 3) % STMT_CACHE;
@@ -325,14 +339,10 @@ static int sq_audit_checkpoint_list(struct store *s, const char *partition, stru
         goto out;
     bind_text(st, 1, partition);
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            struct audit_checkpoint *p = realloc(items, ncap * sizeof(*p));
-            if (!p)
-                break;
-            items = p;
-            cap = ncap;
-        }
+        void *g = grow(items, &cap, *n, sizeof(*items));
+        if (!g)
+            break;
+        items = g;
         struct audit_checkpoint *c = &items[(*n)++];
         c->seq = sqlite3_column_int64(st, 0);
         c->at_ms = sqlite3_column_int64(st, 1);
@@ -411,14 +421,10 @@ static int sq_audit_partitions(struct store *s, char ***ids, size_t *n)
     if (!st)
         goto out;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            char **p = realloc(list, ncap * sizeof(*p));
-            if (!p)
-                break;
-            list = p;
-            cap = ncap;
-        }
+        void *g = grow(list, &cap, *n, sizeof(*list));
+        if (!g)
+            break;
+        list = g;
         if (!(list[*n] = col_strdup(st, 0)))
             break;
         (*n)++;
@@ -630,14 +636,10 @@ static int sq_token_list(struct store *s, const char *partition, struct token_re
         goto out;
     bind_text(st, 1, partition);
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            struct token_rec *p = realloc(items, ncap * sizeof(*p));
-            if (!p)
-                break;
-            items = p;
-            cap = ncap;
-        }
+        void *g = grow(items, &cap, *n, sizeof(*items));
+        if (!g)
+            break;
+        items = g;
         struct token_rec *t = &items[(*n)++];
         memset(t, 0, sizeof(*t));
         snprintf(t->partition_id, sizeof t->partition_id, "%s", partition);
@@ -775,14 +777,10 @@ static int sq_subscription_list(struct store *s, const char *search, struct subs
         goto out;
     bind_text(st, 1, like);
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            struct subscription_rec *p = realloc(items, ncap * sizeof(*p));
-            if (!p)
-                break;
-            items = p;
-            cap = ncap;
-        }
+        void *g = grow(items, &cap, *n, sizeof(*items));
+        if (!g)
+            break;
+        items = g;
         struct subscription_rec *x = &items[(*n)++];
         memset(x, 0, sizeof(*x));
         col_copy(st, 0, x->id, sizeof x->id);
@@ -990,14 +988,10 @@ static int sq_user_list(struct store *s, const char *partition, struct user_rec 
         goto out;
     bind_text(st, 1, partition);
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            struct user_rec *p = realloc(items, ncap * sizeof(*p));
-            if (!p)
-                break;
-            items = p;
-            cap = ncap;
-        }
+        void *g = grow(items, &cap, *n, sizeof(*items));
+        if (!g)
+            break;
+        items = g;
         user_from_row(st, &items[(*n)++]);
     }
     if (r == SQLITE_DONE) {
@@ -1377,14 +1371,10 @@ static int sq_ca_list(struct store *s, const char *partition, bool include_delet
     bind_text(st, 1, partition);
     int r;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        if (out->n == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            struct ca_rec *p = realloc(out->items, ncap * sizeof(*p));
-            if (!p)
-                goto fail;
-            out->items = p;
-            cap = ncap;
-        }
+        void *g = grow(out->items, &cap, out->n, sizeof(*out->items));
+        if (!g)
+            goto fail;
+        out->items = g;
         ca_from_row(st, &out->items[out->n++]);
     }
     if (r != SQLITE_DONE)
@@ -1412,14 +1402,10 @@ static int sq_ca_list_active_all(struct store *s, struct ca_list *out)
     if (!st)
         goto out;
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        if (out->n == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            struct ca_rec *p = realloc(out->items, ncap * sizeof(*p));
-            if (!p)
-                break;
-            out->items = p;
-            cap = ncap;
-        }
+        void *g = grow(out->items, &cap, out->n, sizeof(*out->items));
+        if (!g)
+            break;
+        out->items = g;
         ca_from_row(st, &out->items[out->n++]);
     }
     if (r == SQLITE_DONE)
@@ -1491,14 +1477,10 @@ static int sq_ca_delete(struct store *s, const char *partition, const char *id, 
     bind_text(st, 1, partition);
     bind_text(st, 2, id);
     while (sqlite3_step(st) == SQLITE_ROW) {
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            char **p = realloc(list, ncap * sizeof(*p));
-            if (!p)
-                goto fail;
-            list = p;
-            cap = ncap;
-        }
+        void *g = grow(list, &cap, n, sizeof(*list));
+        if (!g)
+            goto fail;
+        list = g;
         if (!(list[n] = col_strdup(st, 0)))
             goto fail;
         n++;
@@ -1680,14 +1662,10 @@ static int sq_cert_list(struct store *s, const char *partition, int64_t issuer_c
     sqlite3_bind_int(st, 11, qy->include_ca);
     sqlite3_bind_int(st, 12, (int)(qy->limit ? qy->limit : 50));
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        if (out->n == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            struct cert_rec *p = realloc(out->items, ncap * sizeof(*p));
-            if (!p)
-                break;
-            out->items = p;
-            cap = ncap;
-        }
+        void *g = grow(out->items, &cap, out->n, sizeof(*out->items));
+        if (!g)
+            break;
+        out->items = g;
         cert_from_row(st, &out->items[out->n++]);
     }
     if (r == SQLITE_DONE)
@@ -1893,14 +1871,10 @@ static int sq_profile_list(struct store *s, const char *partition, struct profil
         goto out;
     bind_text(st, 1, partition);
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        if (out->n == cap) {
-            size_t ncap = cap ? cap * 2 : 16;
-            struct profile_row *p = realloc(out->items, ncap * sizeof(*p));
-            if (!p)
-                break;
-            out->items = p;
-            cap = ncap;
-        }
+        void *g = grow(out->items, &cap, out->n, sizeof(*out->items));
+        if (!g)
+            break;
+        out->items = g;
         struct profile_row *row = &out->items[out->n++];
         col_copy(st, 0, row->id, sizeof row->id);
         row->json = col_strdup(st, 1);
@@ -1975,14 +1949,10 @@ static int sq_ca_profile_list(struct store *s, const char *partition, int64_t ca
     bind_text(st, 1, partition);
     sqlite3_bind_int64(st, 2, ca_pk);
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-        if (*n == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            char **p = realloc(list, ncap * sizeof(*p));
-            if (!p)
-                break;
-            list = p;
-            cap = ncap;
-        }
+        void *g = grow(list, &cap, *n, sizeof(*list));
+        if (!g)
+            break;
+        list = g;
         if (!(list[*n] = col_strdup(st, 0)))
             break;
         (*n)++;

@@ -48,6 +48,7 @@ static const struct route routes[] = {
     {"GET", P "/audit", api_audit_list},
     {"GET", P "/audit/verify", api_audit_verify},
     {"GET", P "/audit/checkpoints", api_audit_checkpoints},
+    {"GET", P "/events", api_events_list},
     {"POST", P "/users/invitations", api_user_invite},
     {"GET", P "/users", api_user_list},
     {"PUT", P "/users/{}/roles", api_user_roles},
@@ -96,8 +97,17 @@ static int rate_check(struct http_req *req, struct http_resp *resp, const char *
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    if (ctx->store->ops->rate_take(ctx->store, key, limit, ctx->rate_window_s, now_ms, &retry_ms) != STORE_ELIMIT)
+    bool first = false;
+    if (ctx->store->ops->rate_take(ctx->store, key, limit, ctx->rate_window_s, now_ms, &retry_ms, &first) !=
+        STORE_ELIMIT)
         return 0;
+    if (first) {
+        /* audited once per burst, not per refused request */
+        char target[48];
+        snprintf(target, sizeof target, "ratelimit:%s", cap_names[req->capability]);
+        struct audit_rec a = {"client", "ratelimit.hit", target, NULL, req->ip, "denied"};
+        ctx->store->ops->audit_append(ctx->store, partition, &a);
+    }
     char ra[24];
     snprintf(ra, sizeof ra, "%lld", (long long)((retry_ms + 999) / 1000 > 0 ? (retry_ms + 999) / 1000 : 1));
     snprintf(req->partition, sizeof req->partition, "%.64s", partition);

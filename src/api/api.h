@@ -8,6 +8,7 @@
 #include "ca/ca.h"
 #include "http/router.h"
 #include "store/store.h"
+#include "util/mail.h"
 
 struct crl_cache;
 struct ocsp_cache;
@@ -20,6 +21,7 @@ struct api_ctx {
     struct token_cache *tokens;
     int rate_standard, rate_premium, rate_window_s; /* requests per window; 0 = off */
     const char *regions;        /* comma-separated regions a subscription may be assigned to */
+    struct mail_relay mail;     /* url NULL: no relay configured */
 };
 
 /* After any status change of a certificate issued by `ca`: the CRL is due
@@ -72,6 +74,7 @@ void api_token_revoke(struct http_req *req, struct http_resp *resp);
 void api_audit_list(struct http_req *req, struct http_resp *resp);
 void api_audit_verify(struct http_req *req, struct http_resp *resp);
 void api_audit_checkpoints(struct http_req *req, struct http_resp *resp);
+void api_events_list(struct http_req *req, struct http_resp *resp);
 void api_user_invite(struct http_req *req, struct http_resp *resp);
 void api_user_list(struct http_req *req, struct http_resp *resp);
 void api_user_roles(struct http_req *req, struct http_resp *resp);

@@ -216,3 +216,97 @@ void api_audit_checkpoints(struct http_req *req, struct http_resp *resp)
                                    "ecdsa-with-SHA256"));
     free(pem);
 }
+
+/* ---- enrollment events: a view over the same log ------------------------ */
+
+static const struct {
+    const char *action, *type;
+} event_types[] = {
+    {"cert.issue", "issued"},        {"cert.issue.pkcs12", "issued-pkcs12"}, {"cert.revoke", "revoked"},
+    {"cert.suspend", "suspended"},   {"cert.unsuspend", "unsuspended"},
+};
+
+struct events {
+    json_t *arr;
+    const char *type; /* filter or NULL */
+    unsigned limit;
+    size_t count;
+    int64_t last_seq;
+};
+
+static int events_cb(const struct audit_row *r, void *ctx)
+{
+    struct events *ev = ctx;
+    const char *type = NULL;
+    for (size_t i = 0; i < sizeof event_types / sizeof event_types[0]; i++)
+        if (strcmp(r->action, event_types[i].action) == 0)
+            type = event_types[i].type;
+    if (!type || (ev->type && strcmp(ev->type, type) != 0))
+        return 0;
+    char t[40], id[24];
+    fmt_ms(r->at_ms, t, sizeof t);
+    snprintf(id, sizeof id, "%llx", (unsigned long long)r->seq); /* event id as hex (guide) */
+    json_t *d = r->detail ? json_loads(r->detail, 0, NULL) : NULL;
+    const char *subject = json_string_value(json_object_get(d, "subject"));
+    const char *profile = json_string_value(json_object_get(d, "profile"));
+    /* target is "cert:<ca>/<serial>" */
+    const char *slash = strchr(r->target, '/');
+    json_array_append_new(ev->arr, json_pack("{s:s,s:s,s:s,s:s?,s:s?,s:s,s:s,s:s}", "eventId", id, "time", t, "type",
+                                             type, "endEntity", subject, "profileId", profile, "serialNumber",
+                                             slash ? slash + 1 : "", "status", r->result, "actor", r->actor));
+    json_decref(d);
+    ev->last_seq = r->seq;
+    return ++ev->count >= ev->limit ? 1 : 0;
+}
+
+void api_events_list(struct http_req *req, struct http_resp *resp)
+{
+    struct api_ctx *ctx = req->app;
+    struct principal p;
+    struct audit_filter f;
+    memset(&f, 0, sizeof f);
+    if (api_auth(req, resp, req->params[0], OP_AUDIT_READ, &p) != 0)
+        return;
+    if (parse_time_q(req, resp, "from", &f.from_ms) || parse_time_q(req, resp, "to", &f.to_ms))
+        return;
+    const char *type = http_query(req, "type"), *after = http_query(req, "after"), *limit = http_query(req, "limit");
+    bool known = !type;
+    for (size_t i = 0; type && i < sizeof event_types / sizeof event_types[0]; i++)
+        if (strcmp(type, event_types[i].type) == 0)
+            known = true;
+    if (!known) {
+        resp_error(resp, 400, "invalid_field", "type",
+                   "type: issued, issued-pkcs12, revoked, suspended or unsuspended");
+        return;
+    }
+    char *end = NULL;
+    struct events ev = {json_array(), type, 100, 0, 0};
+    if (after) {
+        long long v = strtoll(after, &end, 16);
+        if (!end || *end || v < 0) {
+            resp_error(resp, 400, "invalid_field", "after", "after: an eventId (hex)");
+            json_decref(ev.arr);
+            return;
+        }
+        f.after_seq = v;
+    }
+    if (limit) {
+        long v = strtol(limit, &end, 10);
+        if (!end || *end || v < 1 || v > AUDIT_PAGE_MAX) {
+            resp_error(resp, 400, "invalid_field", "limit", "limit: 1-%d", AUDIT_PAGE_MAX);
+            json_decref(ev.arr);
+            return;
+        }
+        ev.limit = (unsigned)v;
+    }
+    int rc = ctx->store->ops->audit_iter(ctx->store, p.partition, &f, events_cb, &ev);
+    if (rc != STORE_OK && rc != 1) {
+        json_decref(ev.arr);
+        resp_error(resp, 503, "unavailable", NULL, "store unavailable");
+        return;
+    }
+    char next[24];
+    snprintf(next, sizeof next, "%llx", (unsigned long long)ev.last_seq);
+    resp_json(resp, 200, json_pack("{s:o,s:o}", "events", ev.arr, "next",
+                                   ev.count >= ev.limit ? json_string(next) : json_null()));
+}

@@ -260,6 +260,7 @@ void api_ca_create(struct http_req *req, struct http_resp *resp)
     if (profiles && json_array_size(profiles) && api_require(req, resp, &p, OP_CA_PROFILES) != 0)
         goto out;
     memset(&e, 0, sizeof e);
+    cr.requester_ip = p.ip;
     if (ca_create(&ctx->env, p.partition, &cr, p.actor, &c, &e) != 0) {
         resp_err(resp, &e);
         goto out;
@@ -303,7 +304,7 @@ void api_ca_delete(struct http_req *req, struct http_resp *resp)
         resp_error(resp, 404, "not_found", "caId", "no CA '%.32s' in this partition", req->params[1]);
         return;
     }
-    if (ca_delete(&ctx->env, p.partition, req->params[1], p.actor, &ids, &n, &e) != 0) {
+    if (ca_delete(&ctx->env, p.partition, req->params[1], p.actor, p.ip, &ids, &n, &e) != 0) {
         resp_err(resp, &e);
         return;
     }
@@ -457,7 +458,7 @@ void api_ca_import(struct http_req *req, struct http_resp *resp)
         resp_error(resp, 404, "not_found", "caId", "no CA '%.32s' in this partition", req->params[1]);
         goto out;
     }
-    if (ca_import_cert(&ctx->env, p.partition, req->params[1], (const unsigned char *)cert, strlen(cert), p.actor, &c,
+    if (ca_import_cert(&ctx->env, p.partition, req->params[1], (const unsigned char *)cert, strlen(cert), p.actor, p.ip, &c,
                        &e) != 0) {
         resp_err(resp, &e);
         goto out;

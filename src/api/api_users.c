@@ -135,11 +135,29 @@ void api_user_invite(struct http_req *req, struct http_resp *resp)
         url = NULL;
         goto unavailable;
     }
+    char e[32];
+    time_format_rfc3339(exp, e, sizeof e);
+    if (ctx->mail.url) {
+        /* The link travels by mail only: the inviter never sees it. */
+        char *mailbody = NULL;
+        if (asprintf(&mailbody, "Hello %s,\n\nyou are invited to the pkiaas partition %s.\nSet your password and "
+                            "enrol your authenticator here (valid until %s):\n\n%s\n",
+                     fn, p.partition, e, url) < 0)
+            mailbody = NULL;
+        int sent = mailbody ? mail_send_async(&ctx->mail, email, "Your pkiaas invitation", mailbody) : -1;
+        if (mailbody)
+            OPENSSL_cleanse(mailbody, strlen(mailbody));
+        free(mailbody);
+        if (sent != 0) {
+            resp_error(resp, 502, "mail_failed", NULL, "the invitation mail could not be queued");
+            goto out;
+        }
+        resp_json(resp, 201, json_pack("{s:s,s:s,s:s}", "email", email, "expiresAt", e, "delivery", "mailed"));
+        goto out;
+    }
     /* No SMTP relay configured: the link goes to the log and back to the
      * inviter (issue 5), who passes it on. */
     log_info("invitation for %s in partition %s: %s", email, p.partition, url);
-    char e[32];
-    time_format_rfc3339(exp, e, sizeof e);
     resp_json(resp, 201, json_pack("{s:s,s:s,s:s,s:s}", "email", email, "inviteUrl", url, "expiresAt", e, "delivery",
                                    "returned (no SMTP relay configured)"));
     goto out;
@@ -414,8 +432,9 @@ static int login_fields(struct http_req *req, struct http_resp *resp, json_t **b
     struct api_ctx *ctx = req->app;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    bool first = false;
     if (ctx->store->ops->rate_take(ctx->store, key, 20, 60, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
-                                   &retry) == STORE_ELIMIT) {
+                                   &retry, &first) == STORE_ELIMIT) {
         char ra[24];
         snprintf(ra, sizeof ra, "%lld", (long long)(retry / 1000 + 1));
         resp_error(resp, 429, "TooManyRequests", NULL, "too many login attempts from this address");

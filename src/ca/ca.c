@@ -350,7 +350,7 @@ static int create_external(const struct ca_env *env, const char *partition, cons
     }
     snprintf(c->status, sizeof c->status, "active");
     c->path_len = cert_path_len(x);
-    struct audit_rec a = {actor, "ca.import_external", "ca", NULL};
+    struct audit_rec a = {actor, "ca.import_external", "ca", NULL, req->requester_ip, NULL};
     char target[64];
     snprintf(target, sizeof target, "ca:%s", c->id);
     a.target = target;
@@ -586,7 +586,7 @@ int ca_create(const struct ca_env *env, const char *partition, const struct ca_c
 
     char target[64];
     snprintf(target, sizeof target, "ca:%s", c.id);
-    struct audit_rec a = {actor, "ca.create", target, NULL};
+    struct audit_rec a = {actor, "ca.create", target, NULL, req->requester_ip, NULL};
     char detail[160];
     snprintf(detail, sizeof detail, "{\"type\":\"%s\",\"signingKeyDetails\":\"%s\"}", c.type, c.key_label);
     a.detail = detail;
@@ -663,7 +663,7 @@ out:
 }
 
 int ca_import_cert(const struct ca_env *env, const char *partition, const char *id, const unsigned char *data,
-                   size_t len, const char *actor, struct ca_rec *out, struct err *e)
+                   size_t len, const char *actor, const char *ip, struct ca_rec *out, struct err *e)
 {
     struct ca_rec c, parent;
     X509 *x = NULL, *root = NULL;
@@ -720,7 +720,7 @@ int ca_import_cert(const struct ca_env *env, const char *partition, const char *
     }
     char target[64];
     snprintf(target, sizeof target, "ca:%s", id);
-    struct audit_rec a = {actor, "ca.import_cert", target, NULL};
+    struct audit_rec a = {actor, "ca.import_cert", target, NULL, ip, NULL};
     if ((s = env->store->ops->ca_activate(env->store, partition, id, der, derlen, &a)) != STORE_OK) {
         store_err(s, id, e);
         goto out;
@@ -742,12 +742,12 @@ out:
     return rc;
 }
 
-int ca_delete(const struct ca_env *env, const char *partition, const char *id, const char *actor, char ***ids,
-              size_t *nids, struct err *e)
+int ca_delete(const struct ca_env *env, const char *partition, const char *id, const char *actor, const char *ip,
+              char ***ids, size_t *nids, struct err *e)
 {
     char target[64];
     snprintf(target, sizeof target, "ca:%s", id);
-    struct audit_rec a = {actor, "ca.delete", target, NULL};
+    struct audit_rec a = {actor, "ca.delete", target, NULL, ip, NULL};
     int s = env->store->ops->ca_delete(env->store, partition, id, time_now(), ids, nids, &a);
     if (s != STORE_OK)
         return store_err(s, id, e);

@@ -53,6 +53,7 @@ struct ca_create_req {
     bool has_crl, crl;
     bool has_ocsp, ocsp;
     int crl_shards;             /* 0 = one full CRL */
+    const char *requester_ip;   /* for the audit record */
     const unsigned char *cert;  /* externalKey: PEM or DER */
     size_t cert_len;
 };
@@ -64,9 +65,9 @@ int ca_create(const struct ca_env *env, const char *partition, const struct ca_c
               struct ca_rec *out, struct err *e);
 /* Certifies a pending CA with a certificate signed by its external parent. */
 int ca_import_cert(const struct ca_env *env, const char *partition, const char *id, const unsigned char *data,
-                   size_t len, const char *actor, struct ca_rec *out, struct err *e);
-int ca_delete(const struct ca_env *env, const char *partition, const char *id, const char *actor, char ***ids,
-              size_t *nids, struct err *e);
+                   size_t len, const char *actor, const char *ip, struct ca_rec *out, struct err *e);
+int ca_delete(const struct ca_env *env, const char *partition, const char *id, const char *actor, const char *ip,
+              char ***ids, size_t *nids, struct err *e);
 
 /* Decoding helpers (NULL when absent / malformed). */
 X509 *ca_cert(const struct ca_rec *c);

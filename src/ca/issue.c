@@ -774,12 +774,18 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
     cr.der = der;
     cr.der_len = dl;
     cr.created_at = now;
-    char target[96], detail[160];
+    char target[96];
     snprintf(target, sizeof target, "cert:%s/%s", cap->id, cr.serial);
-    snprintf(detail, sizeof detail, "{\"profile\":\"%s\",\"serverSideKey\":%s}", p->id, key ? "true" : "false");
+    /* the end entity's subject goes into the (JSON) detail for the
+     * enrollment-events view; jansson escapes it */
+    json_t *dj = json_pack("{s:s,s:b,s:s}", "profile", p->id, "serverSideKey", key != NULL, "subject",
+                           cr.subject ? cr.subject : "");
+    char *detail = dj ? json_dumps(dj, JSON_COMPACT) : NULL;
+    json_decref(dj);
     struct audit_rec a = {cr.requester, key ? "cert.issue.pkcs12" : "cert.issue", target, detail, r->requester_ip, NULL};
     s = env->store->ops->cert_insert(env->store, &cr, !p->ca, &a);
     free(cr.subject);
+    free(detail);
     if (s == STORE_EQUOTA) {
         err_set(e, 422, "quota_exceeded", "",
                 "the subscription's purchased certificates are all issued; purchase more to continue");

@@ -31,6 +31,10 @@ int app_open(struct app *a, char *err, size_t errlen)
     a->api.rate_premium = a->cfg.rate_limit_premium;
     a->api.rate_window_s = a->cfg.rate_limit_window_s;
     a->api.regions = a->cfg.regions;
+    a->api.mail.url = a->cfg.smtp_url;
+    a->api.mail.from = a->cfg.smtp_from ? a->cfg.smtp_from : "pkiaas@localhost";
+    a->api.mail.username = a->cfg.smtp_username;
+    a->api.mail.password = a->cfg.smtp_password;
     if (!(a->api.crls = crl_cache_new()) || !(a->api.ocsp = ocsp_cache_new()) ||
         !(a->api.env.cache = ca_cache_new()) || !(a->api.tokens = token_cache_new())) {
         snprintf(err, errlen, "out of memory");

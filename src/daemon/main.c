@@ -12,6 +12,7 @@
 #include "util/codec.h"
 #include "util/log.h"
 
+#include <curl/curl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -300,6 +301,9 @@ static int cmd_roles(const char *fmt)
 
 int main(int argc, char **argv)
 {
+    /* libcurl (SMTP relay) must be initialised before any thread starts */
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
+        return 1;
     if (argc < 2) {
         usage(stderr);
         return 2;

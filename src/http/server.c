@@ -71,6 +71,19 @@ static enum MHD_Result queue(struct MHD_Connection *c, struct http_resp *rs, boo
     return r;
 }
 
+/* The request line as logged: invitation tokens in the path are bearer
+ * secrets and never reach the log. */
+static void log_path(const char *url, char *out, size_t n)
+{
+    static const char pfx[] = "/api/v1/invitations/";
+    if (strncmp(url, pfx, sizeof pfx - 1) == 0) {
+        const char *rest = strchr(url + sizeof pfx - 1, '/');
+        snprintf(out, n, "%s<redacted>%s", pfx, rest ? rest : "");
+        return;
+    }
+    snprintf(out, n, "%s", url);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload, size_t *upload_size, void **con_cls)
 {
@@ -117,7 +130,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         resp_error(&rs, 500, "internal", NULL, "handler produced no response");
     int status = rs.status;
     enum MHD_Result r = queue(c, &rs, strcmp(method, "HEAD") == 0);
-    log_request(method, url, status, time_mono_ms() - st->started, st->req.partition[0] ? st->req.partition : NULL);
+    char lp[512];
+    log_path(url, lp, sizeof lp);
+    log_request(method, lp, status, time_mono_ms() - st->started, st->req.partition[0] ? st->req.partition : NULL);
     resp_free(&rs);
     return r;
 }

@@ -334,10 +334,11 @@ struct store_ops {
 
     /* Rate limiting (GCRA): takes one request from the bucket `key`
      * (`limit` per `window_s`); STORE_ELIMIT with *retry_after_ms when the
-     * bucket is empty. Backends keep the state where every node sees it
+     * bucket is empty (*first_reject set for the first refusal after an
+     * accepted request, so callers can audit a burst once). Backends keep the state where every node sees it
      * (SQLite: one node, so in memory; PostgreSQL: in a table). */
     int (*rate_take)(struct store *s, const char *key, int limit, int window_s, int64_t now_ms,
-                     int64_t *retry_after_ms);
+                     int64_t *retry_after_ms, bool *first_reject);
 
     /* Audit (one chain per partition; "" = system). Records are appended by
      * the write ops themselves (their audit_rec argument) or by audit_append

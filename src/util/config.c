@@ -61,6 +61,10 @@ int config_set(struct config *c, const char *key, const char *value, char *err, 
         {"tls_key_file", offsetof(struct config, tls_key_file)},
         {"region", offsetof(struct config, region)},
         {"regions", offsetof(struct config, regions)},
+        {"smtp_url", offsetof(struct config, smtp_url)},
+        {"smtp_from", offsetof(struct config, smtp_from)},
+        {"smtp_username", offsetof(struct config, smtp_username)},
+        {"smtp_password", offsetof(struct config, smtp_password)},
         {"log_level", offsetof(struct config, log_level)},
     };
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
@@ -215,6 +219,12 @@ void config_free(struct config *c)
     free(c->tls_key_file);
     free(c->region);
     free(c->regions);
+    free(c->smtp_url);
+    free(c->smtp_from);
+    if (c->smtp_password)
+        memset(c->smtp_password, 0, strlen(c->smtp_password));
+    free(c->smtp_username);
+    free(c->smtp_password);
     free(c->log_level);
     memset(c, 0, sizeof(*c));
 }

@@ -19,6 +19,10 @@ struct config {
     char *tls_key_file;     /* ... and its key (PEM) */
     char *region;           /* default region for bootstrap: "us" */
     char *regions;          /* regions subscriptions may be assigned to: "us,eu,pqlab" */
+    char *smtp_url;         /* SMTP relay for invitations; unset: links are logged and returned */
+    char *smtp_from;
+    char *smtp_username;
+    char *smtp_password;
     char *log_level;        /* debug|info|warn|error */
     int threads;            /* HTTP worker threads; 0 = number of CPUs */
     size_t max_body;        /* bytes; default 1 MiB */

@@ -809,3 +809,21 @@ def test_old_invitation_link_dies_with_deleted_user(daemon):
     invite(d, user)
     assert user.token != old
     expect_error(accept(c, old, "attacker's password"), 404)
+
+
+@pytest.mark.xfail(strict=True, reason="daemon bug: a role list element holding several comma-joined role names "
+                                       "('Owners,CA Auditors', 'Owners,') is accepted (same parser issue as "
+                                       "test_tokens.py::test_role_names_are_not_split_on_commas)")
+@pytest.mark.parametrize("roles", [["Owners,CA Auditors"], ["Owners,"]])
+def test_role_names_with_commas_are_refused(daemon, roles):
+    d = daemon
+    user = User(d.account, new_email("comma"), "x", roles=["CA Auditors"])
+    invite(d, user)
+    err = expect_error(owner_api(d, "PUT", f"/users/{user.email}/roles", json={"roles": roles}), 400)
+    assert err.get("field") == "roles", err
+    assert user_entry(d, user.email)["roles"] == ["CA Auditors"]
+    email = new_email("comma")
+    r = owner_api(d, "POST", "/users/invitations",
+                  json={"email": email, "firstName": "A", "lastName": "B", "roles": roles})
+    expect_error(r, 400)
+    assert user_entry(d, email) is None

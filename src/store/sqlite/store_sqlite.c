@@ -32,6 +32,7 @@ struct gc_job {
 struct rate_slot {
     char key[96];
     int64_t tat_ms; /* GCRA theoretical arrival time */
+    bool limited;   /* refusing since the last accepted request */
 };
 
 struct sq {
@@ -2256,7 +2257,7 @@ unlock:
 /* ---- rate limiting ------------------------------------------------------- */
 
 static int sq_rate_take(struct store *s, const char *key, int limit, int window_s, int64_t now_ms,
-                        int64_t *retry_after_ms)
+                        int64_t *retry_after_ms, bool *first_reject)
 {
     struct sq *q = SQ(s);
     if (limit <= 0 || window_s <= 0)
@@ -2285,16 +2286,21 @@ static int sq_rate_take(struct store *s, const char *key, int limit, int window_
     if (!sl && reuse) {
         sl = reuse;
         sl->tat_ms = 0;
+        sl->limited = false;
     }
+    *first_reject = false;
     if (sl) {
         snprintf(sl->key, sizeof sl->key, "%s", key);
         int64_t tat = sl->tat_ms > now_ms ? sl->tat_ms : now_ms;
         int64_t next = tat + interval;
         if (next - now_ms > window) {
             *retry_after_ms = next - now_ms - window;
+            *first_reject = !sl->limited;
+            sl->limited = true;
             rc = STORE_ELIMIT;
         } else {
             sl->tat_ms = next;
+            sl->limited = false;
         }
     }
     pthread_mutex_unlock(&q->rate_mu);

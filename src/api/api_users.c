@@ -39,6 +39,15 @@ static bool email_ok(const char *e)
     return true;
 }
 
+/* Users are keyed by the lower-cased address. */
+static void lower_copy(char *dst, size_t n, const char *src)
+{
+    snprintf(dst, n, "%s", src ? src : "");
+    for (char *c = dst; *c; c++)
+        if (*c >= 'A' && *c <= 'Z')
+            *c = (char)(*c - 'A' + 'a');
+}
+
 static int roles_csv(const json_t *ra, char **out, struct http_resp *resp)
 {
     size_t i, need = 1;
@@ -100,6 +109,13 @@ void api_user_invite(struct http_req *req, struct http_resp *resp)
         resp_error(resp, 400, "invalid_field", "email", "email: not a valid address");
         goto out;
     }
+    /* addresses are compared case-insensitively: stored in lower case */
+    char lower_email[256];
+    snprintf(lower_email, sizeof lower_email, "%s", email);
+    for (char *c = lower_email; *c; c++)
+        if (*c >= 'A' && *c <= 'Z')
+            *c = (char)(*c - 'A' + 'a');
+    email = lower_email;
     if (!fn || !*fn || !ln || !*ln) {
         resp_error(resp, 400, "invalid_field", !fn || !*fn ? "firstName" : "lastName", "%s: required",
                    !fn || !*fn ? "firstName" : "lastName");
@@ -204,7 +220,9 @@ void api_user_roles(struct http_req *req, struct http_resp *resp)
     memset(&u, 0, sizeof u);
     if (api_auth(req, resp, req->params[0], OP_USER_ROLES, &p) != 0 || !(body = api_body_object(req, resp)))
         return;
-    if (ctx->store->ops->user_get(ctx->store, p.partition, req->params[1], &u) != STORE_OK) {
+    char who[256];
+    lower_copy(who, sizeof who, req->params[1]);
+    if (ctx->store->ops->user_get(ctx->store, p.partition, who, &u) != STORE_OK) {
         resp_error(resp, 404, "not_found", "email", "no user '%.254s' in this partition", req->params[1]);
         goto out;
     }
@@ -233,10 +251,11 @@ void api_user_delete(struct http_req *req, struct http_resp *resp)
     struct principal p;
     if (api_auth(req, resp, req->params[0], OP_USER_ROLES, &p) != 0)
         return;
-    char target[300];
-    snprintf(target, sizeof target, "user:%.254s", req->params[1]);
+    char target[300], who[256];
+    lower_copy(who, sizeof who, req->params[1]);
+    snprintf(target, sizeof target, "user:%.254s", who);
     struct audit_rec a = {p.actor, "user.delete", target, NULL, p.ip, NULL};
-    int s = ctx->store->ops->user_delete(ctx->store, p.partition, req->params[1], &a);
+    int s = ctx->store->ops->user_delete(ctx->store, p.partition, who, &a);
     if (s == STORE_ENOTFOUND)
         resp_error(resp, 404, "not_found", "email", "no user '%.254s' in this partition", req->params[1]);
     else if (s != STORE_OK)
@@ -412,13 +431,23 @@ out:
 
 /* ---- login / sessions ------------------------------------------------------ */
 
+#define LOGIN_EMAIL_MAX 256
+
 static int login_fields(struct http_req *req, struct http_resp *resp, json_t **body, const char **part,
-                        const char **email, const char **pw)
+                        const char **email, const char **pw, char email_buf[LOGIN_EMAIL_MAX])
 {
     if (!(*body = api_body_object(req, resp)))
         return -1;
     *part = json_string_value(json_object_get(*body, "partition"));
     *email = json_string_value(json_object_get(*body, "email"));
+    if (*email && strlen(*email) < LOGIN_EMAIL_MAX) {
+        /* the same case folding as at invitation time */
+        snprintf(email_buf, LOGIN_EMAIL_MAX, "%s", *email);
+        for (char *c = email_buf; *c; c++)
+            if (*c >= 'A' && *c <= 'Z')
+                *c = (char)(*c - 'A' + 'a');
+        *email = email_buf;
+    }
     *pw = json_string_value(json_object_get(*body, "password"));
     if (!*part || !*email || !*pw || strlen(*part) > STORE_ID_MAX || strlen(*email) > 254 ||
         strlen(*pw) > PASSWORD_MAX) {
@@ -463,7 +492,14 @@ static int check_password(struct api_ctx *ctx, struct http_req *req, struct http
         resp_header(resp, "Retry-After", ra);
         return -1;
     }
-    if (!u->password_hash || !secret_password_verify(pw, u->password_hash)) {
+    if (!u->password_hash || !*u->password_hash) {
+        /* no password yet (invited): spend the same time as a real check so
+         * pending invitees cannot be told apart by timing */
+        (void)secret_password_verify(pw, "scrypt$15$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+        resp_error(resp, 401, "unauthorized", NULL, "wrong email, password or code");
+        return -1;
+    }
+    if (!secret_password_verify(pw, u->password_hash)) {
         u->failed_logins++;
         if (u->failed_logins >= LOCK_AFTER) {
             u->locked_until = now + LOCK_S;
@@ -487,7 +523,8 @@ void api_login_setup(struct http_req *req, struct http_resp *resp)
     json_t *body = NULL;
     const char *part, *email, *pw;
     memset(&u, 0, sizeof u);
-    if (login_fields(req, resp, &body, &part, &email, &pw) != 0 ||
+    char email_buf[LOGIN_EMAIL_MAX];
+    if (login_fields(req, resp, &body, &part, &email, &pw, email_buf) != 0 ||
         check_password(ctx, req, resp, &u, part, email, pw) != 0)
         goto out;
     if (strcmp(u.status, "enrolling") != 0 || !u.must_change_password) {
@@ -514,7 +551,8 @@ void api_login_setup_confirm(struct http_req *req, struct http_resp *resp)
     json_t *body = NULL;
     const char *part, *email, *pw;
     memset(&u, 0, sizeof u);
-    if (login_fields(req, resp, &body, &part, &email, &pw) != 0 ||
+    char email_buf[LOGIN_EMAIL_MAX];
+    if (login_fields(req, resp, &body, &part, &email, &pw, email_buf) != 0 ||
         check_password(ctx, req, resp, &u, part, email, pw) != 0)
         goto out;
     if (strcmp(u.status, "enrolling") != 0 || u.must_change_password) {
@@ -546,7 +584,8 @@ void api_login(struct http_req *req, struct http_resp *resp)
     const char *part, *email, *pw;
     char *sid = NULL, *sh = NULL, *csrf = NULL, *cookie = NULL;
     memset(&u, 0, sizeof u);
-    if (login_fields(req, resp, &body, &part, &email, &pw) != 0 ||
+    char email_buf[LOGIN_EMAIL_MAX];
+    if (login_fields(req, resp, &body, &part, &email, &pw, email_buf) != 0 ||
         check_password(ctx, req, resp, &u, part, email, pw) != 0)
         goto out;
     if (strcmp(u.status, "active") != 0) {
@@ -670,8 +709,12 @@ void api_logout(struct http_req *req, struct http_resp *resp)
         resp_error(resp, 401, "unauthorized", NULL, "no session");
         goto out;
     }
+    if (sr.revoked_at || sr.expires_at <= time_now()) {
+        resp_error(resp, 401, "unauthorized", NULL, "session already ended");
+        goto out;
+    }
     const char *t = http_header(req, "X-CSRF-Token");
-    if (!t || strcmp(t, sr.csrf) != 0) {
+    if (!t || strlen(t) != strlen(sr.csrf) || CRYPTO_memcmp(t, sr.csrf, strlen(sr.csrf)) != 0) {
         resp_error(resp, 403, "csrf", NULL, "missing or wrong X-CSRF-Token header");
         goto out;
     }

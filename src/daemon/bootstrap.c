@@ -72,7 +72,12 @@ int bootstrap_partition(struct app *a, const char *partition, const char *owner_
     p.created_at = now;
     p.certs_purchased = certs;
     p.cas_purchased = cas;
-    u.email = (char *)owner_email;
+    char email[256];
+    snprintf(email, sizeof email, "%s", owner_email);
+    for (char *c = email; *c; c++)
+        if (*c >= 'A' && *c <= 'Z')
+            *c = (char)(*c - 'A' + 'a');
+    u.email = email;
     u.password_hash = pwhash;
     u.roles = ROLE_OWNERS;
     u.created_at = now;

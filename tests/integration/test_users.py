@@ -797,8 +797,6 @@ def test_expired_session(daemon):
     expect_error(s.call("GET", "/cas"), 401)
 
 
-@pytest.mark.xfail(strict=True, reason="daemon bug: deleting a user leaves their unused invitation valid; after the "
-                                       "address is invited again, the OLD link enrols the new account")
 def test_old_invitation_link_dies_with_deleted_user(daemon):
     d, c = daemon, Client(daemon)
     user = User(d.account, new_email("oldlink"), "password of twelve+", roles=["CA Auditors"])
@@ -811,9 +809,6 @@ def test_old_invitation_link_dies_with_deleted_user(daemon):
     expect_error(accept(c, old, "attacker's password"), 404)
 
 
-@pytest.mark.xfail(strict=True, reason="daemon bug: a role list element holding several comma-joined role names "
-                                       "('Owners,CA Auditors', 'Owners,') is accepted (same parser issue as "
-                                       "test_tokens.py::test_role_names_are_not_split_on_commas)")
 @pytest.mark.parametrize("roles", [["Owners,CA Auditors"], ["Owners,"]])
 def test_role_names_with_commas_are_refused(daemon, roles):
     d = daemon

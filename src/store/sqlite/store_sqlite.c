@@ -1032,6 +1032,16 @@ static int sq_user_delete(struct store *s, const char *partition, const char *em
         goto fail;
     }
     release(st);
+    /* pending invitation links die with the user */
+    st = prep(q, "UPDATE invitation SET used_at=strftime('%s','now') WHERE partition_id=? AND email=? AND "
+                 "used_at IS NULL");
+    if (!st)
+        goto fail;
+    bind_text(st, 1, partition);
+    bind_text(st, 2, email);
+    if ((rc = step_done(st)) != STORE_OK)
+        goto fail;
+    release(st);
     st = prep(q, "UPDATE session SET revoked_at=strftime('%s','now') WHERE partition_id=? AND email=? AND "
                  "revoked_at IS NULL");
     if (!st)

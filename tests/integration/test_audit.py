@@ -229,7 +229,7 @@ def test_records_of_operations(activity):
     assert sorted(r["target"] for r in by_action["ca.create"]) == sorted([f"ca:{a['root']}", f"ca:{a['sub']}"])
     issue, = by_action["cert.issue"]
     assert issue["target"] == f"cert:{a['sub']}/{a['serial']}", issue
-    assert issue["details"] == {"profile": PROFILE, "serverSideKey": False}, issue
+    assert issue["details"] == {"profile": PROFILE, "serverSideKey": False, "subject": "CN=audit.test"}, issue
     revoke, = by_action["cert.revoke"]
     assert revoke["target"] == f"cert:{a['sub']}/{a['serial']}" and revoke["details"] == "keyCompromise", revoke
     tc, = by_action["token.create"]

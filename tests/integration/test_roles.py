@@ -350,6 +350,7 @@ def probes(st):
     add("audit.read", "GET", "/audit", params={"limit": "5", "format": "csv"})
     add("audit.read", "GET", "/audit/verify")
     add("audit.read", "GET", "/audit/checkpoints")
+    add("audit.read", "GET", "/events", params={"limit": "5"})
     return p
 
 

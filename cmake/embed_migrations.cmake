@@ -6,6 +6,7 @@ set(n 0)
 foreach(f ${FILES})
   get_filename_component(name ${f} NAME_WE)
   string(REGEX MATCH "^[0-9]+" ver ${name})
+  string(REGEX REPLACE "^0+([0-9])" "\\1" ver ${ver}) # decimal, not octal, in C
   file(READ ${f} sql HEX)
   string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," sql ${sql})
   string(APPEND body "static const char mig_${n}[] = {${sql} 0x00};\n")

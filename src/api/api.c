@@ -1,5 +1,6 @@
 #include "api/api.h"
 
+#include "api/api_cagw.h"
 #include "authz/authz.h"
 #include "ca/ca_cache.h"
 #include "crypto/keyspec.h"
@@ -142,7 +143,12 @@ static int rate_limit(const struct route *r, struct http_req *req, struct http_r
     return rate_check(req, resp, req->params[0]);
 }
 
-static const struct router router = {routes, sizeof routes / sizeof routes[0], rate_limit};
+static const size_t routes_count = sizeof routes / sizeof routes[0];
+static const struct route_table tables[] = {
+    {routes, &routes_count},
+    {cagw_routes, &cagw_routes_count},
+};
+static const struct router router = {tables, sizeof tables / sizeof tables[0], rate_limit};
 
 const struct router *api_router(void)
 {

@@ -27,6 +27,14 @@ struct api_ctx {
 /* After any status change of a certificate issued by `ca`: the CRL is due
  * (now, when publish_now) and cached OCSP answers are dropped. */
 void api_status_changed(struct api_ctx *ctx, const struct ca_rec *ca, const char *serial, bool publish_now);
+/* The one status path: issued -> revoked|suspended, suspended -> issued|
+ * revoked, with audit, CRL and OCSP follow-up. reason: RFC 5280 code (-1
+ * none); invalidity 0 = none. 4xx/5xx in e. */
+int api_cert_set_status(struct api_ctx *ctx, const struct ca_rec *c, const char *serial, const char *to, int reason,
+                        int64_t invalidity, const char *actor, const char *ip, bool publish_now, struct err *e);
+/* RFC 5280 reason code of a name (unspecified, keyCompromise, ...), -1 when
+ * unknown or not allowed for revocation. */
+int api_reason_code(const char *name);
 
 /* The route table of the daemon (static storage). */
 const struct router *api_router(void);

@@ -395,6 +395,46 @@ out:
     ca_rec_free(&c);
 }
 
+int api_cert_set_status(struct api_ctx *ctx, const struct ca_rec *c, const char *serial, const char *to, int reason,
+                        int64_t invalidity, const char *actor, const char *ip, bool publish_now, struct err *e)
+{
+    char target[192];
+    snprintf(target, sizeof target, "cert:%s/%s", c->id, serial);
+    const char *action = strcmp(to, "revoked") == 0 ? "cert.revoke"
+                         : strcmp(to, "suspended") == 0 ? "cert.suspend"
+                                                        : "cert.unsuspend";
+    if (strcmp(to, "suspended") == 0)
+        reason = 6; /* certificateHold */
+    else if (strcmp(to, "issued") == 0)
+        reason = -1;
+    struct audit_rec a = {actor, action, target,
+                          reason >= 0 && (size_t)reason < sizeof reasons / sizeof reasons[0] && reasons[reason]
+                              ? reasons[reason]
+                              : NULL,
+                          ip, NULL};
+    int s = ctx->store->ops->cert_set_status(ctx->store, c->partition_id, c->pk, serial, to, reason, time_now(),
+                                             invalidity, &a);
+    if (s == STORE_ESTATE) {
+        err_set(e, 409, "conflict", "serial", "certificate %s cannot become %s from its current status", serial, to);
+        return -1;
+    }
+    if (s == STORE_ENOTFOUND) {
+        err_set(e, 404, "not_found", "serial", "no certificate %s", serial);
+        return -1;
+    }
+    if (s != STORE_OK) {
+        err_set(e, 503, "unavailable", "", "store unavailable");
+        return -1;
+    }
+    api_status_changed(ctx, c, serial, publish_now);
+    return 0;
+}
+
+int api_reason_code(const char *name)
+{
+    return reason_code(name);
+}
+
 static void status_change(struct http_req *req, struct http_resp *resp, const char *to)
 {
     struct api_ctx *ctx = req->app;
@@ -439,24 +479,12 @@ static void status_change(struct http_req *req, struct http_resp *resp, const ch
     } else if (strcmp(to, "suspended") == 0) {
         reason = 6; /* certificateHold */
     }
-    char target[192];
-    snprintf(target, sizeof target, "cert:%s/%s", c.id, cr.serial);
-    const char *action = strcmp(to, "revoked") == 0 ? "cert.revoke"
-                         : strcmp(to, "suspended") == 0 ? "cert.suspend"
-                                                        : "cert.unsuspend";
-    struct audit_rec a = {p.actor, action, target, reason >= 0 && reasons[reason] ? reasons[reason] : NULL, p.ip, NULL};
-    int s = ctx->store->ops->cert_set_status(ctx->store, p.partition, c.pk, cr.serial, to, reason, time_now(), inval,
-                                             &a);
-    if (s == STORE_ESTATE) {
-        resp_error(resp, 409, "conflict", "serial", "certificate %s is %s: cannot become %s", cr.serial, cr.status,
-                   to);
+    struct err e;
+    if (api_cert_set_status(ctx, &c, cr.serial, to, reason, inval, p.actor, p.ip,
+                            json_is_true(json_object_get(body, "publishNow")), &e) != 0) {
+        resp_err(resp, &e);
         goto out;
     }
-    if (s != STORE_OK) {
-        resp_error(resp, 503, "unavailable", NULL, "store unavailable");
-        goto out;
-    }
-    api_status_changed(ctx, &c, cr.serial, json_is_true(json_object_get(body, "publishNow")));
     cert_rec_free(&cr);
     if (load_cert(req, resp, &c, &cr) == 0)
         resp_json(resp, 200, cert_detail(&cr));

@@ -316,8 +316,9 @@ int main(int argc, char **argv)
         /* The route table, one "METHOD /pattern" per line: docs/openapi.yaml
          * is checked against it by the test suite. */
         const struct router *rt = api_router();
-        for (size_t i = 0; i < rt->n; i++)
-            printf("%s %s\n", rt->routes[i].method, rt->routes[i].pattern);
+        for (size_t t = 0; t < rt->ntables; t++)
+            for (size_t i = 0; i < *rt->tables[t].n; i++)
+                printf("%s %s\n", rt->tables[t].routes[i].method, rt->tables[t].routes[i].pattern);
         return 0;
     }
     if (strcmp(argv[1], "supervisor-token") == 0)

@@ -53,16 +53,18 @@ void router_dispatch(const struct router *rt, struct http_req *req, struct http_
         resp_error(resp, 414, "uri_too_long", NULL, "request path is longer than %zu bytes", sizeof scratch - 1);
         return;
     }
-    for (size_t r = 0; r < rt->n; r++) {
+    for (size_t t = 0; t < rt->ntables; t++)
+    for (size_t r = 0; r < *rt->tables[t].n; r++) {
+        const struct route *route = &rt->tables[t].routes[r];
         const char *params[HTTP_MAX_PARAMS];
         unsigned np = 0;
         memcpy(scratch, req->path, len + 1);
-        int m = match(rt->routes[r].pattern, scratch, len, params, &np);
+        int m = match(route->pattern, scratch, len, params, &np);
         if (!m)
             continue;
         path_matched = 1;
-        int same = strcmp(rt->routes[r].method, req->method) == 0 ||
-                   (strcmp(req->method, "HEAD") == 0 && strcmp(rt->routes[r].method, "GET") == 0);
+        int same = strcmp(route->method, req->method) == 0 ||
+                   (strcmp(req->method, "HEAD") == 0 && strcmp(route->method, "GET") == 0);
         if (!same)
             continue;
         /* terminate captured segments (a trailing {*} keeps its slashes) */
@@ -73,10 +75,10 @@ void router_dispatch(const struct router *rt, struct http_req *req, struct http_
         for (unsigned k = 0; k < np; k++)
             req->params[k] = params[k];
         req->nparams = np;
-        req->capability = rt->routes[r].capability;
-        if (rt->before && rt->before(&rt->routes[r], req, resp) != 0)
+        req->capability = route->capability;
+        if (rt->before && rt->before(route, req, resp) != 0)
             return;
-        rt->routes[r].handler(req, resp);
+        route->handler(req, resp);
         return;
     }
     if (path_matched)

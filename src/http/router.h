@@ -16,9 +16,14 @@ struct route {
     int capability; /* application-defined class (rate limiting), 0 = default */
 };
 
-struct router {
+struct route_table {
     const struct route *routes;
-    size_t n;
+    const size_t *n;
+};
+
+struct router {
+    const struct route_table *tables; /* searched in order */
+    size_t ntables;
     /* Called after a route matched and before its handler; returning
      * non-zero means `resp` holds the answer (e.g. 429) and the handler is
      * skipped. May be NULL. */

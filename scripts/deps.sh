@@ -7,7 +7,7 @@ set -euo pipefail
 PKGS=(
   build-essential cmake pkg-config
   libssl-dev openssl
-  libmicrohttpd-dev
+  libmicrohttpd-dev libgnutls28-dev
   libjansson-dev
   libsqlite3-dev sqlite3
   libcurl4-openssl-dev curl

@@ -108,6 +108,7 @@ static int cmd_serve(int argc, char **argv)
     char err[512], *cert = NULL, *key = NULL;
     struct http_server *srv = NULL;
     struct scheduler *sched = NULL;
+    char *trust = NULL;
     int rc = 1;
     memset(&a, 0, sizeof a);
     if (parse_flags(argc, argv, &f) != 0) {
@@ -150,12 +151,20 @@ static int cmd_serve(int argc, char **argv)
             }
         }
     }
+    /* Ask HTTPS clients for a certificate (CA Gateway credentials are
+     * checked by the application, so any CA list will do here). */
+    char *trust_path = NULL;
+    if (asprintf(&trust_path, "%s/service-ca.pem", a.cfg.data_dir) >= 0) {
+        trust = read_text(trust_path);
+        free(trust_path);
+    }
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     struct http_server_opts o = {
         .http_addr = a.cfg.http_addr,
         .https_addr = a.cfg.https_addr,
         .tls_cert_pem = cert,
         .tls_key_pem = key,
+        .tls_trust_pem = trust,
         .threads = a.cfg.threads ? (unsigned)a.cfg.threads : (unsigned)(ncpu > 2 ? ncpu * 8 : 16),
         .max_body = a.cfg.max_body,
         .router = api_router(),
@@ -187,6 +196,7 @@ out:
         free(key);
     }
     free(cert);
+    free(trust);
     app_close(&a);
     return rc;
 }

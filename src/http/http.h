@@ -25,6 +25,8 @@ struct http_req {
     char partition[72];      /* for the request log; set by handlers */
     char ip[48];             /* client address (text) */
     int capability;          /* of the matched route (rate-limit class) */
+    unsigned char *client_cert; /* DER of the TLS client certificate, if any (owned by the server) */
+    size_t client_cert_len;
     void *app;               /* the daemon context */
 };
 

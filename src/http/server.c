@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <stdarg.h>
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
@@ -102,6 +103,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                                                              MHD_DAEMON_INFO_FLAGS);
         st->req.https = di && (di->flags & MHD_USE_TLS);
         st->started = time_mono_ms();
+        if (st->req.https) {
+            /* The client certificate (requested, not verified by the TLS
+             * layer: the application decides what it proves). */
+            const union MHD_ConnectionInfo *gi = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+            unsigned int np = 0;
+            const gnutls_datum_t *peers =
+                gi && gi->tls_session ? gnutls_certificate_get_peers((gnutls_session_t)gi->tls_session, &np) : NULL;
+            if (peers && np > 0 && peers[0].size > 0 && peers[0].size <= 64 * 1024 &&
+                (st->req.client_cert = malloc(peers[0].size))) {
+                memcpy(st->req.client_cert, peers[0].data, peers[0].size);
+                st->req.client_cert_len = peers[0].size;
+            }
+        }
         const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         if (ci && ci->client_addr) {
             const struct sockaddr *sa = ci->client_addr;
@@ -144,6 +158,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     if (!st)
         return;
     buf_free(&st->req.body);
+    free(st->req.client_cert);
     free(st);
     *con_cls = NULL;
     atomic_fetch_sub(&s->inflight, 1);
@@ -218,6 +233,7 @@ static struct MHD_Daemon *start_one(struct http_server *s, const struct http_ser
     struct MHD_OptionItem tlsopts[] = {
         {MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)o->tls_cert_pem},
         {MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)o->tls_key_pem},
+        {o->tls_trust_pem ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, 0, (void *)o->tls_trust_pem},
         {MHD_OPTION_END, 0, NULL},
     };
     struct MHD_Daemon *d = MHD_start_daemon(
@@ -226,7 +242,7 @@ static struct MHD_Daemon *start_one(struct http_server *s, const struct http_ser
         (unsigned)CONN_TIMEOUT_S, MHD_OPTION_CONNECTION_LIMIT, (unsigned)CONN_LIMIT, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
         (size_t)CONN_MEMORY, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_ARRAY,
-        tls ? tlsopts : &tlsopts[2], MHD_OPTION_END);
+        tls ? tlsopts : &tlsopts[3], MHD_OPTION_END);
     if (!d)
         snprintf(err, errlen, "cannot listen on %s%s", addr, tls ? " (HTTPS)" : "");
     return d;

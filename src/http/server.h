@@ -14,6 +14,7 @@ struct http_server_opts {
     const char *https_addr;
     const char *tls_cert_pem; /* chain, PEM */
     const char *tls_key_pem;
+    const char *tls_trust_pem; /* set: HTTPS asks clients for a certificate (checked by the application) */
     unsigned threads;
     size_t max_body;
     const struct router *router;

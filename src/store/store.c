@@ -117,3 +117,10 @@ void user_rec_free(struct user_rec *u)
     free(u->totp_blob);
     memset(u, 0, sizeof(*u));
 }
+
+void cagw_cred_free(struct cagw_cred *c)
+{
+    free(c->cert_der);
+    c->cert_der = NULL;
+    c->cert_len = 0;
+}

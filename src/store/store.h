@@ -76,6 +76,24 @@ struct subscription_rec {
     int64_t created_at;
 };
 
+struct cagw_cred {
+    char partition_id[STORE_ID_MAX + 1];
+    char id[64];
+    char name[129];
+    char serial[48];
+    unsigned char *cert_der;
+    size_t cert_len;
+    int64_t not_after;
+    char status[12]; /* active | deleted */
+    int64_t created_at;
+};
+void cagw_cred_free(struct cagw_cred *c);
+
+struct cagw_grant {
+    char ca_id[24];
+    char *roles;
+};
+
 struct token_rec {
     char token_hash[65];
     char partition_id[STORE_ID_MAX + 1];
@@ -261,6 +279,22 @@ struct store_ops {
     int (*session_put)(struct store *s, const char *id_hash, const struct session_rec *r);
     int (*session_get)(struct store *s, const char *id_hash, struct session_rec *out);
     int (*session_revoke)(struct store *s, const char *id_hash, int64_t now);
+    /* CA Gateway: the partition's credentials CA, credentials (client
+     * certificates) and their per-CA role grants. */
+    int (*cagw_ca_get)(struct store *s, const char *partition, unsigned char **key_blob, size_t *kl,
+                       unsigned char **cert, size_t *cl);
+    int (*cagw_ca_put)(struct store *s, const char *partition, const unsigned char *key_blob, size_t kl,
+                       const unsigned char *cert, size_t cl);
+    /* create (STORE_ECONFLICT when the id is live) or replace the certificate (renew) */
+    int (*cagw_cred_put)(struct store *s, const struct cagw_cred *c, bool create, const struct audit_rec *a);
+    int (*cagw_cred_get)(struct store *s, const char *partition, const char *id, struct cagw_cred *out);
+    int (*cagw_cred_by_serial)(struct store *s, const char *serial, struct cagw_cred *out);
+    int (*cagw_cred_list)(struct store *s, const char *partition, struct cagw_cred **out, size_t *n);
+    int (*cagw_cred_delete)(struct store *s, const char *partition, const char *id, const struct audit_rec *a);
+    int (*cagw_grants_set)(struct store *s, const char *partition, const char *id, const struct cagw_grant *g,
+                           size_t n, const struct audit_rec *a);
+    int (*cagw_grants_get)(struct store *s, const char *partition, const char *id, struct cagw_grant **out,
+                           size_t *n);
     /* API tokens: STORE_ECONFLICT when the name is taken in the partition. */
     int (*token_insert)(struct store *s, const struct token_rec *t, const struct audit_rec *a);
     int (*token_list)(struct store *s, const char *partition, struct token_rec **out, size_t *n);

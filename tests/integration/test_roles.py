@@ -61,7 +61,7 @@ GUIDE = [
 
 # Operations of the matrix that have no HTTP endpoint (yet): portal, subscriptions, enrollment, CAGW.
 # (subscriptions belong to the supervisor API, outside partitions)
-NO_ENDPOINT = {"subscription.view", "subscription.assign", "enroll.read", "enroll.configure", "cagw.credentials"}
+NO_ENDPOINT = {"subscription.view", "subscription.assign", "enroll.read", "enroll.configure"}
 
 
 def roles_json():
@@ -351,6 +351,15 @@ def probes(st):
     add("audit.read", "GET", "/audit/verify")
     add("audit.read", "GET", "/audit/checkpoints")
     add("audit.read", "GET", "/events", params={"limit": "5"})
+    # CA Gateway credentials
+    cred = f"c{st.tag}{secrets.token_hex(3)}"[:32]
+    add("cagw.credentials", "GET", "/cagw-credentials")
+    add("cagw.credentials", "POST", "/cagw-credentials", 201, json={
+        "id": cred, "name": "roles walk", "grants": [{"caId": sub, "roles": ["Certificate Administrators"]}]})
+    add("cagw.credentials", "PUT", f"/cagw-credentials/{cred}/grants", json={
+        "grants": [{"caId": sub, "roles": ["CA Auditors"]}]})
+    add("cagw.credentials", "POST", f"/cagw-credentials/{cred}/renew")
+    add("cagw.credentials", "DELETE", f"/cagw-credentials/{cred}")
     return p
 
 

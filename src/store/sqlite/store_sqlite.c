@@ -702,6 +702,324 @@ unlock:
     return rc;
 }
 
+/* ---- CA Gateway credentials ---------------------------------------------- */
+
+static int sq_cagw_ca_get(struct store *s, const char *partition, unsigned char **key_blob, size_t *kl,
+                          unsigned char **cert, size_t *cl)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q, "SELECT key_blob, cert_der FROM cagw_ca WHERE partition_id=?");
+    if (st) {
+        bind_text(st, 1, partition);
+        int r = sqlite3_step(st);
+        if (r == SQLITE_ROW) {
+            *key_blob = col_blob(st, 0, kl);
+            *cert = col_blob(st, 1, cl);
+            rc = *key_blob && *cert ? STORE_OK : STORE_EIO;
+        } else {
+            rc = r == SQLITE_DONE ? STORE_ENOTFOUND : STORE_EIO;
+        }
+        release(st);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_cagw_ca_put(struct store *s, const char *partition, const unsigned char *key_blob, size_t kl,
+                          const unsigned char *cert, size_t cl)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q, "INSERT INTO cagw_ca(partition_id,key_blob,cert_der,created_at) VALUES(?,?,?,?)");
+    if (st) {
+        bind_text(st, 1, partition);
+        bind_blob(st, 2, key_blob, kl);
+        bind_blob(st, 3, cert, cl);
+        sqlite3_bind_int64(st, 4, time_now());
+        rc = step_done(st);
+        release(st);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+#define CRED_COLS "partition_id,cred_id,name,serial,cert_der,not_after,status,created_at"
+
+static void cred_from_row(sqlite3_stmt *st, struct cagw_cred *c)
+{
+    memset(c, 0, sizeof(*c));
+    col_copy(st, 0, c->partition_id, sizeof c->partition_id);
+    col_copy(st, 1, c->id, sizeof c->id);
+    col_copy(st, 2, c->name, sizeof c->name);
+    col_copy(st, 3, c->serial, sizeof c->serial);
+    c->cert_der = col_blob(st, 4, &c->cert_len);
+    c->not_after = sqlite3_column_int64(st, 5);
+    col_copy(st, 6, c->status, sizeof c->status);
+    c->created_at = sqlite3_column_int64(st, 7);
+}
+
+static int sq_cagw_cred_put(struct store *s, const struct cagw_cred *c, bool create, const struct audit_rec *a)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&q->mu);
+    if (begin(q->db) != 0)
+        goto unlock;
+    if (create) {
+        /* a deleted credential's id may be reused: drop the old row */
+        st = prep(q, "DELETE FROM cagw_credential WHERE partition_id=? AND cred_id=? AND status='deleted'");
+        if (!st)
+            goto fail;
+        bind_text(st, 1, c->partition_id);
+        bind_text(st, 2, c->id);
+        if ((rc = step_done(st)) != STORE_OK)
+            goto fail;
+        release(st);
+    }
+    st = prep(q, create ? "INSERT INTO cagw_credential(" CRED_COLS ") VALUES(?1,?2,?3,?4,?5,?6,'active',?7)"
+                        : "UPDATE cagw_credential SET name=?3, serial=?4, cert_der=?5, not_after=?6 WHERE "
+                          "partition_id=?1 AND cred_id=?2 AND status='active'");
+    if (!st)
+        goto fail;
+    bind_text(st, 1, c->partition_id);
+    bind_text(st, 2, c->id);
+    bind_text(st, 3, c->name);
+    bind_text(st, 4, c->serial);
+    bind_blob(st, 5, c->cert_der, c->cert_len);
+    sqlite3_bind_int64(st, 6, c->not_after);
+    if (create)
+        sqlite3_bind_int64(st, 7, c->created_at);
+    if ((rc = step_done(st)) != STORE_OK)
+        goto fail;
+    if (!create && sqlite3_changes(q->db) != 1) {
+        rc = STORE_ENOTFOUND;
+        goto fail;
+    }
+    release(st);
+    st = NULL;
+    if ((rc = audit_append(q, c->partition_id, a)) != STORE_OK)
+        goto fail;
+    rc = commit(q->db) == 0 ? STORE_OK : STORE_EIO;
+    if (rc == STORE_OK)
+        goto unlock;
+fail:
+    release(st);
+    rollback(q->db);
+unlock:
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int cred_one(struct sq *q, sqlite3_stmt *st, struct cagw_cred *out)
+{
+    int r = sqlite3_step(st), rc;
+    if (r == SQLITE_ROW) {
+        cred_from_row(st, out);
+        rc = STORE_OK;
+    } else {
+        rc = r == SQLITE_DONE ? STORE_ENOTFOUND : STORE_EIO;
+    }
+    release(st);
+    (void)q;
+    return rc;
+}
+
+static int sq_cagw_cred_get(struct store *s, const char *partition, const char *id, struct cagw_cred *out)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q, "SELECT " CRED_COLS " FROM cagw_credential WHERE partition_id=? AND cred_id=? AND "
+                               "status='active'");
+    if (st) {
+        bind_text(st, 1, partition);
+        bind_text(st, 2, id);
+        rc = cred_one(q, st, out);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_cagw_cred_by_serial(struct store *s, const char *serial, struct cagw_cred *out)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q, "SELECT " CRED_COLS " FROM cagw_credential WHERE serial=? AND status='active'");
+    if (st) {
+        bind_text(st, 1, serial);
+        rc = cred_one(q, st, out);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_cagw_cred_list(struct store *s, const char *partition, struct cagw_cred **out, size_t *n)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO, r;
+    size_t cap = 0;
+    struct cagw_cred *items = NULL;
+    *n = 0;
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q, "SELECT " CRED_COLS " FROM cagw_credential WHERE partition_id=? AND status='active' "
+                               "ORDER BY cred_id");
+    if (!st)
+        goto out;
+    bind_text(st, 1, partition);
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        void *g = grow(items, &cap, *n, sizeof(*items));
+        if (!g)
+            break;
+        items = g;
+        cred_from_row(st, &items[(*n)++]);
+    }
+    if (r == SQLITE_DONE) {
+        rc = STORE_OK;
+        *out = items;
+        items = NULL;
+    }
+    release(st);
+out:
+    pthread_mutex_unlock(&q->mu);
+    if (items) {
+        for (size_t i = 0; i < *n; i++)
+            cagw_cred_free(&items[i]);
+        free(items);
+        *n = 0;
+    }
+    return rc;
+}
+
+static int sq_cagw_cred_delete(struct store *s, const char *partition, const char *id, const struct audit_rec *a)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&q->mu);
+    if (begin(q->db) != 0)
+        goto unlock;
+    st = prep(q, "UPDATE cagw_credential SET status='deleted' WHERE partition_id=? AND cred_id=? AND status='active'");
+    if (!st)
+        goto fail;
+    bind_text(st, 1, partition);
+    bind_text(st, 2, id);
+    if ((rc = step_done(st)) != STORE_OK)
+        goto fail;
+    if (sqlite3_changes(q->db) != 1) {
+        rc = STORE_ENOTFOUND;
+        goto fail;
+    }
+    release(st);
+    st = prep(q, "DELETE FROM cagw_grant WHERE partition_id=? AND cred_id=?");
+    if (!st)
+        goto fail;
+    bind_text(st, 1, partition);
+    bind_text(st, 2, id);
+    if ((rc = step_done(st)) != STORE_OK)
+        goto fail;
+    release(st);
+    st = NULL;
+    if ((rc = audit_append(q, partition, a)) != STORE_OK)
+        goto fail;
+    rc = commit(q->db) == 0 ? STORE_OK : STORE_EIO;
+    if (rc == STORE_OK)
+        goto unlock;
+fail:
+    release(st);
+    rollback(q->db);
+unlock:
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_cagw_grants_set(struct store *s, const char *partition, const char *id, const struct cagw_grant *g,
+                              size_t n, const struct audit_rec *a)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&q->mu);
+    if (begin(q->db) != 0)
+        goto unlock;
+    st = prep(q, "DELETE FROM cagw_grant WHERE partition_id=? AND cred_id=?");
+    if (!st)
+        goto fail;
+    bind_text(st, 1, partition);
+    bind_text(st, 2, id);
+    if ((rc = step_done(st)) != STORE_OK)
+        goto fail;
+    release(st);
+    for (size_t i = 0; i < n; i++) {
+        st = prep(q, "INSERT OR REPLACE INTO cagw_grant(partition_id,cred_id,ca_id,roles) VALUES(?,?,?,?)");
+        if (!st)
+            goto fail;
+        bind_text(st, 1, partition);
+        bind_text(st, 2, id);
+        bind_text(st, 3, g[i].ca_id);
+        bind_text(st, 4, g[i].roles);
+        if ((rc = step_done(st)) != STORE_OK)
+            goto fail;
+        release(st);
+    }
+    st = NULL;
+    if ((rc = audit_append(q, partition, a)) != STORE_OK)
+        goto fail;
+    rc = commit(q->db) == 0 ? STORE_OK : STORE_EIO;
+    if (rc == STORE_OK)
+        goto unlock;
+fail:
+    release(st);
+    rollback(q->db);
+unlock:
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_cagw_grants_get(struct store *s, const char *partition, const char *id, struct cagw_grant **out,
+                              size_t *n)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO, r;
+    size_t cap = 0;
+    struct cagw_grant *items = NULL;
+    *n = 0;
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q, "SELECT ca_id, roles FROM cagw_grant WHERE partition_id=? AND cred_id=? ORDER BY ca_id");
+    if (!st)
+        goto out;
+    bind_text(st, 1, partition);
+    bind_text(st, 2, id);
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        void *g = grow(items, &cap, *n, sizeof(*items));
+        if (!g)
+            break;
+        items = g;
+        struct cagw_grant *x = &items[(*n)++];
+        col_copy(st, 0, x->ca_id, sizeof x->ca_id);
+        x->roles = col_strdup(st, 1);
+    }
+    if (r == SQLITE_DONE) {
+        rc = STORE_OK;
+        *out = items;
+        items = NULL;
+    }
+    release(st);
+out:
+    pthread_mutex_unlock(&q->mu);
+    if (items) {
+        for (size_t i = 0; i < *n; i++)
+            free(items[i].roles);
+        free(items);
+        *n = 0;
+    }
+    return rc;
+}
+
 /* ---- supervisor ------------------------------------------------------------ */
 
 static int sq_supervisor_token_put(struct store *s, const char *token_hash, const char *name)
@@ -2354,6 +2672,15 @@ static const struct store_ops sqlite_ops = {
     .partition_get = sq_partition_get,
     .token_get = sq_token_get,
     .token_insert = sq_token_insert,
+    .cagw_ca_get = sq_cagw_ca_get,
+    .cagw_ca_put = sq_cagw_ca_put,
+    .cagw_cred_put = sq_cagw_cred_put,
+    .cagw_cred_get = sq_cagw_cred_get,
+    .cagw_cred_by_serial = sq_cagw_cred_by_serial,
+    .cagw_cred_list = sq_cagw_cred_list,
+    .cagw_cred_delete = sq_cagw_cred_delete,
+    .cagw_grants_set = sq_cagw_grants_set,
+    .cagw_grants_get = sq_cagw_grants_get,
     .supervisor_token_put = sq_supervisor_token_put,
     .supervisor_token_check = sq_supervisor_token_check,
     .subscription_create = sq_subscription_create,

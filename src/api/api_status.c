@@ -24,7 +24,7 @@ static void http_date(int64_t t, char *out, size_t n)
 
 void api_status_changed(struct api_ctx *ctx, const struct ca_rec *ca, const char *serial, bool publish_now)
 {
-    ocsp_cache_changed(ctx->ocsp, ca->pk, serial);
+    ocsp_cache_changed(ctx->ocsp, &ctx->env, ca->pk, serial);
     if (!ca->crl_enabled)
         return;
     crl_cache_mark_dirty(ctx->crls, ca->pk, time_now());

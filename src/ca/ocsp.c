@@ -595,20 +595,29 @@ out:
     return rc;
 }
 
-void ocsp_cache_changed(struct ocsp_cache *c, int64_t ca_pk, const char *serial)
+void ocsp_cache_changed(struct ocsp_cache *c, const struct ca_env *env, int64_t ca_pk, const char *serial)
 {
+    /* Entries that mention the serial are taken out of the table and their
+     * requests re-signed at once with the new status, so even the first
+     * request after the change is answered from memory. */
+    struct cached *redo = NULL;
+    size_t nredo = 0;
+    struct ocsp_ca *target = NULL;
     pthread_mutex_lock(&c->mu);
     for (struct ocsp_ca *o = c->head; o; o = o->next) {
         if (o->ca_pk != ca_pk)
             continue;
+        target = o;
         pthread_mutex_lock(&o->mu);
-        /* Rebuild the table without the entries that mention the serial
-         * (open addressing cannot delete in place). */
+        /* Rebuild the table without them (open addressing cannot delete in
+         * place). */
         struct cached *old = o->tab;
         size_t ocap = o->cap;
         o->tab = ocap ? calloc(ocap, sizeof(*o->tab)) : NULL;
+        redo = ocap ? calloc(ocap, sizeof(*redo)) : NULL;
         o->n = 0;
-        if (ocap && !o->tab) {
+        if (ocap && (!o->tab || !redo)) {
+            free(o->tab);
             o->tab = old; /* out of memory: drop everything instead */
             o->cap = ocap;
             table_clear(o);
@@ -620,7 +629,8 @@ void ocsp_cache_changed(struct ocsp_cache *c, int64_t ca_pk, const char *serial)
                 continue;
             if (old[i].multi || strcmp(old[i].serial, serial) == 0) {
                 free(old[i].der);
-                free(old[i].req);
+                old[i].der = NULL;
+                redo[nredo++] = old[i]; /* keeps req for re-signing */
                 continue;
             }
             *slot(o, old[i].key) = old[i];
@@ -628,8 +638,26 @@ void ocsp_cache_changed(struct ocsp_cache *c, int64_t ca_pk, const char *serial)
         }
         free(old);
         pthread_mutex_unlock(&o->mu);
+        break;
     }
     pthread_mutex_unlock(&c->mu);
+    struct err e;
+    struct ca_runtime *rt = target && nredo ? ca_runtime_get(env, target->partition, target->ca_id, &e) : NULL;
+    for (size_t i = 0; i < nredo; i++) {
+        struct ocsp_answer a;
+        int nonce = 0;
+        bool multi = false;
+        char sn[48];
+        memset(&a, 0, sizeof a);
+        if (rt && build_answer(env, target, &rt->rec, redo[i].req, redo[i].req_len, time_now(), &a, &nonce, sn,
+                               &multi) == 0 &&
+            nonce == 0)
+            cache_store(target, redo[i].key, &a, redo[i].req, redo[i].req_len, sn, multi);
+        free(a.der);
+        free(redo[i].req);
+    }
+    ca_runtime_release(rt);
+    free(redo);
 }
 
 void ocsp_cache_refresh(struct ocsp_cache *c, const struct ca_env *env)

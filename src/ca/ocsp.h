@@ -41,10 +41,10 @@ struct ocsp_cache *ocsp_cache_new(void);
 void ocsp_cache_free(struct ocsp_cache *c);
 /* Drops every cached response of a CA (CA-level changes). */
 void ocsp_cache_invalidate(struct ocsp_cache *c, int64_t ca_pk);
-/* A certificate of the CA changed status: drops the cached answers that
- * mention it (and all multi-certificate ones); the next request is signed
- * live with the new status. */
-void ocsp_cache_changed(struct ocsp_cache *c, int64_t ca_pk, const char *serial);
+/* A certificate of the CA changed status: the cached answers that mention
+ * it (and all multi-certificate ones) are re-signed at once with the new
+ * status. */
+void ocsp_cache_changed(struct ocsp_cache *c, const struct ca_env *env, int64_t ca_pk, const char *serial);
 /* Re-signs cached answers a quarter of the way to their nextUpdate, so
  * popular requests are always answered from memory (scheduler). */
 void ocsp_cache_refresh(struct ocsp_cache *c, const struct ca_env *env);

@@ -80,25 +80,27 @@ static const struct route routes[] = {
 static const char *const cap_names[] = {"other", "certificate", "ocsp", "crl"};
 
 /* Per partition and capability, `limit` requests per window (the guide's
- * quota table: standard 100 / 10 s, premium 1,000 / 10 s). 0 = allowed; 1 =
- * `resp` holds the 429. */
-static int rate_check(struct http_req *req, struct http_resp *resp, const char *partition)
+ * quota table: standard 100 / 10 s, premium 1,000 / 10 s). Returns 1 when
+ * the request is over the limit (with the Retry-After seconds in `ra`), 0
+ * otherwise. The first refusal of a burst is audited. */
+int api_rate_limited(struct http_req *req, const char *partition, char ra[24], int *limit_out, bool *premium)
 {
     struct api_ctx *ctx = req->app;
-    bool premium = false;
     struct inventory inv;
     int limit = ctx->rate_standard;
+    *premium = false;
     /* The tier follows the purchase (cheap for SQLite; a cache can come with
      * the PostgreSQL backend). */
     if (ctx->rate_premium != ctx->rate_standard &&
         ctx->store->ops->inventory(ctx->store, partition, &inv) == STORE_OK && inv.certs_purchased >= 1000000) {
-        premium = true;
+        *premium = true;
         limit = ctx->rate_premium;
     }
+    *limit_out = limit;
     if (limit <= 0)
         return 0;
     char key[160];
-    snprintf(key, sizeof key, "%.64s/%s", partition, cap_names[req->capability]);
+    snprintf(key, sizeof key, "%.64s/%s", partition, api_capability_name(req->capability));
     int64_t retry_ms = 0;
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -110,16 +112,33 @@ static int rate_check(struct http_req *req, struct http_resp *resp, const char *
     if (first) {
         /* audited once per burst, not per refused request */
         char target[48];
-        snprintf(target, sizeof target, "ratelimit:%s", cap_names[req->capability]);
+        snprintf(target, sizeof target, "ratelimit:%s", api_capability_name(req->capability));
         struct audit_rec a = {"client", "ratelimit.hit", target, NULL, req->ip, "denied"};
         ctx->store->ops->audit_append(ctx->store, partition, &a);
     }
-    char ra[24];
-    snprintf(ra, sizeof ra, "%lld", (long long)((retry_ms + 999) / 1000 > 0 ? (retry_ms + 999) / 1000 : 1));
+    snprintf(ra, 24, "%lld", (long long)((retry_ms + 999) / 1000 > 0 ? (retry_ms + 999) / 1000 : 1));
     snprintf(req->partition, sizeof req->partition, "%.64s", partition);
+    return 1;
+}
+
+const char *api_capability_name(int capability)
+{
+    return capability >= 0 && (size_t)capability < sizeof cap_names / sizeof cap_names[0] ? cap_names[capability]
+                                                                                           : "other";
+}
+
+/* 0 = allowed; 1 = `resp` holds the 429. */
+static int rate_check(struct http_req *req, struct http_resp *resp, const char *partition)
+{
+    struct api_ctx *ctx = req->app;
+    char ra[24];
+    int limit = 0;
+    bool premium = false;
+    if (!api_rate_limited(req, partition, ra, &limit, &premium))
+        return 0;
     resp_error(resp, 429, "TooManyRequests", NULL,
                "rate limit of %d %s requests per %d s reached for this partition (%s tier); retry after %s s", limit,
-               cap_names[req->capability], ctx->rate_window_s, premium ? "premium" : "standard", ra);
+               api_capability_name(req->capability), ctx->rate_window_s, premium ? "premium" : "standard", ra);
     resp_header(resp, "Retry-After", ra);
     return 1;
 }

@@ -44,6 +44,10 @@ struct principal;
 /* Authenticates the caller for `partition` and requires `op` (enum
  * authz_op); answers 401/403/404 itself. */
 int api_auth(struct http_req *req, struct http_resp *resp, const char *partition, int op, struct principal *p);
+/* Takes one request from the partition's bucket for the route's capability:
+ * 1 when over the limit (Retry-After seconds in ra), else 0. */
+int api_rate_limited(struct http_req *req, const char *partition, char ra[24], int *limit, bool *premium);
+const char *api_capability_name(int capability);
 /* A further operation for an already authenticated principal. */
 int api_require(struct http_req *req, struct http_resp *resp, const struct principal *p, int op);
 json_t *api_body_object(struct http_req *req, struct http_resp *resp);

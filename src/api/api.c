@@ -40,6 +40,7 @@ static const struct route routes[] = {
     {"DELETE", P "/profiles/{}", api_profile_delete},
     {"POST", P "/cas/{}/certificates", api_cert_issue, CAP_CERT},
     {"GET", P "/cas/{}/certificates", api_cert_list},
+    {"POST", P "/cas/{}/certificates/revoke-batch", api_cert_revoke_batch},
     {"GET", P "/cas/{}/certificates/{}", api_cert_get},
     {"GET", P "/cas/{}/certificates/{}/download", api_cert_download},
     {"POST", P "/cas/{}/certificates/{}/revoke", api_cert_revoke},

@@ -27,6 +27,8 @@ struct api_ctx {
 /* After any status change of a certificate issued by `ca`: the CRL is due
  * (now, when publish_now) and cached OCSP answers are dropped. */
 void api_status_changed(struct api_ctx *ctx, const struct ca_rec *ca, const char *serial, bool publish_now);
+/* The CRL half of it: the CA's CRL is due (built now when publish_now). */
+void api_status_changed_crl(struct api_ctx *ctx, const struct ca_rec *ca, bool publish_now);
 /* The one status path: issued -> revoked|suspended, suspended -> issued|
  * revoked, with audit, CRL and OCSP follow-up. reason: RFC 5280 code (-1
  * none); invalidity 0 = none. 4xx/5xx in e. */
@@ -77,6 +79,7 @@ void api_cert_list(struct http_req *req, struct http_resp *resp);
 void api_cert_get(struct http_req *req, struct http_resp *resp);
 void api_cert_download(struct http_req *req, struct http_resp *resp);
 void api_cert_revoke(struct http_req *req, struct http_resp *resp);
+void api_cert_revoke_batch(struct http_req *req, struct http_resp *resp);
 void api_cert_suspend(struct http_req *req, struct http_resp *resp);
 void api_cert_unsuspend(struct http_req *req, struct http_resp *resp);
 void api_inventory(struct http_req *req, struct http_resp *resp);

@@ -3,6 +3,7 @@
 
 #include "authz/authz.h"
 #include "ca/issue.h"
+#include "ca/ocsp.h"
 #include "crypto/keyspec.h"
 #include "util/codec.h"
 #include "util/json_util.h"
@@ -52,6 +53,11 @@ static bool serial_valid(const char *s)
 {
     size_t n = strlen(s);
     return n >= 2 && n <= 42 && strspn(s, "0123456789abcdef") == n;
+}
+
+static int hexval_hi(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : 0;
 }
 
 static void lower(char *s)
@@ -491,6 +497,96 @@ static void status_change(struct http_req *req, struct http_resp *resp, const ch
 out:
     json_decref(body);
     cert_rec_free(&cr);
+    ca_rec_free(&c);
+}
+
+/* POST .../cas/{caId}/certificates/revoke-batch
+ * {"serials":[...≤1000],"reason","invalidityDate","publishNow"}: the same
+ * status path per certificate; one CRL publication for the whole batch
+ * when asked. Answers per-serial results. */
+#define BATCH_MAX 1000
+void api_cert_revoke_batch(struct http_req *req, struct http_resp *resp)
+{
+    struct api_ctx *ctx = req->app;
+    struct principal p;
+    struct ca_rec c;
+    json_t *body = NULL, *results = NULL;
+    if (api_auth(req, resp, req->params[0], OP_CERT_STATUS, &p) != 0 || load_ca(req, resp, p.partition, &c) != 0)
+        return;
+    if (!(body = api_body_object(req, resp)))
+        goto out;
+    const json_t *sa = json_object_get(body, "serials");
+    if (!json_is_array(sa) || json_array_size(sa) == 0 || json_array_size(sa) > BATCH_MAX) {
+        resp_error(resp, 400, "invalid_field", "serials", "serials: 1-%d serial numbers (hex)", BATCH_MAX);
+        goto out;
+    }
+    const char *rs = json_string_value(json_object_get(body, "reason"));
+    const char *inv = json_string_value(json_object_get(body, "invalidityDate"));
+    int reason = rs ? reason_code(rs) : 0;
+    int64_t inval = 0;
+    if (reason < 0) {
+        resp_error(resp, 400, "invalid_field", "reason", "reason: an RFC 5280 revocation reason name");
+        goto out;
+    }
+    if (inv && (time_parse_rfc3339(inv, &inval) != 0 || inval > time_now())) {
+        resp_error(resp, 400, "invalid_field", "invalidityDate", "invalidityDate: an RFC 3339 time in the past");
+        goto out;
+    }
+    size_t n = json_array_size(sa), i;
+    json_t *v;
+    long revoked = 0, already = 0, missing = 0, failed = 0;
+    char (*norm)[48] = calloc(n, sizeof(*norm));
+    const char **ptrs = calloc(n, sizeof(*ptrs));
+    int *res = calloc(n, sizeof(*res));
+    if (!norm || !ptrs || !res) {
+        free(norm);
+        free(ptrs);
+        free(res);
+        resp_error(resp, 500, "internal", NULL, "out of memory");
+        goto out;
+    }
+    json_array_foreach(sa, i, v) {
+        /* lower case, zero padding removed down to the store's minimal form */
+        snprintf(norm[i], sizeof norm[i], "%s", json_is_string(v) ? json_string_value(v) : "");
+        lower(norm[i]);
+        char *sp = norm[i];
+        /* a leading 00 octet is redundant unless the next octet's top bit
+         * is set (then the store keeps it) */
+        while (sp[0] == '0' && sp[1] == '0' && sp[2] && sp[3] && hexval_hi(sp[2]) < 8)
+            sp += 2;
+        ptrs[i] = serial_valid(sp) ? sp : "-";
+    }
+    struct audit_rec a = {p.actor, "cert.revoke", "", reasons[reason], p.ip, NULL};
+    if (ctx->store->ops->cert_revoke_batch(ctx->store, p.partition, c.pk, c.id, ptrs, n, reason, time_now(), inval,
+                                           &a, res) != STORE_OK) {
+        for (i = 0; i < n; i++)
+            res[i] = 3;
+    }
+    results = json_array();
+    static const char *const outcome[] = {"revoked", "already_revoked", "not_found", "failed"};
+    json_array_foreach(sa, i, v) {
+        int r = res[i] >= 0 && res[i] <= 3 ? res[i] : 3;
+        revoked += r == 0;
+        already += r == 1;
+        missing += r == 2;
+        failed += r == 3;
+        json_array_append_new(results, json_pack("{s:s,s:s}", "serial", json_is_string(v) ? json_string_value(v) : "",
+                                                 "result", outcome[r]));
+    }
+    free(norm);
+    free(ptrs);
+    free(res);
+    if (revoked > 0) {
+        /* one CRL build and one OCSP cache drop for the whole batch */
+        ocsp_cache_invalidate(ctx->ocsp, c.pk);
+        api_status_changed_crl(ctx, &c, json_is_true(json_object_get(body, "publishNow")));
+    }
+    resp_json(resp, 200, json_pack("{s:o,s:{s:i,s:i,s:i,s:i}}", "results", results, "summary", "revoked", (int)revoked,
+                                   "alreadyRevoked", (int)already, "notFound", (int)missing, "failed", (int)failed));
+    results = NULL;
+out:
+    json_decref(results);
+    json_decref(body);
     ca_rec_free(&c);
 }
 

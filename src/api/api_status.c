@@ -25,6 +25,11 @@ static void http_date(int64_t t, char *out, size_t n)
 void api_status_changed(struct api_ctx *ctx, const struct ca_rec *ca, const char *serial, bool publish_now)
 {
     ocsp_cache_changed(ctx->ocsp, &ctx->env, ca->pk, serial);
+    api_status_changed_crl(ctx, ca, publish_now);
+}
+
+void api_status_changed_crl(struct api_ctx *ctx, const struct ca_rec *ca, bool publish_now)
+{
     if (!ca->crl_enabled)
         return;
     crl_cache_mark_dirty(ctx->crls, ca->pk, time_now());

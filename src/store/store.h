@@ -331,6 +331,12 @@ struct store_ops {
     int (*cert_set_status)(struct store *s, const char *partition, int64_t issuer_ca_pk, const char *serial,
                            const char *status, int reason, int64_t at, int64_t invalidity,
                            const struct audit_rec *a);
+    /* Revokes many certificates of a CA in one transaction; results[i]:
+     * 0 revoked, 1 already revoked, 2 not found. One audit record each
+     * (a's target is replaced by "cert:<ca_id>/<serial>"). */
+    int (*cert_revoke_batch)(struct store *s, const char *partition, int64_t issuer_ca_pk, const char *ca_id,
+                             const char *const *serials, size_t n, int reason, int64_t at, int64_t invalidity,
+                             const struct audit_rec *a, int *results);
     int (*inventory)(struct store *s, const char *partition, struct inventory *out);
 
     /* Custom profiles (system ones live in code). */

@@ -331,6 +331,7 @@ def probes(st):
     add("cert.status", "POST", f"/cas/{sub}/certificates/{st.leaf_susp.serial}/suspend")
     add("cert.status", "POST", f"/cas/{sub}/certificates/{st.leaf_susp.serial}/unsuspend")
     add("cert.status", "POST", f"/cas/{sub}/crl")
+    add("cert.status", "POST", f"/cas/{sub}/certificates/revoke-batch", json={"serials": ["ab12"]})
     add("cert.download", "GET", f"/cas/{sub}/certificates/{leaf}/download", params={"format": "pem"})
     add("cert.download", "GET", f"/cas/{sub}/certificates/{leaf}/download", params={"format": "chain"})
     # tokens

@@ -2093,6 +2093,89 @@ unlock:
     return rc;
 }
 
+static int sq_cert_revoke_batch(struct store *s, const char *partition, int64_t issuer_ca_pk, const char *ca_id,
+                                const char *const *serials, size_t n, int reason, int64_t at, int64_t invalidity,
+                                const struct audit_rec *a, int *results)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&q->mu);
+    if (begin(q->db) != 0)
+        goto unlock;
+    for (size_t i = 0; i < n; i++) {
+        st = prep(q, "SELECT status, is_ca, coalesce(profile_id,'') FROM certificate WHERE partition_id=? AND "
+                     "issuer_ca_pk=? AND serial=?");
+        if (!st)
+            goto fail;
+        bind_text(st, 1, partition);
+        sqlite3_bind_int64(st, 2, issuer_ca_pk);
+        bind_text(st, 3, serials[i]);
+        if (sqlite3_step(st) != SQLITE_ROW) {
+            results[i] = 2;
+            release(st);
+            continue;
+        }
+        char cur[16], prof[80];
+        col_copy(st, 0, cur, sizeof cur);
+        int is_ca = sqlite3_column_int(st, 1);
+        col_copy(st, 2, prof, sizeof prof);
+        release(st);
+        if (strcmp(cur, "revoked") == 0) {
+            results[i] = 1;
+            continue;
+        }
+        st = prep(q, "UPDATE certificate SET status='revoked', revocation_reason=?, revoked_at=?, invalidity_date=? "
+                     "WHERE partition_id=? AND issuer_ca_pk=? AND serial=?");
+        if (!st)
+            goto fail;
+        if (reason < 0)
+            sqlite3_bind_null(st, 1);
+        else
+            sqlite3_bind_int(st, 1, reason);
+        sqlite3_bind_int64(st, 2, at);
+        if (invalidity)
+            sqlite3_bind_int64(st, 3, invalidity);
+        else
+            sqlite3_bind_null(st, 3);
+        bind_text(st, 4, partition);
+        sqlite3_bind_int64(st, 5, issuer_ca_pk);
+        bind_text(st, 6, serials[i]);
+        if ((rc = step_done(st)) != STORE_OK)
+            goto fail;
+        release(st);
+        st = NULL;
+        if (!is_ca && strcmp(prof, "ocsp-responder") != 0) {
+            /* revoking frees purchased capacity */
+            st = prep(q, "UPDATE subscription SET certs_issued = max(certs_issued - 1, 0) WHERE id = (SELECT "
+                         "subscription_id FROM partition WHERE id=?)");
+            if (!st)
+                goto fail;
+            bind_text(st, 1, partition);
+            if ((rc = step_done(st)) != STORE_OK)
+                goto fail;
+            release(st);
+            st = NULL;
+        }
+        char target[128];
+        snprintf(target, sizeof target, "cert:%s/%s", ca_id, serials[i]);
+        struct audit_rec ar = *a;
+        ar.target = target;
+        if ((rc = audit_append(q, partition, &ar)) != STORE_OK)
+            goto fail;
+        results[i] = 0;
+    }
+    rc = commit(q->db) == 0 ? STORE_OK : STORE_EIO;
+    if (rc == STORE_OK)
+        goto unlock;
+fail:
+    release(st);
+    rollback(q->db);
+unlock:
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
 static int sq_inventory(struct store *s, const char *partition, struct inventory *out)
 {
     struct sq *q = SQ(s);
@@ -2716,6 +2799,7 @@ static const struct store_ops sqlite_ops = {
     .responder_put = sq_responder_put,
     .cert_set_status = sq_cert_set_status,
     .inventory = sq_inventory,
+    .cert_revoke_batch = sq_cert_revoke_batch,
     .profile_put = sq_profile_put,
     .profile_get = sq_profile_get,
     .profile_list = sq_profile_list,

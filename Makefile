@@ -9,18 +9,25 @@ HTTPS      ?= 127.0.0.1:8443
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 PYTEST     ?= /usr/bin/python3 -m pytest
 
-.PHONY: all deps build build-asan run test unit unit-asan integration integration-asan bench clean
+.PHONY: all deps ui build build-asan run test unit unit-asan integration integration-asan bench clean
 
 all: build
 
 deps:
 	@./scripts/deps.sh
 
-build: deps
+build: deps ui
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
-build-asan: deps
+# Swagger UI static files (swagger-ui-dist from npm, pinned in
+# ui/swagger/package-lock.json), served at /cagw/swagger-ui.
+ui: ui/swagger/node_modules/swagger-ui-dist/index.html
+
+ui/swagger/node_modules/swagger-ui-dist/index.html: ui/swagger/package.json ui/swagger/package-lock.json
+	@cd ui/swagger && npm ci --no-audit --no-fund --loglevel=error
+
+build-asan: deps ui
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DPKIAAS_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 

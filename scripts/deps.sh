@@ -14,6 +14,8 @@ PKGS=(
   libcmocka-dev
   python3 python3-pytest python3-cryptography python3-requests
 )
+# npm (for the Swagger UI files) only when the machine has none of its own
+command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 
 # `deps.sh --bench` adds the load generators and peers of bench/.
 if [ "${1:-}" = "--bench" ]; then

@@ -17,6 +17,9 @@ enum { CAP_OTHER = 0, CAP_CERT, CAP_OCSP, CAP_CRL };
 static const struct route routes[] = {
     {"GET", "/healthz", api_healthz},
     {"GET", "/version", api_version},
+    {"GET", "/cagw/openapi.yaml", api_openapi},
+    {"GET", "/cagw/swagger-ui", api_swagger_index},
+    {"GET", "/cagw/swagger-ui/{}", api_swagger_file},
     {"GET", "/ca/{}/{}", api_public_ca_cert},
     {"GET", "/crl/{}/{}/{}", api_public_crl, CAP_CRL},
     {"POST", "/ocsp/{}/{}", api_ocsp_post, CAP_OCSP},

@@ -22,6 +22,7 @@ struct api_ctx {
     int rate_standard, rate_premium, rate_window_s; /* requests per window; 0 = off */
     const char *regions;        /* comma-separated regions a subscription may be assigned to */
     struct mail_relay mail;     /* url NULL: no relay configured */
+    const char *swagger_dir;    /* swagger-ui-dist files; NULL = the build's ui/swagger */
 };
 
 /* After any status change of a certificate issued by `ca`: the CRL is due
@@ -111,6 +112,9 @@ void api_cagw_cred_list(struct http_req *req, struct http_resp *resp);
 void api_cagw_cred_renew(struct http_req *req, struct http_resp *resp);
 void api_cagw_cred_grants(struct http_req *req, struct http_resp *resp);
 void api_cagw_cred_delete(struct http_req *req, struct http_resp *resp);
+void api_openapi(struct http_req *req, struct http_resp *resp);
+void api_swagger_index(struct http_req *req, struct http_resp *resp);
+void api_swagger_file(struct http_req *req, struct http_resp *resp);
 void api_public_crl(struct http_req *req, struct http_resp *resp);
 void api_ocsp_post(struct http_req *req, struct http_resp *resp);
 void api_ocsp_get(struct http_req *req, struct http_resp *resp);

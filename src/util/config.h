@@ -19,6 +19,7 @@ struct config {
     char *tls_key_file;     /* ... and its key (PEM) */
     char *region;           /* default region for bootstrap: "us" */
     char *regions;          /* regions subscriptions may be assigned to: "us,eu,pqlab" */
+    char *swagger_ui_dir;   /* swagger-ui-dist files (default: the source tree's ui/swagger/node_modules) */
     char *smtp_url;         /* SMTP relay for invitations; unset: links are logged and returned */
     char *smtp_from;
     char *smtp_username;

@@ -810,9 +810,10 @@ static bool is_duration(const char *s)
 }
 
 /* validityPeriod: "PT60M" (duration) -> *period; "start/end",
- * "start/P1Y3M", "P3M/end" -> na_out (RFC 3339). A start in the future is
- * not honoured: certificates are valid from now (documented). */
-static int parse_validity(struct http_resp *resp, const char *v, const char **period, char *na_out, size_t n)
+ * "start/P1Y3M", "P3M/end" -> na_out (RFC 3339), and for an explicit start
+ * a future start -> nb_out (a past start means "from now"). */
+static int parse_validity(struct http_resp *resp, const char *v, const char **period, char *na_out,
+                          char *nb_out, size_t n)
 {
     static const char target[] = "optionalCertificateRequestDetails.validityPeriod";
     static const char help[] = "an ISO 8601 duration (PT60M, P1Y) or interval (start/end, start/P1Y, P3M/end)";
@@ -860,6 +861,8 @@ static int parse_validity(struct http_resp *resp, const char *v, const char **pe
         return -1;
     }
     fmt_time(na, na_out, n);
+    if (!ld && start > now) /* a start already past: valid from now, never backdated */
+        fmt_time(start, nb_out, n);
     return 0;
 }
 
@@ -874,7 +877,7 @@ static const char *cagw_field(const char *f, const char *subject_target, char *b
         return "requiredFormat.protection.password";
     if (strcmp(f, "subject") == 0)
         return subject_target;
-    if (strcmp(f, "validityPeriod") == 0 || strcmp(f, "notAfter") == 0)
+    if (strcmp(f, "validityPeriod") == 0 || strcmp(f, "notAfter") == 0 || strcmp(f, "notBefore") == 0)
         return "optionalCertificateRequestDetails.validityPeriod";
     if (strncmp(f, "extensions", 10) == 0) {
         snprintf(buf, n, "optionalCertificateRequestDetails.%s", f);
@@ -895,8 +898,8 @@ static void cagw_enroll(struct http_req *req, struct http_resp *resp)
     const json_t *rf = NULL, *prot = NULL, *vars = NULL, *sanreq = NULL, *opt = NULL, *exts = NULL, *props = NULL;
     const char *format = "X509", *password = NULL, *ptype = NULL, *csr = NULL, *subject_dn = NULL,
                *validity = NULL, *key_type = NULL;
-    bool use_san_csr = false, include_ca = false;
-    char not_after[32];
+    bool use_san_csr = true, include_ca = false;
+    char not_after[32], not_before[32] = "";
     X509 *x = NULL;
     memset(&ir, 0, sizeof ir);
     memset(&res, 0, sizeof res);
@@ -924,7 +927,7 @@ static void cagw_enroll(struct http_req *req, struct http_resp *resp)
         opt_obj(resp, body, "properties", "properties", &props) != 0 ||
         opt_str(resp, props, "keyType", "properties.keyType", 16, &key_type) != 0)
         goto out;
-    (void)use_san_csr; /* the CSR's SANs are always considered (docs/cagw.md) */
+    ir.ignore_csr_sans = !use_san_csr; /* absent: the CSR's SANs count */
     (void)include_ca;  /* the chain is always returned */
     if (!ir.profile_id || !*ir.profile_id) {
         bad_request(resp, "profileId", NULL, "required");
@@ -975,10 +978,13 @@ static void cagw_enroll(struct http_req *req, struct http_resp *resp)
     } else if (!p12) {
         subject_target = "csr";
     }
-    if (validity && *validity && parse_validity(resp, validity, &ir.validity_period, not_after, sizeof not_after))
+    if (validity && *validity &&
+        parse_validity(resp, validity, &ir.validity_period, not_after, not_before, sizeof not_after))
         goto out;
     if (validity && *validity && !ir.validity_period)
         ir.not_after = not_after;
+    if (not_before[0])
+        ir.not_before = not_before;
     ir.partition = c.p.partition;
     ir.ca_id = c.ca_id;
     ir.sans = sans;

@@ -76,10 +76,11 @@ void api_cert_issue(struct http_req *req, struct http_resp *resp)
     struct jerr je;
     struct err e;
     static const char *const keys[] = {"profileId", "csr", "keyType", "p12Password", "subject", "useSubjectFromCsr",
-                                       "subjectAltNames", "extensions", "validityPeriod", "notAfter", NULL};
+                                       "subjectAltNames", "useCsrSubjectAltNames", "extensions", "validityPeriod",
+                                       "notBefore", "notAfter", NULL};
     json_t *body = NULL;
     const char *csr = NULL;
-    bool use_csr_subject = false;
+    bool use_csr_subject = false, use_csr_sans = true;
     memset(&ir, 0, sizeof ir);
     memset(&res, 0, sizeof res);
     if (api_auth(req, resp, req->params[0], OP_CERT_BROWSE, &p) != 0 || !(body = api_body_object(req, resp)))
@@ -90,10 +91,13 @@ void api_cert_issue(struct http_req *req, struct http_resp *resp)
         jget_str(body, "subject", 8192, &ir.subject, &je) ||
         jget_bool(body, "useSubjectFromCsr", &use_csr_subject, &je) ||
         jget_str(body, "validityPeriod", 32, &ir.validity_period, &je) ||
-        jget_str(body, "notAfter", 40, &ir.not_after, &je)) {
+        jget_str(body, "notBefore", 40, &ir.not_before, &je) ||
+        jget_str(body, "notAfter", 40, &ir.not_after, &je) ||
+        jget_bool(body, "useCsrSubjectAltNames", &use_csr_sans, &je)) {
         resp_error(resp, 400, "invalid_field", je.field, "%s", je.msg);
         goto out;
     }
+    ir.ignore_csr_sans = !use_csr_sans;
     if (api_require(req, resp, &p, ir.key_type ? OP_CERT_ISSUE_P12 : OP_CERT_ISSUE_CSR) != 0)
         goto out;
     if (use_csr_subject && ir.subject) {

@@ -23,6 +23,7 @@
 #define MAX_EXT_VALUE 4096
 #define P12_ITER 10000
 #define MAX_CHAIN 16
+#define NOT_BEFORE_SKEW_S 300
 
 const struct profile *profile_resolve(struct store *st, const char *partition, const char *id, struct err *e)
 {
@@ -290,13 +291,15 @@ static int request_exts(struct req_exts *r, const struct profile *p, const json_
 }
 
 static int csr_exts(struct req_exts *r, const struct profile *p, X509_REQ *csr, GENERAL_NAMES *sans,
-                    bool wildcard, struct err *e)
+                    bool use_sans, bool wildcard, struct err *e)
 {
     STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(csr);
     int rc = 0;
     for (int i = 0; exts && i < sk_X509_EXTENSION_num(exts); i++) {
         X509_EXTENSION *x = sk_X509_EXTENSION_value(exts, i);
         if (OBJ_obj2nid(X509_EXTENSION_get_object(x)) == NID_subject_alt_name) {
+            if (!use_sans)
+                continue;
             GENERAL_NAMES *gn = X509V3_EXT_d2i(x);
             if (!gn) {
                 err_set(e, 400, "invalid_field", "csr", "csr: the subjectAltName extension is malformed");
@@ -574,7 +577,7 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
     bool wildcard = profile_has_eku(p, "1.3.6.1.5.5.7.3.1");
     if (san_from_json(r->sans, sans, wildcard, e) != 0)
         goto out;
-    if (csr && csr_exts(&rx, p, csr, sans, wildcard, e) != 0)
+    if (csr && csr_exts(&rx, p, csr, sans, !r->ignore_csr_sans, wildcard, e) != 0)
         goto out;
     if (request_exts(&rx, p, r->extensions, e) != 0)
         goto out;
@@ -614,12 +617,26 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
     if (ASN1_TIME_to_tm(X509_get0_notAfter(cacert), &tm) != 1)
         goto internal;
     int64_t ca_na = (int64_t)timegm(&tm), na;
+    int64_t start = now; /* the validity period is counted from here */
+    if (r->not_before) {
+        /* a few minutes of client clock skew are forgiven, not backdating */
+        if (time_parse_rfc3339(r->not_before, &start) != 0 || start < now - NOT_BEFORE_SKEW_S) {
+            err_set(e, 400, "invalid_field", "notBefore", "notBefore: must be an RFC 3339 date-time, not in the past");
+            goto out;
+        }
+        if (start >= ca_na) {
+            err_set(e, 400, "invalid_field", "notBefore", "notBefore: after the CA certificate expires");
+            goto out;
+        }
+        if (start < now)
+            start = now;
+    }
     if (r->not_after && r->validity_period) {
         err_set(e, 400, "invalid_field", "notAfter", "notAfter: give either notAfter or validityPeriod");
         goto out;
     }
     if (r->not_after) {
-        if (time_parse_rfc3339(r->not_after, &na) != 0 || na <= now) {
+        if (time_parse_rfc3339(r->not_after, &na) != 0 || na <= start) {
             err_set(e, 400, "invalid_field", "notAfter", "notAfter: must be a future RFC 3339 date-time");
             goto out;
         }
@@ -630,17 +647,18 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
                     "validityPeriod: ISO 8601 duration such as P90D or P1Y (at most 100 years)");
             goto out;
         }
-        na = duration_add(now, &d);
+        na = duration_add(start, &d);
     } else if (p->validity_text[0]) {
-        na = duration_add(now, &p->validity);
+        na = duration_add(start, &p->validity);
     } else {
-        na = time_add_years(now, ISSUE_DEFAULT_YEARS);
+        na = time_add_years(start, ISSUE_DEFAULT_YEARS);
     }
     if (na > ca_na) {
         na = ca_na;
         out->capped = true;
     }
-    int64_t nb = now - 60; /* small backdate for relying parties' clock skew */
+    /* small backdate for relying parties' clock skew, unless a later start was asked for */
+    int64_t nb = start > now ? start : now - 60;
     if (na <= nb) {
         err_set(e, 409, "conflict", "caId", "CA '%s' expires too soon to issue", cap->id);
         goto out;

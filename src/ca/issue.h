@@ -36,6 +36,10 @@ struct issue_req {
     const json_t *extensions;   /* [{oid, critical, value(base64 DER)}] */
     const char *validity_period;/* ISO 8601 duration */
     const char *not_after;      /* RFC 3339 */
+    const char *not_before;     /* RFC 3339; NULL = now. May lie in the future
+                                 * (a certificate for later), not in the past */
+    bool ignore_csr_sans;       /* drop the CSR's subjectAltName request; only
+                                 * `sans` (and the subject CN rule) name it */
     const char *requester;      /* principal, for the record and audit */
     const char *requester_ip;   /* source address, for the audit */
 };

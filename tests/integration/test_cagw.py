@@ -126,6 +126,60 @@ def test_enroll_fetch_hold_revoke(setup):
     assert int(serial, 16) in {e.serial_number for e in x509.load_der_x509_crl(crl.content)}
 
 
+def _csr_with_sans(cn, names):
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+           .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), critical=False)
+           .sign(key, hashes.SHA256()))
+    return base64.b64encode(csr.public_bytes(serialization.Encoding.DER)).decode()
+
+
+def _dns_names(cert):
+    return sorted(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+                  .get_values_for_type(x509.DNSName))
+
+
+def test_use_san_from_csr(setup):
+    a, caid = setup["admin"], setup["caid"]
+    csr = _csr_with_sans("s.example.com", ["s.example.com", "from-csr.example.com"])
+    base = {"profileId": PROFILE, "requiredFormat": {"format": "PEM"}, "csr": csr,
+            "subjectAltNames": [{"type": "dNSName", "value": "from-request.example.com"}]}
+    for flag, want in ((None, ["from-csr.example.com", "from-request.example.com", "s.example.com"]),
+                       (True, ["from-csr.example.com", "from-request.example.com", "s.example.com"]),
+                       (False, ["from-request.example.com"])):
+        req = dict(base)
+        if flag is not None:
+            req["optionalCertificateRequestDetails"] = {"useSANFromCSR": flag}
+        code, body = a.curl("POST", f"/certificate-authorities/{caid}/enrollments", req)
+        assert code == 200, body
+        cert = x509.load_pem_x509_certificate(body["enrollment"]["body"].encode())
+        assert _dns_names(cert) == want, (flag, _dns_names(cert))
+
+
+def test_interval_with_future_start(setup):
+    import datetime
+    a, caid = setup["admin"], setup["caid"]
+    now = datetime.datetime.utcnow().replace(microsecond=0)
+    start = now + datetime.timedelta(days=3)
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    code, body = a.curl("POST", f"/certificate-authorities/{caid}/enrollments", {
+        "profileId": PROFILE, "requiredFormat": {"format": "PEM"}, "csr": _csr_b64("later.example.com"),
+        "optionalCertificateRequestDetails": {"validityPeriod": start.strftime(fmt) + "/P10D"}})
+    assert code == 200, body
+    cert = x509.load_pem_x509_certificate(body["enrollment"]["body"].encode())
+    assert cert.not_valid_before == start and cert.not_valid_after == start + datetime.timedelta(days=10)
+    # a start already past: valid from (about) now, not backdated to the start
+    past = now - datetime.timedelta(days=5)
+    code, body = a.curl("POST", f"/certificate-authorities/{caid}/enrollments", {
+        "profileId": PROFILE, "requiredFormat": {"format": "PEM"}, "csr": _csr_b64("now.example.com"),
+        "optionalCertificateRequestDetails": {"validityPeriod": past.strftime(fmt) + "/P10D"}})
+    assert code == 200, body
+    cert = x509.load_pem_x509_certificate(body["enrollment"]["body"].encode())
+    assert abs((cert.not_valid_before - now).total_seconds()) < 300
+    assert cert.not_valid_after == past + datetime.timedelta(days=10)
+
+
 def test_pkcs12_enrollment(setup):
     a, caid = setup["admin"], setup["caid"]
     code, body = a.curl("POST", f"/certificate-authorities/{caid}/enrollments", {

@@ -370,6 +370,46 @@ def test_validity_request_overrides_profile(daemon, hier, short_ca):
     expect_error(r, 400)
 
 
+def test_not_before_future_start(daemon, hier):
+    key = ec.generate_private_key(ec.SECP256R1())
+    start = (utcnow() + datetime.timedelta(days=2)).replace(second=0, microsecond=0)
+    out, cert = issue(daemon, hier["sub"].id, profileId="privatessl-tls-server", csr=make_csr(key),
+                      notBefore=fmt_time(start), validityPeriod="P30D")
+    assert cert.not_valid_before == start, "a future start must be the certificate's notBefore"
+    assert cert.not_valid_after == start + datetime.timedelta(days=30), "the duration counts from notBefore"
+    # notAfter before the requested start: refused
+    r = issue(daemon, hier["sub"].id, expect=400, profileId="privatessl-tls-server", csr=make_csr(key),
+              notBefore=fmt_time(start), notAfter=fmt_time(start - datetime.timedelta(hours=1)))
+    assert expect_error(r, 400).get("field") == "notAfter"
+    # no backdating: a start an hour ago is refused, naming the field
+    r = issue(daemon, hier["sub"].id, expect=400, profileId="privatessl-tls-server", csr=make_csr(key),
+              notBefore=fmt_time(utcnow() - datetime.timedelta(hours=1)))
+    assert expect_error(r, 400).get("field") == "notBefore"
+    # a start after the CA expires: refused
+    r = issue(daemon, hier["sub"].id, expect=400, profileId="privatessl-tls-server", csr=make_csr(key),
+              notBefore=fmt_time(add_years(utcnow(), 40)))
+    assert expect_error(r, 400).get("field") == "notBefore"
+    r = issue(daemon, hier["sub"].id, expect=400, profileId="privatessl-tls-server", csr=make_csr(key),
+              notBefore="tomorrow")
+    assert expect_error(r, 400).get("field") == "notBefore"
+
+
+def test_csr_sans_can_be_ignored(daemon, hier):
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = make_csr(key, dns=(CN, "unwanted.example.com"))
+    sans = [{"type": "dNSName", "value": "wanted.example.com"}]
+    _, cert = issue(daemon, hier["sub"].id, profileId="privatessl-tls-server", csr=csr, subjectAltNames=sans,
+                    useCsrSubjectAltNames=False)
+    _, names = san_entries(cert)
+    assert [n.value for n in names] == ["wanted.example.com"]
+    _, cert = issue(daemon, hier["sub"].id, profileId="privatessl-tls-server", csr=csr, subjectAltNames=sans)
+    _, names = san_entries(cert)
+    assert sorted(n.value for n in names) == sorted([CN, "unwanted.example.com", "wanted.example.com"])
+    r = issue(daemon, hier["sub"].id, expect=400, profileId="privatessl-tls-server", csr=csr,
+              useCsrSubjectAltNames="no")
+    assert expect_error(r, 400).get("field") == "useCsrSubjectAltNames"
+
+
 # ------------------------------------------------------------------ SAN handling
 def test_supply_san_copies_cn(daemon, hier):
     prof = "privatessl-tls-server-supply-san"

@@ -32,9 +32,16 @@ void api_status_changed(struct api_ctx *ctx, const struct ca_rec *ca, const char
 void api_status_changed_crl(struct api_ctx *ctx, const struct ca_rec *ca, bool publish_now);
 /* The one status path: issued -> revoked|suspended, suspended -> issued|
  * revoked, with audit, CRL and OCSP follow-up. reason: RFC 5280 code (-1
- * none); invalidity 0 = none. 4xx/5xx in e. */
+ * none); invalidity 0 = none; comment (NULL = none) is kept with the
+ * certificate (at most API_STATUS_COMMENT_MAX bytes, checked by the caller
+ * with api_comment_ok). 4xx/5xx in e. */
+#define API_STATUS_COMMENT_MAX 1024
 int api_cert_set_status(struct api_ctx *ctx, const struct ca_rec *c, const char *serial, const char *to, int reason,
-                        int64_t invalidity, const char *actor, const char *ip, bool publish_now, struct err *e);
+                        int64_t invalidity, const char *comment, const char *actor, const char *ip, bool publish_now,
+                        struct err *e);
+/* A status comment is at most API_STATUS_COMMENT_MAX bytes of text without
+ * control characters. */
+bool api_comment_ok(const char *s);
 /* RFC 5280 reason code of a name (unspecified, keyCompromise, ...), -1 when
  * unknown or not allowed for revocation. */
 int api_reason_code(const char *name);

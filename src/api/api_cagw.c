@@ -34,7 +34,7 @@
 #define CAGW_SUBJECT_BATCH 200
 #define CAGW_SUBJECT_MAX 100000
 #define CAGW_CSR_MAX 65536
-#define CAGW_COMMENT_MAX 1024
+#define CAGW_COMMENT_MAX API_STATUS_COMMENT_MAX
 
 /* Rate-limit class of certificate operations (CAP_CERT in api.c). */
 #define CAGW_CAP_CERT 1
@@ -1114,8 +1114,8 @@ static json_t *cert_json(const struct cert_rec *cr, X509 *x)
     json_t *rev = json_null();
     if (strcmp(cr->status, "revoked") == 0 || strcmp(cr->status, "suspended") == 0) {
         const char *rn = strcmp(cr->status, "suspended") == 0 ? "certificateHold" : reason_name(cr->revocation_reason);
-        rev = json_pack("{s:s?,s:o,s:o,s:n}", "reason", rn, "revocationDate", jtime(cr->revoked_at),
-                        "compromiseDate", jtime(cr->invalidity_date), "comment");
+        rev = json_pack("{s:s?,s:o,s:o,s:s?}", "reason", rn, "revocationDate", jtime(cr->revoked_at),
+                        "compromiseDate", jtime(cr->invalidity_date), "comment", cr->status_comment);
     }
     char *der = b64_encode(cr->der, cr->der_len);
     json_t *o = json_pack("{s:s,s:s,s:s?,s:s?,s:s?,s:o,s:{s:s?,s:s?},s:s,s:s?,s:o}", "status", status,
@@ -1193,6 +1193,10 @@ static int parse_action(struct http_resp *resp, const json_t *body, struct actio
         bad_request(resp, "action.type", NULL, "required");
         return -1;
     }
+    if (a->comment && !api_comment_ok(a->comment)) {
+        bad_request(resp, "action.comment", NULL, "at most 1024 bytes, no control characters");
+        return -1;
+    }
     if (strcmp(a->type, "RenewAction") == 0 || strcmp(a->type, "ReissueAction") == 0 ||
         strcmp(a->type, "ReactivateAction") == 0) {
         cagw_error(resp, 501, "cagw-5011", "action.type", a->type, "%s is not implemented; enroll a new certificate",
@@ -1255,7 +1259,8 @@ static int apply_action(struct api_ctx *ctx, const struct cagw_call *c, const st
         err_set(e, 409, "conflict", "action.type", "certificate %s is not on hold", cr->serial);
         return -1;
     }
-    if (api_cert_set_status(ctx, &c->rt->rec, cr->serial, a->to, a->reason, 0, c->p.actor, c->p.ip, publish, e) !=
+    if (api_cert_set_status(ctx, &c->rt->rec, cr->serial, a->to, a->reason, 0, a->comment, c->p.actor, c->p.ip,
+                            publish, e) !=
         0) {
         if (e->status == 409)
             err_field_set(e->field, sizeof e->field, "action.type");

@@ -267,6 +267,7 @@ static json_t *cert_detail(const struct cert_rec *cr)
         return o;
     }
     json_object_set_new(o, "issuer", jtake(dn_print(X509_get_issuer_name(x))));
+    json_object_set_new(o, "statusComment", cr->status_comment ? json_string(cr->status_comment) : json_null());
     GENERAL_NAMES *gn = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
     json_object_set_new(o, "subjectAltNames", san_to_json(gn));
     GENERAL_NAMES_free(gn);
@@ -405,8 +406,18 @@ out:
     ca_rec_free(&c);
 }
 
+bool api_comment_ok(const char *s)
+{
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++, n++)
+        if (*p < 0x20 || *p == 0x7f || n >= API_STATUS_COMMENT_MAX)
+            return false;
+    return true;
+}
+
 int api_cert_set_status(struct api_ctx *ctx, const struct ca_rec *c, const char *serial, const char *to, int reason,
-                        int64_t invalidity, const char *actor, const char *ip, bool publish_now, struct err *e)
+                        int64_t invalidity, const char *comment, const char *actor, const char *ip, bool publish_now,
+                        struct err *e)
 {
     char target[192];
     snprintf(target, sizeof target, "cert:%s/%s", c->id, serial);
@@ -423,7 +434,7 @@ int api_cert_set_status(struct api_ctx *ctx, const struct ca_rec *c, const char 
                               : NULL,
                           ip, NULL};
     int s = ctx->store->ops->cert_set_status(ctx->store, c->partition_id, c->pk, serial, to, reason, time_now(),
-                                             invalidity, &a);
+                                             invalidity, comment, &a);
     if (s == STORE_ESTATE) {
         err_set(e, 409, "conflict", "serial", "certificate %s cannot become %s from its current status", serial, to);
         return -1;
@@ -489,8 +500,15 @@ static void status_change(struct http_req *req, struct http_resp *resp, const ch
     } else if (strcmp(to, "suspended") == 0) {
         reason = 6; /* certificateHold */
     }
+    const json_t *cj = json_object_get(body, "comment");
+    const char *comment = json_string_value(cj);
+    if ((cj && !json_is_null(cj) && !comment) || (comment && !api_comment_ok(comment))) {
+        resp_error(resp, 400, "invalid_field", "comment",
+                   "comment: a string of at most %d bytes without control characters", API_STATUS_COMMENT_MAX);
+        goto out;
+    }
     struct err e;
-    if (api_cert_set_status(ctx, &c, cr.serial, to, reason, inval, p.actor, p.ip,
+    if (api_cert_set_status(ctx, &c, cr.serial, to, reason, inval, comment, p.actor, p.ip,
                             json_is_true(json_object_get(body, "publishNow")), &e) != 0) {
         resp_err(resp, &e);
         goto out;

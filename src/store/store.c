@@ -49,6 +49,7 @@ void cert_rec_free(struct cert_rec *c)
     free(c->sans);
     free(c->profile_id);
     free(c->requester);
+    free(c->status_comment);
     free(c->der);
     memset(c, 0, sizeof(*c));
 }

@@ -164,6 +164,7 @@ struct cert_rec {
     char status[12];
     int revocation_reason; /* -1 = none */
     int64_t revoked_at, invalidity_date;
+    char *status_comment; /* of the latest status change; NULL = none */
     char *profile_id;
     char *requester;
     bool is_ca;
@@ -330,7 +331,7 @@ struct store_ops {
      * final (STORE_ESTATE). reason -1 = none. */
     int (*cert_set_status)(struct store *s, const char *partition, int64_t issuer_ca_pk, const char *serial,
                            const char *status, int reason, int64_t at, int64_t invalidity,
-                           const struct audit_rec *a);
+                           const char *comment, const struct audit_rec *a);
     /* Revokes many certificates of a CA in one transaction; results[i]:
      * 0 revoked, 1 already revoked, 2 not found. One audit record each
      * (a's target is replaced by "cert:<ca_id>/<serial>"). */

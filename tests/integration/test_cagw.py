@@ -116,11 +116,13 @@ def test_enroll_fetch_hold_revoke(setup):
     # hold, unhold, revoke (+ issueCrl as the shell utility sends it)
     for action, status in (("HoldAction", "held"), ("UnholdAction", "normal"), ("RevokeAction", "revoked")):
         code, body = a.curl("POST", f"/certificate-authorities/{caid}/certificates/{serial}/actions",
-                            {"action": {"type": action, "reason": "keyCompromise", "comment": "test",
+                            {"action": {"type": action, "reason": "keyCompromise", "comment": f"test {action}",
                                         "issueCrl": "true"}})
         assert code == 200 and body["action"]["status"] == "COMPLETED", body
         code, body = a.curl("GET", f"/certificate-authorities/{caid}/certificates/{serial}")
         assert body["certificate"]["status"] == status, (action, body)
+        if status != "normal":
+            assert body["certificate"]["revocationInfo"]["comment"] == f"test {action}", body
     # the CRL shows it (issueCrl published it)
     crl = d.get(f"/crl/{d.account}/{setup['sub'].id}/crl.crl")
     assert int(serial, 16) in {e.serial_number for e in x509.load_der_x509_crl(crl.content)}

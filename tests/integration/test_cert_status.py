@@ -150,6 +150,21 @@ def test_suspend_unsuspend(ca):
     expect_error(ca.post(serial, "unsuspend"), 409)
 
 
+def test_status_comments_are_kept(ca):
+    serial = ca.issue("commented.example.com")["serialNumber"]
+    ok(ca.post(serial, "suspend", comment="laptop reported lost"))
+    assert ca.get(serial)["statusComment"] == "laptop reported lost"
+    ok(ca.post(serial, "unsuspend"))
+    assert ca.get(serial)["statusComment"] is None, "a change without a comment clears the old one"
+    ok(ca.post(serial, "revoke", reason="keyCompromise", comment="ticket SEC-1234 \u00e9"))
+    assert ca.get(serial)["statusComment"] == "ticket SEC-1234 \u00e9"
+    other = ca.issue("badcomment.example.com")["serialNumber"]
+    for bad in ("x" * 1025, "line1\nline2", 42):
+        e = expect_error(ca.post(other, "revoke", comment=bad), 400)
+        assert e.get("field") == "comment", e
+    assert ca.get(other)["status"] == "issued", "a refused request changed nothing"
+
+
 def test_unsuspend_issued_409(ca):
     serial = ca.issue("never-suspended.example.com")["serialNumber"]
     expect_error(ca.post(serial, "unsuspend"), 409)

@@ -1928,7 +1928,7 @@ static int sq_cert_insert(struct store *s, struct cert_rec *c, bool count_quota,
 
 #define CERT_COLS                                                                                                  \
     "pk,partition_id,issuer_ca_pk,serial,subject,sans,not_before,not_after,status,revocation_reason,revoked_at,"  \
-    "invalidity_date,profile_id,requester,is_ca,der,created_at,crl_shard"
+    "invalidity_date,profile_id,requester,is_ca,der,created_at,crl_shard,status_comment"
 
 static void cert_from_row(sqlite3_stmt *st, struct cert_rec *out)
 {
@@ -1951,6 +1951,7 @@ static void cert_from_row(sqlite3_stmt *st, struct cert_rec *out)
     out->der = col_blob(st, 15, &out->der_len);
     out->created_at = sqlite3_column_int64(st, 16);
     out->crl_shard = sqlite3_column_type(st, 17) == SQLITE_NULL ? -1 : sqlite3_column_int(st, 17);
+    out->status_comment = col_strdup(st, 18);
 }
 
 static int sq_cert_list(struct store *s, const char *partition, int64_t issuer_ca_pk, const struct cert_query *qy,
@@ -2010,7 +2011,7 @@ out:
 
 static int sq_cert_set_status(struct store *s, const char *partition, int64_t issuer_ca_pk, const char *serial,
                               const char *status, int reason, int64_t at, int64_t invalidity,
-                              const struct audit_rec *a)
+                              const char *comment, const struct audit_rec *a)
 {
     struct sq *q = SQ(s);
     int rc = STORE_EIO;
@@ -2056,8 +2057,8 @@ static int sq_cert_set_status(struct store *s, const char *partition, int64_t is
         release(st);
         st = NULL;
     }
-    st = prep(q, "UPDATE certificate SET status=?, revocation_reason=?, revoked_at=?, invalidity_date=? "
-                     "WHERE partition_id=? AND issuer_ca_pk=? AND serial=?");
+    st = prep(q, "UPDATE certificate SET status=?, revocation_reason=?, revoked_at=?, invalidity_date=?, "
+                 "status_comment=? WHERE partition_id=? AND issuer_ca_pk=? AND serial=?");
     if (!st)
         goto fail;
     bind_text(st, 1, status);
@@ -2073,9 +2074,13 @@ static int sq_cert_set_status(struct store *s, const char *partition, int64_t is
         sqlite3_bind_null(st, 4);
     else
         sqlite3_bind_int64(st, 4, invalidity);
-    bind_text(st, 5, partition);
-    sqlite3_bind_int64(st, 6, issuer_ca_pk);
-    bind_text(st, 7, serial);
+    if (comment && *comment)
+        bind_text(st, 5, comment);
+    else
+        sqlite3_bind_null(st, 5);
+    bind_text(st, 6, partition);
+    sqlite3_bind_int64(st, 7, issuer_ca_pk);
+    bind_text(st, 8, serial);
     if ((rc = step_done(st)) != STORE_OK)
         goto fail;
     release(st);

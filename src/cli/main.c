@@ -11,11 +11,13 @@
 #include <errno.h>
 #include <jansson.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <fcntl.h>
 #include <openssl/bio.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <stdio.h>
@@ -97,6 +99,13 @@ enum opt_id {
     O_RESULT,
     O_CSV,
     O_ROLE,
+    O_CA,
+    O_SERIALS,
+    O_ISSUED_BEFORE,
+    O_PUBLISH_NOW,
+    O_BATCH,
+    O_REPORT,
+    O_STATE,
     O_COUNT
 };
 
@@ -169,6 +178,13 @@ static const struct optdef optdefs[] = {
     {"result", 0, 1, O_RESULT},
     {"csv", 0, 0, O_CSV},
     {"role", 0, 1, O_ROLE},
+    {"ca", 0, 1, O_CA},
+    {"serials", 0, 1, O_SERIALS},
+    {"issued-before", 0, 1, O_ISSUED_BEFORE},
+    {"publish-now", 0, 0, O_PUBLISH_NOW},
+    {"batch", 0, 1, O_BATCH},
+    {"report", 0, 1, O_REPORT},
+    {"state", 0, 1, O_STATE},
 };
 
 struct args {
@@ -231,6 +247,9 @@ static const char usage_text[] =
     "  cert show CA_ID SERIAL\n"
     "  cert download CA_ID SERIAL [--format pem|der|chain|pkcs7] [-o FILE]\n"
     "  cert revoke CA_ID SERIAL [--reason REASON] [--invalidity-date RFC3339]\n"
+    "  cert revoke-bulk --ca CA_ID (--serials FILE | --subject DN | --profile P |\n"
+    "            --issued-before DATE)... --reason REASON [--invalidity-date RFC3339]\n"
+    "            [--publish-now] [--batch N] [--report FILE.csv] [--state FILE] [--yes]\n"
     "  cert suspend CA_ID SERIAL\n"
     "  cert unsuspend CA_ID SERIAL\n"
     "  inventory\n"
@@ -245,7 +264,8 @@ static const char usage_text[] =
     "\n"
     "environment: PKIAAS_URL (default " DEFAULT_URL "), PKIAAS_TOKEN, PKIAAS_PARTITION\n"
     "exit status: 0 ok, 1 API or local error, 2 usage error, 3 server unreachable,\n"
-    "             4 audit verify found the audit chain broken\n";
+    "             4 audit verify found the audit chain broken,\n"
+    "             130 cert revoke-bulk interrupted (re-run it to resume)\n";
 
 static int usage_error(const char *cmd_usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -2310,6 +2330,1057 @@ out:
     return rc;
 }
 
+/* ---- cert revoke-bulk ----------------------------------------------------- */
+
+static const char revoke_bulk_usage[] =
+    "cert revoke-bulk --ca CA_ID (--serials FILE | --subject DN | --profile P | --issued-before DATE)...\n"
+    "            --reason REASON [--invalidity-date RFC3339] [--publish-now] [--batch N]\n"
+    "            [--report FILE.csv] [--state FILE] [--yes]";
+
+#define BULK_BATCH_DEFAULT 500
+#define BULK_BATCH_MAX 1000
+#define BULK_LIST_PAGE "500"
+#define BULK_MAX_SERIAL_FILE ((size_t)512 * 1024 * 1024)
+#define BULK_SERIAL_MAX 42 /* hex digits the server accepts (21 octets) */
+#define BULK_RETRIES 3
+#define EXIT_INTERRUPTED 130
+
+static const char *const revocation_reasons[] = {"unspecified",        "keyCompromise", "cACompromise",
+                                                 "affiliationChanged", "superseded",    "cessationOfOperation",
+                                                 "privilegeWithdrawn", "aACompromise"};
+
+struct bulk_item {
+    char *orig;                       /* as written in the input (or as listed) */
+    char norm[BULK_SERIAL_MAX + 4];   /* minimal lowercase hex, the server's form */
+};
+
+struct bulk_list {
+    struct bulk_item *v;
+    size_t n, cap;
+};
+
+struct bulk_counts {
+    long long revoked, already, not_found, failed;
+};
+
+static volatile sig_atomic_t bulk_stop;
+
+static void bulk_on_signal(int sig)
+{
+    static const char msg[] = "\npkiaas: interrupted; stopping after the current batch (again to abort now)\n";
+    if (bulk_stop) {
+        signal(sig, SIG_DFL);
+        raise(sig);
+        return;
+    }
+    bulk_stop = 1;
+    ssize_t ignored = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+    (void)ignored;
+}
+
+static void bulk_list_free(struct bulk_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->v[i].orig);
+    free(l->v);
+    memset(l, 0, sizeof(*l));
+}
+
+/* Canonical form of a hex serial: optional 0x prefix and ':' separators
+ * dropped, lowercase, leading zeros removed, then the DER-minimal octets
+ * (even length, "00" in front when the top bit is set) - what the server
+ * stores. -1 when `s` is not a hex serial the server could hold. */
+static int serial_canon(const char *s, size_t len, char out[BULK_SERIAL_MAX + 4])
+{
+    char digits[128];
+    size_t n = 0, i = 0, start;
+
+    if (len >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
+        i = 2;
+    for (; i < len; i++) {
+        char c = s[i];
+        if (c == ':')
+            continue;
+        if (c >= 'A' && c <= 'F')
+            c = (char)(c - 'A' + 'a');
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')) || n >= sizeof(digits) - 1)
+            return -1;
+        digits[n++] = c;
+    }
+    for (start = 0; start < n && digits[start] == '0'; start++)
+        ;
+    if (start == n)
+        return -1; /* zero (or nothing) is never a certificate serial */
+    n -= start;
+    size_t pad = n % 2 ? 1 : digits[start] >= '8' ? 2 : 0; /* even length; "00" keeps it positive */
+    if (n + pad > BULK_SERIAL_MAX)
+        return -1;
+    memset(out, '0', pad);
+    memcpy(out + pad, digits + start, n);
+    out[pad + n] = 0;
+    return 0;
+}
+
+static int bulk_push(struct bulk_list *l, const char *orig, size_t len, const char *norm)
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 1024;
+        struct bulk_item *v = realloc(l->v, cap * sizeof(*v));
+        if (!v)
+            return -1;
+        l->v = v;
+        l->cap = cap;
+    }
+    if (!(l->v[l->n].orig = strndup(orig, len)))
+        return -1;
+    snprintf(l->v[l->n].norm, sizeof(l->v[l->n].norm), "%s", norm);
+    l->n++;
+    return 0;
+}
+
+static int cmp_norm_ptr(const void *a, const void *b)
+{
+    const struct bulk_item *const *x = a, *const *y = b;
+    int c = strcmp((*x)->norm, (*y)->norm);
+    return c ? c : (*x < *y ? -1 : *x > *y);
+}
+
+/* Drops later duplicates (same canonical serial), keeping input order.
+ * Returns the number dropped, -1 on allocation failure. */
+static long bulk_dedupe(struct bulk_list *l)
+{
+    struct bulk_item **idx;
+    size_t i, w = 0;
+    long dropped = 0;
+
+    if (l->n < 2)
+        return 0;
+    if (!(idx = malloc(l->n * sizeof(*idx))))
+        return -1;
+    for (i = 0; i < l->n; i++)
+        idx[i] = &l->v[i];
+    qsort(idx, l->n, sizeof(*idx), cmp_norm_ptr);
+    for (i = 1; i < l->n; i++)
+        if (strcmp(idx[i]->norm, idx[i - 1]->norm) == 0) {
+            free(idx[i]->orig); /* sorted by address within equal keys: the first occurrence stays */
+            idx[i]->orig = NULL;
+            dropped++;
+        }
+    free(idx);
+    for (i = 0; i < l->n; i++)
+        if (l->v[i].orig)
+            l->v[w++] = l->v[i];
+    l->n = w;
+    return dropped;
+}
+
+static int cmp_str_ptr(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Reads one hex serial per line; blank lines and '#' comments are skipped. */
+static int bulk_read_serials(const char *path, struct bulk_list *l)
+{
+    struct buf b;
+    int rc = EXIT_API;
+    char norm[BULK_SERIAL_MAX + 4];
+    const char *p, *end;
+    long lineno = 0;
+
+    buf_init(&b, BULK_MAX_SERIAL_FILE);
+    if (read_file(path, &b) != 0)
+        goto out;
+    p = (const char *)b.data;
+    end = p + b.len;
+    while (p < end) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *le = nl ? nl : end, *s = p, *e;
+        const char *hash = memchr(p, '#', (size_t)(le - p));
+        lineno++;
+        e = hash ? hash : le;
+        while (s < e && (*s == ' ' || *s == '\t' || *s == '\r'))
+            s++;
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t' || e[-1] == '\r'))
+            e--;
+        if (e > s) {
+            if (serial_canon(s, (size_t)(e - s), norm) != 0) {
+                int shown = e - s > 60 ? 60 : (int)(e - s);
+                fprintf(stderr, "error: %s:%ld: not a certificate serial number (hex): '",
+                        strcmp(path, "-") ? path : "stdin", lineno);
+                for (int k = 0; k < shown; k++)
+                    fputc((unsigned char)s[k] < 0x20 || s[k] == 0x7f ? '?' : s[k], stderr);
+                fputs("'\n", stderr);
+                goto out;
+            }
+            if (bulk_push(l, s, (size_t)(e - s), norm) != 0) {
+                fprintf(stderr, "error: out of memory\n");
+                goto out;
+            }
+        }
+        p = nl ? nl + 1 : end;
+    }
+    rc = 0;
+out:
+    buf_free(&b);
+    return rc;
+}
+
+/* "YYYY-MM-DD" (midnight UTC) or RFC 3339 "YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)". */
+static int parse_date(const char *s, time_t *out)
+{
+    struct tm tm;
+    int y, mo, d, h = 0, mi = 0, se = 0, n = 0, oh = 0, om = 0;
+    long off = 0;
+
+    memset(&tm, 0, sizeof(tm));
+    if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
+        return -1;
+    s += n;
+    if (*s == 'T' || *s == 't' || *s == ' ') {
+        if (sscanf(s + 1, "%2d:%2d:%2d%n", &h, &mi, &se, &n) != 3 || n != 8)
+            return -1;
+        s += 1 + n;
+        if (*s == '.') {
+            s++;
+            if (!(*s >= '0' && *s <= '9'))
+                return -1;
+            while (*s >= '0' && *s <= '9')
+                s++;
+        }
+        if (*s == 'Z' || *s == 'z') {
+            s++;
+        } else if (*s == '+' || *s == '-') {
+            int sign = *s == '-' ? -1 : 1;
+            if (sscanf(s + 1, "%2d:%2d%n", &oh, &om, &n) != 2 || n != 5 || oh > 23 || om > 59)
+                return -1;
+            off = sign * (oh * 3600L + om * 60L);
+            s += 1 + n;
+        } else {
+            return -1;
+        }
+    }
+    if (*s || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
+        return -1;
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = se;
+    *out = timegm(&tm) - off;
+    return 0;
+}
+
+/* A DN with spaces after separators and around '=' dropped and attribute
+ * types upper-cased, so "cn=a, O=b" and "CN=a,O=b" compare equal. */
+static char *dn_canon(const char *s)
+{
+    size_t n = strlen(s), w = 0;
+    char *o = malloc(n + 1);
+    int in_type = 1;
+
+    if (!o)
+        return NULL;
+    while (*s == ' ')
+        s++;
+    for (; *s; s++) {
+        char c = *s;
+        if (in_type) {
+            if (c == ' ')
+                continue;
+            if (c == '=') {
+                in_type = 0;
+                o[w++] = '=';
+                while (s[1] == ' ')
+                    s++;
+                continue;
+            }
+            o[w++] = (char)(c >= 'a' && c <= 'z' ? c - 'a' + 'A' : c);
+            continue;
+        }
+        if (c == '\\' && s[1]) {
+            o[w++] = c;
+            o[w++] = *++s;
+            continue;
+        }
+        if (c == ',' || c == '+') {
+            while (w > 0 && o[w - 1] == ' ' && !(w > 1 && o[w - 2] == '\\'))
+                w--;
+            o[w++] = c;
+            in_type = 1;
+            continue;
+        }
+        o[w++] = c;
+    }
+    while (w > 0 && o[w - 1] == ' ' && !(w > 1 && o[w - 2] == '\\'))
+        w--;
+    o[w] = 0;
+    return o;
+}
+
+/* Search text for ?q=: the CN value (or the first value) up to any escape. */
+static char *dn_search_text(const char *dn)
+{
+    const char *v = NULL, *p;
+    for (p = dn; *p; p++) {
+        if ((p == dn || p[-1] == ',' || p[-1] == ' ' || p[-1] == '+') && strncasecmp(p, "CN", 2) == 0) {
+            const char *q = p + 2;
+            while (*q == ' ')
+                q++;
+            if (*q == '=') {
+                v = q + 1;
+                break;
+            }
+        }
+    }
+    if (!v)
+        v = strchr(dn, '=') ? strchr(dn, '=') + 1 : dn;
+    while (*v == ' ')
+        v++;
+    size_t n = strcspn(v, ",+\\");
+    while (n > 0 && v[n - 1] == ' ')
+        n--;
+    if (n > 256)
+        n = 256;
+    return strndup(v, n);
+}
+
+struct bulk_opts {
+    const char *ca, *serials, *subject, *profile, *before_text, *reason, *inval, *report, *state;
+    char *subject_canon;
+    time_t before;
+    int publish, yes, batch;
+};
+
+/* Appends the CA's issued and suspended end-entity certificates that pass
+ * every list selector to *l (GET .../certificates, all pages). */
+static int bulk_list_certs(struct ctx *x, const struct bulk_opts *o, struct bulk_list *l)
+{
+    static const char *const statuses[] = {"issued", "suspended"};
+    int rc = EXIT_API;
+    char *base = NULL, *path = NULL, *cursor = NULL, *q = NULL;
+    json_t *res = NULL;
+    char norm[BULK_SERIAL_MAX + 4];
+
+    if (o->subject && !(q = dn_search_text(o->subject))) {
+        fprintf(stderr, "error: out of memory\n");
+        return EXIT_API;
+    }
+    for (size_t si = 0; si < sizeof(statuses) / sizeof(statuses[0]); si++) {
+        free(base);
+        base = api_path(x, "/cas/", o->ca, "/certificates", END);
+        if (!base || add_query(&base, "status", statuses[si]) != 0 || add_query(&base, "limit", BULK_LIST_PAGE) != 0 ||
+            add_query(&base, "includeCa", "false") != 0 ||
+            (o->profile && add_query(&base, "profile", o->profile) != 0) ||
+            (q && *q && add_query(&base, "q", q) != 0))
+            goto out;
+        free(cursor);
+        cursor = NULL;
+        for (;;) {
+            json_t *list, *c, *next;
+            size_t i;
+            free(path);
+            path = strdup(base);
+            if (!path || (cursor && add_query(&path, "cursor", cursor) != 0)) {
+                fprintf(stderr, "error: out of memory\n");
+                goto out;
+            }
+            json_decref(res);
+            res = NULL;
+            if ((rc = api_json(x, "GET", path, NULL, &res)) != 0)
+                goto out;
+            rc = EXIT_API;
+            list = json_object_get(res, "certificates");
+            if (!json_is_array(list)) {
+                fprintf(stderr, "error: unexpected response: no \"certificates\" array\n");
+                goto out;
+            }
+            json_array_foreach(list, i, c) {
+                const char *sn = get_str(c, "serialNumber"), *prof = get_str(c, "profileId");
+                if (!sn || json_is_true(json_object_get(c, "isCa")))
+                    continue;
+                if (o->profile ? !prof || strcmp(prof, o->profile) != 0 : prof && strcmp(prof, "ocsp-responder") == 0)
+                    continue; /* OCSP responder certificates only when asked for by profile */
+                if (o->subject_canon) {
+                    const char *subj = get_str(c, "subject");
+                    char *cs = subj ? dn_canon(subj) : NULL;
+                    int same = cs && strcmp(cs, o->subject_canon) == 0;
+                    free(cs);
+                    if (!same)
+                        continue;
+                }
+                if (o->before_text) {
+                    time_t nb;
+                    const char *nbs = get_str(c, "notBefore");
+                    if (!nbs || parse_date(nbs, &nb) != 0 || nb >= o->before)
+                        continue;
+                }
+                if (serial_canon(sn, strlen(sn), norm) != 0)
+                    continue;
+                if (bulk_push(l, sn, strlen(sn), norm) != 0) {
+                    fprintf(stderr, "error: out of memory\n");
+                    goto out;
+                }
+            }
+            next = json_object_get(res, "nextCursor");
+            if (!json_is_string(next))
+                break;
+            if (cursor && strcmp(cursor, json_string_value(next)) == 0) {
+                fprintf(stderr, "error: the server returned the same nextCursor twice\n");
+                goto out;
+            }
+            free(cursor);
+            if (!(cursor = strdup(json_string_value(next)))) {
+                fprintf(stderr, "error: out of memory\n");
+                goto out;
+            }
+        }
+    }
+    rc = 0;
+out:
+    json_decref(res);
+    free(q);
+    free(cursor);
+    free(path);
+    free(base);
+    return rc;
+}
+
+/* SHA-256 (hex) over the lines given; the caller frees. */
+static char *bulk_digest(const char *const *parts, size_t nparts, const struct bulk_list *l)
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned char d[32];
+    unsigned int dl = 0;
+    char *hex = NULL;
+    int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
+
+    for (size_t i = 0; ok && i < nparts; i++)
+        ok = EVP_DigestUpdate(md, parts[i] ? parts[i] : "\x01", strlen(parts[i] ? parts[i] : "\x01") + 1) == 1;
+    for (size_t i = 0; ok && l && i < l->n; i++)
+        ok = EVP_DigestUpdate(md, l->v[i].norm, strlen(l->v[i].norm) + 1) == 1;
+    if (ok && EVP_DigestFinal_ex(md, d, &dl) == 1)
+        hex = hex_encode(d, dl);
+    EVP_MD_CTX_free(md);
+    if (!hex)
+        fprintf(stderr, "error: cannot compute a checksum\n");
+    return hex;
+}
+
+/* Writes `j` to `path` atomically (temporary file, fsync, rename). */
+static int write_json_atomic(const char *path, const json_t *j)
+{
+    struct buf b;
+    char *tmp = NULL;
+    int fd = -1, rc = -1;
+    char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+
+    buf_init(&b, 0);
+    if (!text || buf_printf(&b, "%s.tmp", path) != 0 || !(tmp = (char *)buf_take(&b, NULL)))
+        goto out;
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        goto out;
+    size_t len = strlen(text), off = 0;
+    while (off < len) {
+        ssize_t w = write(fd, text + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            goto out;
+        off += (size_t)w;
+    }
+    if (write(fd, "\n", 1) != 1 || fsync(fd) != 0)
+        goto out;
+    if (close(fd) != 0) {
+        fd = -1;
+        goto out;
+    }
+    fd = -1;
+    if (rename(tmp, path) != 0)
+        goto out;
+    rc = 0;
+out:
+    if (rc != 0)
+        fprintf(stderr, "error: cannot write '%s': %s\n", path, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    if (rc != 0 && tmp)
+        unlink(tmp);
+    free(tmp);
+    free(text);
+    buf_free(&b);
+    return rc;
+}
+
+static int write_snapshot(const char *path, const struct bulk_list *l)
+{
+    int rc = -1;
+    json_t *arr = json_array();
+    for (size_t i = 0; arr && i < l->n; i++)
+        if (json_array_append_new(arr, json_string(l->v[i].norm)) != 0)
+            goto out;
+    if (arr) {
+        json_t *o = json_pack("{s:i,s:O}", "version", 1, "serials", arr);
+        rc = o ? write_json_atomic(path, o) : -1;
+        json_decref(o);
+    }
+out:
+    json_decref(arr);
+    return rc;
+}
+
+static int read_snapshot(const char *path, struct bulk_list *l)
+{
+    json_error_t err;
+    json_t *o = json_load_file(path, 0, &err), *arr = json_object_get(o, "serials"), *v;
+    size_t i;
+    int rc = -1;
+    char norm[BULK_SERIAL_MAX + 4];
+
+    if (!json_is_array(arr)) {
+        fprintf(stderr, "error: cannot read the selection snapshot '%s'\n", path);
+        goto out;
+    }
+    json_array_foreach(arr, i, v) {
+        const char *s = json_string_value(v);
+        if (!s || serial_canon(s, strlen(s), norm) != 0 || bulk_push(l, s, strlen(s), norm) != 0) {
+            fprintf(stderr, "error: the selection snapshot '%s' is damaged\n", path);
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    json_decref(o);
+    return rc;
+}
+
+static void bulk_progress(size_t done, size_t total, const struct bulk_counts *c)
+{
+    char bar[31];
+    size_t fill = total ? done * 30 / total : 30;
+    memset(bar, '#', fill);
+    memset(bar + fill, ' ', 30 - fill);
+    bar[30] = 0;
+    fprintf(stderr, "\r[%s] %zu/%zu revoked %lld already %lld not found %lld failed %lld", bar, done, total,
+            c->revoked, c->already, c->not_found, c->failed);
+    fflush(stderr);
+}
+
+/* Asks on the terminal; 1 yes, 0 no, -1 no terminal to ask on. */
+static int bulk_confirm(size_t n, const char *ca, const char *reason, size_t skipped, int stdin_used)
+{
+    FILE *in = NULL;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t got;
+    int rc = 0;
+
+    if (!stdin_used && isatty(STDIN_FILENO))
+        in = stdin;
+    else if (isatty(STDERR_FILENO))
+        in = fopen("/dev/tty", "r");
+    if (!in)
+        return -1;
+    fprintf(stderr, "Revoke %zu certificate%s of CA '", n, n == 1 ? "" : "s");
+    put_clean(stderr, ca);
+    fprintf(stderr, "' (reason %s)", reason);
+    if (skipped)
+        fprintf(stderr, ", %zu already processed earlier", skipped);
+    fputs("? Revocation is final. [y/N] ", stderr);
+    fflush(stderr);
+    got = getline(&line, &cap, in);
+    if (got > 0) {
+        while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r'))
+            line[--got] = 0;
+        rc = strcasecmp(line, "y") == 0 || strcasecmp(line, "yes") == 0;
+    }
+    free(line);
+    if (in != stdin)
+        fclose(in);
+    return rc;
+}
+
+/* One batch through POST .../revoke-batch, retried on transport errors, 429,
+ * 5xx and a batch whose transaction failed as a whole. results[i] receives
+ * 0 revoked, 1 already revoked, 2 not found, 3 failed. */
+static int bulk_send(struct ctx *x, const struct bulk_opts *o, const char *path, const struct bulk_item *items,
+                     size_t n, int *results)
+{
+    static const char *const names[] = {"revoked", "already_revoked", "not_found", "failed"};
+    json_t *body = json_object(), *arr = json_array();
+    char *req = NULL;
+    int rc = EXIT_API;
+
+    if (!body || !arr || json_object_set(body, "serials", arr) != 0 ||
+        json_object_set_new(body, "reason", json_string(o->reason)) != 0 ||
+        (o->inval && json_object_set_new(body, "invalidityDate", json_string(o->inval)) != 0) ||
+        json_object_set_new(body, "publishNow", json_false()) != 0)
+        goto oom;
+    for (size_t i = 0; i < n; i++)
+        if (json_array_append_new(arr, json_string(items[i].norm)) != 0)
+            goto oom;
+    if (!(req = json_dumps(body, JSON_COMPACT)))
+        goto oom;
+    for (int attempt = 0;; attempt++) {
+        struct http_response r = {0};
+        int hr = http_request(&x->conn, "POST", path, req, &r);
+        int retry = 0;
+        if (hr == HTTP_ERR_TRANSPORT) {
+            rc = EXIT_CONN;
+            retry = 1;
+        } else if (hr != HTTP_OK) {
+            rc = EXIT_API;
+        } else if (r.status == 429 || r.status >= 500) {
+            report_http_error(&r);
+            rc = EXIT_API;
+            retry = 1;
+        } else if (r.status != 200) {
+            report_http_error(&r);
+            rc = EXIT_API;
+        } else {
+            json_t *res = json_loadb((const char *)r.body, r.len, 0, NULL);
+            json_t *ra = json_object_get(res, "results"), *v;
+            size_t i, nfailed = 0;
+            rc = EXIT_API;
+            if (!json_is_array(ra) || json_array_size(ra) != n) {
+                fprintf(stderr, "error: unexpected revoke-batch response (no result per serial)\n");
+            } else {
+                rc = 0;
+                json_array_foreach(ra, i, v) {
+                    const char *s = get_str(v, "result");
+                    int k = 3;
+                    for (int m = 0; s && m < 4; m++)
+                        if (strcmp(s, names[m]) == 0)
+                            k = m;
+                    results[i] = k;
+                    nfailed += k == 3;
+                }
+                /* the whole transaction failed: nothing changed, try again */
+                retry = nfailed == n && attempt < BULK_RETRIES;
+            }
+            json_decref(res);
+        }
+        http_response_free(&r);
+        if (!retry || attempt >= BULK_RETRIES || bulk_stop)
+            break;
+        fprintf(stderr, "warning: batch failed; retrying in %d s\n", 1 << attempt);
+        sleep(1u << attempt);
+    }
+    goto out;
+oom:
+    fprintf(stderr, "error: out of memory\n");
+out:
+    free(req);
+    json_decref(arr);
+    json_decref(body);
+    return rc;
+}
+
+static int bulk_print_summary(const struct ctx *x, const struct bulk_counts *c, size_t selected, size_t processed,
+                              int published, int interrupted)
+{
+    if (x->json) {
+        json_t *j = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:b}", "selected", (json_int_t)selected, "processed",
+                              (json_int_t)processed, "revoked", (json_int_t)c->revoked, "alreadyRevoked",
+                              (json_int_t)c->already, "notFound", (json_int_t)c->not_found, "failed",
+                              (json_int_t)c->failed, "crlPublished", published, "interrupted", interrupted);
+        int rc = j ? print_json(j) : EXIT_API;
+        json_decref(j);
+        return rc;
+    }
+    printf("revoked %lld, already revoked %lld, not found %lld, failed %lld\n", c->revoked, c->already, c->not_found,
+           c->failed);
+    if (fflush(stdout) != 0) {
+        fprintf(stderr, "error: cannot write output: %s\n", strerror(errno));
+        return EXIT_API;
+    }
+    return 0;
+}
+
+static json_int_t jint(const json_t *o, const char *k)
+{
+    return json_integer_value(json_object_get(o, k));
+}
+
+static int cmd_cert_revoke_bulk(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    const char *u = revoke_bulk_usage;
+    struct bulk_opts o;
+    struct bulk_list l = {0};
+    struct bulk_counts c = {0, 0, 0, 0};
+    char *state_owned = NULL, *snap_path = NULL, *selection = NULL, *source = NULL, *batch_path = NULL;
+    char *crl_path = NULL;
+    json_t *st = NULL;
+    FILE *rep = NULL;
+    int *results = NULL;
+    int rc = EXIT_API, interrupted = 0, published = 0, tty = isatty(STDERR_FILENO), list_mode;
+    size_t done = 0, i;
+    long long batches_done = 0;
+    long report_bytes = 0;
+    struct sigaction sa, old_int, old_term;
+    int handlers = 0;
+
+    (void)argv;
+    memset(&o, 0, sizeof(o));
+    o.ca = a->val[O_CA];
+    o.serials = a->val[O_SERIALS];
+    o.subject = a->val[O_SUBJECT];
+    o.profile = a->val[O_PROFILE];
+    o.before_text = a->val[O_ISSUED_BEFORE];
+    o.reason = a->val[O_REASON];
+    o.inval = a->val[O_INVALIDITY_DATE];
+    o.report = a->val[O_REPORT];
+    o.state = a->val[O_STATE];
+    o.publish = a->seen[O_PUBLISH_NOW];
+    o.yes = a->seen[O_YES];
+    o.batch = BULK_BATCH_DEFAULT;
+
+    if (!o.ca || !*o.ca)
+        return usage_error(u, "%s", "cert revoke-bulk: --ca is required");
+    if (!o.serials && !o.subject && !o.profile && !o.before_text)
+        return usage_error(u, "%s",
+                           "cert revoke-bulk: select certificates with --serials, --subject, --profile or "
+                           "--issued-before");
+    if (!o.reason)
+        return usage_error(u, "%s", "cert revoke-bulk: --reason is required");
+    for (i = 0; i < sizeof(revocation_reasons) / sizeof(revocation_reasons[0]); i++)
+        if (strcmp(revocation_reasons[i], o.reason) == 0)
+            break;
+    if (i == sizeof(revocation_reasons) / sizeof(revocation_reasons[0]))
+        return usage_error(u,
+                           "cert revoke-bulk: unknown --reason '%s' (unspecified, keyCompromise, cACompromise, "
+                           "affiliationChanged, superseded, cessationOfOperation, privilegeWithdrawn, aACompromise)",
+                           o.reason);
+    if (a->val[O_BATCH]) {
+        char *end = NULL;
+        long n;
+        errno = 0;
+        n = strtol(a->val[O_BATCH], &end, 10);
+        if (!*a->val[O_BATCH] || *end || errno || n < 1 || n > BULK_BATCH_MAX)
+            return usage_error(u, "cert revoke-bulk: --batch must be 1-%d, not '%s'", BULK_BATCH_MAX, a->val[O_BATCH]);
+        o.batch = (int)n;
+    }
+    if (o.before_text && parse_date(o.before_text, &o.before) != 0)
+        return usage_error(u, "cert revoke-bulk: --issued-before must be YYYY-MM-DD or RFC 3339, not '%s'",
+                           o.before_text);
+    if (o.inval) {
+        time_t t;
+        if (strlen(o.inval) <= 10 || parse_date(o.inval, &t) != 0)
+            return usage_error(u, "cert revoke-bulk: --invalidity-date must be RFC 3339, not '%s'", o.inval);
+    }
+    if (o.subject && !*o.subject)
+        return usage_error(u, "%s", "cert revoke-bulk: --subject must not be empty");
+    if (o.report && (!*o.report || strcmp(o.report, "-") == 0))
+        return usage_error(u, "%s", "cert revoke-bulk: --report needs a file name");
+    if (!o.state && o.report) {
+        struct buf b;
+        buf_init(&b, 0);
+        if (buf_printf(&b, "%s.state", o.report) != 0 || !(state_owned = (char *)buf_take(&b, NULL))) {
+            buf_free(&b);
+            fprintf(stderr, "error: out of memory\n");
+            return EXIT_API;
+        }
+        buf_free(&b);
+        o.state = state_owned;
+    }
+    if (o.state && !*o.state)
+        return usage_error(u, "%s", "cert revoke-bulk: --state needs a file name");
+    if (!o.yes && !(o.serials && strcmp(o.serials, "-") == 0 ? isatty(STDERR_FILENO) : isatty(STDIN_FILENO) ||
+                                                                                      isatty(STDERR_FILENO))) {
+        rc = usage_error(u, "%s", "cert revoke-bulk: not on a terminal: pass --yes to revoke without confirmation");
+        goto out;
+    }
+    if (o.subject && !(o.subject_canon = dn_canon(o.subject))) {
+        fprintf(stderr, "error: out of memory\n");
+        goto out;
+    }
+    list_mode = o.subject || o.profile || o.before_text;
+    { /* the CA must exist (and be visible to this token) before anything else */
+        json_t *ca = NULL;
+        char *ca_path = api_path(x, "/cas/", o.ca, END);
+        rc = ca_path ? api_json(x, "GET", ca_path, NULL, &ca) : EXIT_API;
+        json_decref(ca);
+        free(ca_path);
+        if (rc)
+            goto out;
+        rc = EXIT_API;
+    }
+
+    /* What is being selected: the CA, the selectors and (for a file) its serials. */
+    if (o.serials && (rc = bulk_read_serials(o.serials, &l)) != 0)
+        goto out;
+    rc = EXIT_API;
+    {
+        char btxt[32];
+        snprintf(btxt, sizeof(btxt), "%lld", (long long)o.before);
+        const char *parts[] = {"pkiaas revoke-bulk v1", o.ca,  o.serials ? "serials" : NULL, o.subject_canon,
+                               o.profile,                o.before_text ? btxt : NULL};
+        if (!(selection = bulk_digest(parts, sizeof(parts) / sizeof(parts[0]), &l)))
+            goto out;
+    }
+    if (o.state) {
+        struct buf b;
+        buf_init(&b, 0);
+        if (buf_printf(&b, "%s.serials", o.state) != 0 || !(snap_path = (char *)buf_take(&b, NULL))) {
+            buf_free(&b);
+            fprintf(stderr, "error: out of memory\n");
+            goto out;
+        }
+        buf_free(&b);
+        if (access(o.state, F_OK) == 0) {
+            json_error_t err;
+            if (!(st = json_load_file(o.state, 0, &err)) || !json_is_object(st) || jint(st, "version") != 1) {
+                fprintf(stderr, "error: cannot read the state file '%s'; remove it to start over\n", o.state);
+                goto out;
+            }
+            if (!get_str(st, "selection") || strcmp(get_str(st, "selection"), selection) != 0) {
+                fprintf(stderr,
+                        "error: the state file '%s' belongs to another selection (CA, selectors or serial list); "
+                        "remove it or pass another --state\n",
+                        o.state);
+                rc = EXIT_USAGE;
+                goto out;
+            }
+        }
+    }
+    if (st && list_mode) {
+        /* the list as selected the first time (listing again would miss what was revoked since) */
+        struct bulk_list snap = {0};
+        if (read_snapshot(snap_path, &snap) != 0) {
+            bulk_list_free(&snap);
+            goto out;
+        }
+        bulk_list_free(&l);
+        l = snap;
+    } else if (list_mode) {
+        struct bulk_list listed = {0};
+        if ((rc = bulk_list_certs(x, &o, &listed)) != 0) {
+            bulk_list_free(&listed);
+            goto out;
+        }
+        rc = EXIT_API;
+        if (o.serials) { /* intersection with the file, in the file's order */
+            const char **keys = malloc((listed.n ? listed.n : 1) * sizeof(*keys));
+            size_t w = 0;
+            if (!keys) {
+                bulk_list_free(&listed);
+                fprintf(stderr, "error: out of memory\n");
+                goto out;
+            }
+            for (i = 0; i < listed.n; i++)
+                keys[i] = listed.v[i].norm;
+            qsort(keys, listed.n, sizeof(*keys), cmp_str_ptr);
+            for (i = 0; i < l.n; i++) {
+                const char *k = l.v[i].norm;
+                if (listed.n && bsearch(&k, keys, listed.n, sizeof(*keys), cmp_str_ptr))
+                    l.v[w++] = l.v[i];
+                else
+                    free(l.v[i].orig);
+            }
+            l.n = w;
+            free(keys);
+            bulk_list_free(&listed);
+        } else {
+            bulk_list_free(&l);
+            l = listed;
+        }
+    }
+    {
+        long dropped = bulk_dedupe(&l);
+        if (dropped < 0) {
+            fprintf(stderr, "error: out of memory\n");
+            goto out;
+        }
+        if (dropped > 0 && !st)
+            fprintf(stderr, "note: %ld duplicate serial%s ignored\n", dropped, dropped == 1 ? "" : "s");
+    }
+    if (!(source = bulk_digest(NULL, 0, &l)))
+        goto out;
+    if (st) {
+        const char *ss = get_str(st, "source");
+        json_int_t p = jint(st, "processed");
+        if (!ss || strcmp(ss, source) != 0 || p < 0 || (size_t)p > l.n || jint(st, "total") != (json_int_t)l.n) {
+            fprintf(stderr, "error: the state file '%s' does not match the selected serials; remove it to start over\n",
+                    o.state);
+            goto out;
+        }
+        done = (size_t)p;
+        batches_done = jint(st, "batchesCompleted");
+        report_bytes = (long)jint(st, "reportBytes");
+        json_t *sm = json_object_get(st, "summary");
+        c.revoked = jint(sm, "revoked");
+        c.already = jint(sm, "alreadyRevoked");
+        c.not_found = jint(sm, "notFound");
+        c.failed = jint(sm, "failed");
+        published = json_is_true(json_object_get(st, "crlPublished"));
+        fprintf(stderr, "resuming after %zu serials (%lld batches)\n", done, batches_done);
+    }
+
+    if (done < l.n && !o.yes) {
+        int ok = bulk_confirm(l.n - done, o.ca, o.reason, done, o.serials && strcmp(o.serials, "-") == 0);
+        if (ok < 0) {
+            rc = usage_error(u, "%s", "cert revoke-bulk: not on a terminal: pass --yes to revoke without confirmation");
+            goto out;
+        }
+        if (!ok) {
+            fputs("Cancelled.\n", stderr);
+            rc = EXIT_API;
+            goto out;
+        }
+    }
+
+    /* Report: a fresh file, or the resumed one cut back to the last recorded batch. */
+    if (o.report) {
+        if (st) {
+            if (truncate(o.report, report_bytes) != 0 || !(rep = fopen(o.report, "a"))) {
+                fprintf(stderr, "error: cannot reopen the report '%s': %s\n", o.report, strerror(errno));
+                goto out;
+            }
+        } else {
+            if (!(rep = fopen(o.report, "w")) || fputs("serial,result\n", rep) == EOF || fflush(rep) != 0) {
+                fprintf(stderr, "error: cannot write the report '%s': %s\n", o.report, strerror(errno));
+                goto out;
+            }
+            report_bytes = ftell(rep);
+        }
+    }
+    if (o.state && !st) {
+        if (list_mode && write_snapshot(snap_path, &l) != 0)
+            goto out;
+        if (!(st = json_object()))
+            goto out;
+    }
+
+    /* Ctrl-C / SIGTERM stop between batches, so the state stays consistent. */
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = bulk_on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    handlers = 1;
+    bulk_stop = 0;
+
+    batch_path = api_path(x, "/cas/", o.ca, "/certificates/revoke-batch", END);
+    results = calloc((size_t)o.batch, sizeof(*results));
+    if (!batch_path || !results) {
+        fprintf(stderr, "error: out of memory\n");
+        goto out;
+    }
+    if (tty && l.n)
+        bulk_progress(done, l.n, &c);
+    rc = 0;
+    while (done < l.n) {
+        size_t n = l.n - done < (size_t)o.batch ? l.n - done : (size_t)o.batch;
+        if (bulk_stop) {
+            interrupted = 1;
+            break;
+        }
+        rc = bulk_send(x, &o, batch_path, l.v + done, n, results);
+        if (rc) {
+            if (tty)
+                fputc('\n', stderr);
+            fprintf(stderr, "error: stopped after %zu of %zu serials; run the same command again to resume\n", done,
+                    l.n);
+            break;
+        }
+        for (i = 0; i < n; i++) {
+            static const char *const names[] = {"revoked", "already_revoked", "not_found", "failed"};
+            c.revoked += results[i] == 0;
+            c.already += results[i] == 1;
+            c.not_found += results[i] == 2;
+            c.failed += results[i] == 3;
+            if (rep)
+                fprintf(rep, "%s,%s\n", l.v[done + i].orig, names[results[i]]);
+        }
+        if (rep) {
+            if (fflush(rep) != 0 || fsync(fileno(rep)) != 0) {
+                fprintf(stderr, "error: cannot write the report '%s': %s\n", o.report, strerror(errno));
+                rc = EXIT_API;
+                break;
+            }
+            report_bytes = ftell(rep);
+        }
+        done += n;
+        batches_done++;
+        if (st) {
+            json_t *sm = json_pack("{s:I,s:I,s:I,s:I}", "revoked", (json_int_t)c.revoked, "alreadyRevoked",
+                                   (json_int_t)c.already, "notFound", (json_int_t)c.not_found, "failed",
+                                   (json_int_t)c.failed);
+            if (!sm || json_object_set_new(st, "version", json_integer(1)) != 0 ||
+                json_object_set_new(st, "ca", json_string(o.ca)) != 0 ||
+                json_object_set_new(st, "selection", json_string(selection)) != 0 ||
+                json_object_set_new(st, "source", json_string(source)) != 0 ||
+                json_object_set_new(st, "total", json_integer((json_int_t)l.n)) != 0 ||
+                json_object_set_new(st, "batchSize", json_integer(o.batch)) != 0 ||
+                json_object_set_new(st, "batchesCompleted", json_integer(batches_done)) != 0 ||
+                json_object_set_new(st, "processed", json_integer((json_int_t)done)) != 0 ||
+                json_object_set_new(st, "reportBytes", json_integer(report_bytes)) != 0 ||
+                json_object_set_new(st, "summary", sm) != 0 ||
+                json_object_set_new(st, "complete", json_boolean(done == l.n)) != 0 ||
+                json_object_set_new(st, "crlPublished", json_false()) != 0 || write_json_atomic(o.state, st) != 0) {
+                rc = EXIT_API;
+                break;
+            }
+        }
+        if (tty)
+            bulk_progress(done, l.n, &c);
+    }
+    if (tty && l.n && !rc)
+        fputc('\n', stderr);
+    if (rc == 0 && !interrupted && bulk_stop && done < l.n)
+        interrupted = 1;
+
+    /* One CRL publication for the whole job. */
+    if (rc == 0 && !interrupted && o.publish && !published && l.n > 0) {
+        json_t *res = NULL;
+        crl_path = api_path(x, "/cas/", o.ca, "/crl", END);
+        if (!crl_path || (rc = api_json(x, "POST", crl_path, NULL, &res)) != 0) {
+            fprintf(stderr, "error: the CRL was not published; run the same command again to retry\n");
+            if (!rc)
+                rc = EXIT_API;
+        } else {
+            published = 1;
+            if (st &&
+                (json_object_set_new(st, "crlPublished", json_true()) != 0 || write_json_atomic(o.state, st) != 0))
+                rc = EXIT_API;
+        }
+        json_decref(res);
+    }
+    if (interrupted)
+        fprintf(stderr, "interrupted after %zu of %zu serials%s\n", done, l.n,
+                o.state ? "; run the same command again to resume" : " (no --state: a re-run starts over)");
+    {
+        int prc = bulk_print_summary(x, &c, l.n, done, published, interrupted);
+        if (rc == 0)
+            rc = prc;
+    }
+    if (rc == 0)
+        rc = interrupted ? EXIT_INTERRUPTED : c.failed ? EXIT_API : 0;
+out:
+    if (handlers) {
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+    }
+    if (rep && fclose(rep) != 0 && rc == 0) {
+        fprintf(stderr, "error: cannot write the report '%s': %s\n", o.report, strerror(errno));
+        rc = EXIT_API;
+    }
+    free(results);
+    free(crl_path);
+    free(batch_path);
+    json_decref(st);
+    free(source);
+    free(selection);
+    free(snap_path);
+    free(state_owned);
+    free(o.subject_canon);
+    bulk_list_free(&l);
+    return rc;
+}
+
 static int cmd_cert_suspend(struct ctx *x, const struct args *a, const char *const *argv)
 {
     (void)a;
@@ -2941,6 +4012,10 @@ static const struct cmd cmds[] = {
      "cert download CA_ID SERIAL [--format pem|der|chain|pkcs7] [-o FILE]"},
     {"cert", "revoke", NULL, 2, 2, BIT(O_REASON) | BIT(O_INVALIDITY_DATE), cmd_cert_revoke,
      "cert revoke CA_ID SERIAL [--reason REASON] [--invalidity-date RFC3339]"},
+    {"cert", "revoke-bulk", NULL, 0, 0,
+     BIT(O_CA) | BIT(O_SERIALS) | BIT(O_SUBJECT) | BIT(O_PROFILE) | BIT(O_ISSUED_BEFORE) | BIT(O_REASON) |
+         BIT(O_INVALIDITY_DATE) | BIT(O_PUBLISH_NOW) | BIT(O_BATCH) | BIT(O_REPORT) | BIT(O_STATE) | BIT(O_YES),
+     cmd_cert_revoke_bulk, revoke_bulk_usage},
     {"cert", "suspend", NULL, 2, 2, 0, cmd_cert_suspend, "cert suspend CA_ID SERIAL"},
     {"cert", "unsuspend", NULL, 2, 2, 0, cmd_cert_unsuspend, "cert unsuspend CA_ID SERIAL"},
     {"inventory", NULL, NULL, 0, 0, 0, cmd_inventory, "inventory"},

@@ -39,6 +39,11 @@ void api_status_changed_crl(struct api_ctx *ctx, const struct ca_rec *ca, bool p
 int api_cert_set_status(struct api_ctx *ctx, const struct ca_rec *c, const char *serial, const char *to, int reason,
                         int64_t invalidity, const char *comment, const char *actor, const char *ip, bool publish_now,
                         struct err *e);
+/* A serial number as the store keeps it (lowercase hex of the INTEGER's
+ * content octets, "00" before a first octet >= 0x80) from what people
+ * type: any case, leading zeros or none, odd length, ':' separators.
+ * -1 when it is not hex or too long. */
+int api_serial_norm(const char *in, char *out, size_t n);
 /* A status comment is at most API_STATUS_COMMENT_MAX bytes of text without
  * control characters. */
 bool api_comment_ok(const char *s);

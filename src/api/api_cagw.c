@@ -992,7 +992,7 @@ static void cagw_enroll(struct http_req *req, struct http_resp *resp)
     ir.requester = c.p.actor;
     ir.requester_ip = c.p.ip;
     if (issue_certificate(&ctx->env, &ir, &res, &e) != 0) {
-        char fb[96];
+        char fb[sizeof "optionalCertificateRequestDetails." + sizeof e.field];
         fail_err(resp, &e, cagw_field(e.field, subject_target, fb, sizeof fb));
         goto out;
     }
@@ -1035,45 +1035,12 @@ out:
 
 /* ---- certificates ------------------------------------------------------- */
 
-/* Serial as the store keeps it: lowercase hex of the DER INTEGER content,
- * even length, "00" before a first nibble >= 8. Accepts upper/lower case,
- * any number of leading zeros and ':' separators. */
-static int serial_norm(const char *in, char *out, size_t n)
-{
-    char t[160];
-    size_t k = 0;
-    if (!in || strlen(in) >= sizeof t)
-        return -1;
-    for (const char *s = in; *s; s++) {
-        char ch = *s;
-        if (ch == ':')
-            continue;
-        if (ch >= 'A' && ch <= 'F')
-            ch = (char)(ch - 'A' + 'a');
-        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
-            return -1;
-        t[k++] = ch;
-    }
-    t[k] = 0;
-    const char *p = t;
-    while (*p == '0')
-        p++;
-    size_t len = strlen(p);
-    /* odd length: one nibble of padding (its byte is then < 0x10, positive);
-     * a first byte >= 0x80 needs the 00 sign octet */
-    const char *pad = len == 0 ? "00" : (len % 2) ? "0" : (*p >= '8' ? "00" : "");
-    if (strlen(pad) + len + 1 > n || strlen(pad) + len > 42)
-        return -1;
-    snprintf(out, n, "%s%s", pad, p);
-    return 0;
-}
-
 static int load_cert(struct http_req *req, struct http_resp *resp, const struct cagw_call *c, const char *given,
                      struct cert_rec *cr)
 {
     struct api_ctx *ctx = req->app;
     char serial[48];
-    int s = serial_norm(given, serial, sizeof serial) == 0
+    int s = api_serial_norm(given, serial, sizeof serial) == 0
                 ? ctx->store->ops->cert_get(ctx->store, c->p.partition, c->rt->rec.pk, serial, cr)
                 : STORE_ENOTFOUND;
     if (s == STORE_OK)

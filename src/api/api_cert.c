@@ -55,18 +55,6 @@ static bool serial_valid(const char *s)
     return n >= 2 && n <= 42 && strspn(s, "0123456789abcdef") == n;
 }
 
-static int hexval_hi(char c)
-{
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : 0;
-}
-
-static void lower(char *s)
-{
-    for (; *s; s++)
-        if (*s >= 'A' && *s <= 'F')
-            *s = (char)(*s - 'A' + 'a');
-}
-
 void api_cert_issue(struct http_req *req, struct http_resp *resp)
 {
     struct api_ctx *ctx = req->app;
@@ -170,10 +158,8 @@ void api_cert_list(struct http_req *req, struct http_resp *resp)
     }
     q.text = text && *text ? text : NULL;
     if (ser) {
-        snprintf(serial, sizeof serial, "%s", ser);
-        lower(serial);
-        if (!serial_valid(serial)) {
-            resp_error(resp, 400, "invalid_field", "serial", "serial: lowercase hex");
+        if (api_serial_norm(ser, serial, sizeof serial) != 0) {
+            resp_error(resp, 400, "invalid_field", "serial", "serial: hexadecimal (':' separators allowed)");
             goto out;
         }
         q.serial = serial;
@@ -239,14 +225,46 @@ out:
     ca_rec_free(&c);
 }
 
+/* Serial as the store keeps it: lowercase hex of the DER INTEGER content,
+ * even length, "00" before a first nibble >= 8. Accepts upper/lower case,
+ * any number of leading zeros and ':' separators. */
+int api_serial_norm(const char *in, char *out, size_t n)
+{
+    char t[160];
+    size_t k = 0;
+    if (!in || strlen(in) >= sizeof t)
+        return -1;
+    for (const char *s = in; *s; s++) {
+        char ch = *s;
+        if (ch == ':')
+            continue;
+        if (ch >= 'A' && ch <= 'F')
+            ch = (char)(ch - 'A' + 'a');
+        if (!((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f')))
+            return -1;
+        t[k++] = ch;
+    }
+    t[k] = 0;
+    const char *p = t;
+    while (*p == '0')
+        p++;
+    size_t len = strlen(p);
+    /* odd length: one nibble of padding (its byte is then < 0x10, positive);
+     * a first byte >= 0x80 needs the 00 sign octet */
+    const char *pad = len == 0 ? "00" : (len % 2) ? "0" : (*p >= '8' ? "00" : "");
+    if (strlen(pad) + len + 1 > n || strlen(pad) + len > 42)
+        return -1;
+    snprintf(out, n, "%s%s", pad, p);
+    return 0;
+}
+
 static int load_cert(struct http_req *req, struct http_resp *resp, const struct ca_rec *c, struct cert_rec *cr)
 {
     struct api_ctx *ctx = req->app;
     char serial[48];
-    snprintf(serial, sizeof serial, "%s", req->params[2]);
-    lower(serial);
-    int s = serial_valid(serial) ? ctx->store->ops->cert_get(ctx->store, c->partition_id, c->pk, serial, cr)
-                                 : STORE_ENOTFOUND;
+    int s = api_serial_norm(req->params[2], serial, sizeof serial) == 0
+                ? ctx->store->ops->cert_get(ctx->store, c->partition_id, c->pk, serial, cr)
+                : STORE_ENOTFOUND;
     if (s == STORE_OK)
         return 0;
     if (s == STORE_ENOTFOUND)
@@ -542,8 +560,13 @@ void api_cert_revoke_batch(struct http_req *req, struct http_resp *resp)
         resp_error(resp, 400, "invalid_field", "serials", "serials: 1-%d serial numbers (hex)", BATCH_MAX);
         goto out;
     }
-    const char *rs = json_string_value(json_object_get(body, "reason"));
-    const char *inv = json_string_value(json_object_get(body, "invalidityDate"));
+    const json_t *rj = json_object_get(body, "reason"), *ij = json_object_get(body, "invalidityDate");
+    const char *rs = json_string_value(rj), *inv = json_string_value(ij);
+    if ((rj && !json_is_null(rj) && !rs) || (ij && !json_is_null(ij) && !inv)) {
+        const char *f = rj && !json_is_null(rj) && !rs ? "reason" : "invalidityDate";
+        resp_error(resp, 400, "invalid_field", f, "%s: must be a string", f);
+        goto out;
+    }
     int reason = rs ? reason_code(rs) : 0;
     int64_t inval = 0;
     if (reason < 0) {
@@ -568,15 +591,9 @@ void api_cert_revoke_batch(struct http_req *req, struct http_resp *resp)
         goto out;
     }
     json_array_foreach(sa, i, v) {
-        /* lower case, zero padding removed down to the store's minimal form */
-        snprintf(norm[i], sizeof norm[i], "%s", json_is_string(v) ? json_string_value(v) : "");
-        lower(norm[i]);
-        char *sp = norm[i];
-        /* a leading 00 octet is redundant unless the next octet's top bit
-         * is set (then the store keeps it) */
-        while (sp[0] == '0' && sp[1] == '0' && sp[2] && sp[3] && hexval_hi(sp[2]) < 8)
-            sp += 2;
-        ptrs[i] = serial_valid(sp) ? sp : "-";
+        /* any case, padding and ':' separators, as the store keeps it */
+        ptrs[i] = json_is_string(v) && api_serial_norm(json_string_value(v), norm[i], sizeof norm[i]) == 0 ? norm[i]
+                                                                                                        : "-";
     }
     struct audit_rec a = {p.actor, "cert.revoke", "", reasons[reason], p.ip, NULL};
     if (ctx->store->ops->cert_revoke_batch(ctx->store, p.partition, c.pk, c.id, ptrs, n, reason, time_now(), inval,

@@ -210,6 +210,48 @@ void api_user_list(struct http_req *req, struct http_resp *resp)
     resp_json(resp, 200, json_pack("{s:o}", "users", a));
 }
 
+static bool csv_has_owner(const char *csv)
+{
+    unsigned m = 0, owner = 0;
+    return csv && authz_roles_parse(ROLE_OWNERS, &owner) == 0 && authz_roles_parse(csv, &m) == 0 && (m & owner);
+}
+
+/* A partition keeps at least one Owner who has accepted their invitation:
+ * 0 when `email` may lose the role (or is not an Owner), else a 409 has
+ * been answered (503 when the store fails). */
+static int keep_an_owner(struct api_ctx *ctx, struct http_resp *resp, const char *partition, const char *email)
+{
+    struct user_rec *items = NULL;
+    size_t n = 0;
+    bool target_owner = false;
+    int others = 0, rc = -1;
+    if (ctx->store->ops->user_list(ctx->store, partition, &items, &n) != STORE_OK) {
+        resp_error(resp, 503, "unavailable", NULL, "store unavailable");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (!csv_has_owner(items[i].roles))
+            continue;
+        if (strcmp(items[i].email, email) == 0)
+            target_owner = true;
+        else if (strcmp(items[i].status, "invited") != 0)
+            others++;
+    }
+    if (target_owner && others == 0) {
+        resp_error(resp, 409, "conflict", "email",
+                   "%.254s is the partition's last Owner; make another user an Owner (who has accepted the "
+                   "invitation) first",
+                   email);
+        goto out;
+    }
+    rc = 0;
+out:
+    for (size_t i = 0; i < n; i++)
+        user_rec_free(&items[i]);
+    free(items);
+    return rc;
+}
+
 void api_user_roles(struct http_req *req, struct http_resp *resp)
 {
     struct api_ctx *ctx = req->app;
@@ -227,6 +269,8 @@ void api_user_roles(struct http_req *req, struct http_resp *resp)
         goto out;
     }
     if (roles_csv(json_object_get(body, "roles"), &roles, resp) != 0)
+        goto out;
+    if (!csv_has_owner(roles) && keep_an_owner(ctx, resp, p.partition, u.email) != 0)
         goto out;
     free(u.roles);
     u.roles = roles;
@@ -255,6 +299,8 @@ void api_user_delete(struct http_req *req, struct http_resp *resp)
     lower_copy(who, sizeof who, req->params[1]);
     snprintf(target, sizeof target, "user:%.254s", who);
     struct audit_rec a = {p.actor, "user.delete", target, NULL, p.ip, NULL};
+    if (keep_an_owner(ctx, resp, p.partition, who) != 0)
+        return;
     int s = ctx->store->ops->user_delete(ctx->store, p.partition, who, &a);
     if (s == STORE_ENOTFOUND)
         resp_error(resp, 404, "not_found", "email", "no user '%.254s' in this partition", req->params[1]);

@@ -216,6 +216,9 @@ def test_list_q_by_cn_and_san(populated):
     assert c.serials(q=f"zeta-san-{tag}") == [s["beta"]], "q does not search subjectAltNames"
     assert c.serials(q=f"nothing-{tag}") == []
     assert sorted(c.serials(q=tag)) == sorted(s.values())
+    # LIKE wildcards in q match literally
+    assert c.serials(q="%") == [] and c.serials(q="_") == [] and c.serials(q="\\") == []
+    assert c.serials(q=f"alpha%{tag}") == []
 
 
 def test_list_serial_filter(populated):
@@ -329,3 +332,24 @@ def test_get_record_matches_bytes(ca):
     assert g["sha256Fingerprint"] == hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
     assert g["revocationReason"] in (None, "") and g["revokedAt"] in (None, "")
     assert "record.example.com" in str(g["subjectAltNames"])
+
+
+def test_revoke_batch_serial_forms_and_bad_fields(ca):
+    serials = [ca.issue(f"batch{i}.example.com")["serialNumber"] for i in range(4)]
+    forms = [serials[0].upper(), "00" + serials[1], ":".join(serials[2][i:i + 2] for i in range(0, len(serials[2]), 2)),
+             format(int(serials[3], 16), "x")]
+    forms += [serials[0], "zz", "0" * 30 + "1"]
+    r = ca.d.api("POST", f"/cas/{ca.id}/certificates/revoke-batch", json={"serials": forms, "reason": "superseded"})
+    body = ok(r)
+    assert [x["result"] for x in body["results"]] == ["revoked"] * 4 + ["already_revoked", "not_found", "not_found"]
+    assert body["summary"] == {"revoked": 4, "alreadyRevoked": 1, "notFound": 2, "failed": 0}, body
+    for sn in serials:
+        g = ca.get(sn)
+        assert g["status"] == "revoked" and g["revocationReason"] == "superseded", g
+    fresh = ca.issue("batch-bad.example.com")["serialNumber"]
+    for bad, field in (({"reason": 1}, "reason"), ({"invalidityDate": 5}, "invalidityDate"),
+                       ({"reason": "certificateHold"}, "reason"), ({"serials": []}, "serials")):
+        req = {"serials": [fresh], **bad}
+        e = expect_error(ca.d.api("POST", f"/cas/{ca.id}/certificates/revoke-batch", json=req), 400)
+        assert e.get("field") == field, e
+    assert ca.get(fresh)["status"] == "issued"

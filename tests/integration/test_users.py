@@ -822,3 +822,36 @@ def test_role_names_with_commas_are_refused(daemon, roles):
                   json={"email": email, "firstName": "A", "lastName": "B", "roles": roles})
     expect_error(r, 400)
     assert user_entry(d, email) is None
+
+
+def test_last_owner_cannot_be_removed(daemon):
+    d = daemon
+    part = uid("lastown")
+    d.bootstrap(part)
+    first = f"owner@{part}.example"
+    assert "Owners" in user_entry(d, first, partition=part)["roles"]
+    # the only Owner: neither demoted nor deleted
+    err = expect_error(owner_api(d, "PUT", f"/users/{first}/roles", partition=part,
+                                 json={"roles": ["CA Auditors"]}), 409)
+    assert err.get("field") == "email" and "last Owner" in err.get("message", ""), err
+    expect_error(owner_api(d, "DELETE", f"/users/{first}", partition=part), 409)
+    assert user_entry(d, first, partition=part)["roles"] == ["Owners"]
+    # an Owner who has only been invited does not count yet
+    second = User(part, new_email("own2"), f"pw-{uid('own2')}-Long!", roles=["Owners"])
+    invite(d, second)
+    expect_error(owner_api(d, "DELETE", f"/users/{first}", partition=part), 409)
+    # once the second Owner is active, the first may step down; then the second is the last one
+    c = Client(d)
+    do_accept(c, second)
+    r = confirm(c, second.token, second.code())
+    assert r.status_code == 200, r.text
+    r = owner_api(d, "PUT", f"/users/{first}/roles", partition=part, json={"roles": ["CA Auditors"]})
+    assert r.status_code == 200, r.text
+    expect_error(owner_api(d, "DELETE", f"/users/{second.email}", partition=part), 409)
+    expect_error(owner_api(d, "PUT", f"/users/{second.email}/roles", partition=part,
+                           json={"roles": ["Protocol Operators"]}), 409)
+    # keeping the role while changing others is fine
+    r = owner_api(d, "PUT", f"/users/{second.email}/roles", partition=part,
+                  json={"roles": ["Owners", "CA Auditors"]})
+    assert r.status_code == 200, r.text
+    assert owner_api(d, "DELETE", f"/users/{first}", partition=part).status_code == 200

@@ -156,6 +156,30 @@ static unsigned char *col_blob(sqlite3_stmt *st, int i, size_t *len)
     return d;
 }
 
+/* "%text%" for LIKE ... ESCAPE '\': the user's own %, _ and \ match
+ * literally. NULL text gives NULL (no filter); *ok is false on OOM. */
+static char *like_pattern(const char *text, bool *ok)
+{
+    *ok = true;
+    if (!text)
+        return NULL;
+    size_t n = strlen(text);
+    char *out = malloc(2 * n + 3), *w = out;
+    if (!out) {
+        *ok = false;
+        return NULL;
+    }
+    *w++ = '%';
+    for (const char *r = text; *r; r++) {
+        if (*r == '%' || *r == '_' || *r == '\\')
+            *w++ = '\\';
+        *w++ = *r;
+    }
+    *w++ = '%';
+    *w = 0;
+    return out;
+}
+
 static int bind_text(sqlite3_stmt *st, int i, const char *s)
 {
     return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
@@ -1082,7 +1106,8 @@ static int sq_subscription_list(struct store *s, const char *search, struct subs
     struct subscription_rec *items = NULL;
     char *like = NULL;
     *n = 0;
-    if (search && asprintf(&like, "%%%s%%", search) < 0)
+    bool ok;
+    if (!(like = like_pattern(search, &ok)) && !ok)
         return STORE_EIO;
     pthread_mutex_lock(&q->mu);
     sqlite3_stmt *st = prep(q, "SELECT s.id, s.status, coalesce(s.region,''), coalesce(p.id,''), coalesce(p.label,''),"
@@ -1090,7 +1115,8 @@ static int sq_subscription_list(struct store *s, const char *search, struct subs
                                " (SELECT count(*) FROM ca WHERE ca.partition_id=p.id AND ca.type<>'externalKey' AND"
                                "  (ca.status<>'deleted' OR ca.deleted_at > strftime('%s','now') - 86400)),"
                                " s.created_at FROM subscription s LEFT JOIN partition p ON p.subscription_id=s.id"
-                               " WHERE ?1 IS NULL OR s.id LIKE ?1 OR p.id LIKE ?1 OR p.label LIKE ?1"
+                               " WHERE ?1 IS NULL OR s.id LIKE ?1 ESCAPE '\\' OR p.id LIKE ?1 ESCAPE '\\'"
+                               " OR p.label LIKE ?1 ESCAPE '\\'"
                                " ORDER BY s.created_at, s.id");
     if (!st)
         goto out;
@@ -1962,12 +1988,13 @@ static int sq_cert_list(struct store *s, const char *partition, int64_t issuer_c
     size_t cap = 0;
     char *like = NULL;
     memset(out, 0, sizeof(*out));
-    if (qy->text && asprintf(&like, "%%%s%%", qy->text) < 0)
+    bool ok;
+    if (!(like = like_pattern(qy->text, &ok)) && !ok)
         return STORE_EIO;
     pthread_mutex_lock(&q->mu);
     /* Each optional filter is "(?N IS NULL OR ...)" so one statement
-     * serves every combination. LIKE wildcards in the user's text are
-     * escaped by the caller's choice of ESCAPE '\'. */
+     * serves every combination. LIKE wildcards in the user's text match
+     * literally (like_pattern). */
     sqlite3_stmt *st = prep(q,
                             "SELECT " CERT_COLS " FROM certificate WHERE partition_id=?1 AND issuer_ca_pk=?2"
                             " AND (?3 IS NULL OR status=?3) AND (?4 IS NULL OR profile_id=?4)"

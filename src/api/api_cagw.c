@@ -612,8 +612,8 @@ static json_t *profile_json(const struct profile *pr)
                               pr->san_required ? "required" : "optional");
     json_t *vars = json_array(), *sans = json_array();
     static const char *const var_names[] = {"cn", "o", "ou", "l", "st", "c", "e", "serialNumber"};
-    static const char *const san_types[] = {"dNSName", "iPAddress", "rfc822Name", "uniformResourceIdentifier",
-                                            "userPrincipalName"};
+    static const char *const san_types[] = {"dNSName",           "iPAddress",     "rfc822Name",  "uniformResourceIdentifier",
+                                            "userPrincipalName", "directoryName", "registeredID"};
     for (size_t i = 0; vars && i < sizeof var_names / sizeof var_names[0]; i++)
         json_array_append_new(vars, json_pack("{s:s,s:b}", "name", var_names[i], "required", 0));
     for (size_t i = 0; sans && i < sizeof san_types / sizeof san_types[0]; i++)
@@ -754,10 +754,9 @@ out:
 /* subjectAltNames [{type, value}] -> the core's [{type, value}]. */
 static json_t *sans_from_req(struct http_resp *resp, const json_t *arr)
 {
-    static const char *const ok[] = {"dNSName", "iPAddress", "rfc822Name", "uniformResourceIdentifier",
-                                     "userPrincipalName"};
-    static const char *const unsupported[] = {"directoryName", "registeredID", "otherName", "x400Address",
-                                              "ediPartyName"};
+    static const char *const ok[] = {"dNSName",           "iPAddress",     "rfc822Name",  "uniformResourceIdentifier",
+                                     "userPrincipalName", "directoryName", "registeredID"};
+    static const char *const unsupported[] = {"otherName", "x400Address", "ediPartyName"};
     json_t *out = json_array();
     size_t i;
     const json_t *v;
@@ -784,7 +783,8 @@ static json_t *sans_from_req(struct http_resp *resp, const json_t *arr)
             known = known || strcmp(type, ok[k]) == 0;
         if (!known) {
             bad_request(resp, target, type,
-                        "must be dNSName, iPAddress, rfc822Name, uniformResourceIdentifier or userPrincipalName");
+                        "must be dNSName, iPAddress, rfc822Name, uniformResourceIdentifier, userPrincipalName, "
+                        "directoryName or registeredID");
             goto fail;
         }
         snprintf(target, sizeof target, "subjectAltNames[%zu].value", i);

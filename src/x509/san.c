@@ -1,15 +1,20 @@
 #include "x509/san.h"
 
 #include "util/buf.h"
+#include "x509/dn.h"
 
 #include <arpa/inet.h>
 #include <openssl/asn1.h>
+#include <openssl/err.h>
+#include <openssl/objects.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #define UPN_OID "1.3.6.1.4.1.311.20.2.3"
+/* Longest registeredID (dotted OID text) accepted. */
+#define RID_MAX_LEN 128
 
 static bool label_ok(const char *s, size_t n)
 {
@@ -163,6 +168,91 @@ fail:
     return NULL;
 }
 
+/* registeredID syntax: dotted decimal, at least two arcs, no leading zeros,
+ * first arc 0..2 (second < 40 under 0 and 1), at most RID_MAX_LEN bytes. */
+static bool rid_syntax_ok(const char *v)
+{
+    size_t n = strnlen(v, RID_MAX_LEN + 1), arcs = 0;
+    if (n == 0 || n > RID_MAX_LEN)
+        return false;
+    const char *p = v;
+    while (*p) {
+        const char *start = p;
+        while (*p >= '0' && *p <= '9')
+            p++;
+        size_t len = (size_t)(p - start);
+        if (len == 0 || (len > 1 && *start == '0'))
+            return false;
+        if (arcs == 0 && (len != 1 || *start > '2'))
+            return false;
+        if (arcs == 1 && v[0] != '2' && (len > 2 || (len == 2 && *start >= '4')))
+            return false;
+        arcs++;
+        if (*p == '.') {
+            p++;
+            if (!*p)
+                return false;
+        } else if (*p) {
+            return false;
+        }
+    }
+    return arcs >= 2;
+}
+
+/* Returns the dotted text of an OID (malloc'd) or NULL. */
+static char *oid_text(const ASN1_OBJECT *obj)
+{
+    int n = obj ? OBJ_obj2txt(NULL, 0, obj, 1) : -1;
+    if (n <= 0)
+        return NULL;
+    char *t = malloc((size_t)n + 1);
+    if (t && OBJ_obj2txt(t, n + 1, obj, 1) != n) {
+        free(t);
+        t = NULL;
+    }
+    return t;
+}
+
+/* *bad is set when the value is refused (as opposed to out of memory). */
+static GENERAL_NAME *gn_rid(const char *v, bool *bad)
+{
+    *bad = true;
+    if (!rid_syntax_ok(v))
+        return NULL;
+    ERR_set_mark();
+    ASN1_OBJECT *oid = OBJ_txt2obj(v, 1); /* numeric only: no names */
+    ERR_pop_to_mark();
+    if (!oid)
+        return NULL;
+    char *back = oid_text(oid);
+    if (!back || strcmp(back, v) != 0) {
+        *bad = back != NULL;
+        free(back);
+        ASN1_OBJECT_free(oid);
+        return NULL;
+    }
+    free(back);
+    *bad = false;
+    GENERAL_NAME *gn = GENERAL_NAME_new();
+    if (!gn) {
+        ASN1_OBJECT_free(oid);
+        return NULL;
+    }
+    GENERAL_NAME_set0_value(gn, GEN_RID, oid);
+    return gn;
+}
+
+static GENERAL_NAME *gn_dirname(X509_NAME *name)
+{
+    GENERAL_NAME *gn = GENERAL_NAME_new();
+    if (!gn) {
+        X509_NAME_free(name);
+        return NULL;
+    }
+    GENERAL_NAME_set0_value(gn, GEN_DIRNAME, name);
+    return gn;
+}
+
 int san_add(GENERAL_NAMES *names, const char *type, const char *value, bool allow_wildcard, const char *field,
             struct err *e)
 {
@@ -207,10 +297,28 @@ int san_add(GENERAL_NAMES *names, const char *type, const char *value, bool allo
             return -1;
         }
         gn = gn_upn(value);
+    } else if (strcmp(type, "directoryName") == 0) {
+        char why[160] = "";
+        X509_NAME *dn = NULL;
+        if (dn_parse(value, &dn, why, sizeof why) != 0 || X509_NAME_entry_count(dn) == 0) {
+            X509_NAME_free(dn);
+            err_set(e, 400, "invalid_field", field, "%s: '%.80s' is not a valid directory name (%s)", field, value,
+                    why[0] ? why : "empty DN");
+            return -1;
+        }
+        gn = gn_dirname(dn);
+    } else if (strcmp(type, "registeredID") == 0) {
+        bool bad = false;
+        if (!(gn = gn_rid(value, &bad)) && bad) {
+            err_set(e, 400, "invalid_field", field,
+                    "%s: '%.80s' is not a dotted numeric OID (like 1.2.3.4, at most %d bytes)", field, value,
+                    RID_MAX_LEN);
+            return -1;
+        }
     } else {
         err_set(e, 400, "invalid_field", field,
                 "%s: type '%.40s' unsupported (dNSName, iPAddress, rfc822Name, uniformResourceIdentifier, "
-                "userPrincipalName)",
+                "userPrincipalName, directoryName, registeredID)",
                 field, type);
         return -1;
     }
@@ -292,6 +400,12 @@ static const char *gn_describe(const GENERAL_NAME *gn, char **value)
             *value = strdup(buf);
         return "iPAddress";
     }
+    case GEN_DIRNAME:
+        *value = dn_print(gn->d.directoryName);
+        return "directoryName";
+    case GEN_RID:
+        *value = oid_text(gn->d.registeredID);
+        return "registeredID";
     case GEN_OTHERNAME: {
         char oid[64];
         OBJ_obj2txt(oid, sizeof oid, gn->d.otherName->type_id, 1);

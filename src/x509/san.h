@@ -3,7 +3,10 @@
  * Types (the request's "type" strings): dNSName (IDNA A-labels, LDH, a
  * leading "*." only when wildcards are allowed), iPAddress (IPv4/IPv6),
  * rfc822Name, uniformResourceIdentifier (absolute URI), userPrincipalName
- * (otherName 1.3.6.1.4.1.311.20.2.3, UTF8String). At most SAN_MAX names. */
+ * (otherName 1.3.6.1.4.1.311.20.2.3, UTF8String), directoryName (a DN in the
+ * syntax of x509/dn.h, non-empty; rendered back with dn_print) and
+ * registeredID (dotted numeric OID, at most 128 bytes). At most SAN_MAX
+ * names. */
 #ifndef PKIAAS_X509_SAN_H
 #define PKIAAS_X509_SAN_H
 

@@ -240,3 +240,27 @@ def test_san_type_typo_names_the_entry(env):
     assert code == 400, body
     assert body["error"]["target"].startswith("subjectAltNames"), body
     assert "dnsNames" in (body["error"].get("value") or "") + body["error"]["message"], body
+
+
+def test_directory_name_and_registered_id_sans(env):
+    c, caid = env["admin"], env["caid"]
+    code, body = c.call("POST", f"/certificate-authorities/{caid}/enrollments", {
+        "profileId": PROFILE, "requiredFormat": {"format": "X509"}, "csr": csr_b64("dir.example.com"),
+        "subjectAltNames": [{"type": "dNSName", "value": "dir.example.com"},
+                            {"type": "directoryName", "value": "CN=Device 7,O=Acme"},
+                            {"type": "registeredID", "value": "1.3.6.1.4.1.99999.1"}]})
+    assert code == 200, body
+    cert = x509.load_der_x509_certificate(base64.b64decode(body["enrollment"]["body"]))
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    dirs = san.get_values_for_type(x509.DirectoryName)
+    assert [{a.oid: a.value for a in d} for d in dirs] == [{NameOID.COMMON_NAME: "Device 7",
+                                                          NameOID.ORGANIZATION_NAME: "Acme"}], dirs
+    assert san.get_values_for_type(x509.RegisteredID) == [x509.ObjectIdentifier("1.3.6.1.4.1.99999.1")]
+    code, body = c.call("POST", f"/certificate-authorities/{caid}/enrollments", {
+        "profileId": PROFILE, "requiredFormat": {"format": "X509"}, "csr": csr_b64("dir.example.com"),
+        "subjectAltNames": [{"type": "registeredID", "value": "sha256"}]})
+    assert code == 400 and body["error"]["target"].startswith("subjectAltNames[0]"), body
+    code, body = c.call("POST", f"/certificate-authorities/{caid}/enrollments", {
+        "profileId": PROFILE, "requiredFormat": {"format": "X509"}, "csr": csr_b64("dir.example.com"),
+        "subjectAltNames": [{"type": "x400Address", "value": "x"}]})
+    assert code == 400 and body["error"]["target"] == "subjectAltNames[0].type", body

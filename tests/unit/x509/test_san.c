@@ -1,12 +1,13 @@
 /* x509/san: DNS name rules (LDH, IDNA A-labels, wildcards), per-type
  * validation in san_add, the SAN_MAX limit, text/JSON rendering and the
- * checked merge of CSR names. */
+ * checked merge of CSR names; directoryName and registeredID. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "x509/dn.h"
 #include "x509/san.h"
 
 #include <stdio.h>
@@ -107,6 +108,31 @@ static void test_add_types(void **state)
         {"email", "b@example.org", true},
         {"uri", "ldap://x.example", true},
         {"upn", "v@corp.example", true},
+        {"directoryName", "CN=Dir, O=Acme\\, Inc., C=US", true},
+        {"directoryName", "", false},
+        {"directoryName", "   ", false},
+        {"directoryName", "CN", false},
+        {"directoryName", "NOPE=x", false},
+        {"directoryName", "C=USA", false},
+        {"directoryName", "CN=a,", false},
+        {"registeredID", "1.2.3.4", true},
+        {"registeredID", "2.999.1", true},
+        {"registeredID", "1.3.6.1.4.1.311.20.2.3", true},
+        {"registeredID", "", false},
+        {"registeredID", "1", false},
+        {"registeredID", "1.", false},
+        {"registeredID", ".1.2", false},
+        {"registeredID", "1..2", false},
+        {"registeredID", "1.02", false},
+        {"registeredID", "3.1", false},
+        {"registeredID", "1.40", false},
+        {"registeredID", "1.2.a", false},
+        {"registeredID", " 1.2.3", false},
+        {"registeredID", "commonName", false},
+        {"registeredID", "CN", false},
+        {"registeredID", "sha256", false},
+        {"registeredID", "OID.1.2.3", false},
+        {"registeredID", "-1.2", false},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         GENERAL_NAMES *gns = GENERAL_NAMES_new();
@@ -172,6 +198,96 @@ static void test_add_wildcard_and_unknown(void **state)
     assert_int_equal(san_add(gns, NULL, "a.example", false, "f", &e), -1);
     assert_int_equal(san_add(gns, "dNSName", NULL, false, "f", &e), -1);
     assert_int_equal(sk_GENERAL_NAME_num(gns), 1);
+    GENERAL_NAMES_free(gns);
+}
+
+static void test_dirname_rid(void **state)
+{
+    (void)state;
+    GENERAL_NAMES *gns = GENERAL_NAMES_new();
+    struct err e;
+    memset(&e, 0, sizeof e);
+    assert_int_equal(san_add(gns, "directoryName", "CN=Dir, OU=Ops+L=Here, O=Acme\\, Inc., C=US", false, "f", &e),
+                     0);
+    assert_int_equal(san_add(gns, "registeredID", "1.2.3.4", false, "f", &e), 0);
+
+    /* the encodings: GEN_DIRNAME holding the same Name dn_parse builds
+     * (last RDN of the string first), GEN_RID the OID */
+    const GENERAL_NAME *g = sk_GENERAL_NAME_value(gns, 0);
+    assert_int_equal(g->type, GEN_DIRNAME);
+    X509_NAME *want = NULL;
+    char why[128];
+    assert_int_equal(dn_parse("CN=Dir, OU=Ops+L=Here, O=Acme\\, Inc., C=US", &want, why, sizeof why), 0);
+    assert_int_equal(X509_NAME_cmp(g->d.directoryName, want), 0);
+    assert_int_equal(X509_NAME_entry_count(g->d.directoryName), 5);
+    assert_int_equal(OBJ_obj2nid(X509_NAME_ENTRY_get_object(X509_NAME_get_entry(g->d.directoryName, 0))),
+                     NID_countryName);
+    X509_NAME_free(want);
+    g = sk_GENERAL_NAME_value(gns, 1);
+    assert_int_equal(g->type, GEN_RID);
+    char oid[64];
+    OBJ_obj2txt(oid, sizeof oid, g->d.registeredID, 1);
+    assert_string_equal(oid, "1.2.3.4");
+
+    /* round trip through text and JSON, and back through san_from_json */
+    char *t = san_to_text(gns);
+    assert_string_equal(t, "directoryName:CN=Dir, OU=Ops+L=Here, O=Acme\\, Inc., C=US,registeredID:1.2.3.4");
+    free(t);
+    json_t *j = san_to_json(gns);
+    char *s = json_dumps(j, JSON_COMPACT);
+    assert_string_equal(s, "[{\"type\":\"directoryName\",\"value\":\"CN=Dir, OU=Ops+L=Here, O=Acme\\\\, Inc., "
+                           "C=US\"},{\"type\":\"registeredID\",\"value\":\"1.2.3.4\"}]");
+    free(s);
+    GENERAL_NAMES *again = GENERAL_NAMES_new();
+    assert_int_equal(san_from_json(j, again, false, &e), 0);
+    assert_int_equal(sk_GENERAL_NAME_num(again), 2);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(GENERAL_NAME_cmp(sk_GENERAL_NAME_value(again, i), sk_GENERAL_NAME_value(gns, i)), 0);
+    GENERAL_NAMES_free(again);
+    json_decref(j);
+
+    /* a big arc survives unchanged */
+    assert_int_equal(san_add(gns, "registeredID", "2.25.329800735698586629295641978511506172918", false, "f", &e),
+                     0);
+    j = san_to_json(gns);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(j, 2), "value")),
+                        "2.25.329800735698586629295641978511506172918");
+    json_decref(j);
+
+    /* bounded input: 128 bytes ok, 129 refused; a long DN refused */
+    char big[8192];
+    strcpy(big, "1.2");
+    while (strlen(big) < 126)
+        strcat(big, ".1");
+    assert_int_equal(strlen(big), 127);
+    strcat(big, "9");
+    assert_int_equal(strlen(big), 128);
+    assert_int_equal(san_add(gns, "registeredID", big, false, "f", &e), 0);
+    strcat(big, "9");
+    memset(&e, 0, sizeof e);
+    assert_int_equal(san_add(gns, "registeredID", big, false, "subjectAltNames[7]", &e), -1);
+    assert_int_equal(e.status, 400);
+    assert_string_equal(e.field, "subjectAltNames[7]");
+    assert_non_null(strstr(e.msg, "subjectAltNames[7]"));
+    assert_non_null(strstr(e.msg, "OID"));
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    memcpy(big, "CN=", 3);
+    memset(&e, 0, sizeof e);
+    assert_int_equal(san_add(gns, "directoryName", big, false, "subjectAltNames[8]", &e), -1);
+    assert_int_equal(e.status, 400);
+    assert_string_equal(e.code, "invalid_field");
+    assert_string_equal(e.field, "subjectAltNames[8]");
+    assert_non_null(strstr(e.msg, "directory name"));
+
+    /* the DN parser's reason is passed on */
+    memset(&e, 0, sizeof e);
+    assert_int_equal(san_add(gns, "directoryName", "", false, "subjectAltNames[9]", &e), -1);
+    assert_non_null(strstr(e.msg, "empty DN"));
+    memset(&e, 0, sizeof e);
+    assert_int_equal(san_add(gns, "directoryName", "XX=1", false, "subjectAltNames[9]", &e), -1);
+    assert_non_null(strstr(e.msg, "unknown attribute type"));
+    assert_int_equal(sk_GENERAL_NAME_num(gns), 4);
     GENERAL_NAMES_free(gns);
 }
 
@@ -321,17 +437,85 @@ static void test_merge(void **state)
     assert_true(sk_GENERAL_NAME_push(src, gn) > 0);
     assert_int_equal(san_merge_checked(dst, src, true, &e), -1);
 
-    /* an unsupported form (registeredID) is refused */
+    /* an unsupported form (an otherName other than a UPN) is refused */
     GENERAL_NAMES_free(src);
     src = GENERAL_NAMES_new();
     gn = GENERAL_NAME_new();
-    GENERAL_NAME_set0_value(gn, GEN_RID, OBJ_txt2obj("1.2.3.4", 1));
+    ASN1_TYPE *ot = ASN1_TYPE_new();
+    ASN1_UTF8STRING *u = ASN1_UTF8STRING_new();
+    assert_int_equal(ASN1_STRING_set(u, "x", 1), 1);
+    ASN1_TYPE_set(ot, V_ASN1_UTF8STRING, u);
+    assert_int_equal(GENERAL_NAME_set0_othername(gn, OBJ_txt2obj("1.2.3.4", 1), ot), 1);
     assert_true(sk_GENERAL_NAME_push(src, gn) > 0);
     memset(&e, 0, sizeof e);
     assert_int_equal(san_merge_checked(dst, src, true, &e), -1);
     assert_string_equal(e.field, "csr");
     GENERAL_NAMES_free(src);
     assert_int_equal(san_merge_checked(dst, NULL, true, &e), 0);
+    GENERAL_NAMES_free(dst);
+
+    /* directoryName and registeredID from a CSR: re-validated, merged, and
+     * names already present (or repeated) appear once */
+    dst = GENERAL_NAMES_new();
+    assert_int_equal(san_add(dst, "directoryName", "CN=Dir, O=Acme, C=US", false, "f", &e), 0);
+    src = GENERAL_NAMES_new();
+    X509_NAME *xn = X509_NAME_new();
+    /* built directly, with PrintableString values, most general RDN first */
+    assert_int_equal(X509_NAME_add_entry_by_txt(xn, "C", MBSTRING_ASC, (const unsigned char *)"US", -1, -1, 0), 1);
+    assert_int_equal(X509_NAME_add_entry_by_txt(xn, "O", MBSTRING_ASC, (const unsigned char *)"Acme", -1, -1, 0), 1);
+    assert_int_equal(X509_NAME_add_entry_by_txt(xn, "CN", MBSTRING_ASC, (const unsigned char *)"Dir", -1, -1, 0), 1);
+    gn = GENERAL_NAME_new();
+    GENERAL_NAME_set0_value(gn, GEN_DIRNAME, xn);
+    assert_true(sk_GENERAL_NAME_push(src, gn) > 0);
+    for (int i = 0; i < 2; i++) {
+        gn = GENERAL_NAME_new();
+        GENERAL_NAME_set0_value(gn, GEN_RID, OBJ_txt2obj("1.2.3.4", 1));
+        assert_true(sk_GENERAL_NAME_push(src, gn) > 0);
+    }
+    assert_int_equal(san_add(src, "directoryName", "CN=Other, C=DE", false, "f", &e), 0);
+    assert_int_equal(san_merge_checked(dst, src, false, &e), 0);
+    t = san_to_text(dst);
+    assert_string_equal(t, "directoryName:CN=Dir, O=Acme, C=US,registeredID:1.2.3.4,directoryName:CN=Other, C=DE");
+    free(t);
+    assert_int_equal(san_merge_checked(dst, src, false, &e), 0);
+    assert_int_equal(sk_GENERAL_NAME_num(dst), 3);
+    GENERAL_NAMES_free(src);
+
+    /* malformed ones from a CSR are refused: an empty Name, a DN the parser
+     * cannot take back (#hex fallback), an over-long registeredID */
+    src = GENERAL_NAMES_new();
+    gn = GENERAL_NAME_new();
+    GENERAL_NAME_set0_value(gn, GEN_DIRNAME, X509_NAME_new());
+    assert_true(sk_GENERAL_NAME_push(src, gn) > 0);
+    memset(&e, 0, sizeof e);
+    assert_int_equal(san_merge_checked(dst, src, true, &e), -1);
+    assert_int_equal(e.status, 400);
+    GENERAL_NAMES_free(src);
+    src = GENERAL_NAMES_new();
+    xn = X509_NAME_new();
+    assert_int_equal(X509_NAME_add_entry_by_txt(xn, "CN", V_ASN1_BMPSTRING, (const unsigned char *)"\xd8\x00", 2, -1, 0),
+                     1);
+    gn = GENERAL_NAME_new();
+    GENERAL_NAME_set0_value(gn, GEN_DIRNAME, xn);
+    assert_true(sk_GENERAL_NAME_push(src, gn) > 0);
+    memset(&e, 0, sizeof e);
+    assert_int_equal(san_merge_checked(dst, src, true, &e), -1);
+    assert_int_equal(e.status, 400);
+    GENERAL_NAMES_free(src);
+    src = GENERAL_NAMES_new();
+    char longoid[200] = "1.2";
+    while (strlen(longoid) < 150)
+        strcat(longoid, ".12345");
+    gn = GENERAL_NAME_new();
+    GENERAL_NAME_set0_value(gn, GEN_RID, OBJ_txt2obj(longoid, 1));
+    assert_non_null(gn->d.registeredID);
+    assert_true(sk_GENERAL_NAME_push(src, gn) > 0);
+    memset(&e, 0, sizeof e);
+    assert_int_equal(san_merge_checked(dst, src, true, &e), -1);
+    assert_int_equal(e.status, 400);
+    assert_string_equal(e.field, "csr.subjectAltName");
+    GENERAL_NAMES_free(src);
+    assert_int_equal(sk_GENERAL_NAME_num(dst), 3);
     GENERAL_NAMES_free(dst);
 }
 
@@ -341,6 +525,7 @@ int main(void)
         cmocka_unit_test(test_dns_valid),
         cmocka_unit_test(test_add_types),
         cmocka_unit_test(test_add_wildcard_and_unknown),
+        cmocka_unit_test(test_dirname_rid),
         cmocka_unit_test(test_max),
         cmocka_unit_test(test_text_json),
         cmocka_unit_test(test_json_input),

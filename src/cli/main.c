@@ -7,6 +7,7 @@
 #include "cli/http_client.h"
 #include "util/buf.h"
 #include "util/codec.h"
+#include "util/timeutil.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -2116,6 +2117,27 @@ static const char list_usage[] =
     "cert list CA_ID [--status issued|revoked|suspended] [--profile P] [--search TEXT]\n"
     "            [--serial HEX] [--expires-within 7|30] [--expired] [--limit N] [--all]";
 
+/* Keyset paging: 1 and *cursor replaced when res names a next page, 0 on
+ * the last page, -1 (reported) when the server repeats a cursor or memory
+ * runs out. */
+static int next_page(const json_t *res, char **cursor)
+{
+    const json_t *next = json_object_get(res, "nextCursor");
+    if (!json_is_string(next))
+        return 0;
+    if (*cursor && strcmp(*cursor, json_string_value(next)) == 0) {
+        fprintf(stderr, "error: the server returned the same nextCursor twice\n");
+        return -1;
+    }
+    char *c = strdup(json_string_value(next));
+    if (!c) {
+        fprintf(stderr, "error: out of memory\n");
+        return -1;
+    }
+    free(*cursor);
+    *cursor = c;
+    return 1;
+}
 static int cmd_cert_list(struct ctx *x, const struct args *a, const char *const *argv)
 {
     static const struct column cols[] = {
@@ -2179,17 +2201,13 @@ static int cmd_cert_list(struct ctx *x, const struct args *a, const char *const 
         }
         next = json_object_get(res, "nextCursor");
         pages++;
-        if (!a->seen[O_ALL] || !json_is_string(next))
+        if (!a->seen[O_ALL])
             break;
-        if (cursor && strcmp(cursor, json_string_value(next)) == 0) {
-            fprintf(stderr, "error: the server returned the same nextCursor twice\n");
+        int more = next_page(res, &cursor);
+        if (more < 0)
             goto out;
-        }
-        free(cursor);
-        if (!(cursor = strdup(json_string_value(next)))) {
-            fprintf(stderr, "error: out of memory\n");
-            goto out;
-        }
+        if (more == 0)
+            break;
     }
     if (x->json) {
         if (a->seen[O_ALL] && pages > 1) {
@@ -2529,46 +2547,10 @@ out:
 /* "YYYY-MM-DD" (midnight UTC) or RFC 3339 "YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)". */
 static int parse_date(const char *s, time_t *out)
 {
-    struct tm tm;
-    int y, mo, d, h = 0, mi = 0, se = 0, n = 0, oh = 0, om = 0;
-    long off = 0;
-
-    memset(&tm, 0, sizeof(tm));
-    if (sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) != 3 || n != 10)
+    int64_t t;
+    if (time_parse_rfc3339(s, &t) != 0)
         return -1;
-    s += n;
-    if (*s == 'T' || *s == 't' || *s == ' ') {
-        if (sscanf(s + 1, "%2d:%2d:%2d%n", &h, &mi, &se, &n) != 3 || n != 8)
-            return -1;
-        s += 1 + n;
-        if (*s == '.') {
-            s++;
-            if (!(*s >= '0' && *s <= '9'))
-                return -1;
-            while (*s >= '0' && *s <= '9')
-                s++;
-        }
-        if (*s == 'Z' || *s == 'z') {
-            s++;
-        } else if (*s == '+' || *s == '-') {
-            int sign = *s == '-' ? -1 : 1;
-            if (sscanf(s + 1, "%2d:%2d%n", &oh, &om, &n) != 2 || n != 5 || oh > 23 || om > 59)
-                return -1;
-            off = sign * (oh * 3600L + om * 60L);
-            s += 1 + n;
-        } else {
-            return -1;
-        }
-    }
-    if (*s || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || se > 60)
-        return -1;
-    tm.tm_year = y - 1900;
-    tm.tm_mon = mo - 1;
-    tm.tm_mday = d;
-    tm.tm_hour = h;
-    tm.tm_min = mi;
-    tm.tm_sec = se;
-    *out = timegm(&tm) - off;
+    *out = (time_t)t;
     return 0;
 }
 
@@ -2678,7 +2660,7 @@ static int bulk_list_certs(struct ctx *x, const struct bulk_opts *o, struct bulk
         free(cursor);
         cursor = NULL;
         for (;;) {
-            json_t *list, *c, *next;
+            json_t *list, *c;
             size_t i;
             free(path);
             path = strdup(base);
@@ -2723,18 +2705,11 @@ static int bulk_list_certs(struct ctx *x, const struct bulk_opts *o, struct bulk
                     goto out;
                 }
             }
-            next = json_object_get(res, "nextCursor");
-            if (!json_is_string(next))
+            int more = next_page(res, &cursor);
+            if (more < 0)
+                goto out;
+            if (more == 0)
                 break;
-            if (cursor && strcmp(cursor, json_string_value(next)) == 0) {
-                fprintf(stderr, "error: the server returned the same nextCursor twice\n");
-                goto out;
-            }
-            free(cursor);
-            if (!(cursor = strdup(json_string_value(next)))) {
-                fprintf(stderr, "error: out of memory\n");
-                goto out;
-            }
         }
     }
     rc = 0;

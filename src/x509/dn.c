@@ -200,8 +200,7 @@ static bool is_printable_char(unsigned char c)
            (c != '\0' && strchr(" '()+,-./:=?", c) != NULL);
 }
 
-/* RFC 4514 numericoid: arcs without leading zeros, at least two arcs. */
-static bool numericoid_valid(const char *s)
+bool dn_numericoid_valid(const char *s)
 {
     size_t arcs = 0;
     const char *p = s;
@@ -456,7 +455,7 @@ int dn_parse(const char *s, X509_NAME **out, char *err, size_t errlen)
         /* resolve the type */
         if ((type[0] >= '0' && type[0] <= '9') || strncasecmp(type, "OID.", 4) == 0) {
             const char *oid = type[0] >= '0' && type[0] <= '9' ? type : type + 4;
-            if (!numericoid_valid(oid)) {
+            if (!dn_numericoid_valid(oid)) {
                 set_err(err, errlen, "invalid OID '%s'", type);
                 goto out;
             }

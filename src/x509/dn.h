@@ -23,6 +23,7 @@
 #define PKIAAS_X509_DN_H
 
 #include <openssl/x509.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #define DN_MAX_STRING 4096
@@ -39,5 +40,9 @@ char *dn_print(const X509_NAME *name);
 /* Returns the value of the first CN in the name as a malloc'd UTF-8 string,
  * or NULL when there is none. */
 char *dn_get_cn(const X509_NAME *name);
+
+/* RFC 4514 numericoid ("1.2.840.113549"): decimal arcs without leading
+ * zeros, at least two. */
+bool dn_numericoid_valid(const char *s);
 
 #endif

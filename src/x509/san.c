@@ -168,35 +168,16 @@ fail:
     return NULL;
 }
 
-/* registeredID syntax: dotted decimal, at least two arcs, no leading zeros,
- * first arc 0..2 (second < 40 under 0 and 1), at most RID_MAX_LEN bytes. */
+/* registeredID syntax: a numericoid (dn_numericoid_valid) of at most
+ * RID_MAX_LEN bytes whose first arc is 0..2 (second < 40 under 0 and 1). */
 static bool rid_syntax_ok(const char *v)
 {
-    size_t n = strnlen(v, RID_MAX_LEN + 1), arcs = 0;
-    if (n == 0 || n > RID_MAX_LEN)
+    size_t n = strnlen(v, RID_MAX_LEN + 1);
+    if (n == 0 || n > RID_MAX_LEN || !dn_numericoid_valid(v) || v[0] > '2' || v[1] != '.')
         return false;
-    const char *p = v;
-    while (*p) {
-        const char *start = p;
-        while (*p >= '0' && *p <= '9')
-            p++;
-        size_t len = (size_t)(p - start);
-        if (len == 0 || (len > 1 && *start == '0'))
-            return false;
-        if (arcs == 0 && (len != 1 || *start > '2'))
-            return false;
-        if (arcs == 1 && v[0] != '2' && (len > 2 || (len == 2 && *start >= '4')))
-            return false;
-        arcs++;
-        if (*p == '.') {
-            p++;
-            if (!*p)
-                return false;
-        } else if (*p) {
-            return false;
-        }
-    }
-    return arcs >= 2;
+    const char *second = v + 2;
+    size_t len = strspn(second, "0123456789");
+    return v[0] == '2' || len < 2 || (len == 2 && second[0] < '4');
 }
 
 /* Returns the dotted text of an OID (malloc'd) or NULL. */

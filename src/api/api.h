@@ -39,6 +39,10 @@ void api_status_changed_crl(struct api_ctx *ctx, const struct ca_rec *ca, bool p
 int api_cert_set_status(struct api_ctx *ctx, const struct ca_rec *c, const char *serial, const char *to, int reason,
                         int64_t invalidity, const char *comment, const char *actor, const char *ip, bool publish_now,
                         struct err *e);
+/* The CA named by the route's params[1] in `partition` (deleted ones only
+ * when allow_deleted). Answers 404 (or 503) itself and returns -1. */
+int api_load_ca(struct http_req *req, struct http_resp *resp, const char *partition, struct ca_rec *c,
+                bool allow_deleted);
 /* A serial number as the store keeps it (lowercase hex of the INTEGER's
  * content octets, "00" before a first octet >= 0x80) from what people
  * type: any case, leading zeros or none, odd length, ':' separators.

@@ -131,23 +131,18 @@ static json_t *ca_json(const struct ca_env *env, const struct ca_rec *c)
     return o;
 }
 
-/* Loads the CA named by params[1] of partition params[0], answering 404
- * itself. */
-static int load_ca(struct http_req *req, struct http_resp *resp, struct ca_rec *c, bool allow_deleted)
+int api_load_ca(struct http_req *req, struct http_resp *resp, const char *partition, struct ca_rec *c,
+                bool allow_deleted)
 {
     struct api_ctx *ctx = req->app;
     const char *id = req->params[1];
-    if (!ca_id_valid(id)) {
-        resp_error(resp, 404, "not_found", "caId", "no CA '%.32s' in this partition", id);
-        return -1;
-    }
-    int s = ctx->store->ops->ca_get(ctx->store, req->params[0], id, c);
+    int s = ca_id_valid(id) ? ctx->store->ops->ca_get(ctx->store, partition, id, c) : STORE_ENOTFOUND;
     if (s == STORE_OK && (allow_deleted || strcmp(c->status, "deleted") != 0))
         return 0;
     if (s == STORE_OK)
         ca_rec_free(c);
     if (s == STORE_OK || s == STORE_ENOTFOUND)
-        resp_error(resp, 404, "not_found", "caId", "no CA '%s' in this partition", id);
+        resp_error(resp, 404, "not_found", "caId", "no CA '%.32s' in this partition", id);
     else
         resp_error(resp, 503, "unavailable", NULL, "store unavailable");
     return -1;
@@ -285,7 +280,8 @@ void api_ca_get(struct http_req *req, struct http_resp *resp)
     struct api_ctx *ctx = req->app;
     struct principal p;
     struct ca_rec c;
-    if (api_auth(req, resp, req->params[0], OP_CA_BROWSE, &p) != 0 || load_ca(req, resp, &c, true) != 0)
+    if (api_auth(req, resp, req->params[0], OP_CA_BROWSE, &p) != 0 ||
+        api_load_ca(req, resp, p.partition, &c, true) != 0)
         return;
     resp_json(resp, 200, ca_json(&ctx->env, &c));
     ca_rec_free(&c);
@@ -360,7 +356,8 @@ void api_ca_cert(struct http_req *req, struct http_resp *resp)
 {
     struct principal p;
     struct ca_rec c;
-    if (api_auth(req, resp, req->params[0], OP_CA_DOWNLOAD, &p) != 0 || load_ca(req, resp, &c, false) != 0)
+    if (api_auth(req, resp, req->params[0], OP_CA_DOWNLOAD, &p) != 0 ||
+        api_load_ca(req, resp, p.partition, &c, false) != 0)
         return;
     send_cert(resp, &c, http_query(req, "format"));
     ca_rec_free(&c);
@@ -372,7 +369,8 @@ void api_ca_chain(struct http_req *req, struct http_resp *resp)
     struct principal p;
     struct ca_rec c;
     struct buf b;
-    if (api_auth(req, resp, req->params[0], OP_CA_DOWNLOAD, &p) != 0 || load_ca(req, resp, &c, false) != 0)
+    if (api_auth(req, resp, req->params[0], OP_CA_DOWNLOAD, &p) != 0 ||
+        api_load_ca(req, resp, p.partition, &c, false) != 0)
         return;
     buf_init(&b, 0);
     for (int depth = 0; depth < MAX_CHAIN; depth++) {
@@ -408,7 +406,8 @@ void api_ca_csr(struct http_req *req, struct http_resp *resp)
 {
     struct principal p;
     struct ca_rec c;
-    if (api_auth(req, resp, req->params[0], OP_CA_IMPORT_EXTERNAL, &p) != 0 || load_ca(req, resp, &c, false) != 0)
+    if (api_auth(req, resp, req->params[0], OP_CA_IMPORT_EXTERNAL, &p) != 0 ||
+        api_load_ca(req, resp, p.partition, &c, false) != 0)
         return;
     if (!c.csr_der || strcmp(c.status, "pending") != 0) {
         resp_error(resp, 409, "conflict", "caId", "CA '%s' has no pending certificate request (only CAs under an "

@@ -32,23 +32,6 @@ static int reason_code(const char *name)
     return -1;
 }
 
-/* The CA of params[0]/params[1] (live). Answers 404 itself. */
-static int load_ca(struct http_req *req, struct http_resp *resp, const char *partition, struct ca_rec *c)
-{
-    struct api_ctx *ctx = req->app;
-    int s = ca_id_valid(req->params[1]) ? ctx->store->ops->ca_get(ctx->store, partition, req->params[1], c)
-                                        : STORE_ENOTFOUND;
-    if (s == STORE_OK && strcmp(c->status, "deleted") != 0)
-        return 0;
-    if (s == STORE_OK)
-        ca_rec_free(c);
-    if (s == STORE_OK || s == STORE_ENOTFOUND)
-        resp_error(resp, 404, "not_found", "caId", "no CA '%.24s' in this partition", req->params[1]);
-    else
-        resp_error(resp, 503, "unavailable", NULL, "store unavailable");
-    return -1;
-}
-
 static bool serial_valid(const char *s)
 {
     size_t n = strlen(s);
@@ -139,7 +122,8 @@ void api_cert_list(struct http_req *req, struct http_resp *resp)
     struct cert_list l;
     char serial[48] = "", cursor_serial[48] = "";
     memset(&q, 0, sizeof q);
-    if (api_auth(req, resp, req->params[0], OP_CERT_BROWSE, &p) != 0 || load_ca(req, resp, p.partition, &c) != 0)
+    if (api_auth(req, resp, req->params[0], OP_CERT_BROWSE, &p) != 0 ||
+        api_load_ca(req, resp, p.partition, &c, false) != 0)
         return;
     const char *status = http_query(req, "status"), *limit = http_query(req, "limit");
     const char *within = http_query(req, "expiresWithin"), *expired = http_query(req, "expired");
@@ -345,7 +329,8 @@ void api_cert_get(struct http_req *req, struct http_resp *resp)
     struct principal p;
     struct ca_rec c;
     struct cert_rec cr;
-    if (api_auth(req, resp, req->params[0], OP_CERT_BROWSE, &p) != 0 || load_ca(req, resp, p.partition, &c) != 0)
+    if (api_auth(req, resp, req->params[0], OP_CERT_BROWSE, &p) != 0 ||
+        api_load_ca(req, resp, p.partition, &c, false) != 0)
         return;
     if (load_cert(req, resp, &c, &cr) == 0) {
         resp_json(resp, 200, cert_detail(&cr));
@@ -364,7 +349,8 @@ void api_cert_download(struct http_req *req, struct http_resp *resp)
     STACK_OF(X509) *chain = NULL;
     BIO *b = NULL;
     PKCS7 *p7 = NULL;
-    if (api_auth(req, resp, req->params[0], OP_CERT_DOWNLOAD, &p) != 0 || load_ca(req, resp, p.partition, &c) != 0)
+    if (api_auth(req, resp, req->params[0], OP_CERT_DOWNLOAD, &p) != 0 ||
+        api_load_ca(req, resp, p.partition, &c, false) != 0)
         return;
     if (load_cert(req, resp, &c, &cr) != 0) {
         ca_rec_free(&c);
@@ -483,7 +469,8 @@ static void status_change(struct http_req *req, struct http_resp *resp, const ch
     json_t *body = NULL;
     int reason = -1;
     int64_t inval = 0;
-    if (api_auth(req, resp, req->params[0], OP_CERT_STATUS, &p) != 0 || load_ca(req, resp, p.partition, &c) != 0)
+    if (api_auth(req, resp, req->params[0], OP_CERT_STATUS, &p) != 0 ||
+        api_load_ca(req, resp, p.partition, &c, false) != 0)
         return;
     memset(&cr, 0, sizeof cr);
     if (load_cert(req, resp, &c, &cr) != 0)
@@ -551,7 +538,8 @@ void api_cert_revoke_batch(struct http_req *req, struct http_resp *resp)
     struct principal p;
     struct ca_rec c;
     json_t *body = NULL, *results = NULL;
-    if (api_auth(req, resp, req->params[0], OP_CERT_STATUS, &p) != 0 || load_ca(req, resp, p.partition, &c) != 0)
+    if (api_auth(req, resp, req->params[0], OP_CERT_STATUS, &p) != 0 ||
+        api_load_ca(req, resp, p.partition, &c, false) != 0)
         return;
     if (!(body = api_body_object(req, resp)))
         goto out;

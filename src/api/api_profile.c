@@ -202,19 +202,6 @@ void api_profile_delete(struct http_req *req, struct http_resp *resp)
         resp_json(resp, 200, json_pack("{s:s,s:b}", "id", id, "deleted", 1));
 }
 
-static int ca_for(struct http_req *req, struct http_resp *resp, const char *partition, struct ca_rec *c)
-{
-    struct api_ctx *ctx = req->app;
-    int s = ca_id_valid(req->params[1]) ? ctx->store->ops->ca_get(ctx->store, partition, req->params[1], c)
-                                        : STORE_ENOTFOUND;
-    if (s == STORE_OK && strcmp(c->status, "deleted") != 0)
-        return 0;
-    if (s == STORE_OK)
-        ca_rec_free(c);
-    resp_error(resp, 404, "not_found", "caId", "no CA '%.24s' in this partition", req->params[1]);
-    return -1;
-}
-
 static void send_ca_profiles(struct http_req *req, struct http_resp *resp, const struct ca_rec *c)
 {
     struct api_ctx *ctx = req->app;
@@ -235,7 +222,8 @@ void api_ca_profiles_get(struct http_req *req, struct http_resp *resp)
 {
     struct principal p;
     struct ca_rec c;
-    if (api_auth(req, resp, req->params[0], OP_CA_BROWSE, &p) != 0 || ca_for(req, resp, p.partition, &c) != 0)
+    if (api_auth(req, resp, req->params[0], OP_CA_BROWSE, &p) != 0 ||
+        api_load_ca(req, resp, p.partition, &c, false) != 0)
         return;
     send_ca_profiles(req, resp, &c);
     ca_rec_free(&c);
@@ -277,7 +265,7 @@ void api_ca_profiles_add(struct http_req *req, struct http_resp *resp)
     json_t *body = NULL;
     if (api_auth(req, resp, req->params[0], OP_CA_PROFILES, &p) != 0 || !(body = api_body_object(req, resp)))
         return;
-    if (ca_for(req, resp, p.partition, &c) != 0)
+    if (api_load_ca(req, resp, p.partition, &c, false) != 0)
         goto out_body;
     const char *pid = json_string_value(json_object_get(body, "profileId"));
     if (!pid) {
@@ -300,7 +288,8 @@ void api_ca_profiles_remove(struct http_req *req, struct http_resp *resp)
     struct api_ctx *ctx = req->app;
     struct principal p;
     struct ca_rec c;
-    if (api_auth(req, resp, req->params[0], OP_CA_PROFILES, &p) != 0 || ca_for(req, resp, p.partition, &c) != 0)
+    if (api_auth(req, resp, req->params[0], OP_CA_PROFILES, &p) != 0 ||
+        api_load_ca(req, resp, p.partition, &c, false) != 0)
         return;
     char target[192];
     snprintf(target, sizeof target, "ca:%s/profile:%.64s", c.id, req->params[2]);

@@ -52,22 +52,32 @@ static json_t *sub_json(struct api_ctx *ctx, const struct subscription_rec *r)
     return o;
 }
 
+/* Supervisor authentication, then the subscriptions matching ?search=
+ * (at most 64 characters). -1 when an error has been answered. */
+static int sup_list(struct http_req *req, struct http_resp *resp, struct subscription_rec **items, size_t *n)
+{
+    struct api_ctx *ctx = req->app;
+    if (supervisor_auth(req, resp) != 0)
+        return -1;
+    const char *search = http_query(req, "search");
+    if (search && strlen(search) > 64) {
+        resp_error(resp, 400, "invalid_field", "search", "search: at most 64 characters");
+        return -1;
+    }
+    if (ctx->store->ops->subscription_list(ctx->store, search, items, n) != STORE_OK) {
+        resp_error(resp, 503, "unavailable", NULL, "store unavailable");
+        return -1;
+    }
+    return 0;
+}
+
 void api_sup_subscriptions(struct http_req *req, struct http_resp *resp)
 {
     struct api_ctx *ctx = req->app;
     struct subscription_rec *items = NULL;
     size_t n = 0;
-    if (supervisor_auth(req, resp) != 0)
+    if (sup_list(req, resp, &items, &n) != 0)
         return;
-    const char *search = http_query(req, "search");
-    if (search && strlen(search) > 64) {
-        resp_error(resp, 400, "invalid_field", "search", "search: at most 64 characters");
-        return;
-    }
-    if (ctx->store->ops->subscription_list(ctx->store, search, &items, &n) != STORE_OK) {
-        resp_error(resp, 503, "unavailable", NULL, "store unavailable");
-        return;
-    }
     json_t *a = json_array();
     for (size_t i = 0; i < n; i++)
         json_array_append_new(a, sub_json(ctx, &items[i]));
@@ -78,20 +88,10 @@ void api_sup_subscriptions(struct http_req *req, struct http_resp *resp)
 /* Partitions are the assigned subscriptions (with search). */
 void api_sup_partitions(struct http_req *req, struct http_resp *resp)
 {
-    struct api_ctx *ctx = req->app;
     struct subscription_rec *items = NULL;
     size_t n = 0;
-    if (supervisor_auth(req, resp) != 0)
+    if (sup_list(req, resp, &items, &n) != 0)
         return;
-    const char *search = http_query(req, "search");
-    if (search && strlen(search) > 64) {
-        resp_error(resp, 400, "invalid_field", "search", "search: at most 64 characters");
-        return;
-    }
-    if (ctx->store->ops->subscription_list(ctx->store, search, &items, &n) != STORE_OK) {
-        resp_error(resp, 503, "unavailable", NULL, "store unavailable");
-        return;
-    }
     json_t *a = json_array();
     for (size_t i = 0; i < n; i++)
         if (items[i].partition_id[0])

@@ -404,6 +404,26 @@ static char *invite_hash(const char *tok)
     return secret_token_hash(tok);
 }
 
+/* The live invitation of params[0] (its partition and email) and the
+ * request's JSON object body: the token hash (free it), or NULL when a
+ * 404/400 has been answered. */
+static char *invite_open(struct http_req *req, struct http_resp *resp, char *part, size_t pn, char *email, size_t en,
+                         json_t **body)
+{
+    struct api_ctx *ctx = req->app;
+    char *h = invite_hash(req->params[0]);
+    if (!h || ctx->store->ops->invite_get(ctx->store, h, time_now(), part, pn, email, en) != STORE_OK) {
+        resp_error(resp, 404, "not_found", "token", "invitation unknown, used or expired");
+        free(h);
+        return NULL;
+    }
+    if (!(*body = api_body_object(req, resp))) {
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
 /* POST /api/v1/invitations/{token}/accept {"password"} */
 void api_invite_accept(struct http_req *req, struct http_resp *resp)
 {
@@ -411,14 +431,9 @@ void api_invite_accept(struct http_req *req, struct http_resp *resp)
     char part[STORE_ID_MAX + 1], email[256];
     struct user_rec u;
     json_t *body = NULL;
-    char *h = invite_hash(req->params[0]);
     memset(&u, 0, sizeof u);
-    if (!h || ctx->store->ops->invite_get(ctx->store, h, time_now(), part, sizeof part, email, sizeof email) !=
-                  STORE_OK) {
-        resp_error(resp, 404, "not_found", "token", "invitation unknown, used or expired");
-        goto out;
-    }
-    if (!(body = api_body_object(req, resp)))
+    char *h = invite_open(req, resp, part, sizeof part, email, sizeof email, &body);
+    if (!h)
         goto out;
     const char *pw = json_string_value(json_object_get(body, "password"));
     if (!password_ok(pw, resp, "password"))
@@ -442,14 +457,9 @@ void api_invite_confirm(struct http_req *req, struct http_resp *resp)
     char part[STORE_ID_MAX + 1], email[256];
     struct user_rec u;
     json_t *body = NULL;
-    char *h = invite_hash(req->params[0]);
     memset(&u, 0, sizeof u);
-    if (!h || ctx->store->ops->invite_get(ctx->store, h, time_now(), part, sizeof part, email, sizeof email) !=
-                  STORE_OK) {
-        resp_error(resp, 404, "not_found", "token", "invitation unknown, used or expired");
-        goto out;
-    }
-    if (!(body = api_body_object(req, resp)))
+    char *h = invite_open(req, resp, part, sizeof part, email, sizeof email, &body);
+    if (!h)
         goto out;
     if (ctx->store->ops->user_get(ctx->store, part, email, &u) != STORE_OK || strcmp(u.status, "enrolling") != 0) {
         resp_error(resp, 409, "conflict", "token", "set a password first (accept)");

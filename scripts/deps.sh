@@ -13,6 +13,8 @@ PKGS=(
   libcurl4-openssl-dev curl
   libcmocka-dev
   python3 python3-pytest python3-cryptography python3-requests
+  # real ACME clients and pebble-challtestsrv (DNS for validation) for the tests
+  certbot lego uacme pebble util-linux
 )
 # npm (for the Swagger UI files) only when the machine has none of its own
 command -v npm >/dev/null 2>&1 || PKGS+=(npm)

@@ -1,5 +1,6 @@
 #include "api/api.h"
 
+#include "acme/acme.h"
 #include "api/api_cagw.h"
 #include "authz/authz.h"
 #include "ca/ca_cache.h"
@@ -79,6 +80,14 @@ static const struct route routes[] = {
     {"GET", P "/cas/{}/crl", api_ca_crl_get},
     {"POST", P "/cas/{}/crl", api_ca_crl_publish},
     {"GET", P "/cas/{}/crls", api_ca_crls},
+    {"GET", P "/protocols", api_proto_list},
+    {"POST", P "/protocols", api_proto_create},
+    {"GET", P "/protocols/{}", api_proto_get},
+    {"PUT", P "/protocols/{}", api_proto_update},
+    {"DELETE", P "/protocols/{}", api_proto_delete},
+    {"GET", P "/protocols/{}/eab-keys", api_eab_list},
+    {"POST", P "/protocols/{}/eab-keys", api_eab_create},
+    {"DELETE", P "/protocols/{}/eab-keys/{}", api_eab_delete},
 };
 
 static const char *const cap_names[] = {"other", "certificate", "ocsp", "crl"};
@@ -175,6 +184,7 @@ static const size_t routes_count = sizeof routes / sizeof routes[0];
 static const struct route_table tables[] = {
     {routes, &routes_count},
     {cagw_routes, &cagw_routes_count},
+    {acme_routes, &acme_routes_count},
 };
 static const struct router router = {tables, sizeof tables / sizeof tables[0], rate_limit};
 

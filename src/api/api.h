@@ -23,6 +23,7 @@ struct api_ctx {
     const char *regions;        /* comma-separated regions a subscription may be assigned to */
     struct mail_relay mail;     /* url NULL: no relay configured */
     const char *swagger_dir;    /* swagger-ui-dist files; NULL = the build's ui/swagger */
+    struct validator *acme_validator; /* ACME challenge workers; NULL: challenges stay pending */
 };
 
 /* After any status change of a certificate issued by `ca`: the CRL is due
@@ -137,6 +138,14 @@ void api_ocsp_get(struct http_req *req, struct http_resp *resp);
 void api_ca_crl_get(struct http_req *req, struct http_resp *resp);
 void api_ca_crl_publish(struct http_req *req, struct http_resp *resp);
 void api_ca_crls(struct http_req *req, struct http_resp *resp);
+void api_proto_list(struct http_req *req, struct http_resp *resp);
+void api_proto_create(struct http_req *req, struct http_resp *resp);
+void api_proto_get(struct http_req *req, struct http_resp *resp);
+void api_proto_update(struct http_req *req, struct http_resp *resp);
+void api_proto_delete(struct http_req *req, struct http_resp *resp);
+void api_eab_list(struct http_req *req, struct http_resp *resp);
+void api_eab_create(struct http_req *req, struct http_resp *resp);
+void api_eab_delete(struct http_req *req, struct http_resp *resp);
 
 /* Assigns a profile to a CA after checking allowedCATypes (used by CA
  * creation and the CA profiles endpoint). */

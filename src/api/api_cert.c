@@ -108,9 +108,10 @@ out:
 
 static json_t *summary_json(const struct cert_rec *c)
 {
-    return json_pack("{s:s,s:s,s:s,s:s?,s:o,s:o,s:s?,s:b}", "serialNumber", c->serial, "status", c->status, "subject",
-                     c->subject ? c->subject : "", "subjectAltNames", c->sans, "notBefore", jtime(c->not_before),
-                     "notAfter", jtime(c->not_after), "profileId", c->profile_id, "isCa", c->is_ca);
+    return json_pack("{s:s,s:s,s:s,s:s?,s:o,s:o,s:s?,s:b,s:s?}", "serialNumber", c->serial, "status", c->status,
+                     "subject", c->subject ? c->subject : "", "subjectAltNames", c->sans, "notBefore",
+                     jtime(c->not_before), "notAfter", jtime(c->not_after), "profileId", c->profile_id, "isCa",
+                     c->is_ca, "requester", c->requester);
 }
 
 void api_cert_list(struct http_req *req, struct http_resp *resp)

@@ -22,6 +22,8 @@ void scheduler_run_once(const struct scheduler_opts *o)
 {
     struct ca_list l;
     int64_t now = time_now();
+    if (o->housekeeping)
+        o->housekeeping(o->env->store);
     if (o->env->store->ops->ca_list_active_all(o->env->store, &l) != STORE_OK)
         return;
     for (size_t i = 0; i < l.n; i++) {

@@ -6,6 +6,7 @@
 #define PKIAAS_CA_SCHEDULER_H
 
 #include "ca/crl.h"
+#include "store/store.h"
 
 struct scheduler;
 
@@ -16,6 +17,8 @@ struct scheduler_opts {
     struct crl_cache *crls;
     struct ocsp_cache *ocsp;
     int tick_s, crl_period_s, crl_delay_s;
+    /* Further housekeeping each tick (protocol state expiry); may be NULL. */
+    void (*housekeeping)(struct store *st);
 };
 
 struct scheduler *scheduler_start(const struct scheduler_opts *o);

@@ -1,5 +1,6 @@
 /* pkiaasd: entry points only (serve, bootstrap). Logic lives in the
  * modules; this file parses flags, wires the context and waits for signals. */
+#include "acme/acme.h"
 #include "api/api.h"
 #include "authz/authz.h"
 #include "ca/profile.h"
@@ -174,8 +175,14 @@ static int cmd_serve(int argc, char **argv)
         log_error("%s", err);
         goto out;
     }
+    struct validate_cfg vc = {a.cfg.acme_http01_port, a.cfg.acme_tlsalpn01_port, a.cfg.acme_resolver,
+                              a.cfg.acme_validation_timeout_ms, a.cfg.acme_validation_workers};
+    if (!(a.api.acme_validator = validator_new(&vc))) {
+        log_error("cannot start the ACME validation workers");
+        goto out;
+    }
     struct scheduler_opts so = {&a.api.env, a.api.crls, a.api.ocsp, a.cfg.scheduler_tick_s, a.cfg.crl_period_s,
-                                a.cfg.crl_delay_s};
+                                a.cfg.crl_delay_s, acme_housekeeping};
     if (!(sched = scheduler_start(&so))) {
         log_error("cannot start the scheduler");
         goto out;
@@ -191,6 +198,8 @@ static int cmd_serve(int argc, char **argv)
 out:
     http_server_stop(srv, 0);
     scheduler_stop(sched);
+    validator_free(a.api.acme_validator);
+    a.api.acme_validator = NULL;
     if (key) {
         OPENSSL_cleanse(key, strlen(key));
         free(key);

@@ -125,3 +125,22 @@ void cagw_cred_free(struct cagw_cred *c)
     c->cert_der = NULL;
     c->cert_len = 0;
 }
+
+void obj_rec_free(struct obj_rec *o)
+{
+    if (!o)
+        return;
+    free(o->parent);
+    free(o->lookup);
+    free(o->json);
+    free(o->blob);
+    o->parent = o->lookup = o->json = NULL;
+    o->blob = NULL;
+}
+
+void obj_list_free(struct obj_rec *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        obj_rec_free(&items[i]);
+    free(items);
+}

@@ -240,6 +240,29 @@ struct responder_rec {
 };
 void responder_rec_free(struct responder_rec *r);
 
+/* A protocol document (table `object`, migration 0010): protocol
+ * configurations, their secrets, ACME accounts/orders/authorizations,
+ * nonces. The owning module defines `json`; the store keeps identity, the
+ * optional unique `lookup` key, `version` for optimistic updates, expiry. */
+#define OBJ_ID_MAX 128
+struct obj_rec {
+    char partition_id[STORE_ID_MAX + 1]; /* "" = process-wide */
+    char kind[24];
+    char id[OBJ_ID_MAX + 1];
+    char *parent;             /* NULL = none */
+    char *lookup;             /* NULL = none; unique per (partition, kind) */
+    char status[24];
+    int64_t expires_at;       /* unix seconds; 0 = never */
+    char *json;
+    unsigned char *blob;      /* sealed secret material */
+    size_t blob_len;
+    int64_t version;          /* obj_put update: must match; incremented */
+    int64_t created_at, updated_at;
+};
+void obj_rec_free(struct obj_rec *o);
+void obj_list_free(struct obj_rec *items, size_t n);
+enum obj_put_mode { OBJ_CREATE, OBJ_UPDATE };
+
 struct store;
 
 struct store_ops {
@@ -397,6 +420,28 @@ struct store_ops {
                          const unsigned char *pub, size_t pub_len);
     /* Partitions with records newer than their last checkpoint. */
     int (*audit_partitions)(struct store *s, char ***ids, size_t *n);
+
+    /* Protocol documents. obj_put OBJ_CREATE: STORE_ECONFLICT when the id or
+     * lookup is taken (an expired row is replaced); OBJ_UPDATE: replaces
+     * parent/lookup/status/expires/json/blob when o->version matches
+     * (STORE_ECONFLICT otherwise, STORE_ENOTFOUND when gone) and sets
+     * o->version to the new one. `a` (may be NULL) is audited in the same
+     * transaction. Reads skip expired rows (expires_at <= now). */
+    int (*obj_put)(struct store *s, struct obj_rec *o, enum obj_put_mode mode, const struct audit_rec *a);
+    int (*obj_get)(struct store *s, const char *partition, const char *kind, const char *id, struct obj_rec *out);
+    int (*obj_find)(struct store *s, const char *partition, const char *kind, const char *lookup,
+                    struct obj_rec *out);
+    /* Rows of a kind (of one parent when parent != NULL) ordered by id,
+     * strictly after `after_id` (NULL = from the start), at most `limit`
+     * (0 = all). */
+    int (*obj_list)(struct store *s, const char *partition, const char *kind, const char *parent,
+                    const char *after_id, unsigned limit, struct obj_rec **out, size_t *n);
+    /* Deletes a live row (STORE_ENOTFOUND when absent or expired): also the
+     * single-use "take" of a nonce. */
+    int (*obj_delete)(struct store *s, const char *partition, const char *kind, const char *id,
+                      const struct audit_rec *a);
+    /* Drops expired rows of a kind (housekeeping). */
+    int (*obj_purge)(struct store *s, const char *kind, int64_t now);
 };
 
 struct store {

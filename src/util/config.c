@@ -21,6 +21,10 @@ void config_defaults(struct config *c)
     c->rate_limit_standard = 100;
     c->rate_limit_premium = 1000;
     c->rate_limit_window_s = 10;
+    c->acme_http01_port = 80;
+    c->acme_tlsalpn01_port = 443;
+    c->acme_validation_timeout_ms = 10000;
+    c->acme_validation_workers = 4;
 }
 
 static int set_str(char **dst, const char *v)
@@ -67,6 +71,7 @@ int config_set(struct config *c, const char *key, const char *value, char *err, 
         {"smtp_username", offsetof(struct config, smtp_username)},
         {"smtp_password", offsetof(struct config, smtp_password)},
         {"log_level", offsetof(struct config, log_level)},
+        {"acme_resolver", offsetof(struct config, acme_resolver)},
     };
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         if (strcmp(key, strs[i].name) == 0)
@@ -102,6 +107,10 @@ int config_set(struct config *c, const char *key, const char *value, char *err, 
         {"rate_limit_standard", offsetof(struct config, rate_limit_standard), 0, 100000000},
         {"rate_limit_premium", offsetof(struct config, rate_limit_premium), 0, 100000000},
         {"rate_limit_window_s", offsetof(struct config, rate_limit_window_s), 1, 3600},
+        {"acme_http01_port", offsetof(struct config, acme_http01_port), 1, 65535},
+        {"acme_tlsalpn01_port", offsetof(struct config, acme_tlsalpn01_port), 1, 65535},
+        {"acme_validation_timeout_ms", offsetof(struct config, acme_validation_timeout_ms), 100, 120000},
+        {"acme_validation_workers", offsetof(struct config, acme_validation_workers), 1, 64},
     };
     for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
         if (strcmp(key, ints[i].name) == 0) {
@@ -227,6 +236,7 @@ void config_free(struct config *c)
         memset(c->smtp_password, 0, strlen(c->smtp_password));
     free(c->smtp_username);
     free(c->smtp_password);
+    free(c->acme_resolver);
     free(c->log_level);
     memset(c, 0, sizeof(*c));
 }

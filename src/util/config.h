@@ -35,6 +35,11 @@ struct config {
     int rate_limit_standard;/* requests per window per partition and capability; 0 = off (default 100) */
     int rate_limit_premium; /* the same for premium subscriptions (default 1000) */
     int rate_limit_window_s;/* default 10 */
+    int acme_http01_port;   /* port of http-01 validation requests (default 80) */
+    int acme_tlsalpn01_port;/* port of tls-alpn-01 validation (default 443) */
+    char *acme_resolver;    /* "ip:port" DNS server for ACME validation; unset = system resolver */
+    int acme_validation_timeout_ms; /* per attempt (default 10000) */
+    int acme_validation_workers;    /* validation threads (default 4) */
 };
 
 /* Fills defaults. data_dir may be NULL at this point. */

@@ -84,6 +84,7 @@ class Daemon:
         self.creds = {}
         self.account = self.token = None
         self.session = _TimeoutSession()
+        self.extra_conf = ""  # further config lines (e.g. ACME validation ports)
         _live.append(self)
 
     # -- set-up ---------------------------------------------------------
@@ -126,7 +127,7 @@ class Daemon:
                 # The guide's rate limits (100 requests / 10 s) would throttle
                 # the suite itself; test_rate_limits.py runs them on its own.
                 base_conf = self.workdir / "base.conf"
-                base_conf.write_text("rate_limit_standard = 0\nrate_limit_premium = 0\n")
+                base_conf.write_text("rate_limit_standard = 0\nrate_limit_premium = 0\n" + self.extra_conf)
                 self.proc = subprocess.Popen(
                     [str(PKIAASD), "serve", "--config", str(base_conf), "--data-dir", str(self.data_dir),
                      "--http", f"127.0.0.1:{self.http_port}", "--https", f"127.0.0.1:{self.https_port}"],

@@ -2752,6 +2752,259 @@ static int sq_rate_take(struct store *s, const char *key, int limit, int window_
 
 /* ---- lifecycle ----------------------------------------------------------- */
 
+/* ---- protocol documents (object) ------------------------------------ */
+
+#define OBJ_COLS "partition_id,kind,id,parent,lookup,status,expires_at,json,blob,version,created_at,updated_at"
+
+static void obj_from_row(sqlite3_stmt *st, struct obj_rec *o)
+{
+    memset(o, 0, sizeof *o);
+    col_copy(st, 0, o->partition_id, sizeof o->partition_id);
+    col_copy(st, 1, o->kind, sizeof o->kind);
+    col_copy(st, 2, o->id, sizeof o->id);
+    o->parent = col_strdup(st, 3);
+    o->lookup = col_strdup(st, 4);
+    col_copy(st, 5, o->status, sizeof o->status);
+    o->expires_at = sqlite3_column_int64(st, 6);
+    o->json = col_strdup(st, 7);
+    o->blob = col_blob(st, 8, &o->blob_len);
+    o->version = sqlite3_column_int64(st, 9);
+    o->created_at = sqlite3_column_int64(st, 10);
+    o->updated_at = sqlite3_column_int64(st, 11);
+}
+
+static int64_t now_s(void)
+{
+    return now_ms() / 1000;
+}
+
+static int sq_obj_put(struct store *s, struct obj_rec *o, enum obj_put_mode mode, const struct audit_rec *a)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    sqlite3_stmt *st = NULL;
+    int64_t now = now_s();
+    pthread_mutex_lock(&q->mu);
+    if (begin(q->db) != 0)
+        goto unlock;
+    if (mode == OBJ_CREATE) {
+        /* an expired row under the same id or lookup gives way */
+        st = prep(q, "DELETE FROM object WHERE partition_id=?1 AND kind=?2 AND (id=?3 OR lookup=?4) AND "
+                     "expires_at>0 AND expires_at<=?5");
+        if (!st)
+            goto fail;
+        bind_text(st, 1, o->partition_id);
+        bind_text(st, 2, o->kind);
+        bind_text(st, 3, o->id);
+        bind_text(st, 4, o->lookup);
+        sqlite3_bind_int64(st, 5, now);
+        if ((rc = step_done(st)) != STORE_OK)
+            goto fail;
+        release(st);
+        st = prep(q, "INSERT INTO object(" OBJ_COLS ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,1,?10,?10)");
+    } else {
+        st = prep(q, "UPDATE object SET parent=?4, lookup=?5, status=?6, expires_at=?7, json=?8, blob=?9, "
+                     "version=version+1, updated_at=?10 WHERE partition_id=?1 AND kind=?2 AND id=?3 AND version=?11");
+    }
+    if (!st)
+        goto fail;
+    bind_text(st, 1, o->partition_id);
+    bind_text(st, 2, o->kind);
+    bind_text(st, 3, o->id);
+    bind_text(st, 4, o->parent);
+    bind_text(st, 5, o->lookup);
+    bind_text(st, 6, o->status);
+    sqlite3_bind_int64(st, 7, o->expires_at);
+    bind_text(st, 8, o->json);
+    bind_blob(st, 9, o->blob, o->blob_len);
+    sqlite3_bind_int64(st, 10, now);
+    if (mode == OBJ_UPDATE)
+        sqlite3_bind_int64(st, 11, o->version);
+    if ((rc = step_done(st)) != STORE_OK)
+        goto fail;
+    release(st);
+    st = NULL;
+    if (mode == OBJ_UPDATE && sqlite3_changes(q->db) != 1) {
+        /* gone, or changed by someone else since it was read */
+        st = prep(q, "SELECT 1 FROM object WHERE partition_id=? AND kind=? AND id=?");
+        if (!st)
+            goto fail;
+        bind_text(st, 1, o->partition_id);
+        bind_text(st, 2, o->kind);
+        bind_text(st, 3, o->id);
+        rc = sqlite3_step(st) == SQLITE_ROW ? STORE_ECONFLICT : STORE_ENOTFOUND;
+        goto fail;
+    }
+    if ((rc = audit_append(q, o->partition_id, a)) != STORE_OK)
+        goto fail;
+    rc = commit(q->db) == 0 ? STORE_OK : STORE_EIO;
+    if (rc == STORE_OK) {
+        if (mode == OBJ_UPDATE)
+            o->version++;
+        else {
+            o->version = 1;
+            o->created_at = now;
+        }
+        o->updated_at = now;
+        goto unlock;
+    }
+fail:
+    release(st);
+    rollback(q->db);
+unlock:
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int obj_one(sqlite3_stmt *st, struct obj_rec *out)
+{
+    int r = sqlite3_step(st), rc;
+    if (r == SQLITE_ROW) {
+        obj_from_row(st, out);
+        rc = STORE_OK;
+    } else {
+        rc = r == SQLITE_DONE ? STORE_ENOTFOUND : STORE_EIO;
+    }
+    release(st);
+    return rc;
+}
+
+static int sq_obj_get(struct store *s, const char *partition, const char *kind, const char *id, struct obj_rec *out)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q, "SELECT " OBJ_COLS " FROM object WHERE partition_id=? AND kind=? AND id=? AND "
+                               "(expires_at=0 OR expires_at>?)");
+    if (st) {
+        bind_text(st, 1, partition);
+        bind_text(st, 2, kind);
+        bind_text(st, 3, id);
+        sqlite3_bind_int64(st, 4, now_s());
+        rc = obj_one(st, out);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_obj_find(struct store *s, const char *partition, const char *kind, const char *lookup,
+                       struct obj_rec *out)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q, "SELECT " OBJ_COLS " FROM object WHERE partition_id=? AND kind=? AND lookup=? AND "
+                               "(expires_at=0 OR expires_at>?)");
+    if (st) {
+        bind_text(st, 1, partition);
+        bind_text(st, 2, kind);
+        bind_text(st, 3, lookup);
+        sqlite3_bind_int64(st, 4, now_s());
+        rc = obj_one(st, out);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_obj_list(struct store *s, const char *partition, const char *kind, const char *parent,
+                       const char *after_id, unsigned limit, struct obj_rec **out, size_t *n)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO, r = SQLITE_ERROR;
+    size_t cap = 0;
+    struct obj_rec *items = NULL;
+    *n = 0;
+    *out = NULL;
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q, "SELECT " OBJ_COLS " FROM object WHERE partition_id=?1 AND kind=?2 AND "
+                               "(?3 IS NULL OR parent=?3) AND (?4 IS NULL OR id>?4) AND "
+                               "(expires_at=0 OR expires_at>?5) ORDER BY id LIMIT ?6");
+    if (!st)
+        goto out;
+    bind_text(st, 1, partition);
+    bind_text(st, 2, kind);
+    bind_text(st, 3, parent);
+    bind_text(st, 4, after_id);
+    sqlite3_bind_int64(st, 5, now_s());
+    sqlite3_bind_int64(st, 6, limit ? (int64_t)limit : -1);
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        void *g = grow(items, &cap, *n, sizeof(*items));
+        if (!g)
+            break;
+        items = g;
+        obj_from_row(st, &items[(*n)++]);
+    }
+    if (r == SQLITE_DONE) {
+        rc = STORE_OK;
+        *out = items;
+        items = NULL;
+    }
+    release(st);
+out:
+    pthread_mutex_unlock(&q->mu);
+    if (items) {
+        obj_list_free(items, *n);
+        *n = 0;
+    }
+    return rc;
+}
+
+static int sq_obj_delete(struct store *s, const char *partition, const char *kind, const char *id,
+                         const struct audit_rec *a)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    sqlite3_stmt *st = NULL;
+    pthread_mutex_lock(&q->mu);
+    if (a && begin(q->db) != 0)
+        goto unlock;
+    st = prep(q, "DELETE FROM object WHERE partition_id=? AND kind=? AND id=? AND (expires_at=0 OR expires_at>?)");
+    if (!st)
+        goto fail;
+    bind_text(st, 1, partition);
+    bind_text(st, 2, kind);
+    bind_text(st, 3, id);
+    sqlite3_bind_int64(st, 4, now_s());
+    if ((rc = step_done(st)) != STORE_OK)
+        goto fail;
+    release(st);
+    st = NULL;
+    if (sqlite3_changes(q->db) != 1) {
+        rc = STORE_ENOTFOUND;
+        goto fail;
+    }
+    if (!a)
+        goto unlock; /* autocommit: the single DELETE is its own transaction */
+    if ((rc = audit_append(q, partition, a)) != STORE_OK)
+        goto fail;
+    rc = commit(q->db) == 0 ? STORE_OK : STORE_EIO;
+    if (rc == STORE_OK)
+        goto unlock;
+fail:
+    release(st);
+    if (a)
+        rollback(q->db);
+unlock:
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
+static int sq_obj_purge(struct store *s, const char *kind, int64_t now)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q, "DELETE FROM object WHERE kind=? AND expires_at>0 AND expires_at<=?");
+    if (st) {
+        bind_text(st, 1, kind);
+        sqlite3_bind_int64(st, 2, now);
+        rc = step_done(st);
+        release(st);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
 static int sq_ping(struct store *s)
 {
     struct sq *q = SQ(s);
@@ -2846,6 +3099,12 @@ static const struct store_ops sqlite_ops = {
     .audit_key_put = sq_audit_key_put,
     .audit_partitions = sq_audit_partitions,
     .rate_take = sq_rate_take,
+    .obj_put = sq_obj_put,
+    .obj_get = sq_obj_get,
+    .obj_find = sq_obj_find,
+    .obj_list = sq_obj_list,
+    .obj_delete = sq_obj_delete,
+    .obj_purge = sq_obj_purge,
 };
 
 static int migrate(struct sq *q, char *err, size_t errlen)

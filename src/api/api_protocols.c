@@ -1,0 +1,484 @@
+/* Enrollment protocol configurations (/protocols) and their External
+ * Account Binding keys. A configuration ties a protocol endpoint to one
+ * issuing CA and one certificate profile assigned to that CA; the
+ * protocol module validates its own settings (acme_settings_apply). Only
+ * Owners and Protocol Operators change configurations (OP_ENROLL_CONFIGURE);
+ * the other roles read them (OP_ENROLL_READ). EAB HMAC keys are shown once
+ * and kept sealed with the master key (the server needs them to verify
+ * bindings, so hashing is not an option). */
+#include "acme/acme.h"
+#include "api/api.h"
+#include "api/api_json.h"
+#include "authz/authz.h"
+#include "ca/issue.h"
+#include "crypto/keywrap.h"
+#include "proto/proto.h"
+#include "util/codec.h"
+
+#include <string.h>
+#include <time.h>
+
+#define EAB_NAME_MIN 2
+#define EAB_NAME_MAX 18
+#define EAB_KEY_BYTES 32
+
+static const char *const types[] = {"acme", NULL};
+
+static bool type_known(const char *t)
+{
+    for (size_t i = 0; types[i]; i++)
+        if (strcmp(types[i], t) == 0)
+            return true;
+    return false;
+}
+
+/* The profile group a protocol type requires of its profile. */
+static const char *type_group(const char *t)
+{
+    return strcmp(t, "acme") == 0 ? "privatessl" : t;
+}
+
+static json_t *cfg_json(struct api_ctx *ctx, const struct obj_rec *o)
+{
+    json_error_t je;
+    json_t *j = o->json ? json_loads(o->json, 0, &je) : NULL;
+    if (!j)
+        j = json_object();
+    json_object_set_new(j, "createdAt", jtime(o->created_at));
+    json_object_set_new(j, "updatedAt", jtime(o->updated_at));
+    const char *t = json_string_value(json_object_get(j, "type"));
+    if (t && strcmp(t, "acme") == 0)
+        json_object_set_new(j, "directoryUrl",
+                            jtake(acme_directory_url(ctx->env.https_base, o->partition_id, o->id)));
+    return j;
+}
+
+/* The CA must be live and have the profile assigned; the profile must be
+ * of the type's group. */
+static int check_ca_profile(struct api_ctx *ctx, const char *partition, const char *type, const char *ca_id,
+                            const char *profile_id, struct err *e)
+{
+    struct ca_rec c;
+    char **ids = NULL;
+    size_t n = 0;
+    int rc = -1;
+    const struct profile *pr = NULL;
+    memset(&c, 0, sizeof c);
+    if (!ca_id_valid(ca_id) || ctx->store->ops->ca_get(ctx->store, partition, ca_id, &c) != STORE_OK ||
+        strcmp(c.status, "active") != 0) {
+        err_set(e, 400, "invalid_field", "caId", "caId: no active CA '%.32s' in this partition", ca_id);
+        goto out;
+    }
+    if (!(pr = profile_resolve(ctx->store, partition, profile_id, e))) {
+        err_set(e, 400, "invalid_field", "profileId", "profileId: no profile '%.64s'", profile_id);
+        goto out;
+    }
+    if (strcmp(pr->group, type_group(type)) != 0) {
+        err_set(e, 400, "invalid_field", "profileId", "profileId: a %s configuration needs a profile of group '%s' ('%s' is '%s')",
+                type, type_group(type), pr->id, pr->group);
+        goto out;
+    }
+    if (ctx->store->ops->ca_profile_list(ctx->store, partition, c.pk, &ids, &n) != STORE_OK) {
+        err_set(e, 503, "unavailable", NULL, "store unavailable");
+        goto out;
+    }
+    bool assigned = false;
+    for (size_t i = 0; i < n; i++)
+        assigned |= strcmp(ids[i], profile_id) == 0;
+    if (!assigned) {
+        err_set(e, 400, "invalid_field", "profileId",
+                "profileId: profile '%s' is not assigned to CA '%s' (add it to the CA's profiles first)", profile_id,
+                ca_id);
+        goto out;
+    }
+    rc = 0;
+out:
+    store_free_ids(ids, n);
+    profile_release(pr);
+    ca_rec_free(&c);
+    return rc;
+}
+
+static const char *const base_keys[] = {"id", "type", "description", "caId", "profileId"};
+
+/* Validates `body` onto `doc` (create: every required field; update:
+ * what is given). */
+static int apply_body(struct api_ctx *ctx, const char *partition, const json_t *body, json_t *doc, bool create,
+                      struct err *e)
+{
+    struct jerr je;
+    const char *allowed[32];
+    size_t na = 0;
+    for (size_t i = 0; i < sizeof base_keys / sizeof base_keys[0]; i++)
+        allowed[na++] = base_keys[i];
+    for (size_t i = 0; acme_setting_keys[i] && na < 31; i++)
+        allowed[na++] = acme_setting_keys[i];
+    allowed[na] = NULL;
+    const char *id = NULL, *type = NULL, *desc = NULL, *ca = NULL, *prof = NULL;
+    memset(&je, 0, sizeof je);
+    if (jcheck_keys(body, allowed, &je) || jget_str(body, "id", 64, &id, &je) ||
+        jget_str(body, "type", 16, &type, &je) || jget_str(body, "description", 1024, &desc, &je) ||
+        jget_str(body, "caId", 64, &ca, &je) || jget_str(body, "profileId", 64, &prof, &je)) {
+        err_set(e, 400, "invalid_field", je.field, "%s", je.msg);
+        return -1;
+    }
+    if (create) {
+        if (!id || !proto_id_valid(id)) {
+            err_set(e, 400, "invalid_field", "id", "id: 2-18 characters of a-z, 0-9, '_' and '-'");
+            return -1;
+        }
+        if (!type || !type_known(type)) {
+            err_set(e, 400, "invalid_field", "type", "type: one of: acme");
+            return -1;
+        }
+        if (!ca || !prof) {
+            err_set(e, 400, "invalid_field", ca ? "profileId" : "caId", "%s: required",
+                    ca ? "profileId" : "caId");
+            return -1;
+        }
+        json_object_set_new(doc, "id", json_string(id));
+        json_object_set_new(doc, "type", json_string(type));
+    } else {
+        const char *cur_id = json_string_value(json_object_get(doc, "id"));
+        const char *cur_type = json_string_value(json_object_get(doc, "type"));
+        if ((id && strcmp(id, cur_id ? cur_id : "") != 0) || (type && strcmp(type, cur_type ? cur_type : "") != 0)) {
+            err_set(e, 400, "invalid_field", id ? "id" : "type", "%s: cannot be changed", id ? "id" : "type");
+            return -1;
+        }
+        type = cur_type;
+    }
+    if (desc)
+        json_object_set_new(doc, "description", json_string(desc));
+    if (ca)
+        json_object_set_new(doc, "caId", json_string(ca));
+    if (prof)
+        json_object_set_new(doc, "profileId", json_string(prof));
+    if (!json_object_get(doc, "description"))
+        json_object_set_new(doc, "description", json_string(""));
+    if (check_ca_profile(ctx, partition, type ? type : "", json_string_value(json_object_get(doc, "caId")),
+                         json_string_value(json_object_get(doc, "profileId")), e) != 0)
+        return -1;
+    if (type && strcmp(type, "acme") == 0 && acme_settings_apply(body, doc, &je) != 0) {
+        err_set(e, 400, "invalid_field", je.field, "%s", je.msg);
+        return -1;
+    }
+    return 0;
+}
+
+void api_proto_list(struct http_req *req, struct http_resp *resp)
+{
+    struct api_ctx *ctx = req->app;
+    struct principal p;
+    struct obj_rec *items = NULL;
+    size_t n = 0;
+    if (api_auth(req, resp, req->params[0], OP_ENROLL_READ, &p) != 0)
+        return;
+    if (ctx->store->ops->obj_list(ctx->store, p.partition, PROTO_KIND, NULL, NULL, 0, &items, &n) != STORE_OK) {
+        resp_error(resp, 503, "unavailable", NULL, "store unavailable");
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, cfg_json(ctx, &items[i]));
+    obj_list_free(items, n);
+    resp_json(resp, 200, json_pack("{s:o}", "protocols", arr));
+}
+
+void api_proto_create(struct http_req *req, struct http_resp *resp)
+{
+    struct api_ctx *ctx = req->app;
+    struct principal p;
+    struct err e;
+    struct obj_rec o;
+    json_t *body = NULL, *doc = NULL;
+    memset(&o, 0, sizeof o);
+    if (api_auth(req, resp, req->params[0], OP_ENROLL_CONFIGURE, &p) != 0)
+        return;
+    if (!(body = api_body_object(req, resp)))
+        return;
+    doc = json_object();
+    if (apply_body(ctx, p.partition, body, doc, true, &e) != 0) {
+        resp_err(resp, &e);
+        goto out;
+    }
+    snprintf(o.partition_id, sizeof o.partition_id, "%s", p.partition);
+    snprintf(o.kind, sizeof o.kind, "%s", PROTO_KIND);
+    snprintf(o.id, sizeof o.id, "%s", json_string_value(json_object_get(doc, "id")));
+    o.parent = (char *)json_string_value(json_object_get(doc, "caId"));
+    snprintf(o.status, sizeof o.status, "active");
+    o.json = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    char target[192];
+    snprintf(target, sizeof target, "protocol:%s", o.id);
+    struct audit_rec a = {p.actor, "protocol.create", target, o.json, p.ip, NULL};
+    int r = o.json ? ctx->store->ops->obj_put(ctx->store, &o, OBJ_CREATE, &a) : STORE_EIO;
+    if (r == STORE_ECONFLICT) {
+        resp_error(resp, 409, "conflict", "id", "a protocol configuration '%s' already exists", o.id);
+        goto out;
+    }
+    if (r != STORE_OK) {
+        resp_error(resp, 503, "unavailable", NULL, "store unavailable");
+        goto out;
+    }
+    char loc[256];
+    snprintf(loc, sizeof loc, "/api/v1/partitions/%s/protocols/%s", p.partition, o.id);
+    resp_json(resp, 201, cfg_json(ctx, &o));
+    resp_header(resp, "Location", loc);
+out:
+    o.parent = NULL; /* borrowed from doc */
+    obj_rec_free(&o);
+    json_decref(doc);
+    json_decref(body);
+}
+
+static int load_obj(struct http_req *req, struct http_resp *resp, const char *partition, struct obj_rec *o)
+{
+    struct api_ctx *ctx = req->app;
+    memset(o, 0, sizeof *o);
+    int r = proto_id_valid(req->params[1])
+                ? ctx->store->ops->obj_get(ctx->store, partition, PROTO_KIND, req->params[1], o)
+                : STORE_ENOTFOUND;
+    if (r == STORE_OK)
+        return 0;
+    if (r == STORE_ENOTFOUND)
+        resp_error(resp, 404, "not_found", "configId", "no protocol configuration '%.32s' in this partition",
+                   req->params[1]);
+    else
+        resp_error(resp, 503, "unavailable", NULL, "store unavailable");
+    return -1;
+}
+
+void api_proto_get(struct http_req *req, struct http_resp *resp)
+{
+    struct api_ctx *ctx = req->app;
+    struct principal p;
+    struct obj_rec o;
+    if (api_auth(req, resp, req->params[0], OP_ENROLL_READ, &p) != 0 || load_obj(req, resp, p.partition, &o) != 0)
+        return;
+    resp_json(resp, 200, cfg_json(ctx, &o));
+    obj_rec_free(&o);
+}
+
+void api_proto_update(struct http_req *req, struct http_resp *resp)
+{
+    struct api_ctx *ctx = req->app;
+    struct principal p;
+    struct err e;
+    struct obj_rec o;
+    json_t *body = NULL, *doc = NULL;
+    json_error_t je;
+    if (api_auth(req, resp, req->params[0], OP_ENROLL_CONFIGURE, &p) != 0)
+        return;
+    if (!(body = api_body_object(req, resp)))
+        return;
+    if (load_obj(req, resp, p.partition, &o) != 0)
+        goto out_body;
+    if (!(doc = o.json ? json_loads(o.json, 0, &je) : NULL)) {
+        resp_error(resp, 500, "internal", NULL, "stored configuration is damaged");
+        goto out;
+    }
+    if (apply_body(ctx, p.partition, body, doc, false, &e) != 0) {
+        resp_err(resp, &e);
+        goto out;
+    }
+    free(o.json);
+    o.json = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+    free(o.parent);
+    o.parent = strdup(json_string_value(json_object_get(doc, "caId")));
+    char target[192];
+    snprintf(target, sizeof target, "protocol:%s", o.id);
+    struct audit_rec a = {p.actor, "protocol.update", target, o.json, p.ip, NULL};
+    int r = o.json && o.parent ? ctx->store->ops->obj_put(ctx->store, &o, OBJ_UPDATE, &a) : STORE_EIO;
+    if (r == STORE_ECONFLICT)
+        resp_error(resp, 409, "conflict", NULL, "the configuration changed meanwhile; read it again and retry");
+    else if (r == STORE_ENOTFOUND)
+        resp_error(resp, 404, "not_found", "configId", "no protocol configuration '%s'", o.id);
+    else if (r != STORE_OK)
+        resp_error(resp, 503, "unavailable", NULL, "store unavailable");
+    else
+        resp_json(resp, 200, cfg_json(ctx, &o));
+out:
+    json_decref(doc);
+    obj_rec_free(&o);
+out_body:
+    json_decref(body);
+}
+
+void api_proto_delete(struct http_req *req, struct http_resp *resp)
+{
+    struct api_ctx *ctx = req->app;
+    struct principal p;
+    struct obj_rec o;
+    if (api_auth(req, resp, req->params[0], OP_ENROLL_CONFIGURE, &p) != 0 || load_obj(req, resp, p.partition, &o) != 0)
+        return;
+    char target[192];
+    snprintf(target, sizeof target, "protocol:%s", o.id);
+    struct audit_rec a = {p.actor, "protocol.delete", target, NULL, p.ip, NULL};
+    int r = ctx->store->ops->obj_delete(ctx->store, p.partition, PROTO_KIND, o.id, &a);
+    if (r == STORE_OK) {
+        /* its EAB keys go with it: a key must never bind to a later
+         * configuration that reuses the id */
+        struct obj_rec *keys = NULL;
+        size_t n = 0;
+        if (ctx->store->ops->obj_list(ctx->store, p.partition, ACME_KIND_EAB, o.id, NULL, 0, &keys, &n) == STORE_OK)
+            for (size_t i = 0; i < n; i++)
+                ctx->store->ops->obj_delete(ctx->store, p.partition, ACME_KIND_EAB, keys[i].id, NULL);
+        obj_list_free(keys, n);
+        resp_json(resp, 200, json_pack("{s:s,s:s}", "id", o.id, "status", "deleted"));
+    } else if (r == STORE_ENOTFOUND) {
+        resp_error(resp, 404, "not_found", "configId", "no protocol configuration '%s'", o.id);
+    } else {
+        resp_error(resp, 503, "unavailable", NULL, "store unavailable");
+    }
+    obj_rec_free(&o);
+}
+
+/* ---- EAB keys --------------------------------------------------------- */
+
+static json_t *eab_json(const struct obj_rec *k)
+{
+    json_error_t je;
+    json_t *d = k->json ? json_loads(k->json, 0, &je) : NULL;
+    json_t *j = json_pack("{s:s,s:O?,s:o}", "keyId", k->id, "name", json_object_get(d, "name"), "createdAt",
+                          jtime(k->created_at));
+    json_decref(d);
+    return j;
+}
+
+static int acme_cfg_for_eab(struct http_req *req, struct http_resp *resp, int op, struct principal *p,
+                            struct proto_cfg *cfg)
+{
+    struct api_ctx *ctx = req->app;
+    struct err e;
+    if (api_auth(req, resp, req->params[0], op, p) != 0)
+        return -1;
+    if (proto_cfg_load(ctx->store, p->partition, req->params[1], "acme", cfg, &e) != 0) {
+        resp_err(resp, &e);
+        return -1;
+    }
+    return 0;
+}
+
+void api_eab_list(struct http_req *req, struct http_resp *resp)
+{
+    struct api_ctx *ctx = req->app;
+    struct principal p;
+    struct proto_cfg cfg;
+    struct obj_rec *keys = NULL;
+    size_t n = 0;
+    if (acme_cfg_for_eab(req, resp, OP_ENROLL_READ, &p, &cfg) != 0)
+        return;
+    if (ctx->store->ops->obj_list(ctx->store, p.partition, ACME_KIND_EAB, cfg.id, NULL, 0, &keys, &n) != STORE_OK) {
+        resp_error(resp, 503, "unavailable", NULL, "store unavailable");
+        goto out;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, eab_json(&keys[i]));
+    resp_json(resp, 200, json_pack("{s:o}", "eabKeys", arr));
+out:
+    obj_list_free(keys, n);
+    proto_cfg_free(&cfg);
+}
+
+void api_eab_create(struct http_req *req, struct http_resp *resp)
+{
+    struct api_ctx *ctx = req->app;
+    struct principal p;
+    struct proto_cfg cfg;
+    struct obj_rec o;
+    struct jerr je;
+    json_t *body = NULL, *doc = NULL;
+    unsigned char key[EAB_KEY_BYTES];
+    char *kid = NULL, *hmac = NULL;
+    static const char *const keys[] = {"name", NULL};
+    const char *name = NULL;
+    memset(&o, 0, sizeof o);
+    memset(&je, 0, sizeof je);
+    if (acme_cfg_for_eab(req, resp, OP_ENROLL_CONFIGURE, &p, &cfg) != 0)
+        return;
+    if (!(body = api_body_object(req, resp)))
+        goto out;
+    if (jcheck_keys(body, keys, &je) || jget_str(body, "name", EAB_NAME_MAX, &name, &je)) {
+        resp_error(resp, 400, "invalid_field", je.field, "%s", je.msg);
+        goto out;
+    }
+    if (!name || strlen(name) < EAB_NAME_MIN) {
+        resp_error(resp, 400, "invalid_field", "name", "name: a friendly name of 2-18 characters is required");
+        goto out;
+    }
+    for (const char *c = name; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+            resp_error(resp, 400, "invalid_field", "name", "name: control characters are not allowed");
+            goto out;
+        }
+    if (random_bytes(key, sizeof key) != 0 || !(kid = random_token(16)) || !(hmac = b64url_encode(key, sizeof key))) {
+        resp_error(resp, 500, "internal", NULL, "random source failed");
+        goto out;
+    }
+    char aad[256];
+    snprintf(aad, sizeof aad, "eab:%s/%s/%s", p.partition, cfg.id, kid);
+    if (keywrap_seal(ctx->env.mkey, key, sizeof key, aad, &o.blob, &o.blob_len) != 0) {
+        resp_error(resp, 500, "internal", NULL, "could not seal the key");
+        goto out;
+    }
+    snprintf(o.partition_id, sizeof o.partition_id, "%s", p.partition);
+    snprintf(o.kind, sizeof o.kind, "%s", ACME_KIND_EAB);
+    snprintf(o.id, sizeof o.id, "%s", kid);
+    o.parent = cfg.id;
+    snprintf(o.status, sizeof o.status, "active");
+    doc = json_pack("{s:s}", "name", name);
+    o.json = json_dumps(doc, JSON_COMPACT);
+    char target[192];
+    snprintf(target, sizeof target, "eab:%s/%s", cfg.id, kid);
+    struct audit_rec a = {p.actor, "acme.eab.create", target, o.json, p.ip, NULL};
+    if (!o.json || ctx->store->ops->obj_put(ctx->store, &o, OBJ_CREATE, &a) != STORE_OK) {
+        resp_error(resp, 503, "unavailable", NULL, "store unavailable");
+        goto out;
+    }
+    /* the HMAC key is shown here and never again */
+    json_t *j = eab_json(&o);
+    json_object_set_new(j, "hmacKey", json_string(hmac));
+    json_object_set_new(j, "directoryUrl", jtake(acme_directory_url(ctx->env.https_base, p.partition, cfg.id)));
+    json_object_set_new(j, "notice", json_string("the HMAC key is shown only once; store it now"));
+    resp_json(resp, 201, j);
+out:
+    OPENSSL_cleanse(key, sizeof key);
+    if (hmac)
+        OPENSSL_cleanse(hmac, strlen(hmac));
+    free(hmac);
+    free(kid);
+    o.parent = NULL;
+    obj_rec_free(&o);
+    json_decref(doc);
+    json_decref(body);
+    proto_cfg_free(&cfg);
+}
+
+void api_eab_delete(struct http_req *req, struct http_resp *resp)
+{
+    struct api_ctx *ctx = req->app;
+    struct principal p;
+    struct proto_cfg cfg;
+    struct obj_rec o;
+    memset(&o, 0, sizeof o);
+    if (acme_cfg_for_eab(req, resp, OP_ENROLL_CONFIGURE, &p, &cfg) != 0)
+        return;
+    const char *kid = req->params[2];
+    if (strlen(kid) > OBJ_ID_MAX ||
+        ctx->store->ops->obj_get(ctx->store, p.partition, ACME_KIND_EAB, kid, &o) != STORE_OK || !o.parent ||
+        strcmp(o.parent, cfg.id) != 0) {
+        resp_error(resp, 404, "not_found", "keyId", "no EAB key '%.32s' in configuration '%s'", kid, cfg.id);
+        goto out;
+    }
+    char target[192];
+    snprintf(target, sizeof target, "eab:%s/%s", cfg.id, o.id);
+    struct audit_rec a = {p.actor, "acme.eab.delete", target, NULL, p.ip, NULL};
+    if (ctx->store->ops->obj_delete(ctx->store, p.partition, ACME_KIND_EAB, o.id, &a) != STORE_OK) {
+        resp_error(resp, 404, "not_found", "keyId", "no EAB key '%.32s'", kid);
+        goto out;
+    }
+    resp_json(resp, 200, json_pack("{s:s,s:s}", "keyId", o.id, "status", "deleted"));
+out:
+    obj_rec_free(&o);
+    proto_cfg_free(&cfg);
+}

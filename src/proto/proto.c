@@ -1,0 +1,81 @@
+#include "proto/proto.h"
+
+#include <string.h>
+
+bool proto_id_valid(const char *id)
+{
+    size_t n = id ? strlen(id) : 0;
+    if (n < PROTO_ID_MIN || n > PROTO_ID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = id[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_' || ch == '-'))
+            return false;
+    }
+    return true;
+}
+
+int proto_cfg_load(struct store *st, const char *partition, const char *id, const char *type,
+                   struct proto_cfg *out, struct err *e)
+{
+    struct obj_rec o;
+    int rc = -1;
+    memset(out, 0, sizeof *out);
+    memset(&o, 0, sizeof o);
+    if (!proto_id_valid(id)) {
+        err_set(e, 404, "not_found", "configId", "no protocol configuration '%.32s' in this partition", id);
+        return -1;
+    }
+    int r = st->ops->obj_get(st, partition, PROTO_KIND, id, &o);
+    if (r != STORE_OK) {
+        if (r == STORE_ENOTFOUND)
+            err_set(e, 404, "not_found", "configId", "no protocol configuration '%s' in this partition", id);
+        else
+            err_set(e, 503, "unavailable", NULL, "store unavailable");
+        goto out;
+    }
+    json_error_t je;
+    out->doc = o.json ? json_loads(o.json, 0, &je) : NULL;
+    const char *t = json_string_value(json_object_get(out->doc, "type"));
+    const char *ca = json_string_value(json_object_get(out->doc, "caId"));
+    const char *pr = json_string_value(json_object_get(out->doc, "profileId"));
+    if (!out->doc || !t || !ca || !pr) {
+        err_set(e, 500, "internal", NULL, "protocol configuration '%s' is damaged", id);
+        goto out;
+    }
+    if (type && strcmp(t, type) != 0) {
+        err_set(e, 404, "not_found", "configId", "no %s configuration '%s' in this partition", type, id);
+        goto out;
+    }
+    snprintf(out->partition, sizeof out->partition, "%s", partition);
+    snprintf(out->id, sizeof out->id, "%s", id);
+    snprintf(out->type, sizeof out->type, "%s", t);
+    snprintf(out->ca_id, sizeof out->ca_id, "%s", ca);
+    snprintf(out->profile_id, sizeof out->profile_id, "%s", pr);
+    out->version = o.version;
+    rc = 0;
+out:
+    obj_rec_free(&o);
+    if (rc != 0)
+        proto_cfg_free(out);
+    return rc;
+}
+
+void proto_cfg_free(struct proto_cfg *c)
+{
+    if (c) {
+        json_decref(c->doc);
+        c->doc = NULL;
+    }
+}
+
+bool proto_bool(const struct proto_cfg *c, const char *key, bool dflt)
+{
+    json_t *v = json_object_get(c->doc, key);
+    return json_is_boolean(v) ? json_is_true(v) : dflt;
+}
+
+const char *proto_str(const struct proto_cfg *c, const char *key)
+{
+    return json_string_value(json_object_get(c->doc, key));
+}

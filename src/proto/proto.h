@@ -1,0 +1,42 @@
+/* proto: protocol configurations (ACME now; SCEP, EST, CMP, MDM later) as
+ * every protocol module and the admin API see them. A configuration names
+ * its issuing CA and certificate profile; type-specific settings live in
+ * its JSON document. Stored as `object` rows of kind "protocol"; secrets
+ * that belong to a configuration (EAB keys, credentials) are rows of their
+ * own kinds whose parent is the configuration id. */
+#ifndef PKIAAS_PROTO_PROTO_H
+#define PKIAAS_PROTO_PROTO_H
+
+#include "store/store.h"
+#include "util/err.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#define PROTO_KIND "protocol"
+#define PROTO_ID_MIN 2
+#define PROTO_ID_MAX 18
+
+struct proto_cfg {
+    char partition[STORE_ID_MAX + 1];
+    char id[PROTO_ID_MAX + 1];
+    char type[16];              /* "acme" */
+    char ca_id[24];
+    char profile_id[STORE_ID_MAX + 1];
+    json_t *doc;                /* the whole stored document (owned) */
+    int64_t version;
+};
+
+/* 2-18 characters of [a-z0-9_-]. */
+bool proto_id_valid(const char *id);
+/* The live configuration `id` of `partition`; 404 "not_found" in e. When
+ * `type` is given, a configuration of another type is also not found. */
+int proto_cfg_load(struct store *st, const char *partition, const char *id, const char *type,
+                   struct proto_cfg *out, struct err *e);
+void proto_cfg_free(struct proto_cfg *c);
+
+/* Typed setting accessors on doc (defaults when absent). */
+bool proto_bool(const struct proto_cfg *c, const char *key, bool dflt);
+const char *proto_str(const struct proto_cfg *c, const char *key);
+
+#endif

@@ -1397,6 +1397,10 @@ static void h_challenge(struct http_req *req, struct http_resp *resp)
         json_object_set(x, "error", json_object_get(ch, "error"));
     if ((up = NULL, asprintf(&up, "<%s/authz/%s>;rel=\"up\"", a.base, o.id)) >= 0)
         resp_header(resp, "Link", up);
+    /* validation takes milliseconds here: ask for the first poll soon
+     * (clients such as lego otherwise wait 5 s) */
+    if (strcmp(jstr(ch, "status"), "processing") == 0)
+        resp_header(resp, "Retry-After", "1");
     reply_json(ctx, resp, 200, x, NULL);
 out:
     free(up);

@@ -357,8 +357,10 @@ static int dns_open(struct dns *d)
     if (res_ninit(&d->st) != 0)
         return -1;
     d->open = true;
-    /* Bounded time: retry * retrans (doubling per try) ~ timeout_ms. */
-    int secs = v->cfg.timeout_ms / 3000;
+    /* Bounded time: with one name server glibc waits retrans seconds per
+     * try, so a query takes at most retry * retrans ~ timeout_ms / 2 (a
+     * host lookup makes two: AAAA and A). */
+    int secs = v->cfg.timeout_ms / 4000;
     d->st.retrans = secs < 1 ? 1 : secs;
     d->st.retry = 2;
     d->st.options &= ~(unsigned long)RES_ROTATE;
@@ -920,7 +922,10 @@ static void tlsalpn01_attempt(const struct validator *v, const struct job *j, co
         int e = SSL_get_error(ssl, rc);
         int saved = errno;
         unsigned long oe = ERR_peek_last_error();
-        if (e == SSL_ERROR_SYSCALL && (saved == EAGAIN || saved == EWOULDBLOCK)) {
+        /* SO_RCVTIMEO/SO_SNDTIMEO expiring surfaces as EAGAIN, which the
+         * socket BIO reports as "retry" (WANT_READ/WANT_WRITE). */
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ||
+            (e == SSL_ERROR_SYSCALL && (saved == EAGAIN || saved == EWOULDBLOCK))) {
             fail(r, "connection", "tls-alpn-01: %s: timed out during the TLS handshake", where);
         } else if (oe != 0) {
             char eb[160];

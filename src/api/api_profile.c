@@ -1,4 +1,5 @@
 #include "api/api.h"
+#include "proto/proto.h"
 
 #include "authz/authz.h"
 #include "ca/ca_cache.h"
@@ -187,6 +188,16 @@ void api_profile_delete(struct http_req *req, struct http_resp *resp)
         resp_error(resp, 403, "read_only", "profileId", "system profile '%s' cannot be deleted", id);
         return;
     }
+    char cfg[32];
+    int used = profile_id_valid(id) ? proto_profile_in_use(ctx->store, p.partition, id, NULL, cfg, sizeof cfg) : 0;
+    if (used != 0) {
+        if (used < 0)
+            resp_error(resp, 503, "unavailable", NULL, "store unavailable");
+        else
+            resp_error(resp, 409, "conflict", "profileId",
+                       "profile '%s' is used by protocol configuration '%s'; change or delete it first", id, cfg);
+        return;
+    }
     char target[192];
     audit_target(target, sizeof target, "profile", id);
     struct audit_rec a = {p.actor, "profile.delete", target, NULL, p.ip, NULL};
@@ -291,6 +302,19 @@ void api_ca_profiles_remove(struct http_req *req, struct http_resp *resp)
     if (api_auth(req, resp, req->params[0], OP_CA_PROFILES, &p) != 0 ||
         api_load_ca(req, resp, p.partition, &c, false) != 0)
         return;
+    char cfg[32];
+    int used = proto_profile_in_use(ctx->store, p.partition, req->params[2], c.id, cfg, sizeof cfg);
+    if (used != 0) {
+        if (used < 0)
+            resp_error(resp, 503, "unavailable", NULL, "store unavailable");
+        else
+            resp_error(resp, 409, "conflict", "profileId",
+                       "protocol configuration '%s' issues with profile '%.64s' from this CA; change or delete it "
+                       "first",
+                       cfg, req->params[2]);
+        ca_rec_free(&c);
+        return;
+    }
     char target[192];
     snprintf(target, sizeof target, "ca:%s/profile:%.64s", c.id, req->params[2]);
     struct audit_rec a = {p.actor, "ca.profile.remove", target, NULL, p.ip, NULL};

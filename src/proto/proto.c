@@ -79,3 +79,25 @@ const char *proto_str(const struct proto_cfg *c, const char *key)
 {
     return json_string_value(json_object_get(c->doc, key));
 }
+
+int proto_profile_in_use(struct store *st, const char *partition, const char *profile_id, const char *ca_id,
+                         char *cfg_out, size_t n)
+{
+    struct obj_rec *items = NULL;
+    size_t cnt = 0;
+    int rc = 0;
+    if (st->ops->obj_list(st, partition, PROTO_KIND, ca_id, NULL, 0, &items, &cnt) != STORE_OK)
+        return -1;
+    for (size_t i = 0; i < cnt && rc == 0; i++) {
+        json_error_t je;
+        json_t *d = items[i].json ? json_loads(items[i].json, 0, &je) : NULL;
+        const char *pid = json_string_value(json_object_get(d, "profileId"));
+        if (pid && strcmp(pid, profile_id) == 0) {
+            snprintf(cfg_out, n, "%s", items[i].id);
+            rc = 1;
+        }
+        json_decref(d);
+    }
+    obj_list_free(items, cnt);
+    return rc;
+}

@@ -35,6 +35,12 @@ int proto_cfg_load(struct store *st, const char *partition, const char *id, cons
                    struct proto_cfg *out, struct err *e);
 void proto_cfg_free(struct proto_cfg *c);
 
+/* 1 when a live configuration uses `profile_id` (through `ca_id`, or any
+ * CA when ca_id is NULL), with its id in cfg_out; 0 when none; -1 on a
+ * store failure. Profiles and CA profile assignments in use cannot go. */
+int proto_profile_in_use(struct store *st, const char *partition, const char *profile_id, const char *ca_id,
+                         char *cfg_out, size_t n);
+
 /* Typed setting accessors on doc (defaults when absent). */
 bool proto_bool(const struct proto_cfg *c, const char *key, bool dflt);
 const char *proto_str(const struct proto_cfg *c, const char *key);

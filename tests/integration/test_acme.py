@@ -115,6 +115,23 @@ def test_config_shape_and_validation(acme):
     r = d.api("POST", "/protocols", json={"id": "acme1", "type": "acme", "caId": "acme-issuing",
                                            "profileId": "privatessl-tls-server"})
     assert r.status_code == 409
+    # the profile cannot be taken from the CA while a configuration issues with it
+    r = d.api("DELETE", "/cas/acme-issuing/profiles/privatessl-tls-server")
+    assert r.status_code == 409 and "acme" in r.json()["error"]["message"], r.text
+    # update: settings change, id/type are fixed, unknown keys refused
+    r = d.api("PUT", "/protocols/acme-open", json={"description": "open directory", "termsOfService":
+                                                   "https://example.test/tos"})
+    assert r.status_code == 200 and r.json()["description"] == "open directory", r.text
+    assert d.api("PUT", "/protocols/acme-open", json={"type": "scep"}).status_code == 400
+    # a throw-away configuration: its directory disappears with it
+    r = d.api("POST", "/protocols", json={"id": "tmp-dir", "type": "acme", "caId": "acme-issuing",
+                                           "profileId": "privatessl-tls-server"})
+    assert r.status_code == 201
+    url = r.json()["directoryUrl"]
+    assert requests.get(url, verify=str(d.service_ca)).status_code == 200
+    assert d.api("DELETE", "/protocols/tmp-dir").status_code == 200
+    assert requests.get(url, verify=str(d.service_ca)).status_code == 404
+    assert d.api("GET", "/protocols/tmp-dir").status_code == 404
 
 
 def test_eab_key_shown_once(acme):

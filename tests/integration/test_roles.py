@@ -61,7 +61,7 @@ GUIDE = [
 
 # Operations of the matrix that have no HTTP endpoint (yet): portal, subscriptions, enrollment, CAGW.
 # (subscriptions belong to the supervisor API, outside partitions)
-NO_ENDPOINT = {"subscription.view", "subscription.assign", "enroll.read", "enroll.configure"}
+NO_ENDPOINT = {"subscription.view", "subscription.assign"}
 
 
 def roles_json():
@@ -261,6 +261,13 @@ class State:
         for email in (self.user_roles, self.user_del):
             ok(d.api("POST", "/users/invitations", json={"email": email, "firstName": "R", "lastName": "W",
                                                           "roles": ["CA Auditors"]}), 201)
+        # ACME configurations: one read/changed, one deleted; an EAB key to delete
+        self.proto = f"p{tag}{secrets.token_hex(3)}"[:18]
+        self.proto_del = f"d{tag}{secrets.token_hex(3)}"[:18]
+        for pid in (self.proto, self.proto_del):
+            ok(d.api("POST", "/protocols", json={"id": pid, "type": "acme", "caId": self.sub.id,
+                                                 "profileId": PROFILE}), 201)
+        self.eab_del = ok(d.api("POST", f"/protocols/{self.proto}/eab-keys", json={"name": "victim"}), 201)["keyId"]
 
 
 def probes(st):
@@ -352,6 +359,16 @@ def probes(st):
     add("audit.read", "GET", "/audit/verify")
     add("audit.read", "GET", "/audit/checkpoints")
     add("audit.read", "GET", "/events", params={"limit": "5"})
+    # enrollment protocol configurations
+    add("enroll.read", "GET", "/protocols")
+    add("enroll.read", "GET", f"/protocols/{st.proto}")
+    add("enroll.read", "GET", f"/protocols/{st.proto}/eab-keys")
+    add("enroll.configure", "POST", "/protocols", 201, json={
+        "id": f"n{st.tag}{secrets.token_hex(3)}"[:18], "type": "acme", "caId": sub, "profileId": PROFILE})
+    add("enroll.configure", "PUT", f"/protocols/{st.proto}", json={"description": f"updated by {st.tag}"})
+    add("enroll.configure", "POST", f"/protocols/{st.proto}/eab-keys", 201, json={"name": "walk"})
+    add("enroll.configure", "DELETE", f"/protocols/{st.proto}/eab-keys/{st.eab_del}")
+    add("enroll.configure", "DELETE", f"/protocols/{st.proto_del}")
     # CA Gateway credentials
     cred = f"c{st.tag}{secrets.token_hex(3)}"[:32]
     add("cagw.credentials", "GET", "/cagw-credentials")
@@ -432,6 +449,12 @@ def test_role_walks_matrix(daemon, tmp_path, matrix, role):
     assert (upd.get("description") == f"updated by {tag}") == may("profile.manage"), upd.get("description")
     toks = {t["name"]: t for t in ok(d.api("GET", "/tokens"))["tokens"]}
     assert (toks[st.victim_token]["revokedAt"] is not None) == may("user.roles"), toks[st.victim_token]
+    r = d.api("GET", f"/protocols/{st.proto_del}")
+    assert r.status_code == (404 if may("enroll.configure") else 200), r.status_code
+    pr = ok(d.api("GET", f"/protocols/{st.proto}"))
+    assert (pr["description"] == f"updated by {tag}") == may("enroll.configure"), pr["description"]
+    keys = [k["keyId"] for k in ok(d.api("GET", f"/protocols/{st.proto}/eab-keys"))["eabKeys"]]
+    assert (st.eab_del not in keys) == may("enroll.configure"), keys
     assigned = ok(d.api("GET", f"/cas/{st.sub.id}/profiles"))["profiles"]
     assert EXTRA_PROFILE not in assigned and PROFILE in assigned and P12_PROFILE in assigned, assigned
 

@@ -72,7 +72,7 @@ static struct validate_result run(struct validator *v, enum validate_type t, con
         pthread_cond_wait(&w.cv, &w.mu);
     pthread_mutex_unlock(&w.mu);
     if (!w.r.valid)
-        printf("    -> %s: %s\n", w.r.problem, w.r.detail);
+        fprintf(stderr, "    -> %s: %s\n", w.r.problem, w.r.detail);
     return w.r;
 }
 
@@ -205,6 +205,13 @@ static void http_stop(struct http_srv *s)
     pthread_mutex_destroy(&s->mu);
 }
 
+static void http_host(struct http_srv *s, char out[256])
+{
+    pthread_mutex_lock(&s->mu);
+    memcpy(out, s->host, 256);
+    pthread_mutex_unlock(&s->mu);
+}
+
 static void http_set_body(struct http_srv *s, const char *body)
 {
     pthread_mutex_lock(&s->mu);
@@ -220,7 +227,8 @@ struct tls_srv {
     pthread_t th;
     SSL_CTX *ctx;
     bool offer_alpn; /* select acme-tls/1 when offered */
-    char sni[256];   /* SNI of the last handshake */
+    pthread_mutex_t mu;
+    char sni[256]; /* SNI of the last handshake */
 };
 
 static const unsigned char ALPN_ACME[] = "\x0a" "acme-tls/1";
@@ -237,6 +245,26 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
         return SSL_TLSEXT_ERR_ALERT_FATAL;
     *out = o;
     return SSL_TLSEXT_ERR_OK;
+}
+
+/* Records the SNI while the ClientHello is processed, i.e. before the
+ * client can see the handshake complete. */
+static int on_sni(SSL *ssl, int *alert, void *arg)
+{
+    (void)alert;
+    struct tls_srv *s = arg;
+    const char *sn = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    pthread_mutex_lock(&s->mu);
+    snprintf(s->sni, sizeof s->sni, "%s", sn ? sn : "");
+    pthread_mutex_unlock(&s->mu);
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static void tls_sni(struct tls_srv *s, char out[256])
+{
+    pthread_mutex_lock(&s->mu);
+    memcpy(out, s->sni, 256);
+    pthread_mutex_unlock(&s->mu);
 }
 
 static void *tls_main(void *arg)
@@ -257,8 +285,6 @@ static void *tls_main(void *arg)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
         SSL *ssl = SSL_new(s->ctx);
         if (ssl && SSL_set_fd(ssl, fd) == 1 && SSL_accept(ssl) == 1) {
-            const char *sn = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-            snprintf(s->sni, sizeof s->sni, "%s", sn ? sn : "");
             /* wait for the client's close so its checks run on a live link */
             char b[16];
             (void)SSL_read(ssl, b, sizeof b);
@@ -337,6 +363,7 @@ static X509 *make_cert(EVP_PKEY *k, const char *dns, const char *ip, const char 
 static void tls_start(struct tls_srv *s)
 {
     memset(s, 0, sizeof *s);
+    pthread_mutex_init(&s->mu, NULL);
     s->offer_alpn = true;
     s->lfd = listen_on(AF_INET, "127.0.0.1", &s->port);
     assert_true(s->lfd >= 0);
@@ -362,6 +389,8 @@ static void tls_serve(struct tls_srv *s, const char *dns, const char *ip, const 
     assert_int_equal(SSL_CTX_use_certificate(s->ctx, x), 1);
     assert_int_equal(SSL_CTX_use_PrivateKey(s->ctx, k), 1);
     SSL_CTX_set_alpn_select_cb(s->ctx, alpn_select, s);
+    SSL_CTX_set_tlsext_servername_callback(s->ctx, on_sni);
+    SSL_CTX_set_tlsext_servername_arg(s->ctx, s);
     X509_free(x);
     EVP_PKEY_free(k);
     assert_int_equal(pthread_create(&s->th, NULL, tls_main, s), 0);
@@ -375,6 +404,7 @@ static void tls_stop(struct tls_srv *s)
     close(s->stop[0]);
     close(s->stop[1]);
     close(s->lfd);
+    pthread_mutex_destroy(&s->mu);
 }
 
 /* ---- tests: http-01 ------------------------------------------------------ */
@@ -394,7 +424,9 @@ static void test_http01(void **state)
     http_set_body(&s, KEYAUTHZ "\r\n");
     struct validate_result r = run(v, VALIDATE_HTTP01, "127.0.0.1", true, KEYAUTHZ);
     assert_true(r.valid);
-    assert_string_equal(s.host, want_host);
+    char host[256];
+    http_host(&s, host);
+    assert_string_equal(host, want_host);
 
     /* wrong content: the excerpt of what was found is quoted */
     http_set_body(&s, "something else\x01");
@@ -456,7 +488,9 @@ static void test_http01_ipv6(void **state)
     assert_true(r.valid);
     char want_host[64];
     snprintf(want_host, sizeof want_host, "[::1]:%d", s.port);
-    assert_string_equal(s.host, want_host);
+    char host[256];
+    http_host(&s, host);
+    assert_string_equal(host, want_host);
     validator_free(v);
     http_stop(&s);
 }
@@ -486,6 +520,51 @@ static void test_malformed(void **state)
     validator_free(NULL);
 }
 
+/* A configured resolver that never answers (a UDP socket nobody reads):
+ * the query goes there, and the outcome is a "dns" problem in bounded
+ * time. IPv4 and, when available, IPv6 resolver addresses. */
+static void test_resolver_unresponsive(void **state)
+{
+    (void)state;
+    static const struct {
+        int family;
+        const char *ip, *host; /* host: as written in "host:port" */
+    } cases[] = {{AF_INET, "127.0.0.1", "127.0.0.1"}, {AF_INET6, "::1", "[::1]"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int fd = socket(cases[i].family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        struct sockaddr_storage ss;
+        socklen_t len = cases[i].family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+        memset(&ss, 0, sizeof ss);
+        ss.ss_family = (sa_family_t)cases[i].family;
+        void *a = cases[i].family == AF_INET ? (void *)&((struct sockaddr_in *)&ss)->sin_addr
+                                            : (void *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
+        assert_int_equal(inet_pton(cases[i].family, cases[i].ip, a), 1);
+        if (fd < 0 || bind(fd, (struct sockaddr *)&ss, len) != 0) {
+            assert_int_equal(cases[i].family, AF_INET6); /* no IPv6 here */
+            if (fd >= 0)
+                close(fd);
+            continue;
+        }
+        assert_int_equal(getsockname(fd, (struct sockaddr *)&ss, &len), 0);
+        int port = ntohs(cases[i].family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                                    : ((struct sockaddr_in6 *)&ss)->sin6_port);
+        char resolver[64];
+        snprintf(resolver, sizeof resolver, "%s:%d", cases[i].host, port);
+        struct validate_cfg cfg = {.resolver = resolver, .timeout_ms = 1000, .workers = 1};
+        struct validator *v = validator_new(&cfg);
+        assert_non_null(v);
+        time_t t0 = time(NULL);
+        struct validate_result r = run(v, VALIDATE_DNS01, "x.test", false, KEYAUTHZ);
+        assert_false(r.valid);
+        assert_string_equal(r.problem, "dns");
+        assert_true(time(NULL) - t0 <= 4);
+        unsigned char q[512];
+        assert_true(recv(fd, q, sizeof q, MSG_DONTWAIT) > 12); /* the query arrived here */
+        validator_free(v);
+        close(fd);
+    }
+}
+
 /* ---- tests: tls-alpn-01 -------------------------------------------------- */
 
 static void test_tlsalpn01(void **state)
@@ -500,7 +579,9 @@ static void test_tlsalpn01(void **state)
     tls_serve(&s, NULL, "127.0.0.1", KEYAUTHZ, true);
     struct validate_result r = run(v, VALIDATE_TLSALPN01, "127.0.0.1", true, KEYAUTHZ);
     assert_true(r.valid);
-    assert_string_equal(s.sni, "1.0.0.127.in-addr.arpa");
+    char sni[256];
+    tls_sni(&s, sni);
+    assert_string_equal(sni, "1.0.0.127.in-addr.arpa");
 
     /* a key authorization the extension does not hash */
     r = run(v, VALIDATE_TLSALPN01, "127.0.0.1", true, TOKEN ".otherthumbprint");
@@ -526,12 +607,11 @@ static void test_tlsalpn01(void **state)
     assert_string_equal(r.problem, "unauthorized");
 
     /* ALPN not negotiated */
+    s.offer_alpn = false; /* read by the thread tls_serve starts */
     tls_serve(&s, NULL, "127.0.0.1", KEYAUTHZ, true);
-    s.offer_alpn = false;
     r = run(v, VALIDATE_TLSALPN01, "127.0.0.1", true, KEYAUTHZ);
     assert_false(r.valid);
     assert_string_equal(r.problem, "tls");
-    s.offer_alpn = true;
 
     validator_free(v);
     tls_stop(&s);
@@ -544,6 +624,21 @@ static void test_tlsalpn01(void **state)
     assert_false(r.valid);
     assert_string_equal(r.problem, "connection");
     validator_free(v);
+
+    /* connected (kernel backlog) but the handshake never answers */
+    int lfd = listen_on(AF_INET, "127.0.0.1", &cfg.tlsalpn01_port);
+    assert_true(lfd >= 0);
+    cfg.timeout_ms = 1000;
+    v = validator_new(&cfg);
+    assert_non_null(v);
+    time_t t0 = time(NULL);
+    r = run(v, VALIDATE_TLSALPN01, "127.0.0.1", true, KEYAUTHZ);
+    assert_false(r.valid);
+    assert_string_equal(r.problem, "connection");
+    assert_non_null(strstr(r.detail, "timed out"));
+    assert_true(time(NULL) - t0 <= 3);
+    validator_free(v);
+    close(lfd);
 }
 
 /* ---- tests: queue -------------------------------------------------------- */
@@ -668,7 +763,19 @@ static void challtestsrv_stop(struct challtestsrv *c)
     if (c->pid > 0) {
         kill(c->pid, SIGTERM);
         waitpid(c->pid, NULL, 0);
+        c->pid = 0;
     }
+}
+
+/* The server of test_via_challtestsrv, also stopped by the group teardown
+ * should an assertion leave the test early. */
+static struct challtestsrv g_cts;
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    challtestsrv_stop(&g_cts);
+    return 0;
 }
 
 static char *txt_value(const char *key_authz)
@@ -685,16 +792,15 @@ static void test_via_challtestsrv(void **state)
     if (access(CHALLTESTSRV, X_OK) != 0)
         skip();
     assert_int_equal(curl_global_init(CURL_GLOBAL_DEFAULT), CURLE_OK);
-    struct challtestsrv c = {0};
-    if (challtestsrv_start(&c) != 0) {
-        challtestsrv_stop(&c);
+    if (challtestsrv_start(&g_cts) != 0) {
+        challtestsrv_stop(&g_cts);
         fail_msg("pebble-challtestsrv did not start");
     }
     char *want = txt_value(KEYAUTHZ), json[256];
     snprintf(json, sizeof json, "{\"host\":\"_acme-challenge.x.test.\",\"value\":\"%s\"}", want);
-    assert_int_equal(mgmt_post(&c, "/set-txt", json), 0);
+    assert_int_equal(mgmt_post(&g_cts, "/set-txt", json), 0);
     snprintf(json, sizeof json, "{\"host\":\"_acme-challenge.y.test.\",\"value\":\"not-it\"}");
-    assert_int_equal(mgmt_post(&c, "/set-txt", json), 0);
+    assert_int_equal(mgmt_post(&g_cts, "/set-txt", json), 0);
     free(want);
 
     struct http_srv hs;
@@ -705,7 +811,7 @@ static void test_via_challtestsrv(void **state)
     tls_serve(&ts, "x.test", NULL, KEYAUTHZ, true);
 
     char resolver[32];
-    snprintf(resolver, sizeof resolver, "127.0.0.1:%d", c.dns_port);
+    snprintf(resolver, sizeof resolver, "127.0.0.1:%d", g_cts.dns_port);
     struct validate_cfg cfg = {.resolver = resolver, .http01_port = hs.port, .tlsalpn01_port = ts.port,
                                .timeout_ms = 3000, .workers = 2};
     struct validator *v = validator_new(&cfg);
@@ -731,10 +837,14 @@ static void test_via_challtestsrv(void **state)
     assert_true(r.valid);
     char want_host[64];
     snprintf(want_host, sizeof want_host, "x.test:%d", hs.port);
-    assert_string_equal(hs.host, want_host);
+    char host[256];
+    http_host(&hs, host);
+    assert_string_equal(host, want_host);
     r = run(v, VALIDATE_TLSALPN01, "x.test", false, KEYAUTHZ);
     assert_true(r.valid);
-    assert_string_equal(ts.sni, "x.test");
+    char sni[256];
+    tls_sni(&ts, sni);
+    assert_string_equal(sni, "x.test");
     r = run(v, VALIDATE_TLSALPN01, "X.Test", false, KEYAUTHZ); /* case-insensitive */
     assert_true(r.valid);
     r = run(v, VALIDATE_TLSALPN01, "z.test", false, KEYAUTHZ);
@@ -757,7 +867,7 @@ static void test_via_challtestsrv(void **state)
 
     tls_stop(&ts);
     http_stop(&hs);
-    challtestsrv_stop(&c);
+    challtestsrv_stop(&g_cts);
 }
 
 int main(void)
@@ -768,9 +878,10 @@ int main(void)
         cmocka_unit_test(test_http01_closed_port),
         cmocka_unit_test(test_http01_ipv6),
         cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_resolver_unresponsive),
         cmocka_unit_test(test_tlsalpn01),
         cmocka_unit_test(test_queue_full_and_free),
         cmocka_unit_test(test_via_challtestsrv),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, NULL, group_teardown);
 }

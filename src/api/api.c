@@ -1,6 +1,9 @@
 #include "api/api.h"
 
 #include "acme/acme.h"
+#include "cmp/cmp.h"
+#include "est/est.h"
+#include "scep/scep.h"
 #include "api/api_cagw.h"
 #include "authz/authz.h"
 #include "ca/ca_cache.h"
@@ -88,6 +91,9 @@ static const struct route routes[] = {
     {"GET", P "/protocols/{}/eab-keys", api_eab_list},
     {"POST", P "/protocols/{}/eab-keys", api_eab_create},
     {"DELETE", P "/protocols/{}/eab-keys/{}", api_eab_delete},
+    {"GET", P "/protocols/{}/credentials", api_cred_list},
+    {"POST", P "/protocols/{}/credentials", api_cred_create},
+    {"DELETE", P "/protocols/{}/credentials/{}", api_cred_delete},
 };
 
 static const char *const cap_names[] = {"other", "certificate", "ocsp", "crl"};
@@ -185,6 +191,9 @@ static const struct route_table tables[] = {
     {routes, &routes_count},
     {cagw_routes, &cagw_routes_count},
     {acme_routes, &acme_routes_count},
+    {scep_routes, &scep_routes_count},
+    {est_routes, &est_routes_count},
+    {cmp_routes, &cmp_routes_count},
 };
 static const struct router router = {tables, sizeof tables / sizeof tables[0], rate_limit};
 

@@ -7,6 +7,9 @@
  * and kept sealed with the master key (the server needs them to verify
  * bindings, so hashing is not an option). */
 #include "acme/acme.h"
+#include "cmp/cmp.h"
+#include "est/est.h"
+#include "scep/scep.h"
 #include "api/api.h"
 #include "api/api_json.h"
 #include "authz/authz.h"
@@ -22,20 +25,46 @@
 #define EAB_NAME_MAX 18
 #define EAB_KEY_BYTES 32
 
-static const char *const types[] = {"acme", NULL};
+static int acme_apply(const json_t *body, json_t *doc, bool create, struct jerr *e)
+{
+    (void)create;
+    return acme_settings_apply(body, doc, e);
+}
+
+/* The protocol types: the profile group each needs, its settings and the
+ * name and builder of its endpoint URL. */
+static const struct proto_type {
+    const char *type;
+    const char *group;
+    int (*apply)(const json_t *body, json_t *doc, bool create, struct jerr *e);
+    const char *const *keys;
+    const char *url_name;
+    char *(*url)(const char *https_base, const char *partition, const char *config);
+} proto_types[] = {
+    {"acme", "privatessl", acme_apply, acme_setting_keys, "directoryUrl", acme_directory_url},
+    {"scep", "scep", scep_settings_apply, scep_setting_keys, "scepUrl", scep_url},
+    {"est", "est", est_settings_apply, est_setting_keys, "estUrl", est_url},
+    {"cmp", "cmp", cmp_settings_apply, cmp_setting_keys, "cmpUrl", cmp_url},
+};
+
+static const struct proto_type *type_find(const char *t)
+{
+    for (size_t i = 0; t && i < sizeof proto_types / sizeof proto_types[0]; i++)
+        if (strcmp(proto_types[i].type, t) == 0)
+            return &proto_types[i];
+    return NULL;
+}
 
 static bool type_known(const char *t)
 {
-    for (size_t i = 0; types[i]; i++)
-        if (strcmp(types[i], t) == 0)
-            return true;
-    return false;
+    return type_find(t) != NULL;
 }
 
 /* The profile group a protocol type requires of its profile. */
 static const char *type_group(const char *t)
 {
-    return strcmp(t, "acme") == 0 ? "privatessl" : t;
+    const struct proto_type *pt = type_find(t);
+    return pt ? pt->group : t;
 }
 
 static json_t *cfg_json(struct api_ctx *ctx, const struct obj_rec *o)
@@ -46,10 +75,9 @@ static json_t *cfg_json(struct api_ctx *ctx, const struct obj_rec *o)
         j = json_object();
     json_object_set_new(j, "createdAt", jtime(o->created_at));
     json_object_set_new(j, "updatedAt", jtime(o->updated_at));
-    const char *t = json_string_value(json_object_get(j, "type"));
-    if (t && strcmp(t, "acme") == 0)
-        json_object_set_new(j, "directoryUrl",
-                            jtake(acme_directory_url(ctx->env.https_base, o->partition_id, o->id)));
+    const struct proto_type *pt = type_find(json_string_value(json_object_get(j, "type")));
+    if (pt)
+        json_object_set_new(j, pt->url_name, jtake(pt->url(ctx->env.https_base, o->partition_id, o->id)));
     return j;
 }
 
@@ -111,8 +139,10 @@ static int apply_body(struct api_ctx *ctx, const char *partition, const json_t *
     size_t na = 0;
     for (size_t i = 0; i < sizeof base_keys / sizeof base_keys[0]; i++)
         allowed[na++] = base_keys[i];
-    for (size_t i = 0; acme_setting_keys[i] && na < 31; i++)
-        allowed[na++] = acme_setting_keys[i];
+    const char *bt = json_string_value(json_object_get(body, "type"));
+    const struct proto_type *pt = type_find(create ? bt : json_string_value(json_object_get(doc, "type")));
+    for (size_t i = 0; pt && pt->keys[i] && na < 31; i++)
+        allowed[na++] = pt->keys[i];
     allowed[na] = NULL;
     const char *id = NULL, *type = NULL, *desc = NULL, *ca = NULL, *prof = NULL;
     memset(&je, 0, sizeof je);
@@ -128,7 +158,7 @@ static int apply_body(struct api_ctx *ctx, const char *partition, const json_t *
             return -1;
         }
         if (!type || !type_known(type)) {
-            err_set(e, 400, "invalid_field", "type", "type: one of: acme");
+            err_set(e, 400, "invalid_field", "type", "type: one of: acme, scep, est, cmp");
             return -1;
         }
         if (!ca || !prof) {
@@ -158,7 +188,7 @@ static int apply_body(struct api_ctx *ctx, const char *partition, const json_t *
     if (check_ca_profile(ctx, partition, type ? type : "", json_string_value(json_object_get(doc, "caId")),
                          json_string_value(json_object_get(doc, "profileId")), e) != 0)
         return -1;
-    if (type && strcmp(type, "acme") == 0 && acme_settings_apply(body, doc, &je) != 0) {
+    if (pt && pt->apply(body, doc, create, &je) != 0) {
         err_set(e, 400, "invalid_field", je.field, "%s", je.msg);
         return -1;
     }
@@ -315,14 +345,18 @@ void api_proto_delete(struct http_req *req, struct http_resp *resp)
     struct audit_rec a = {p.actor, "protocol.delete", target, NULL, p.ip, NULL};
     int r = ctx->store->ops->obj_delete(ctx->store, p.partition, PROTO_KIND, o.id, &a);
     if (r == STORE_OK) {
-        /* its EAB keys go with it: a key must never bind to a later
-         * configuration that reuses the id */
-        struct obj_rec *keys = NULL;
-        size_t n = 0;
-        if (ctx->store->ops->obj_list(ctx->store, p.partition, ACME_KIND_EAB, o.id, NULL, 0, &keys, &n) == STORE_OK)
-            for (size_t i = 0; i < n; i++)
-                ctx->store->ops->obj_delete(ctx->store, p.partition, ACME_KIND_EAB, keys[i].id, NULL);
-        obj_list_free(keys, n);
+        /* its EAB keys and credentials go with it: a secret must never
+         * work for a later configuration that reuses the id */
+        static const char *const secret_kinds[] = {ACME_KIND_EAB, PROTO_CRED_KIND};
+        for (size_t k = 0; k < sizeof secret_kinds / sizeof secret_kinds[0]; k++) {
+            struct obj_rec *keys = NULL;
+            size_t n = 0;
+            if (ctx->store->ops->obj_list(ctx->store, p.partition, secret_kinds[k], o.id, NULL, 0, &keys, &n) ==
+                STORE_OK)
+                for (size_t i = 0; i < n; i++)
+                    ctx->store->ops->obj_delete(ctx->store, p.partition, secret_kinds[k], keys[i].id, NULL);
+            obj_list_free(keys, n);
+        }
         resp_json(resp, 200, json_pack("{s:s,s:s}", "id", o.id, "status", "deleted"));
     } else if (r == STORE_ENOTFOUND) {
         resp_error(resp, 404, "not_found", "configId", "no protocol configuration '%s'", o.id);
@@ -480,5 +514,170 @@ void api_eab_delete(struct http_req *req, struct http_resp *resp)
     resp_json(resp, 200, json_pack("{s:s,s:s}", "keyId", o.id, "status", "deleted"));
 out:
     obj_rec_free(&o);
+    proto_cfg_free(&cfg);
+}
+
+/* ---- credentials of a configuration ------------------------------------- */
+/* Generic secrets a protocol checks (EST HTTP Basic passwords, CMP MAC
+ * secrets, SCEP static challenges): created with a name, the secret shown
+ * once, stored sealed with the master key (proto.h reads them). */
+
+static int cfg_for_cred(struct http_req *req, struct http_resp *resp, int op, struct principal *p,
+                        struct proto_cfg *cfg)
+{
+    struct api_ctx *ctx = req->app;
+    struct err e;
+    if (api_auth(req, resp, req->params[0], op, p) != 0)
+        return -1;
+    if (proto_cfg_load(ctx->store, p->partition, req->params[1], NULL, cfg, &e) != 0) {
+        resp_err(resp, &e);
+        return -1;
+    }
+    if (strcmp(cfg->type, "acme") == 0) {
+        resp_error(resp, 400, "invalid_request", "configId",
+                   "ACME configurations use EAB keys (/eab-keys), not credentials");
+        proto_cfg_free(cfg);
+        return -1;
+    }
+    return 0;
+}
+
+static json_t *cred_json(const struct obj_rec *k)
+{
+    json_error_t je;
+    json_t *d = k->json ? json_loads(k->json, 0, &je) : NULL;
+    const char *slash = strchr(k->id, '/');
+    json_t *j = json_pack("{s:s,s:O?,s:o}", "id", slash ? slash + 1 : k->id, "name", json_object_get(d, "name"),
+                          "createdAt", jtime(k->created_at));
+    json_decref(d);
+    return j;
+}
+
+void api_cred_list(struct http_req *req, struct http_resp *resp)
+{
+    struct api_ctx *ctx = req->app;
+    struct principal p;
+    struct proto_cfg cfg;
+    struct obj_rec *items = NULL;
+    size_t n = 0;
+    if (cfg_for_cred(req, resp, OP_ENROLL_READ, &p, &cfg) != 0)
+        return;
+    if (ctx->store->ops->obj_list(ctx->store, p.partition, PROTO_CRED_KIND, cfg.id, NULL, 0, &items, &n) !=
+        STORE_OK) {
+        resp_error(resp, 503, "unavailable", NULL, "store unavailable");
+        goto out;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, cred_json(&items[i]));
+    resp_json(resp, 200, json_pack("{s:o}", "credentials", arr));
+out:
+    obj_list_free(items, n);
+    proto_cfg_free(&cfg);
+}
+
+void api_cred_create(struct http_req *req, struct http_resp *resp)
+{
+    struct api_ctx *ctx = req->app;
+    struct principal p;
+    struct proto_cfg cfg;
+    struct obj_rec o;
+    struct jerr je;
+    json_t *body = NULL, *doc = NULL;
+    char *secret = NULL, *gen_id = NULL;
+    static const char *const keys[] = {"name", "id", NULL};
+    const char *name = NULL, *cid = NULL;
+    memset(&o, 0, sizeof o);
+    memset(&je, 0, sizeof je);
+    if (cfg_for_cred(req, resp, OP_ENROLL_CONFIGURE, &p, &cfg) != 0)
+        return;
+    if (!(body = api_body_object(req, resp)))
+        goto out;
+    if (jcheck_keys(body, keys, &je) || jget_str(body, "name", 64, &name, &je) ||
+        jget_str(body, "id", PROTO_CRED_ID_MAX, &cid, &je)) {
+        resp_error(resp, 400, "invalid_field", je.field, "%s", je.msg);
+        goto out;
+    }
+    if (!name || strlen(name) < 2) {
+        resp_error(resp, 400, "invalid_field", "name", "name: 2-64 characters");
+        goto out;
+    }
+    if (cid && !proto_cred_id_valid(cid)) {
+        resp_error(resp, 400, "invalid_field", "id", "id: 2-%d characters of a-z, A-Z, 0-9, '.', '_' and '-'",
+                   PROTO_CRED_ID_MAX);
+        goto out;
+    }
+    if (!cid && !(cid = gen_id = random_hex(8))) {
+        resp_error(resp, 500, "internal", NULL, "random source failed");
+        goto out;
+    }
+    if (!(secret = random_token(24))) {
+        resp_error(resp, 500, "internal", NULL, "random source failed");
+        goto out;
+    }
+    snprintf(o.partition_id, sizeof o.partition_id, "%s", p.partition);
+    snprintf(o.kind, sizeof o.kind, "%s", PROTO_CRED_KIND);
+    snprintf(o.id, sizeof o.id, "%s/%s", cfg.id, cid);
+    char aad[256];
+    snprintf(aad, sizeof aad, "cred:%s/%s", p.partition, o.id);
+    if (keywrap_seal(ctx->env.mkey, (const unsigned char *)secret, strlen(secret), aad, &o.blob, &o.blob_len) != 0) {
+        resp_error(resp, 500, "internal", NULL, "could not seal the secret");
+        goto out;
+    }
+    o.parent = cfg.id;
+    snprintf(o.status, sizeof o.status, "active");
+    doc = json_pack("{s:s}", "name", name);
+    o.json = json_dumps(doc, JSON_COMPACT);
+    char target[192];
+    snprintf(target, sizeof target, "credential:%s", o.id);
+    struct audit_rec a = {p.actor, "protocol.credential.create", target, o.json, p.ip, NULL};
+    int r = o.json ? ctx->store->ops->obj_put(ctx->store, &o, OBJ_CREATE, &a) : STORE_EIO;
+    if (r == STORE_ECONFLICT) {
+        resp_error(resp, 409, "conflict", "id", "credential '%s' exists in configuration '%s'", cid, cfg.id);
+        goto out;
+    }
+    if (r != STORE_OK) {
+        resp_error(resp, 503, "unavailable", NULL, "store unavailable");
+        goto out;
+    }
+    json_t *j = cred_json(&o);
+    json_object_set_new(j, "secret", json_string(secret));
+    json_object_set_new(j, "notice", json_string("the secret is shown only once; store it now"));
+    resp_json(resp, 201, j);
+out:
+    if (secret)
+        OPENSSL_cleanse(secret, strlen(secret));
+    free(secret);
+    free(gen_id);
+    o.parent = NULL;
+    obj_rec_free(&o);
+    json_decref(doc);
+    json_decref(body);
+    proto_cfg_free(&cfg);
+}
+
+void api_cred_delete(struct http_req *req, struct http_resp *resp)
+{
+    struct api_ctx *ctx = req->app;
+    struct principal p;
+    struct proto_cfg cfg;
+    if (cfg_for_cred(req, resp, OP_ENROLL_CONFIGURE, &p, &cfg) != 0)
+        return;
+    char id[OBJ_ID_MAX + 1];
+    const char *cid = req->params[2];
+    if (!proto_cred_id_valid(cid)) {
+        resp_error(resp, 404, "not_found", "credentialId", "no credential '%.32s'", cid);
+        goto out;
+    }
+    snprintf(id, sizeof id, "%s/%s", cfg.id, cid);
+    char target[192];
+    snprintf(target, sizeof target, "credential:%s", id);
+    struct audit_rec a = {p.actor, "protocol.credential.delete", target, NULL, p.ip, NULL};
+    if (ctx->store->ops->obj_delete(ctx->store, p.partition, PROTO_CRED_KIND, id, &a) != STORE_OK) {
+        resp_error(resp, 404, "not_found", "credentialId", "no credential '%s' in configuration '%s'", cid, cfg.id);
+        goto out;
+    }
+    resp_json(resp, 200, json_pack("{s:s,s:s}", "id", cid, "status", "deleted"));
+out:
     proto_cfg_free(&cfg);
 }

@@ -1,5 +1,9 @@
 #include "proto/proto.h"
 
+#include "crypto/keywrap.h"
+
+#include <openssl/crypto.h>
+#include <stdlib.h>
 #include <string.h>
 
 bool proto_id_valid(const char *id)
@@ -100,4 +104,96 @@ int proto_profile_in_use(struct store *st, const char *partition, const char *pr
     }
     obj_list_free(items, cnt);
     return rc;
+}
+
+bool proto_cred_id_valid(const char *id)
+{
+    size_t n = id ? strlen(id) : 0;
+    if (n < 2 || n > PROTO_CRED_ID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = id[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static int open_secret(const unsigned char *mkey, const char *partition, const struct obj_rec *o, char **secret)
+{
+    char aad[256];
+    unsigned char *pt = NULL;
+    size_t n = 0;
+    snprintf(aad, sizeof aad, "cred:%s/%s", partition, o->id);
+    if (keywrap_open(mkey, o->blob, o->blob_len, aad, &pt, &n) != 0)
+        return -1;
+    char *s = malloc(n + 1);
+    if (s) {
+        memcpy(s, pt, n);
+        s[n] = 0;
+    }
+    OPENSSL_cleanse(pt, n);
+    free(pt);
+    *secret = s;
+    return s ? 0 : -1;
+}
+
+int proto_cred_secret(struct store *st, const unsigned char *mkey, const char *partition, const char *cfg,
+                      const char *cred_id, char **secret)
+{
+    struct obj_rec o;
+    char id[OBJ_ID_MAX + 1];
+    *secret = NULL;
+    if (!proto_cred_id_valid(cred_id) || !proto_id_valid(cfg))
+        return -1;
+    snprintf(id, sizeof id, "%s/%s", cfg, cred_id);
+    if (st->ops->obj_get(st, partition, PROTO_CRED_KIND, id, &o) != STORE_OK)
+        return -1;
+    int rc = open_secret(mkey, partition, &o, secret);
+    obj_rec_free(&o);
+    return rc;
+}
+
+static bool same_secret(const char *a, const char *b)
+{
+    size_t n = strlen(a);
+    return n == strlen(b) && CRYPTO_memcmp(a, b, n) == 0;
+}
+
+bool proto_cred_check(struct store *st, const unsigned char *mkey, const char *partition, const char *cfg,
+                      const char *cred_id, const char *secret)
+{
+    char *s = NULL;
+    if (!secret || proto_cred_secret(st, mkey, partition, cfg, cred_id, &s) != 0)
+        return false;
+    bool ok = same_secret(s, secret);
+    OPENSSL_cleanse(s, strlen(s));
+    free(s);
+    return ok;
+}
+
+bool proto_cred_match_any(struct store *st, const unsigned char *mkey, const char *partition, const char *cfg,
+                          const char *secret, char *cred_out, size_t n)
+{
+    struct obj_rec *items = NULL;
+    size_t cnt = 0;
+    bool ok = false;
+    if (!secret || st->ops->obj_list(st, partition, PROTO_CRED_KIND, cfg, NULL, 0, &items, &cnt) != STORE_OK)
+        return false;
+    for (size_t i = 0; i < cnt && !ok; i++) {
+        char *s = NULL;
+        if (open_secret(mkey, partition, &items[i], &s) != 0)
+            continue;
+        if (same_secret(s, secret)) {
+            ok = true;
+            const char *slash = strchr(items[i].id, '/');
+            if (cred_out)
+                snprintf(cred_out, n, "%s", slash ? slash + 1 : items[i].id);
+        }
+        OPENSSL_cleanse(s, strlen(s));
+        free(s);
+    }
+    obj_list_free(items, cnt);
+    return ok;
 }

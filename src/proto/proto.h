@@ -41,6 +41,26 @@ void proto_cfg_free(struct proto_cfg *c);
 int proto_profile_in_use(struct store *st, const char *partition, const char *profile_id, const char *ca_id,
                          char *cfg_out, size_t n);
 
+/* Credentials of a configuration (EST Basic passwords, CMP MAC secrets,
+ * SCEP static challenges): `object` rows of kind PROTO_CRED_KIND, id
+ * "<configId>/<credentialId>", parent = configuration id, the secret sealed
+ * with the master key (AAD "cred:<partition>/<id>"). The admin API creates
+ * them (secret shown once); protocols read them here. */
+#define PROTO_CRED_KIND "proto-cred"
+#define PROTO_CRED_ID_MAX 64
+bool proto_cred_id_valid(const char *id);
+/* The secret of credential `cred_id` (malloc'd, NUL-terminated; wipe and
+ * free it). -1 when unknown. */
+int proto_cred_secret(struct store *st, const unsigned char *mkey, const char *partition, const char *cfg,
+                      const char *cred_id, char **secret);
+/* true when `secret` equals the credential's (constant time). */
+bool proto_cred_check(struct store *st, const unsigned char *mkey, const char *partition, const char *cfg,
+                      const char *cred_id, const char *secret);
+/* true when `secret` equals any credential of the configuration (SCEP
+ * challenges carry no identifier); its id goes to cred_out when given. */
+bool proto_cred_match_any(struct store *st, const unsigned char *mkey, const char *partition, const char *cfg,
+                          const char *secret, char *cred_out, size_t n);
+
 /* Typed setting accessors on doc (defaults when absent). */
 bool proto_bool(const struct proto_cfg *c, const char *key, bool dflt);
 const char *proto_str(const struct proto_cfg *c, const char *key);

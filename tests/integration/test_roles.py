@@ -268,6 +268,13 @@ class State:
             ok(d.api("POST", "/protocols", json={"id": pid, "type": "acme", "caId": self.sub.id,
                                                  "profileId": PROFILE}), 201)
         self.eab_del = ok(d.api("POST", f"/protocols/{self.proto}/eab-keys", json={"name": "victim"}), 201)["keyId"]
+        # an EST configuration with a credential to delete
+        ok(d.api("POST", f"/cas/{self.sub.id}/profiles", json={"profileId": "est-tls-client"}))
+        self.proto_est = f"e{tag}{secrets.token_hex(3)}"[:18]
+        ok(d.api("POST", "/protocols", json={"id": self.proto_est, "type": "est", "caId": self.sub.id,
+                                             "profileId": "est-tls-client"}), 201)
+        self.cred_del = ok(d.api("POST", f"/protocols/{self.proto_est}/credentials", json={"name": "victim"}),
+                           201)["id"]
 
 
 def probes(st):
@@ -369,6 +376,9 @@ def probes(st):
     add("enroll.configure", "POST", f"/protocols/{st.proto}/eab-keys", 201, json={"name": "walk"})
     add("enroll.configure", "DELETE", f"/protocols/{st.proto}/eab-keys/{st.eab_del}")
     add("enroll.configure", "DELETE", f"/protocols/{st.proto_del}")
+    add("enroll.read", "GET", f"/protocols/{st.proto_est}/credentials")
+    add("enroll.configure", "POST", f"/protocols/{st.proto_est}/credentials", 201, json={"name": "walk"})
+    add("enroll.configure", "DELETE", f"/protocols/{st.proto_est}/credentials/{st.cred_del}")
     # CA Gateway credentials
     cred = f"c{st.tag}{secrets.token_hex(3)}"[:32]
     add("cagw.credentials", "GET", "/cagw-credentials")

@@ -1,0 +1,25 @@
+/* est: the EST server for protocol configurations of type "est".
+ * Protocol code calls the issuance core (issue_certificate) and the one
+ * status path (api_cert_set_status); it never builds certificates. */
+#ifndef PKIAAS_EST_EST_H
+#define PKIAAS_EST_EST_H
+
+#include "http/router.h"
+#include "util/json_util.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+
+/* Validates the EST settings of an admin API request body and copies them
+ * into the configuration document `doc` (create: defaults for what is
+ * absent). -1 naming the field in e. */
+int est_settings_apply(const json_t *body, json_t *doc, bool create, struct jerr *e);
+/* The settings keys est_settings_apply understands (NULL-terminated). */
+extern const char *const est_setting_keys[];
+/* The endpoint URL of a configuration (malloc'd). */
+char *est_url(const char *https_base, const char *partition, const char *config);
+
+extern const struct route est_routes[];
+extern const size_t est_routes_count;
+
+#endif

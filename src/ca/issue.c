@@ -494,7 +494,7 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
     }
 
     /* Key: CSR (proof of possession) or server-side generation */
-    if (r->csr && r->key_type) {
+    if ((r->csr != NULL) + (r->key_type != NULL) + (r->pubkey != NULL) > 1) {
         err_set(e, 400, "invalid_field", "keyType", "keyType: give either a csr or a keyType, not both");
         goto out;
     }
@@ -528,6 +528,12 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
         if (!(key = gen_key(kt)))
             goto internal;
         pub = key;
+    } else if (r->pubkey) {
+        if (r->p12_password) {
+            err_set(e, 400, "invalid_field", "p12Password", "p12Password: only for server-side keys (keyType)");
+            goto out;
+        }
+        pub = r->pubkey;
     } else {
         err_set(e, 400, "invalid_field", "csr", "csr: required (or keyType and p12Password for a server-side key)");
         goto out;
@@ -564,6 +570,18 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
         X509_NAME_free(chk);
         if (bad) {
             err_set(e, 400, "invalid_field", "csr", "csr: subject: %s", dnerr);
+            goto out;
+        }
+    } else if (r->subject_name) {
+        subject = X509_NAME_dup(r->subject_name);
+        char *txt = subject ? dn_print(subject) : NULL;
+        X509_NAME *chk = NULL;
+        char dnerr[200];
+        int bad = subject && X509_NAME_entry_count(subject) > 0 && (!txt || dn_parse(txt, &chk, dnerr, sizeof dnerr) != 0);
+        free(txt);
+        X509_NAME_free(chk);
+        if (bad) {
+            err_set(e, 400, "invalid_field", "subject", "subject: %s", dnerr);
             goto out;
         }
     } else {

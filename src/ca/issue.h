@@ -17,6 +17,7 @@
 #include "ca/profile.h"
 
 #include <jansson.h>
+#include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <stdbool.h>
 
@@ -30,6 +31,12 @@ struct issue_req {
     const unsigned char *csr;   /* PEM / DER / base64; NULL for server-side keys */
     size_t csr_len;
     const char *key_type;       /* server-side key: RSA-2048 ... EC-P521 */
+    EVP_PKEY *pubkey;           /* a subject public key whose possession the
+                                 * protocol has already proven (CMP CRMF POPO
+                                 * verified by OpenSSL's CMP server); instead
+                                 * of csr / key_type. Borrowed. */
+    const X509_NAME *subject_name; /* subject as a name (CMP templates) when
+                                 * `subject` is NULL and there is no CSR */
     const char *p12_password;
     const char *subject;        /* DN string; NULL = use the CSR's subject */
     const json_t *sans;         /* [{type, value}] */

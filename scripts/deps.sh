@@ -15,6 +15,8 @@ PKGS=(
   python3 python3-pytest python3-cryptography python3-requests
   # real ACME clients and pebble-challtestsrv (DNS for validation) for the tests
   certbot lego uacme pebble util-linux
+  # SCEP: micromdm scepclient; asn1crypto builds hand-made SCEP messages in the tests
+  scep python3-asn1crypto
 )
 # npm (for the Swagger UI files) only when the machine has none of its own
 command -v npm >/dev/null 2>&1 || PKGS+=(npm)

@@ -2,6 +2,7 @@
  * modules; this file parses flags, wires the context and waits for signals. */
 #include "acme/acme.h"
 #include "api/api.h"
+#include <openssl/provider.h>
 #include "authz/authz.h"
 #include "ca/profile.h"
 #include "ca/scheduler.h"
@@ -120,6 +121,11 @@ static int cmd_serve(int argc, char **argv)
         log_error("%s", err);
         goto out;
     }
+    /* SCEP clients may still encrypt with DES (RFC 8894 lists des-CBC):
+     * OpenSSL 3 keeps it in the legacy provider, loaded next to the
+     * default one. Nothing else selects legacy algorithms. */
+    if (!OSSL_PROVIDER_load(NULL, "default") || !OSSL_PROVIDER_load(NULL, "legacy"))
+        log_warn("OpenSSL legacy provider not available: SCEP requests encrypted with single DES will fail");
     struct err perr;
     if (profiles_system_init(&perr) != 0) {
         log_error("%s", perr.msg);

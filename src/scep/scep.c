@@ -11,6 +11,7 @@
 #include "scep/scep.h"
 
 #include "api/api.h"
+#include "ca/crl.h"
 #include "ca/issue.h"
 #include "ca/ra.h"
 #include "proto/proto.h"
@@ -373,13 +374,9 @@ static int cert_rep(struct scep_req *s, const struct pkimsg *m, int status, int 
     if (status == 0) {
         if (!(pbio = bio_of(payload, plen)) || sk_X509_push(recips, m->signer) <= 0)
             goto out;
-        env = m->auth_env ? CMS_AuthEnvelopedData_create(m->cipher) : NULL;
-        if (m->auth_env) {
-            if (!env || !CMS_add1_recipient_cert(env, m->signer, 0) || CMS_final(env, pbio, NULL, CMS_BINARY) != 1)
-                goto out;
-        } else if (!(env = CMS_encrypt(recips, pbio, m->cipher, CMS_BINARY))) {
+        /* an AEAD cipher (AES-GCM) makes AuthEnvelopedData (RFC 5083) */
+        if (!(env = CMS_encrypt(recips, pbio, m->cipher, CMS_BINARY)))
             goto out;
-        }
         if (i2d_CMS_bio(envbio, env) != 1)
             goto out;
         char *p = NULL;
@@ -634,14 +631,12 @@ static void do_get(struct http_req *req, struct http_resp *resp, struct scep_req
 {
     struct api_ctx *ctx = req->app;
     struct cert_rec cr;
-    struct crl_rec crl;
     unsigned char *payload = NULL;
     int plen = 0;
     X509_CRL *x = NULL;
     char *hex = NULL, serial[48];
     BIGNUM *bn = NULL;
     memset(&cr, 0, sizeof cr);
-    memset(&crl, 0, sizeof crl);
     const unsigned char *p = m->inner;
     PKCS7_ISSUER_AND_SERIAL *ias = d2i_PKCS7_ISSUER_AND_SERIAL(NULL, &p, (long)m->inner_len);
     X509 *cacert = sk_X509_value(s->chain, 0);
@@ -650,9 +645,14 @@ static void do_get(struct http_req *req, struct http_resp *resp, struct scep_req
         goto out;
     }
     if (m->type == MT_GETCRL) {
-        const unsigned char *q;
-        if (ctx->store->ops->crl_latest(ctx->store, s->cfg.partition, s->ca.pk, -1, &crl) != STORE_OK ||
-            (q = crl.der, !(x = d2i_X509_CRL(NULL, &q, (long)crl.der_len))) || degenerate(NULL, x, &payload, &plen) != 0) {
+        /* the CA's current full CRL (built now when there is none yet) */
+        struct err e;
+        struct crl_blob *b = s->ca.crl_enabled ? crl_cache_get(ctx->crls, &ctx->env, &s->ca, CRL_FULL, &e) : NULL;
+        const unsigned char *q = b ? b->der : NULL;
+        if (b)
+            x = d2i_X509_CRL(NULL, &q, (long)b->len);
+        crl_blob_release(b);
+        if (!x || degenerate(NULL, x, &payload, &plen) != 0) {
             send_rep(s, resp, m, 2, FAIL_BADCERTID, NULL, 0);
             goto out;
         }
@@ -672,7 +672,6 @@ out:
     BN_free(bn);
     X509_CRL_free(x);
     OPENSSL_free(payload);
-    crl_rec_free(&crl);
     cert_rec_free(&cr);
     PKCS7_ISSUER_AND_SERIAL_free(ias);
 }

@@ -138,27 +138,6 @@ def _self_signed(key, cn):
             .not_valid_after(now + datetime.timedelta(days=1)).sign(key, hashes.SHA256()))
 
 
-def _pkcs_req(scep, tmp_path, challenge, cn):
-    """A PKCSReq built with `openssl cms` (encrypt to the RA, sign with a
-    self-signed certificate, SCEP attributes through -keyopt is not possible,
-    so the signed attributes come from a tiny ASN.1 config)."""
-    key = rsa.generate_private_key(65537, 2048)
-    csr = (x509.CertificateSigningRequestBuilder()
-           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
-           .add_attribute(x509.oid.AttributeOID.CHALLENGE_PASSWORD, challenge.encode())
-           .sign(key, hashes.SHA256()))
-    (tmp_path / "req.der").write_bytes(csr.public_bytes(serialization.Encoding.DER))
-    (tmp_path / "ra.pem").write_bytes(_ra_cert(scep).public_bytes(serialization.Encoding.PEM))
-    signer = _self_signed(key, cn)
-    (tmp_path / "signer.pem").write_bytes(signer.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "signer.key").write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                                            serialization.PrivateFormat.PKCS8,
-                                                            serialization.NoEncryption()))
-    subprocess.run(["openssl", "cms", "-encrypt", "-binary", "-aes-128-cbc", "-in", "req.der", "-outform", "DER",
-                    "-out", "env.der", "ra.pem"], cwd=tmp_path, check=True, capture_output=True)
-    return key, signer
-
-
 def test_garbage_and_bad_requests(scep):
     u = scep.http_url
     assert requests.post(u, params={"operation": "PKIOperation"}, data=b"garbage").status_code == 400
@@ -177,3 +156,216 @@ def test_garbage_and_bad_requests(scep):
     assert requests.post(u, params={"operation": "PKIOperation"}, data=p7[: len(p7) // 2]).status_code == 400
     assert requests.post(u, params={"operation": "PKIOperation"}, data=b"\x30" * 300000).status_code in (400, 413)
     assert requests.get(scep.d.url + "/healthz").status_code == 200
+
+
+# -- a SCEP client written for the tests (asn1crypto + openssl cms) -------------
+
+import hashlib
+import os
+
+from asn1crypto import algos, cms as acms, core, x509 as ax509
+
+OID = {"messageType": "2.16.840.1.113733.1.9.2", "pkiStatus": "2.16.840.1.113733.1.9.3",
+       "failInfo": "2.16.840.1.113733.1.9.4", "senderNonce": "2.16.840.1.113733.1.9.5",
+       "recipientNonce": "2.16.840.1.113733.1.9.6", "transactionID": "2.16.840.1.113733.1.9.7"}
+
+
+def _attr(oid, value):
+    return acms.CMSAttribute({"type": acms.CMSAttributeType(oid), "values": [value]})
+
+
+def build_pkimessage(signer_cert, signer_key, msg_type, inner_env, txid, nonce, signing_time=None, tamper=False):
+    """SignedData over `inner_env` (an EnvelopedData DER) with the SCEP attributes."""
+    content = core.OctetString(inner_env)
+    digest = hashlib.sha256(inner_env).digest()
+    signing_time = signing_time or datetime.datetime.now(datetime.timezone.utc)
+    attrs = acms.CMSAttributes([
+        _attr("content_type", acms.ContentType("data")),
+        _attr("message_digest", core.OctetString(digest)),
+        _attr("signing_time", acms.Time({"utc_time": core.UTCTime(signing_time)})),
+        _attr(OID["messageType"], core.PrintableString(str(msg_type))),
+        _attr(OID["transactionID"], core.PrintableString(txid)),
+        _attr(OID["senderNonce"], core.OctetString(nonce)),
+    ])
+    sig = signer_key.sign(attrs.dump(), __import__("cryptography.hazmat.primitives.asymmetric.padding",
+                                                     fromlist=["PKCS1v15"]).PKCS1v15(), hashes.SHA256())
+    if tamper:
+        sig = bytes([sig[0] ^ 1]) + sig[1:]
+    cert = ax509.Certificate.load(signer_cert.public_bytes(serialization.Encoding.DER))
+    si = acms.SignerInfo({
+        "version": "v1",
+        "sid": acms.SignerIdentifier({"issuer_and_serial_number": acms.IssuerAndSerialNumber(
+            {"issuer": cert.issuer, "serial_number": cert.serial_number})}),
+        "digest_algorithm": algos.DigestAlgorithm({"algorithm": "sha256"}),
+        "signed_attrs": attrs,
+        "signature_algorithm": algos.SignedDigestAlgorithm({"algorithm": "rsassa_pkcs1v15"}),
+        "signature": sig,
+    })
+    sd = acms.SignedData({
+        "version": "v1",
+        "digest_algorithms": [algos.DigestAlgorithm({"algorithm": "sha256"})],
+        "encap_content_info": {"content_type": "data", "content": content},
+        "certificates": [acms.CertificateChoices({"certificate": cert})],
+        "signer_infos": [si],
+    })
+    return acms.ContentInfo({"content_type": "signed_data", "content": sd}).dump()
+
+
+def envelope(tmp_path, data, ra_pem, cipher="-aes-128-cbc", oaep=False):
+    (tmp_path / "in.der").write_bytes(data)
+    (tmp_path / "ra.pem").write_bytes(ra_pem)
+    cmd = ["openssl", "cms", "-encrypt", "-binary", cipher, "-in", "in.der", "-outform", "DER", "-out", "env.der",
+           "-recip", "ra.pem"]
+    if oaep:
+        cmd += ["-keyopt", "rsa_padding_mode:oaep"]
+    if cipher == "-des-cbc":  # single DES lives in OpenSSL 3's legacy provider
+        cmd += ["-provider", "legacy", "-provider", "default"]
+    subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True)
+    return (tmp_path / "env.der").read_bytes()
+
+
+class Rep:
+    """A parsed CertRep: attributes, signature checked with the RA key."""
+
+    def __init__(self, der, ra_cert):
+        ci = acms.ContentInfo.load(der)
+        assert ci["content_type"].native == "signed_data"
+        sd = ci["content"]
+        si = sd["signer_infos"][0]
+        self.attrs = {a["type"].dotted: a["values"][0] for a in si["signed_attrs"]}
+        signed = si["signed_attrs"].dump()
+        signed = b"\x31" + signed[1:]  # the signature covers the SET OF encoding
+        ra_cert.public_key().verify(si["signature"].native, signed,
+                                    __import__("cryptography.hazmat.primitives.asymmetric.padding",
+                                               fromlist=["PKCS1v15"]).PKCS1v15(), hashes.SHA256())
+        self.status = self.attrs[OID["pkiStatus"]].native
+        self.fail = self.attrs[OID["failInfo"]].native if OID["failInfo"] in self.attrs else None
+        self.txid = self.attrs[OID["transactionID"]].native
+        self.recipient_nonce = self.attrs[OID["recipientNonce"]].native
+        enc = sd["encap_content_info"]["content"]
+        self.envelope = enc.native if enc.native is not None else None
+
+
+def open_rep(tmp_path, rep, cert, key):
+    (tmp_path / "rep-env.der").write_bytes(rep.envelope)
+    (tmp_path / "me.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "me.key").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                        serialization.NoEncryption()))
+    cp = subprocess.run(["openssl", "cms", "-decrypt", "-binary", "-inform", "DER", "-in", "rep-env.der",
+                         "-recip", "me.pem", "-inkey", "me.key", "-out", "p7.der", "-provider", "legacy",
+                         "-provider", "default"], cwd=tmp_path, capture_output=True)
+    assert cp.returncode == 0, cp.stderr
+    return pkcs7.load_der_pkcs7_certificates((tmp_path / "p7.der").read_bytes())
+
+
+def post(scep, der, use_get=False):
+    if use_get:
+        return requests.get(scep.http_url, params={"operation": "PKIOperation", "message": base64.b64encode(der)})
+    return requests.post(scep.http_url, params={"operation": "PKIOperation"}, data=der,
+                         headers={"Content-Type": "application/x-pki-message"})
+
+
+def pkcs_req(scep, tmp_path, challenge, cipher="-aes-128-cbc", oaep=False, use_get=False, tamper=False,
+             signing_time=None, cn=None, msg_type=19, signer=None, signer_key=None, key=None):
+    key = key or rsa.generate_private_key(65537, 2048)
+    cn = cn or uid("hand")
+    b = x509.CertificateSigningRequestBuilder().subject_name(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+    if challenge is not None:
+        b = b.add_attribute(x509.oid.AttributeOID.CHALLENGE_PASSWORD, challenge.encode())
+    csr = b.sign(key, hashes.SHA256())
+    ra = _ra_cert(scep)
+    env = envelope(tmp_path, csr.public_bytes(serialization.Encoding.DER), ra.public_bytes(serialization.Encoding.PEM),
+                   cipher, oaep)
+    signer = signer or _self_signed(key, cn)
+    signer_key = signer_key or key
+    txid = hashlib.sha256(os.urandom(16)).hexdigest()
+    nonce = os.urandom(16)
+    der = build_pkimessage(signer, signer_key, msg_type, env, txid, nonce, signing_time, tamper)
+    r = post(scep, der, use_get)
+    assert r.status_code == 200, r.text
+    assert r.headers["Content-Type"] == "application/x-pki-message"
+    rep = Rep(r.content, ra)
+    assert rep.txid == txid and rep.recipient_nonce == nonce
+    return rep, key, signer, txid
+
+
+CIPHERS = [("-aes-128-cbc", False), ("-aes-256-cbc", True), ("-aes-128-gcm", False), ("-aes-256-gcm", True),
+           ("-des-ede3-cbc", False), ("-des-cbc", True)]
+
+
+@pytest.mark.parametrize("cipher,oaep", CIPHERS)
+def test_pkcsreq_every_cipher_and_key_transport(scep, tmp_path, cipher, oaep):
+    rep, key, signer, _ = pkcs_req(scep, tmp_path, scep.challenge, cipher, oaep, use_get=(cipher == "-aes-128-cbc"))
+    assert rep.status == "0", (rep.status, rep.fail)
+    certs = open_rep(tmp_path, rep, signer, key)
+    leaf = certs[0]
+    assert leaf.public_key().public_numbers() == key.public_key().public_numbers()
+    assert leaf.issuer.rfc4514_string() == "CN=SCEP Test Issuing"
+
+
+def test_failure_certreps(scep, tmp_path):
+    rep, *_ = pkcs_req(scep, tmp_path, "wrong")
+    assert (rep.status, rep.fail) == ("2", "2")  # badRequest
+    assert rep.envelope in (None, b"")
+    rep, *_ = pkcs_req(scep, tmp_path, scep.challenge, tamper=True)
+    assert (rep.status, rep.fail) == ("2", "1")  # badMessageCheck
+    old = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=3)
+    rep, *_ = pkcs_req(scep, tmp_path, scep.challenge, signing_time=old)
+    assert (rep.status, rep.fail) == ("2", "3")  # badTime
+    rep, *_ = pkcs_req(scep, tmp_path, scep.challenge, msg_type=99)
+    assert (rep.status, rep.fail) == ("2", "2")
+    # RSA-1024 subject key: refused by the issuance core
+    rep, *_ = pkcs_req(scep, tmp_path, scep.challenge, key=rsa.generate_private_key(65537, 1024))
+    assert (rep.status, rep.fail) == ("2", "2")
+    assert requests.get(scep.d.url + "/healthz").status_code == 200
+
+
+def _ias(cert_issuer_der_name, serial):
+    from asn1crypto import x509 as x
+    return acms.IssuerAndSerialNumber({"issuer": x.Name.load(cert_issuer_der_name), "serial_number": serial}).dump()
+
+
+def test_renewal_poll_getcert_getcrl(scep, tmp_path):
+    rep, key, signer, txid = pkcs_req(scep, tmp_path, scep.challenge)
+    assert rep.status == "0"
+    leaf = open_rep(tmp_path, rep, signer, key)[0]
+    ra = _ra_cert(scep)
+    # CertPoll with the same transaction finds the certificate
+    env = envelope(tmp_path, b"\x30\x00", ra.public_bytes(serialization.Encoding.PEM))
+    r = post(scep, build_pkimessage(signer, key, 20, env, txid, os.urandom(16)))
+    poll = Rep(r.content, ra)
+    assert poll.status == "0" and open_rep(tmp_path, poll, signer, key)[0].serial_number == leaf.serial_number
+    r = post(scep, build_pkimessage(signer, key, 20, env, "unknown-" + txid[:20], os.urandom(16)))
+    assert Rep(r.content, ra).fail == "4"  # badCertId
+    # GetCert by issuer and serial
+    issuer = leaf.issuer.public_bytes()
+    env = envelope(tmp_path, _ias(issuer, leaf.serial_number), ra.public_bytes(serialization.Encoding.PEM))
+    got = Rep(post(scep, build_pkimessage(signer, key, 21, env, "gc" + txid[:30], os.urandom(16))).content, ra)
+    assert got.status == "0" and open_rep(tmp_path, got, signer, key)[0].serial_number == leaf.serial_number
+    env = envelope(tmp_path, _ias(issuer, 12345), ra.public_bytes(serialization.Encoding.PEM))
+    got = Rep(post(scep, build_pkimessage(signer, key, 21, env, "gx" + txid[:30], os.urandom(16))).content, ra)
+    assert got.fail == "4"
+    # GetCRL
+    env = envelope(tmp_path, _ias(issuer, leaf.serial_number), ra.public_bytes(serialization.Encoding.PEM))
+    crl = Rep(post(scep, build_pkimessage(signer, key, 22, env, "cr" + txid[:30], os.urandom(16))).content, ra)
+    assert crl.status == "0", crl.fail
+    (tmp_path / "rep-env.der").write_bytes(crl.envelope)
+    (tmp_path / "me.pem").write_bytes(signer.public_bytes(serialization.Encoding.PEM))
+    subprocess.run(["openssl", "cms", "-decrypt", "-binary", "-inform", "DER", "-in", "rep-env.der", "-recip",
+                    "me.pem", "-inkey", "me.key", "-out", "crl-p7.der"], cwd=tmp_path, check=True, capture_output=True)
+    out = subprocess.run(["openssl", "pkcs7", "-inform", "DER", "-in", "crl-p7.der", "-print_certs", "-noout",
+                          "-print"], cwd=tmp_path, check=True, capture_output=True, text=True).stdout
+    assert "crl:" in out and "SCEP Test Issuing" in out
+    # RenewalReq signed with the issued certificate: a new certificate, same subject
+    new_key = rsa.generate_private_key(65537, 2048)
+    cn = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    rep2, _, _, _ = pkcs_req(scep, tmp_path, None, msg_type=17, signer=leaf, signer_key=key, key=new_key, cn=cn)
+    assert rep2.status == "0", rep2.fail
+    renewed = open_rep(tmp_path, rep2, leaf, key)[0]
+    assert renewed.public_key().public_numbers() == new_key.public_key().public_numbers()
+    assert renewed.serial_number != leaf.serial_number
+    # renewal signed with a certificate we did not issue
+    stranger = rsa.generate_private_key(65537, 2048)
+    rep3, *_ = pkcs_req(scep, tmp_path, None, msg_type=17, signer=_self_signed(stranger, cn), signer_key=stranger)
+    assert (rep3.status, rep3.fail) == ("2", "1")

@@ -9,6 +9,7 @@
 #include "acme/acme.h"
 #include "cmp/cmp.h"
 #include "est/est.h"
+#include "scep/intune.h"
 #include "scep/scep.h"
 #include "api/api.h"
 #include "api/api_json.h"
@@ -43,6 +44,7 @@ static const struct proto_type {
 } proto_types[] = {
     {"acme", "privatessl", acme_apply, acme_setting_keys, "directoryUrl", acme_directory_url},
     {"scep", "scep", scep_settings_apply, scep_setting_keys, "scepUrl", scep_url},
+    {"intune", "intune", intune_settings_apply, intune_setting_keys, "scepUrl", scep_url},
     {"est", "est", est_settings_apply, est_setting_keys, "estUrl", est_url},
     {"cmp", "cmp", cmp_settings_apply, cmp_setting_keys, "cmpUrl", cmp_url},
 };
@@ -73,6 +75,10 @@ static json_t *cfg_json(struct api_ctx *ctx, const struct obj_rec *o)
     json_t *j = o->json ? json_loads(o->json, 0, &je) : NULL;
     if (!j)
         j = json_object();
+    if (json_object_get(j, "appKeySealed")) {
+        json_object_del(j, "appKeySealed");
+        json_object_set_new(j, "appKeySet", json_true());
+    }
     json_object_set_new(j, "createdAt", jtime(o->created_at));
     json_object_set_new(j, "updatedAt", jtime(o->updated_at));
     const struct proto_type *pt = type_find(json_string_value(json_object_get(j, "type")));
@@ -158,7 +164,7 @@ static int apply_body(struct api_ctx *ctx, const char *partition, const json_t *
             return -1;
         }
         if (!type || !type_known(type)) {
-            err_set(e, 400, "invalid_field", "type", "type: one of: acme, scep, est, cmp");
+            err_set(e, 400, "invalid_field", "type", "type: one of: acme, scep, intune, est, cmp");
             return -1;
         }
         if (!ca || !prof) {
@@ -191,6 +197,25 @@ static int apply_body(struct api_ctx *ctx, const char *partition, const json_t *
     if (pt && pt->apply(body, doc, create, &je) != 0) {
         err_set(e, 400, "invalid_field", je.field, "%s", je.msg);
         return -1;
+    }
+    /* the Intune app key: a secret the server uses later, so sealed with
+     * the master key, never returned */
+    const char *appkey = json_string_value(json_object_get(body, "appKey"));
+    if (pt && strcmp(pt->type, "intune") == 0 && appkey) {
+        char aad[256];
+        unsigned char *blob = NULL;
+        size_t bl = 0;
+        char *b64 = NULL;
+        intune_key_aad(aad, sizeof aad, partition, json_string_value(json_object_get(doc, "id")));
+        if (keywrap_seal(ctx->env.mkey, (const unsigned char *)appkey, strlen(appkey), aad, &blob, &bl) != 0 ||
+            !(b64 = b64_encode(blob, bl))) {
+            free(blob);
+            err_set(e, 500, "internal", NULL, "could not seal the app key");
+            return -1;
+        }
+        json_object_set_new(doc, "appKeySealed", json_string(b64));
+        free(blob);
+        free(b64);
     }
     return 0;
 }

@@ -23,7 +23,7 @@ void scheduler_run_once(const struct scheduler_opts *o)
     struct ca_list l;
     int64_t now = time_now();
     if (o->housekeeping)
-        o->housekeeping(o->env->store);
+        o->housekeeping(o->housekeeping_arg);
     if (o->env->store->ops->ca_list_active_all(o->env->store, &l) != STORE_OK)
         return;
     for (size_t i = 0; i < l.n; i++) {

@@ -17,8 +17,10 @@ struct scheduler_opts {
     struct crl_cache *crls;
     struct ocsp_cache *ocsp;
     int tick_s, crl_period_s, crl_delay_s;
-    /* Further housekeeping each tick (protocol state expiry); may be NULL. */
-    void (*housekeeping)(struct store *st);
+    /* Further housekeeping each tick (protocol state expiry, Intune
+     * revocation sync); may be NULL. */
+    void (*housekeeping)(void *arg);
+    void *housekeeping_arg;
 };
 
 struct scheduler *scheduler_start(const struct scheduler_opts *o);

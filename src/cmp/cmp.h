@@ -5,6 +5,7 @@
 #define PKIAAS_CMP_CMP_H
 
 #include "http/router.h"
+#include "store/store.h"
 #include "util/json_util.h"
 
 #include <jansson.h>
@@ -21,5 +22,14 @@ char *cmp_url(const char *https_base, const char *partition, const char *config)
 
 extern const struct route cmp_routes[];
 extern const size_t cmp_routes_count;
+
+/* Open CMP transactions (an issued certificate waiting for its certConf)
+ * are `object` rows of this kind, id "<configId>/<hex transactionID>",
+ * living CMP_TXN_TTL_S seconds. */
+#define CMP_TXN_KIND "cmp-txn"
+#define CMP_TXN_TTL_S 600
+
+/* Drops expired transaction rows (call from the daemon's housekeeping). */
+void cmp_housekeeping(struct store *st);
 
 #endif

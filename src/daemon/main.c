@@ -1,6 +1,7 @@
 /* pkiaasd: entry points only (serve, bootstrap). Logic lives in the
  * modules; this file parses flags, wires the context and waits for signals. */
 #include "acme/acme.h"
+#include "scep/intune.h"
 #include "api/api.h"
 #include <openssl/provider.h>
 #include "authz/authz.h"
@@ -103,6 +104,14 @@ static char *read_text(const char *path)
     return s;
 }
 
+/* Protocol housekeeping on the scheduler thread. */
+static void housekeeping(void *arg)
+{
+    struct api_ctx *api = arg;
+    acme_housekeeping(api->store);
+    intune_revocation_sync_due(api);
+}
+
 static int cmd_serve(int argc, char **argv)
 {
     struct flags f;
@@ -188,7 +197,7 @@ static int cmd_serve(int argc, char **argv)
         goto out;
     }
     struct scheduler_opts so = {&a.api.env, a.api.crls, a.api.ocsp, a.cfg.scheduler_tick_s, a.cfg.crl_period_s,
-                                a.cfg.crl_delay_s, acme_housekeeping};
+                                a.cfg.crl_delay_s, housekeeping, &a.api};
     if (!(sched = scheduler_start(&so))) {
         log_error("cannot start the scheduler");
         goto out;

@@ -508,7 +508,7 @@ static X509_REQ *body_csr(struct http_req *req, struct http_resp *resp, unsigned
         return NULL;
     }
     if (req->body.len > EST_BODY_MAX) {
-        text_error(resp, 400, "body too large: a PKCS#10 request is at most %d bytes", CSR_MAX);
+        text_error(resp, 413, "body too large: a PKCS#10 request is at most %d bytes", CSR_MAX);
         return NULL;
     }
     if (b64_decode((const char *)req->body.data, req->body.len, der, dl) != 0) {

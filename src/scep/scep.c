@@ -10,6 +10,8 @@
  * never an HTTP 5xx. Certificates come from the issuance core. */
 #include "scep/scep.h"
 
+#include "scep/intune.h"
+
 #include "api/api.h"
 #include "ca/crl.h"
 #include "ca/issue.h"
@@ -64,6 +66,13 @@ char *scep_url(const char *https_base, const char *partition, const char *config
     return u;
 }
 
+/* Configuration types served by this engine: plain SCEP (static
+ * challenges) and MDM Intune (challenges validated by Intune). */
+static bool scep_type(const char *t)
+{
+    return strcmp(t, "scep") == 0 || strcmp(t, "intune") == 0;
+}
+
 /* ---- request context ---------------------------------------------------- */
 
 struct scep_req {
@@ -97,8 +106,8 @@ static int scep_load(struct http_req *req, struct http_resp *resp, struct scep_r
     memset(s, 0, sizeof *s);
     memset(&e, 0, sizeof e);
     snprintf(req->partition, sizeof req->partition, "%.64s", req->params[0]);
-    if (proto_cfg_load(ctx->store, req->params[0], req->params[1], "scep", &s->cfg, &e) != 0) {
-        text(resp, e.status == 404 ? 404 : 503, e.status == 404 ? "no SCEP service at this URL\n" : "unavailable\n");
+    if (proto_cfg_load(ctx->store, req->params[0], req->params[1], NULL, &s->cfg, &e) != 0 || !scep_type(s->cfg.type)) {
+        text(resp, e.status == 503 ? 503 : 404, e.status == 503 ? "unavailable\n" : "no SCEP service at this URL\n");
         return -1;
     }
     if (ctx->store->ops->ca_get(ctx->store, s->cfg.partition, s->cfg.ca_id, &s->ca) != STORE_OK ||
@@ -522,6 +531,7 @@ static void do_enroll(struct http_req *req, struct http_resp *resp, struct scep_
     char *chal = NULL, who[160], cred[80] = "";
     const unsigned char *p = m->inner;
     X509_REQ *csr = d2i_X509_REQ(NULL, &p, (long)m->inner_len);
+    bool intune = strcmp(s->cfg.type, "intune") == 0;
     memset(&res, 0, sizeof res);
     memset(&e, 0, sizeof e);
     if (!csr || p != m->inner + m->inner_len) {
@@ -534,6 +544,15 @@ static void do_enroll(struct http_req *req, struct http_resp *resp, struct scep_
             goto out;
         }
         snprintf(who, sizeof who, "scep:%s/renewal", s->cfg.id);
+    } else if (intune) {
+        /* the challenge is Intune's: Intune validates the whole request */
+        if (intune_validate(ctx, &s->cfg, m->txid, m->inner, m->inner_len, &e) != 0) {
+            log_info("scep %s/%s: transaction %.40s refused by Intune validation: %s", s->cfg.partition, s->cfg.id,
+                     m->txid, e.msg);
+            send_rep(s, resp, m, 2, FAIL_BADREQUEST, NULL, 0);
+            goto out;
+        }
+        snprintf(who, sizeof who, "intune:%s", s->cfg.id);
     } else {
         chal = challenge_of(csr);
         if (!chal || !proto_cred_match_any(ctx->store, ctx->env.mkey, s->cfg.partition, s->cfg.id, chal, cred,
@@ -568,6 +587,8 @@ static void do_enroll(struct http_req *req, struct http_resp *resp, struct scep_
     };
     if (issue_certificate(&ctx->env, &ir, &res, &e) != 0) {
         log_info("scep %s/%s: transaction %.40s refused: %s", s->cfg.partition, s->cfg.id, m->txid, e.msg);
+        if (intune && m->type == MT_PKCSREQ)
+            intune_notify(ctx, &s->cfg, m->txid, m->inner, m->inner_len, NULL, e.msg);
         send_rep(s, resp, m, 2, e.status >= 500 ? FAIL_BADREQUEST : FAIL_BADREQUEST, NULL, 0);
         goto out;
     }
@@ -589,6 +610,8 @@ static void do_enroll(struct http_req *req, struct http_resp *resp, struct scep_
         goto out;
     }
     send_rep(s, resp, m, 0, 0, payload, (size_t)plen);
+    if (intune && m->type == MT_PKCSREQ)
+        intune_notify(ctx, &s->cfg, m->txid, m->inner, m->inner_len, &res, NULL);
 out:
     OPENSSL_free(payload);
     free(chal);
@@ -720,11 +743,16 @@ static void h_scep(struct http_req *req, struct http_resp *resp)
         struct api_ctx *ctx = req->app;
         struct proto_cfg cfg;
         struct err e;
-        if (proto_cfg_load(ctx->store, req->params[0], req->params[1], "scep", &cfg, &e) != 0) {
+        if (proto_cfg_load(ctx->store, req->params[0], req->params[1], NULL, &cfg, &e) != 0) {
             text(resp, 404, "no SCEP service at this URL\n");
             return;
         }
+        bool ok = scep_type(cfg.type);
         proto_cfg_free(&cfg);
+        if (!ok) {
+            text(resp, 404, "no SCEP service at this URL\n");
+            return;
+        }
         get_ca_caps(resp);
         return;
     }

@@ -3,6 +3,7 @@
 #include "acme/acme.h"
 #include "cmp/cmp.h"
 #include "est/est.h"
+#include "scep/mdmws.h"
 #include "scep/scep.h"
 #include "api/api_cagw.h"
 #include "authz/authz.h"
@@ -94,6 +95,9 @@ static const struct route routes[] = {
     {"GET", P "/protocols/{}/credentials", api_cred_list},
     {"POST", P "/protocols/{}/credentials", api_cred_create},
     {"DELETE", P "/protocols/{}/credentials/{}", api_cred_delete},
+    {"GET", P "/protocols/{}/digital-ids", api_digital_id_list},
+    {"POST", P "/protocols/{}/digital-ids", api_digital_id_create},
+    {"DELETE", P "/protocols/{}/digital-ids/{}", api_digital_id_delete},
 };
 
 static const char *const cap_names[] = {"other", "certificate", "ocsp", "crl"};
@@ -192,6 +196,7 @@ static const struct route_table tables[] = {
     {cagw_routes, &cagw_routes_count},
     {acme_routes, &acme_routes_count},
     {scep_routes, &scep_routes_count},
+    {mdmws_routes, &mdmws_routes_count},
     {est_routes, &est_routes_count},
     {cmp_routes, &cmp_routes_count},
 };

@@ -10,6 +10,7 @@
 #include "cmp/cmp.h"
 #include "est/est.h"
 #include "scep/intune.h"
+#include "scep/mdmws.h"
 #include "scep/scep.h"
 #include "api/api.h"
 #include "api/api_json.h"
@@ -45,6 +46,7 @@ static const struct proto_type {
     {"acme", "privatessl", acme_apply, acme_setting_keys, "directoryUrl", acme_directory_url},
     {"scep", "scep", scep_settings_apply, scep_setting_keys, "scepUrl", scep_url},
     {"intune", "intune", intune_settings_apply, intune_setting_keys, "scepUrl", scep_url},
+    {"mdmws", "mdmws", mdmws_settings_apply, mdmws_setting_keys, "scepUrl", mdmws_scep_url},
     {"est", "est", est_settings_apply, est_setting_keys, "estUrl", est_url},
     {"cmp", "cmp", cmp_settings_apply, cmp_setting_keys, "cmpUrl", cmp_url},
 };
@@ -84,6 +86,11 @@ static json_t *cfg_json(struct api_ctx *ctx, const struct obj_rec *o)
     const struct proto_type *pt = type_find(json_string_value(json_object_get(j, "type")));
     if (pt)
         json_object_set_new(j, pt->url_name, jtake(pt->url(ctx->env.https_base, o->partition_id, o->id)));
+    if (pt && strcmp(pt->type, "mdmws") == 0) {
+        char *u = NULL;
+        if (asprintf(&u, "%s/mdm/v2/mdmws/%s/%s", ctx->env.https_base, o->partition_id, o->id) >= 0)
+            json_object_set_new(j, "mdmWebServiceUrl", jtake(u));
+    }
     return j;
 }
 
@@ -164,7 +171,7 @@ static int apply_body(struct api_ctx *ctx, const char *partition, const json_t *
             return -1;
         }
         if (!type || !type_known(type)) {
-            err_set(e, 400, "invalid_field", "type", "type: one of: acme, scep, intune, est, cmp");
+            err_set(e, 400, "invalid_field", "type", "type: one of: acme, scep, intune, mdmws, est, cmp");
             return -1;
         }
         if (!ca || !prof) {
@@ -625,6 +632,10 @@ void api_cred_create(struct http_req *req, struct http_resp *resp)
     }
     if (!name || strlen(name) < 2) {
         resp_error(resp, 400, "invalid_field", "name", "name: 2-64 characters");
+        goto out;
+    }
+    if (cid && strcmp(cfg.type, "mdmws") == 0 && strlen(cid) > 18) {
+        resp_error(resp, 400, "invalid_field", "id", "id: an MDM user name of 2-18 characters");
         goto out;
     }
     if (cid && !proto_cred_id_valid(cid)) {

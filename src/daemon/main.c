@@ -119,6 +119,7 @@ static int cmd_serve(int argc, char **argv)
     char err[512], *cert = NULL, *key = NULL;
     struct http_server *srv = NULL;
     struct scheduler *sched = NULL;
+    OSSL_PROVIDER *prov_default = NULL, *prov_legacy = NULL;
     char *trust = NULL;
     int rc = 1;
     memset(&a, 0, sizeof a);
@@ -133,7 +134,9 @@ static int cmd_serve(int argc, char **argv)
     /* SCEP clients may still encrypt with DES (RFC 8894 lists des-CBC):
      * OpenSSL 3 keeps it in the legacy provider, loaded next to the
      * default one. Nothing else selects legacy algorithms. */
-    if (!OSSL_PROVIDER_load(NULL, "default") || !OSSL_PROVIDER_load(NULL, "legacy"))
+    prov_default = OSSL_PROVIDER_load(NULL, "default");
+    prov_legacy = OSSL_PROVIDER_load(NULL, "legacy");
+    if (!prov_default || !prov_legacy)
         log_warn("OpenSSL legacy provider not available: SCEP requests encrypted with single DES will fail");
     struct err perr;
     if (profiles_system_init(&perr) != 0) {
@@ -215,6 +218,10 @@ out:
     scheduler_stop(sched);
     validator_free(a.api.acme_validator);
     a.api.acme_validator = NULL;
+    if (prov_legacy)
+        OSSL_PROVIDER_unload(prov_legacy);
+    if (prov_default)
+        OSSL_PROVIDER_unload(prov_default);
     if (key) {
         OPENSSL_cleanse(key, strlen(key));
         free(key);

@@ -58,7 +58,8 @@
 #define BOUNDARY "est-pkiaas-part-boundary"
 
 static const char ct_text[] = "text/plain; charset=utf-8";
-static const char ct_certs[] = "application/pkcs7-mime; smime-type=certs-only";
+#define CT_CERTS "application/pkcs7-mime; smime-type=certs-only"
+static const char ct_certs[] = CT_CERTS;
 static const char ct_csrattrs[] = "application/csrattrs";
 static const char ct_multipart[] = "multipart/mixed; boundary=" BOUNDARY;
 
@@ -125,10 +126,9 @@ __attribute__((format(printf, 3, 4))) static void text_error(struct http_resp *r
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(msg, sizeof msg - 1, fmt, ap);
+    if (vsnprintf(msg, sizeof msg - 1, fmt, ap) < 0)
+        msg[0] = 0;
     va_end(ap);
-    if (n < 0)
-        n = 0;
     size_t len = strlen(msg);
     msg[len++] = '\n';
     resp_bytes(resp, status, ct_text, msg, len);
@@ -373,7 +373,7 @@ static int verify_client_cert(struct http_req *req, struct est_req *r, const cha
     *leaf = NULL;
     if (!req->https || !req->client_cert || req->client_cert_len == 0) {
         snprintf(why, wn, "a TLS client certificate is required");
-        return -1;
+        goto out;
     }
     const unsigned char *q = req->client_cert;
     if (req->client_cert_len > LONG_MAX || !(x = d2i_X509(NULL, &q, (long)req->client_cert_len)) ||
@@ -500,38 +500,39 @@ static X509_REQ *body_csr(struct http_req *req, struct http_resp *resp, unsigned
         size_t k = strlen("application/pkcs10");
         if (strncasecmp(ct, "application/pkcs10", k) != 0 || (ct[k] && ct[k] != ';' && ct[k] != ' ')) {
             text_error(resp, 415, "Content-Type must be application/pkcs10 (base64 DER PKCS#10)");
-            return NULL;
+            goto out;
         }
     }
     if (req->body.len == 0) {
         text_error(resp, 400, "empty body: expected a base64 DER PKCS#10 certification request");
-        return NULL;
+        goto out;
     }
     if (req->body.len > EST_BODY_MAX) {
         text_error(resp, 413, "body too large: a PKCS#10 request is at most %d bytes", CSR_MAX);
-        return NULL;
+        goto out;
     }
     if (b64_decode((const char *)req->body.data, req->body.len, der, dl) != 0) {
         text_error(resp, 400, "malformed base64: the body must be base64 (RFC 4648, line breaks allowed) of a DER "
                               "PKCS#10 request");
-        return NULL;
+        goto out;
     }
     if (*dl == 0 || (*der)[0] != 0x30) {
         text_error(resp, 400, "malformed PKCS#10: the decoded body is not a DER certification request");
-        goto fail;
+        goto out;
     }
     memset(&e, 0, sizeof e);
     if (!(csr = csr_parse(*der, *dl, &e))) {
         const char *m = strncmp(e.msg, "csr: ", 5) == 0 ? e.msg + 5 : e.msg;
         text_error(resp, 400, "malformed PKCS#10: %s", m);
-        goto fail;
+        goto out;
+    }
+out:
+    if (!csr) {
+        free(*der);
+        *der = NULL;
+        *dl = 0;
     }
     return csr;
-fail:
-    free(*der);
-    *der = NULL;
-    *dl = 0;
-    return NULL;
 }
 
 /* The subjectAltName names of a CSR: 0 with *out (NULL when absent), -1
@@ -637,29 +638,38 @@ out:
     return rc;
 }
 
-/* multipart/mixed (RFC 7030 4.4.2): the key, then the certificate. */
+/* multipart/mixed (RFC 7030 4.4.2): the key, then the certificate. Built
+ * in one allocation so no reallocated copy of the key is left behind. */
 static int keygen_body(const unsigned char *key, size_t kl, X509 *cert, unsigned char **out, size_t *outlen)
 {
+    static const char h1[] = "--" BOUNDARY "\r\nContent-Type: application/pkcs8\r\n"
+                             "Content-Transfer-Encoding: base64\r\n\r\n";
+    static const char h2[] = "--" BOUNDARY "\r\nContent-Type: " CT_CERTS "\r\n"
+                             "Content-Transfer-Encoding: base64\r\n\r\n";
+    static const char end[] = "--" BOUNDARY "--\r\n";
     STACK_OF(X509) *sk = sk_X509_new_null();
     char *kb = NULL, *cb = NULL;
     size_t kbl = 0, cbl = 0;
-    struct buf b;
+    unsigned char *p = NULL;
     int rc = -1;
-    buf_init(&b, 0);
     if (!sk || !sk_X509_push(sk, cert) || !(kb = b64_lines(key, kl, &kbl)) || !(cb = certs_only_b64(sk, &cbl)))
         goto out;
-    if (buf_printf(&b,
-                   "--" BOUNDARY "\r\nContent-Type: application/pkcs8\r\nContent-Transfer-Encoding: base64\r\n\r\n") ||
-        buf_append(&b, kb, kbl) ||
-        buf_printf(&b, "--" BOUNDARY "\r\nContent-Type: %s\r\nContent-Transfer-Encoding: base64\r\n\r\n", ct_certs) ||
-        buf_append(&b, cb, cbl) || buf_printf(&b, "--" BOUNDARY "--\r\n"))
+    size_t total = sizeof h1 - 1 + kbl + sizeof h2 - 1 + cbl + sizeof end - 1, o = 0;
+    if (!(p = malloc(total)))
         goto out;
-    *out = buf_take(&b, outlen);
-    rc = *out ? 0 : -1;
+    memcpy(p + o, h1, sizeof h1 - 1);
+    o += sizeof h1 - 1;
+    memcpy(p + o, kb, kbl);
+    o += kbl;
+    memcpy(p + o, h2, sizeof h2 - 1);
+    o += sizeof h2 - 1;
+    memcpy(p + o, cb, cbl);
+    o += cbl;
+    memcpy(p + o, end, sizeof end - 1);
+    *out = p;
+    *outlen = total;
+    rc = 0;
 out:
-    if (rc != 0 && b.data)
-        OPENSSL_cleanse(b.data, b.len);
-    buf_free(&b);
     if (kb) {
         OPENSSL_cleanse(kb, kbl);
         free(kb);

@@ -1,6 +1,7 @@
 #include "proto/proto.h"
 
 #include "crypto/keywrap.h"
+#include "util/codec.h"
 
 #include <openssl/crypto.h>
 #include <stdlib.h>
@@ -196,4 +197,34 @@ bool proto_cred_match_any(struct store *st, const unsigned char *mkey, const cha
     }
     obj_list_free(items, cnt);
     return ok;
+}
+
+int proto_basic_auth(const char *authorization, char *user, size_t un, char *pass, size_t pn)
+{
+    unsigned char *dec = NULL;
+    size_t dl = 0;
+    int rc = -1;
+    if (!authorization || strncasecmp(authorization, "Basic ", 6) != 0)
+        return -1;
+    const char *b = authorization + 6;
+    while (*b == ' ')
+        b++;
+    size_t bl = strlen(b);
+    if (bl == 0 || bl > 1024 || b64_decode(b, bl, &dec, &dl) != 0)
+        return -1;
+    unsigned char *colon = memchr(dec, ':', dl);
+    if (!colon || memchr(dec, 0, dl))
+        goto out;
+    size_t ul = (size_t)(colon - dec), pl = dl - ul - 1;
+    if (ul == 0 || ul >= un || pl >= pn)
+        goto out;
+    memcpy(user, dec, ul);
+    user[ul] = 0;
+    memcpy(pass, colon + 1, pl);
+    pass[pl] = 0;
+    rc = 0;
+out:
+    OPENSSL_cleanse(dec, dl);
+    free(dec);
+    return rc;
 }

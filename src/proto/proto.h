@@ -61,6 +61,11 @@ bool proto_cred_check(struct store *st, const unsigned char *mkey, const char *p
 bool proto_cred_match_any(struct store *st, const unsigned char *mkey, const char *partition, const char *cfg,
                           const char *secret, char *cred_out, size_t n);
 
+/* HTTP Basic credentials from an Authorization header value: 0 with the
+ * user and password copied (bounded, NUL-terminated); -1 when absent,
+ * malformed or too long. */
+int proto_basic_auth(const char *authorization, char *user, size_t un, char *pass, size_t pn);
+
 /* Typed setting accessors on doc (defaults when absent). */
 bool proto_bool(const struct proto_cfg *c, const char *key, bool dflt);
 const char *proto_str(const struct proto_cfg *c, const char *key);

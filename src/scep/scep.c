@@ -11,6 +11,7 @@
 #include "scep/scep.h"
 
 #include "scep/intune.h"
+#include "scep/mdmws.h"
 
 #include "api/api.h"
 #include "ca/crl.h"
@@ -67,10 +68,11 @@ char *scep_url(const char *https_base, const char *partition, const char *config
 }
 
 /* Configuration types served by this engine: plain SCEP (static
- * challenges) and MDM Intune (challenges validated by Intune). */
+ * challenges), MDM Intune (challenges validated by Intune) and the other
+ * MDMs (one-time challenges from the MDM web service, mdmws.c). */
 static bool scep_type(const char *t)
 {
-    return strcmp(t, "scep") == 0 || strcmp(t, "intune") == 0;
+    return strcmp(t, "scep") == 0 || strcmp(t, "intune") == 0 || strcmp(t, "mdmws") == 0;
 }
 
 /* ---- request context ---------------------------------------------------- */
@@ -532,6 +534,8 @@ static void do_enroll(struct http_req *req, struct http_resp *resp, struct scep_
     const unsigned char *p = m->inner;
     X509_REQ *csr = d2i_X509_REQ(NULL, &p, (long)m->inner_len);
     bool intune = strcmp(s->cfg.type, "intune") == 0;
+    struct mdm_grant grant;
+    memset(&grant, 0, sizeof grant);
     memset(&res, 0, sizeof res);
     memset(&e, 0, sizeof e);
     if (!csr || p != m->inner + m->inner_len) {
@@ -544,6 +548,16 @@ static void do_enroll(struct http_req *req, struct http_resp *resp, struct scep_
             goto out;
         }
         snprintf(who, sizeof who, "scep:%s/renewal", s->cfg.id);
+    } else if (strcmp(s->cfg.type, "mdmws") == 0) {
+        /* a one-time challenge from the MDM web service fixes subject and profile */
+        chal = challenge_of(csr);
+        if (!chal || mdmws_take_challenge(ctx->store, s->cfg.partition, s->cfg.id, chal, &grant) != 0) {
+            log_info("scep %s/%s: transaction %.40s refused: %s MDM challenge", s->cfg.partition, s->cfg.id, m->txid,
+                     chal ? "unknown, used or expired" : "no");
+            send_rep(s, resp, m, 2, FAIL_BADREQUEST, NULL, 0);
+            goto out;
+        }
+        snprintf(who, sizeof who, "mdmws-scep:%s/%s", s->cfg.id, grant.digital_id);
     } else if (intune) {
         /* the challenge is Intune's: Intune validates the whole request */
         if (intune_validate(ctx, &s->cfg, m->txid, m->inner, m->inner_len, &e) != 0) {
@@ -579,7 +593,8 @@ static void do_enroll(struct http_req *req, struct http_resp *resp, struct scep_
     struct issue_req ir = {
         .partition = s->cfg.partition,
         .ca_id = s->cfg.ca_id,
-        .profile_id = s->cfg.profile_id,
+        .profile_id = grant.subject ? grant.profile_id : s->cfg.profile_id,
+        .subject = grant.subject,
         .csr = m->inner,
         .csr_len = m->inner_len,
         .requester = who,
@@ -613,6 +628,7 @@ static void do_enroll(struct http_req *req, struct http_resp *resp, struct scep_
     if (intune && m->type == MT_PKCSREQ)
         intune_notify(ctx, &s->cfg, m->txid, m->inner, m->inner_len, &res, NULL);
 out:
+    mdm_grant_free(&grant);
     OPENSSL_free(payload);
     free(chal);
     X509_REQ_free(csr);
@@ -800,5 +816,9 @@ const struct route scep_routes[] = {
     {"POST", S "/pkiclient.exe", h_scep},
     {"GET", S, h_scep},
     {"POST", S, h_scep},
+    {"GET", "/mdm/v2/scep/{}/{}", h_scep},
+    {"POST", "/mdm/v2/scep/{}/{}", h_scep},
+    {"GET", "/mdm/v2/scep/{}/{}/pkiclient.exe", h_scep},
+    {"POST", "/mdm/v2/scep/{}/{}/pkiclient.exe", h_scep},
 };
 const size_t scep_routes_count = sizeof scep_routes / sizeof scep_routes[0];

@@ -394,6 +394,35 @@ def test_bad_input_is_400_text(est):
     expect_text(r, 415)
 
 
+def test_hostile_bodies(est):
+    big = est.tmp / "big.b64"
+    big.write_bytes(b"QUFB" * 80000)  # 320 KB of valid base64
+    expect_text(enroll(est, est.base, big, "-u", est.user), 413)
+    nul = est.tmp / "nul.b64"
+    nul.write_bytes(b"MIIB\x00\x00\xff\xfe" * 64)
+    expect_text(enroll(est, est.base, nul, "-u", est.user), 400)
+    # base64 of a DER SEQUENCE that claims far more than it holds
+    lie = est.tmp / "lie.b64"
+    lie.write_bytes(base64.encodebytes(b"\x30\x84\x7f\xff\xff\xff" + b"\x30" * 100))
+    expect_text(enroll(est, est.base, lie, "-u", est.user), 400)
+    # a certificate instead of a request
+    cert = est.tmp / "cert-not-csr.b64"
+    cert.write_bytes(base64.encodebytes(download_der(est.d, est.sub["id"])))
+    expect_text(enroll(est, est.base, cert, "-u", est.user), 400)
+    # hostile Authorization headers
+    _, csr = make_csr(est.tmp, "hostile", "/CN=hostile")
+    for h in ("Basic", "Basic ", "Basic " + base64.b64encode(b"no-colon").decode(),
+              "Basic " + base64.b64encode(b":only-password").decode(),
+              "Basic " + base64.b64encode(b"user1\x00:x").decode(),
+              "Basic " + base64.b64encode(b"x" * 100 + b":y").decode(),
+              "Basic " + base64.b64encode(b"../../etc:y").decode()):
+        r = enroll(est, est.base, csr, "-H", f"Authorization: {h}")
+        expect_text(r, 401)
+    # the public endpoints also answer on the HTTP listener; enrolment does not
+    r = curl(f"{est.d.url}/.well-known/est/{est.d.account}~est1/cacerts", est.tmp)
+    assert r.status == 200, r.text
+
+
 def test_authentication_failures(est):
     _, csr = make_csr(est.tmp, "auth1", "/CN=auth-test")
     for args in (["-u", "user1:wrong-password"], ["-u", "nobody:x"], [], ["-H", "Authorization: Basic !!!"],

@@ -275,6 +275,13 @@ class State:
                                              "profileId": "est-tls-client"}), 201)
         self.cred_del = ok(d.api("POST", f"/protocols/{self.proto_est}/credentials", json={"name": "victim"}),
                            201)["id"]
+        # an MDM configuration with a Digital ID to delete
+        ok(d.api("POST", f"/cas/{self.sub.id}/profiles", json={"profileId": "mdmws-digital-signature"}))
+        self.proto_mdm = f"m{tag}{secrets.token_hex(3)}"[:18]
+        ok(d.api("POST", "/protocols", json={"id": self.proto_mdm, "type": "mdmws", "caId": self.sub.id,
+                                             "profileId": "mdmws-digital-signature"}), 201)
+        ok(d.api("POST", f"/protocols/{self.proto_mdm}/digital-ids", json={
+            "name": "victim", "rdnFormat": "CN=<igusername>", "parentDn": "O=Roles"}), 201)
 
 
 def probes(st):
@@ -379,6 +386,10 @@ def probes(st):
     add("enroll.read", "GET", f"/protocols/{st.proto_est}/credentials")
     add("enroll.configure", "POST", f"/protocols/{st.proto_est}/credentials", 201, json={"name": "walk"})
     add("enroll.configure", "DELETE", f"/protocols/{st.proto_est}/credentials/{st.cred_del}")
+    add("enroll.read", "GET", f"/protocols/{st.proto_mdm}/digital-ids")
+    add("enroll.configure", "POST", f"/protocols/{st.proto_mdm}/digital-ids", 201, json={
+        "name": f"walk-{secrets.token_hex(3)}", "rdnFormat": "CN=<igusername>,OU=<iggroup>"})
+    add("enroll.configure", "DELETE", f"/protocols/{st.proto_mdm}/digital-ids/victim")
     # CA Gateway credentials
     cred = f"c{st.tag}{secrets.token_hex(3)}"[:32]
     add("cagw.credentials", "GET", "/cagw-credentials")

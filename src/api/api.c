@@ -98,6 +98,10 @@ static const struct route routes[] = {
     {"GET", P "/protocols/{}/digital-ids", api_digital_id_list},
     {"POST", P "/protocols/{}/digital-ids", api_digital_id_create},
     {"DELETE", P "/protocols/{}/digital-ids/{}", api_digital_id_delete},
+    {"GET", P "/protocols/{}/end-entities", api_ee_list},
+    {"GET", P "/protocols/{}/end-entities/{}", api_ee_get},
+    {"POST", P "/protocols/{}/end-entities/{}/{}", api_ee_action},
+    {"GET", P "/protocols/{}/events", api_proto_events},
 };
 
 static const char *const cap_names[] = {"other", "certificate", "ocsp", "crl"};

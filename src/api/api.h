@@ -149,6 +149,10 @@ void api_eab_delete(struct http_req *req, struct http_resp *resp);
 void api_cred_list(struct http_req *req, struct http_resp *resp);
 void api_cred_create(struct http_req *req, struct http_resp *resp);
 void api_cred_delete(struct http_req *req, struct http_resp *resp);
+void api_ee_list(struct http_req *req, struct http_resp *resp);
+void api_ee_get(struct http_req *req, struct http_resp *resp);
+void api_ee_action(struct http_req *req, struct http_resp *resp);
+void api_proto_events(struct http_req *req, struct http_resp *resp);
 
 /* Assigns a profile to a CA after checking allowedCATypes (used by CA
  * creation and the CA profiles endpoint). */

@@ -19,7 +19,9 @@
 #include "crypto/keywrap.h"
 #include "proto/proto.h"
 #include "util/codec.h"
+#include "util/timeutil.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -715,5 +717,252 @@ void api_cred_delete(struct http_req *req, struct http_resp *resp)
     }
     resp_json(resp, 200, json_pack("{s:s,s:s}", "id", cid, "status", "deleted"));
 out:
+    proto_cfg_free(&cfg);
+}
+
+/* ---- end entities and enrollment events ------------------------------------ */
+
+static json_t *ee_json(const struct obj_rec *o)
+{
+    json_error_t je;
+    json_t *d = o->json ? json_loads(o->json, 0, &je) : NULL;
+    const char *slash = strchr(o->id, '/');
+    json_int_t na = json_integer_value(json_object_get(d, "notAfter"));
+    json_t *j = json_pack("{s:s,s:O?,s:s,s:O?,s:o,s:o,s:o}", "id", slash ? slash + 1 : o->id, "identifier",
+                          json_object_get(d, "identifier"), "status", o->status, "certificates",
+                          json_object_get(d, "certificates"), "expiration", jtime(na), "createdAt",
+                          jtime(o->created_at), "updatedAt", jtime(o->updated_at));
+    json_decref(d);
+    return j;
+}
+
+void api_ee_list(struct http_req *req, struct http_resp *resp)
+{
+    struct api_ctx *ctx = req->app;
+    struct principal p;
+    struct proto_cfg cfg;
+    struct err e;
+    struct obj_rec *items = NULL;
+    size_t n = 0;
+    if (api_auth(req, resp, req->params[0], OP_ENROLL_READ, &p) != 0)
+        return;
+    if (proto_cfg_load(ctx->store, p.partition, req->params[1], NULL, &cfg, &e) != 0) {
+        resp_err(resp, &e);
+        return;
+    }
+    if (ctx->store->ops->obj_list(ctx->store, p.partition, PROTO_EE_KIND, cfg.id, NULL, 0, &items, &n) != STORE_OK) {
+        resp_error(resp, 503, "unavailable", NULL, "store unavailable");
+        goto out;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, ee_json(&items[i]));
+    resp_json(resp, 200, json_pack("{s:o}", "endEntities", arr));
+out:
+    obj_list_free(items, n);
+    proto_cfg_free(&cfg);
+}
+
+static int ee_load(struct http_req *req, struct http_resp *resp, int op, struct principal *p, struct proto_cfg *cfg,
+                   struct obj_rec *o)
+{
+    struct api_ctx *ctx = req->app;
+    struct err e;
+    char id[OBJ_ID_MAX + 1];
+    memset(o, 0, sizeof *o);
+    if (api_auth(req, resp, req->params[0], op, p) != 0)
+        return -1;
+    if (proto_cfg_load(ctx->store, p->partition, req->params[1], NULL, cfg, &e) != 0) {
+        resp_err(resp, &e);
+        return -1;
+    }
+    const char *eid = req->params[2];
+    size_t n = strlen(eid);
+    bool hex = n == 32;
+    for (size_t i = 0; hex && i < n; i++)
+        hex = (eid[i] >= '0' && eid[i] <= '9') || (eid[i] >= 'a' && eid[i] <= 'f');
+    snprintf(id, sizeof id, "%s/%s", cfg->id, eid);
+    if (!hex || ctx->store->ops->obj_get(ctx->store, p->partition, PROTO_EE_KIND, id, o) != STORE_OK) {
+        resp_error(resp, 404, "not_found", "endEntityId", "no end entity '%.40s' in configuration '%s'", eid, cfg->id);
+        proto_cfg_free(cfg);
+        return -1;
+    }
+    return 0;
+}
+
+void api_ee_get(struct http_req *req, struct http_resp *resp)
+{
+    struct principal p;
+    struct proto_cfg cfg;
+    struct obj_rec o;
+    if (ee_load(req, resp, OP_ENROLL_READ, &p, &cfg, &o) != 0)
+        return;
+    resp_json(resp, 200, ee_json(&o));
+    obj_rec_free(&o);
+    proto_cfg_free(&cfg);
+}
+
+/* activate | deactivate | decommission (permanent: its certificates are
+ * revoked with cessationOfOperation). */
+void api_ee_action(struct http_req *req, struct http_resp *resp)
+{
+    struct api_ctx *ctx = req->app;
+    struct principal p;
+    struct proto_cfg cfg;
+    struct obj_rec o;
+    struct ca_rec ca;
+    json_t *d = NULL;
+    const char *action = req->params[3];
+    memset(&ca, 0, sizeof ca);
+    if (strcmp(action, "activate") != 0 && strcmp(action, "deactivate") != 0 && strcmp(action, "decommission") != 0) {
+        resp_error(resp, 404, "not_found", NULL, "actions: activate, deactivate, decommission");
+        return;
+    }
+    if (ee_load(req, resp, OP_ENROLL_CONFIGURE, &p, &cfg, &o) != 0)
+        return;
+    if (strcmp(o.status, "decommissioned") == 0) {
+        resp_error(resp, 409, "conflict", "status", "the end entity is decommissioned (permanent)");
+        goto out;
+    }
+    const char *to = strcmp(action, "activate") == 0 ? "active" : strcmp(action, "deactivate") == 0 ? "inactive"
+                                                                                                     : "decommissioned";
+    json_error_t je;
+    d = o.json ? json_loads(o.json, 0, &je) : NULL;
+    size_t revoked = 0;
+    if (strcmp(to, "decommissioned") == 0 &&
+        ctx->store->ops->ca_get(ctx->store, p.partition, cfg.ca_id, &ca) == STORE_OK) {
+        size_t i;
+        json_t *v;
+        json_array_foreach(json_object_get(d, "certificates"), i, v) {
+            struct err e;
+            if (json_is_string(v) && api_cert_set_status(ctx, &ca, json_string_value(v), "revoked", 5, 0,
+                                                         "end entity decommissioned", p.actor, p.ip, false, &e) == 0)
+                revoked++;
+        }
+        if (revoked)
+            api_status_changed_crl(ctx, &ca, true);
+    }
+    snprintf(o.status, sizeof o.status, "%s", to);
+    char target[192], detail[96];
+    snprintf(target, sizeof target, "end-entity:%s", o.id);
+    snprintf(detail, sizeof detail, "{\"status\":\"%s\",\"revoked\":%zu}", to, revoked);
+    struct audit_rec a = {p.actor, strcmp(to, "active") == 0       ? "end-entity.activate"
+                                   : strcmp(to, "inactive") == 0 ? "end-entity.deactivate"
+                                                                 : "end-entity.decommission",
+                          target, detail, p.ip, NULL};
+    if (ctx->store->ops->obj_put(ctx->store, &o, OBJ_UPDATE, &a) != STORE_OK) {
+        resp_error(resp, 409, "conflict", NULL, "the end entity changed meanwhile; retry");
+        goto out;
+    }
+    json_t *j = ee_json(&o);
+    json_object_set_new(j, "revokedCertificates", json_integer((json_int_t)revoked));
+    resp_json(resp, 200, j);
+out:
+    json_decref(d);
+    ca_rec_free(&ca);
+    obj_rec_free(&o);
+    proto_cfg_free(&cfg);
+}
+
+struct ev_walk {
+    const char *cfg;
+    json_t *arr;
+    unsigned limit;
+    int64_t last;
+};
+
+/* Is the audit record about configuration `cfg`? Requesters are
+ * "<type>:<cfg>" or "<type>:<cfg>/<who>"; refusals and challenges target
+ * "protocol:<cfg>". */
+static bool ev_mine(const struct audit_row *r, const char *cfg)
+{
+    size_t n = strlen(cfg);
+    const char *colon = r->actor ? strchr(r->actor, ':') : NULL;
+    if (colon && strncmp(colon + 1, cfg, n) == 0 && (colon[1 + n] == 0 || colon[1 + n] == '/')) {
+        static const char *const kinds[] = {"acme", "scep", "intune", "mdmws", "mdmws-scep", "est", "cmp"};
+        for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+            if ((size_t)(colon - r->actor) == strlen(kinds[i]) && strncmp(r->actor, kinds[i], strlen(kinds[i])) == 0)
+                return true;
+    }
+    return r->target && strncmp(r->target, "protocol:", 9) == 0 && strcmp(r->target + 9, cfg) == 0;
+}
+
+static int ev_cb(const struct audit_row *r, void *arg)
+{
+    struct ev_walk *w = arg;
+    const char *type = NULL;
+    if (!ev_mine(r, w->cfg))
+        return 0;
+    json_error_t je;
+    json_t *d = r->detail ? json_loads(r->detail, 0, &je) : NULL;
+    if (strcmp(r->action, "cert.issue") == 0 || strcmp(r->action, "cert.issue.pkcs12") == 0)
+        type = r->actor && strstr(r->actor, "/renewal") ? "renew" : "issue";
+    else if (strcmp(r->action, "cert.revoke") == 0)
+        type = "revoke";
+    else if (strcmp(r->action, "mdm.challenge.issue") == 0)
+        type = "challenge";
+    else if (strcmp(r->action, "enroll.refused") == 0)
+        type = json_string_value(json_object_get(d, "type")) ? json_string_value(json_object_get(d, "type")) : "issue";
+    if (type) {
+        char id[24], t[40];
+        snprintf(id, sizeof id, "%llx", (unsigned long long)r->seq);
+        time_format_rfc3339(r->at_ms / 1000, t, sizeof t);
+        const char *slash = r->target ? strchr(r->target, '/') : NULL;
+        bool failed = r->result && strcmp(r->result, "success") != 0;
+        json_array_append_new(
+            w->arr, json_pack("{s:s,s:s,s:s,s:s,s:s?,s:s?,s:s,s:s?}", "eventId", id, "time", t, "type", type, "status",
+                              failed ? "failed" : "done", "endEntity", json_string_value(json_object_get(d, "subject")),
+                              "serialNumber", strncmp(r->target, "cert:", 5) == 0 && slash ? slash + 1 : NULL,
+                              "actor", r->actor, "reason", json_string_value(json_object_get(d, "reason"))));
+    }
+    json_decref(d);
+    w->last = r->seq;
+    return json_array_size(w->arr) >= w->limit ? 1 : 0;
+}
+
+void api_proto_events(struct http_req *req, struct http_resp *resp)
+{
+    struct api_ctx *ctx = req->app;
+    struct principal p;
+    struct proto_cfg cfg;
+    struct err e;
+    struct audit_filter f;
+    memset(&f, 0, sizeof f);
+    if (api_auth(req, resp, req->params[0], OP_AUDIT_READ, &p) != 0)
+        return;
+    if (proto_cfg_load(ctx->store, p.partition, req->params[1], NULL, &cfg, &e) != 0) {
+        resp_err(resp, &e);
+        return;
+    }
+    const char *after = http_query(req, "after"), *limit = http_query(req, "limit");
+    struct ev_walk w = {cfg.id, json_array(), 100, 0};
+    char *end = NULL;
+    if (after) {
+        long long v = strtoll(after, &end, 16);
+        if (!end || *end || v < 0) {
+            resp_error(resp, 400, "invalid_field", "after", "after: an eventId (hex)");
+            goto out;
+        }
+        f.after_seq = v;
+    }
+    if (limit) {
+        long v = strtol(limit, &end, 10);
+        if (!end || *end || v < 1 || v > 1000) {
+            resp_error(resp, 400, "invalid_field", "limit", "limit: 1-1000");
+            goto out;
+        }
+        w.limit = (unsigned)v;
+    }
+    int rc = ctx->store->ops->audit_iter(ctx->store, p.partition, &f, ev_cb, &w);
+    if (rc != STORE_OK && rc != 1) {
+        resp_error(resp, 503, "unavailable", NULL, "store unavailable");
+        goto out;
+    }
+    char next[24];
+    snprintf(next, sizeof next, "%llx", (unsigned long long)w.last);
+    resp_json(resp, 200, json_pack("{s:O,s:o}", "events", w.arr,
+                                   "next", json_array_size(w.arr) >= w.limit ? json_string(next) : json_null()));
+out:
+    json_decref(w.arr);
     proto_cfg_free(&cfg);
 }

@@ -4,6 +4,7 @@
 #include "util/codec.h"
 
 #include <openssl/crypto.h>
+#include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -227,4 +228,69 @@ out:
     OPENSSL_cleanse(dec, dl);
     free(dec);
     return rc;
+}
+
+void proto_ee_id(const char *cfg, const char *identifier, char *out, size_t n)
+{
+    unsigned char h[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)identifier, strlen(identifier), h);
+    char *hex = hex_encode(h, 16);
+    snprintf(out, n, "%s/%s", cfg, hex ? hex : "");
+    free(hex);
+}
+
+int proto_ee_allowed(struct store *st, const char *partition, const char *cfg, const char *identifier)
+{
+    struct obj_rec o;
+    char id[OBJ_ID_MAX + 1];
+    proto_ee_id(cfg, identifier, id, sizeof id);
+    if (st->ops->obj_get(st, partition, PROTO_EE_KIND, id, &o) != STORE_OK)
+        return 0;
+    int rc = strcmp(o.status, "active") == 0 ? 0 : -1;
+    obj_rec_free(&o);
+    return rc;
+}
+
+void proto_ee_record(struct store *st, const char *partition, const char *cfg, const char *identifier,
+                     const char *serial, int64_t not_after)
+{
+    for (int attempt = 0; attempt < 8; attempt++) {
+        struct obj_rec o;
+        json_t *d = NULL;
+        bool create = false;
+        memset(&o, 0, sizeof o);
+        char id[OBJ_ID_MAX + 1];
+        proto_ee_id(cfg, identifier, id, sizeof id);
+        if (st->ops->obj_get(st, partition, PROTO_EE_KIND, id, &o) == STORE_OK) {
+            json_error_t je;
+            d = o.json ? json_loads(o.json, 0, &je) : NULL;
+        } else {
+            create = true;
+            snprintf(o.partition_id, sizeof o.partition_id, "%s", partition);
+            snprintf(o.kind, sizeof o.kind, "%s", PROTO_EE_KIND);
+            snprintf(o.id, sizeof o.id, "%s", id);
+            o.parent = strdup(cfg);
+            snprintf(o.status, sizeof o.status, "active");
+        }
+        if (!d)
+            d = json_pack("{s:s,s:[]}", "identifier", identifier, "certificates");
+        json_t *certs = json_object_get(d, "certificates");
+        if (!json_is_array(certs)) {
+            certs = json_array();
+            json_object_set_new(d, "certificates", certs);
+        }
+        json_array_append_new(certs, json_string(serial));
+        while (json_array_size(certs) > 100) /* the newest hundred */
+            json_array_remove(certs, 0);
+        json_int_t cur = json_integer_value(json_object_get(d, "notAfter"));
+        if (not_after > cur)
+            json_object_set_new(d, "notAfter", json_integer(not_after));
+        free(o.json);
+        o.json = json_dumps(d, JSON_COMPACT);
+        json_decref(d);
+        int r = o.json ? st->ops->obj_put(st, &o, create ? OBJ_CREATE : OBJ_UPDATE, NULL) : STORE_EIO;
+        obj_rec_free(&o);
+        if (r != STORE_ECONFLICT)
+            return;
+    }
 }

@@ -61,6 +61,19 @@ bool proto_cred_check(struct store *st, const unsigned char *mkey, const char *p
 bool proto_cred_match_any(struct store *st, const unsigned char *mkey, const char *partition, const char *cfg,
                           const char *secret, char *cred_out, size_t n);
 
+/* End entities: each device or user that enrols through a configuration,
+ * keyed by its certificate subject. `object` rows of kind PROTO_EE_KIND,
+ * id "<configId>/<sha256(identifier) hex 32>", json {identifier, status
+ * (active | inactive | decommissioned), certificates [serials], notAfter}. */
+#define PROTO_EE_KIND "end-entity"
+/* -1 when the end entity exists and is not active (it may not enrol or
+ * renew); 0 otherwise (unknown entities are new, hence allowed). */
+int proto_ee_allowed(struct store *st, const char *partition, const char *cfg, const char *identifier);
+/* Records an issuance for the end entity (created active when new). */
+void proto_ee_record(struct store *st, const char *partition, const char *cfg, const char *identifier,
+                     const char *serial, int64_t not_after);
+void proto_ee_id(const char *cfg, const char *identifier, char *out, size_t n);
+
 /* HTTP Basic credentials from an Authorization header value: 0 with the
  * user and password copied (bounded, NUL-terminated); -1 when absent,
  * malformed or too long. */

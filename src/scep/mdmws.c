@@ -445,7 +445,16 @@ static void h_challenge(struct http_req *req, struct http_resp *resp)
     o.expires_at = expires;
     doc = json_pack("{s:s,s:s,s:s,s:s}", "digitalId", did, "profileId", profile, "subject", subject, "user", m.user);
     o.json = json_dumps(doc, JSON_COMPACT);
-    if (!o.json || ctx->store->ops->obj_put(ctx->store, &o, OBJ_CREATE, NULL) != STORE_OK) {
+    char who[160], target[96];
+    snprintf(who, sizeof who, "mdmws:%s/%s", m.cfg.id, m.user);
+    snprintf(target, sizeof target, "protocol:%s", m.cfg.id);
+    json_t *det = json_pack("{s:s,s:s}", "subject", subject, "digitalId", did);
+    char *detail = det ? json_dumps(det, JSON_COMPACT) : NULL;
+    json_decref(det);
+    struct audit_rec a = {who, "mdm.challenge.issue", target, detail, req->ip, NULL};
+    int r = o.json ? ctx->store->ops->obj_put(ctx->store, &o, OBJ_CREATE, &a) : STORE_EIO;
+    free(detail);
+    if (r != STORE_OK) {
         resp_error(resp, 503, "unavailable", NULL, "store unavailable");
         goto out;
     }

@@ -21,6 +21,7 @@
 #include "util/codec.h"
 #include "util/log.h"
 #include "util/timeutil.h"
+#include "x509/dn.h"
 
 #include <openssl/cms.h>
 #include <openssl/err.h>
@@ -523,6 +524,25 @@ out:
     return ok;
 }
 
+/* A refused enrolment: the failure CertRep, and an enrollment event in the
+ * audit log (actor = the would-be requester, result failure). */
+static void refuse(struct http_req *req, struct http_resp *resp, struct scep_req *s, const struct pkimsg *m, int fail,
+                   const char *who, const char *ident, const char *reason)
+{
+    struct api_ctx *ctx = req->app;
+    char target[96];
+    snprintf(target, sizeof target, "protocol:%s", s->cfg.id);
+    json_t *d = json_pack("{s:s,s:s,s:s,s:s}", "subject", ident ? ident : "", "type",
+                          m->type == MT_RENEWAL ? "renew" : "issue", "reason", reason, "transactionId", m->txid);
+    char *detail = d ? json_dumps(d, JSON_COMPACT) : NULL;
+    json_decref(d);
+    struct audit_rec a = {who && *who ? who : "scep", "enroll.refused", target, detail, req->ip, "failure"};
+    ctx->store->ops->audit_append(ctx->store, s->cfg.partition, &a);
+    free(detail);
+    log_info("scep %s/%s: transaction %.40s refused: %s", s->cfg.partition, s->cfg.id, m->txid, reason);
+    send_rep(s, resp, m, 2, fail, NULL, 0);
+}
+
 static void do_enroll(struct http_req *req, struct http_resp *resp, struct scep_req *s, struct pkimsg *m)
 {
     struct api_ctx *ctx = req->app;
@@ -530,7 +550,7 @@ static void do_enroll(struct http_req *req, struct http_resp *resp, struct scep_
     struct err e;
     unsigned char *payload = NULL;
     int plen = 0;
-    char *chal = NULL, who[160], cred[80] = "";
+    char *chal = NULL, *ident = NULL, who[160] = "", cred[80] = "";
     const unsigned char *p = m->inner;
     X509_REQ *csr = d2i_X509_REQ(NULL, &p, (long)m->inner_len);
     bool intune = strcmp(s->cfg.type, "intune") == 0;
@@ -538,32 +558,33 @@ static void do_enroll(struct http_req *req, struct http_resp *resp, struct scep_
     memset(&grant, 0, sizeof grant);
     memset(&res, 0, sizeof res);
     memset(&e, 0, sizeof e);
+    snprintf(who, sizeof who, "%s:%s", s->cfg.type, s->cfg.id);
     if (!csr || p != m->inner + m->inner_len) {
-        send_rep(s, resp, m, 2, FAIL_BADREQUEST, NULL, 0);
+        refuse(req, resp, s, m, FAIL_BADREQUEST, who, NULL, "the envelope does not hold a PKCS#10 request");
         goto out;
     }
     if (m->type == MT_RENEWAL) {
+        ident = dn_print(X509_get_subject_name(m->signer));
         if (!renewal_signer_ok(ctx, s, m->signer)) {
-            send_rep(s, resp, m, 2, FAIL_BADMESSAGECHECK, NULL, 0);
+            refuse(req, resp, s, m, FAIL_BADMESSAGECHECK, who, ident,
+                   "renewal not signed by a current certificate of this CA");
             goto out;
         }
-        snprintf(who, sizeof who, "scep:%s/renewal", s->cfg.id);
+        snprintf(who, sizeof who, "%s:%s/renewal", s->cfg.type, s->cfg.id);
     } else if (strcmp(s->cfg.type, "mdmws") == 0) {
         /* a one-time challenge from the MDM web service fixes subject and profile */
         chal = challenge_of(csr);
         if (!chal || mdmws_take_challenge(ctx->store, s->cfg.partition, s->cfg.id, chal, &grant) != 0) {
-            log_info("scep %s/%s: transaction %.40s refused: %s MDM challenge", s->cfg.partition, s->cfg.id, m->txid,
-                     chal ? "unknown, used or expired" : "no");
-            send_rep(s, resp, m, 2, FAIL_BADREQUEST, NULL, 0);
+            refuse(req, resp, s, m, FAIL_BADREQUEST, who, NULL,
+                   chal ? "MDM challenge unknown, used or expired" : "no MDM challenge");
             goto out;
         }
+        ident = strdup(grant.subject);
         snprintf(who, sizeof who, "mdmws-scep:%s/%s", s->cfg.id, grant.digital_id);
     } else if (intune) {
         /* the challenge is Intune's: Intune validates the whole request */
         if (intune_validate(ctx, &s->cfg, m->txid, m->inner, m->inner_len, &e) != 0) {
-            log_info("scep %s/%s: transaction %.40s refused by Intune validation: %s", s->cfg.partition, s->cfg.id,
-                     m->txid, e.msg);
-            send_rep(s, resp, m, 2, FAIL_BADREQUEST, NULL, 0);
+            refuse(req, resp, s, m, FAIL_BADREQUEST, who, NULL, e.msg);
             goto out;
         }
         snprintf(who, sizeof who, "intune:%s", s->cfg.id);
@@ -571,12 +592,16 @@ static void do_enroll(struct http_req *req, struct http_resp *resp, struct scep_
         chal = challenge_of(csr);
         if (!chal || !proto_cred_match_any(ctx->store, ctx->env.mkey, s->cfg.partition, s->cfg.id, chal, cred,
                                            sizeof cred)) {
-            log_info("scep %s/%s: transaction %.40s refused: %s challenge", s->cfg.partition, s->cfg.id, m->txid,
-                     chal ? "wrong" : "no");
-            send_rep(s, resp, m, 2, FAIL_BADREQUEST, NULL, 0);
+            refuse(req, resp, s, m, FAIL_BADREQUEST, who, NULL, chal ? "wrong challenge" : "no challenge");
             goto out;
         }
         snprintf(who, sizeof who, "scep:%s/%s", s->cfg.id, cred);
+    }
+    if (!ident)
+        ident = dn_print(X509_REQ_get_subject_name(csr));
+    if (!ident || proto_ee_allowed(ctx->store, s->cfg.partition, s->cfg.id, ident) != 0) {
+        refuse(req, resp, s, m, FAIL_BADREQUEST, who, ident, "the end entity is deactivated or decommissioned");
+        goto out;
     }
     char ra[24];
     int limit;
@@ -586,7 +611,7 @@ static void do_enroll(struct http_req *req, struct http_resp *resp, struct scep_
     bool limited = api_rate_limited(req, s->cfg.partition, ra, &limit, &premium);
     req->capability = cap;
     if (limited) {
-        send_rep(s, resp, m, 2, FAIL_BADREQUEST, NULL, 0);
+        refuse(req, resp, s, m, FAIL_BADREQUEST, who, ident, "rate limit reached");
         resp_header(resp, "Retry-After", ra);
         goto out;
     }
@@ -601,12 +626,12 @@ static void do_enroll(struct http_req *req, struct http_resp *resp, struct scep_
         .requester_ip = req->ip,
     };
     if (issue_certificate(&ctx->env, &ir, &res, &e) != 0) {
-        log_info("scep %s/%s: transaction %.40s refused: %s", s->cfg.partition, s->cfg.id, m->txid, e.msg);
         if (intune && m->type == MT_PKCSREQ)
             intune_notify(ctx, &s->cfg, m->txid, m->inner, m->inner_len, NULL, e.msg);
-        send_rep(s, resp, m, 2, e.status >= 500 ? FAIL_BADREQUEST : FAIL_BADREQUEST, NULL, 0);
+        refuse(req, resp, s, m, FAIL_BADREQUEST, who, ident, e.msg);
         goto out;
     }
+    proto_ee_record(ctx->store, s->cfg.partition, s->cfg.id, ident, res.serial, res.not_after);
     /* remember the transaction for CertPoll retries */
     struct obj_rec o;
     memset(&o, 0, sizeof o);
@@ -628,6 +653,7 @@ static void do_enroll(struct http_req *req, struct http_resp *resp, struct scep_
     if (intune && m->type == MT_PKCSREQ)
         intune_notify(ctx, &s->cfg, m->txid, m->inner, m->inner_len, &res, NULL);
 out:
+    free(ident);
     mdm_grant_free(&grant);
     OPENSSL_free(payload);
     free(chal);

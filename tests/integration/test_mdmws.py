@@ -125,6 +125,13 @@ def test_dynamic_challenge_enrolment_list_revoke(mdm, tmp_path):
     assert mdm.d.api("GET", f"/cas/mdm-sub/certificates/{full}").json()["status"] == "revoked"
     # a certificate not issued through the configuration cannot be revoked here
     assert ws(mdm, "POST", "/certificates/01ab/revoke", json={}).status_code == 404
+    # the configuration's events: challenge handed out, issued, second use refused, revoked
+    ev = mdm.d.api("GET", "/protocols/jamf/events", params={"limit": "1000"}).json()["events"]
+    kinds = {(e["type"], e["status"]) for e in ev}
+    assert {("challenge", "done"), ("issue", "done"), ("issue", "failed"), ("revoke", "done")} <= kinds, kinds
+    # the device is an end entity named by its resolved subject
+    ees = mdm.d.api("GET", "/protocols/jamf/end-entities").json()["endEntities"]
+    assert any(e["identifier"] == ch["subject"] for e in ees), ees
 
 
 def test_pkcs12_through_the_web_service(mdm):

@@ -390,6 +390,10 @@ def probes(st):
     add("enroll.configure", "POST", f"/protocols/{st.proto_mdm}/digital-ids", 201, json={
         "name": f"walk-{secrets.token_hex(3)}", "rdnFormat": "CN=<igusername>,OU=<iggroup>"})
     add("enroll.configure", "DELETE", f"/protocols/{st.proto_mdm}/digital-ids/victim")
+    add("enroll.read", "GET", f"/protocols/{st.proto_mdm}/end-entities")
+    add("enroll.read", "GET", f"/protocols/{st.proto_mdm}/end-entities/{'0' * 32}", 404)
+    add("enroll.configure", "POST", f"/protocols/{st.proto_mdm}/end-entities/{'0' * 32}/deactivate", 404)
+    add("audit.read", "GET", f"/protocols/{st.proto_mdm}/events")
     # CA Gateway credentials
     cred = f"c{st.tag}{secrets.token_hex(3)}"[:32]
     add("cagw.credentials", "GET", "/cagw-credentials")

@@ -369,3 +369,42 @@ def test_renewal_poll_getcert_getcrl(scep, tmp_path):
     stranger = rsa.generate_private_key(65537, 2048)
     rep3, *_ = pkcs_req(scep, tmp_path, None, msg_type=17, signer=_self_signed(stranger, cn), signer_key=stranger)
     assert (rep3.status, rep3.fail) == ("2", "1")
+
+
+@pytest.mark.skipif(not shutil.which("scepclient"), reason="scepclient not installed")
+def test_end_entities_and_events(scep, tmp_path):
+    d = scep.d
+    cn = uid("ee")
+    cp = scepclient(scep, tmp_path / "a", scep.challenge, cn=cn)
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    cert = x509.load_pem_x509_certificate((tmp_path / "a" / "client.pem").read_bytes())
+    ees = d.api("GET", "/protocols/scep1/end-entities").json()["endEntities"]
+    mine = [e for e in ees if cn in e["identifier"]]
+    assert len(mine) == 1 and mine[0]["status"] == "active", ees
+    ee = mine[0]
+    serial = format(cert.serial_number, "x")
+    assert any(s.lstrip("0") == serial.lstrip("0") for s in ee["certificates"])
+    assert ee["expiration"]
+    # deactivated: the same subject cannot enrol
+    r = d.api("POST", f"/protocols/scep1/end-entities/{ee['id']}/deactivate")
+    assert r.status_code == 200 and r.json()["status"] == "inactive"
+    cp = scepclient(scep, tmp_path / "b", scep.challenge, cn=cn)
+    assert cp.returncode != 0 and not (tmp_path / "b" / "client.pem").exists()
+    # reactivated: it can again
+    assert d.api("POST", f"/protocols/scep1/end-entities/{ee['id']}/activate").json()["status"] == "active"
+    cp = scepclient(scep, tmp_path / "c", scep.challenge, cn=cn)
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    # decommissioned: permanent, and every certificate revoked (cessationOfOperation)
+    r = d.api("POST", f"/protocols/scep1/end-entities/{ee['id']}/decommission")
+    assert r.status_code == 200 and r.json()["revokedCertificates"] == 2, r.text
+    detail = d.api("GET", f"/cas/scep-sub/certificates/{serial}").json()
+    assert detail["status"] == "revoked" and detail["revocationReason"] == "cessationOfOperation"
+    assert d.api("POST", f"/protocols/scep1/end-entities/{ee['id']}/activate").status_code == 409
+    assert d.api("GET", f"/protocols/scep1/end-entities/{'f' * 32}").status_code == 404
+    # enrollment events of the configuration: issues done, the refusal failed
+    ev = d.api("GET", "/protocols/scep1/events", params={"limit": "1000"}).json()["events"]
+    types = {(e["type"], e["status"]) for e in ev}
+    assert ("issue", "done") in types and ("issue", "failed") in types, types
+    refused = [e for e in ev if e["status"] == "failed" and e["endEntity"] and cn in e["endEntity"]]
+    assert refused and "deactivated" in refused[0]["reason"]
+    assert all(int(e["eventId"], 16) > 0 for e in ev)

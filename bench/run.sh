@@ -3,7 +3,7 @@
 set -euo pipefail
 BUILD=${1:-build}
 DIR=$(dirname "$0")
-for b in issue ocsp crl revoke_bulk acme; do
+for b in issue ocsp crl revoke_bulk acme scep; do
   echo "== bench/$b"
   bash "$DIR/$b.sh" "$BUILD"
 done

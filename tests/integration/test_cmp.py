@@ -209,9 +209,11 @@ def test_configuration_shape_and_validation(cmp):
     r = d.api("POST", "/protocols", json={"id": "cmp-bad", "type": "cmp", "caId": cmp.sub["id"],
                                            "profileId": "privatessl-tls-server"})
     assert r.status_code == 400 and r.json()["error"]["field"] == "profileId", r.text
-    r = d.api("PATCH", "/protocols/cmp-noic", json={"description": "no implicit confirmation"})
-    if r.status_code == 200:
-        assert r.json()["implicitConfirm"] is False, r.text
+    # an update that does not name the setting keeps it
+    r = d.api("PUT", "/protocols/cmp-noic", json={"description": "no implicit confirmation"})
+    assert r.status_code == 200 and r.json()["implicitConfirm"] is False, r.text
+    r = d.api("PUT", "/protocols/cmp-noic", json={"implicitConfirm": 1})
+    assert r.status_code == 400 and r.json()["error"]["field"] == "implicitConfirm", r.text
 
 
 # -- enrolment ----------------------------------------------------------------
@@ -426,7 +428,7 @@ def test_certconf_is_single_use(cmp):
 
 
 def genp_itavs(der):
-    """[(oid DER, value TLV bytes or None)] of a genp."""
+    """[(OID contents, contents of the value or None)] of a genp."""
     choice, (bs, be) = body_of(der)
     assert choice == BODY_GENP
     tag, s, e = der_tlv(der, bs)  # GenRepContent
@@ -447,11 +449,9 @@ def test_genm_ca_certs(cmp):
     assert len(itavs) == 1
     oid, value = itavs[0]
     assert oid == bytes.fromhex("2b06010505070411")  # 1.3.6.1.5.5.7.4.17
-    # the value: SEQUENCE OF Certificate, the configuration's CA first
-    tag, s, e = der_tlv(value, 0)
-    assert tag == 0x30 and e == len(value)
-    got, pos = [], s
-    while pos < e:
+    # the value (contents of a SEQUENCE OF Certificate): the configuration's CA first
+    got, pos = [], 0
+    while pos < len(value):
         _, _, end = der_tlv(value, pos)
         got.append(x509.load_der_x509_certificate(value[pos:end]))
         pos = end

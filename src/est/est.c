@@ -294,45 +294,17 @@ static int auth_basic(struct http_req *req, struct http_resp *resp, struct est_r
 {
     struct api_ctx *ctx = req->app;
     const char *h = http_header(req, "Authorization");
-    unsigned char *dec = NULL;
-    size_t dl = 0;
-    char *pass = NULL;
+    char user[PROTO_CRED_ID_MAX + 1], pass[256];
     int rc = -1;
     if (!h) {
         basic_challenge(resp, "authentication required: HTTP Basic with an EST credential of this configuration");
         return -1;
     }
-    size_t hl = strnlen(h, EST_AUTH_HDR_MAX + 1);
-    while (hl && (h[hl - 1] == ' ' || h[hl - 1] == '\t'))
-        hl--;
-    if (hl > EST_AUTH_HDR_MAX || hl < 6 || strncasecmp(h, "Basic", 5) != 0 || (h[5] != ' ' && h[5] != '\t')) {
-        basic_challenge(resp, "authentication required: the Authorization header must be HTTP Basic");
-        return -1;
-    }
-    const char *p = h + 5;
-    while (*p == ' ' || *p == '\t')
-        p++;
-    size_t pl = hl - (size_t)(p - h);
-    if (pl == 0 || b64_decode(p, pl, &dec, &dl) != 0) {
-        basic_challenge(resp, "the Authorization header is not valid base64 of user:password");
+    if (strnlen(h, EST_AUTH_HDR_MAX + 1) > EST_AUTH_HDR_MAX ||
+        proto_basic_auth(h, user, sizeof user, pass, sizeof pass) != 0) {
+        basic_challenge(resp, "the Authorization header must be HTTP Basic with base64 of user:password");
         goto out;
     }
-    unsigned char *colon = memchr(dec, ':', dl);
-    size_t ul = colon ? (size_t)(colon - dec) : 0;
-    if (!colon || memchr(dec, 0, dl) || ul == 0 || ul > PROTO_CRED_ID_MAX) {
-        basic_challenge(resp, "the Authorization header is not valid base64 of user:password");
-        goto out;
-    }
-    char user[PROTO_CRED_ID_MAX + 1];
-    memcpy(user, dec, ul);
-    user[ul] = 0;
-    size_t passl = dl - ul - 1;
-    if (!(pass = malloc(passl + 1))) {
-        text_error(resp, 503, "out of memory, retry later");
-        goto out;
-    }
-    memcpy(pass, colon + 1, passl);
-    pass[passl] = 0;
     if (!proto_cred_id_valid(user) ||
         !proto_cred_check(ctx->store, ctx->env.mkey, r->cfg.partition, r->cfg.id, user, pass)) {
         basic_challenge(resp, "authentication failed: unknown user or wrong password");
@@ -341,14 +313,7 @@ static int auth_basic(struct http_req *req, struct http_resp *resp, struct est_r
     snprintf(r->who, sizeof r->who, "%s", user);
     rc = 0;
 out:
-    if (pass) {
-        OPENSSL_cleanse(pass, strlen(pass));
-        free(pass);
-    }
-    if (dec) {
-        OPENSSL_cleanse(dec, dl);
-        free(dec);
-    }
+    OPENSSL_cleanse(pass, sizeof pass);
     return rc;
 }
 

@@ -44,6 +44,7 @@
 #include "util/codec.h"
 #include "util/log.h"
 #include "util/timeutil.h"
+#include "x509/dn.h"
 #include "x509/san.h"
 
 #include <openssl/asn1t.h>
@@ -65,6 +66,7 @@
 #define CAP_OTHER 0               /* rate-limit classes (api.c) */
 #define CAP_CERT 1
 #define REASON_CESSATION 5        /* RFC 5280 cessationOfOperation */
+#define SIGNER_CANDIDATES_MAX 16  /* extraCerts tried as the request's signer */
 
 static const char ct_cmp[] = "application/pkixcmp";
 static const char ct_text[] = "text/plain; charset=utf-8";
@@ -316,9 +318,12 @@ struct cmp_call {
     int fail_bit;                 /* PKIFailureInfo bit of a refusal */
     char why[300];                /* and its reason */
     bool replay;                  /* re-reading the request of a certConf */
-    struct obj_rec txn;           /* the open transaction (certConf, error) */
+    struct obj_rec txn;           /* the transaction's row (see txn_reserve) */
     json_t *txn_doc;
+    bool txn_open;                /* loaded in state "open" (certConf, error) */
     char serial[48];              /* issued in this request */
+    char subject[256];            /* requested subject (for refusal events) */
+    bool decided;                 /* a request callback ran (refusals audit themselves) */
 };
 
 static void call_free(struct cmp_call *c)
@@ -345,10 +350,37 @@ __attribute__((format(printf, 3, 4))) static void refuse(struct cmp_call *c, int
     c->fail_bit = bit;
 }
 
+/* A refused certificate or revocation request as an enrollment event of
+ * the configuration (audit action enroll.refused, result failure); the
+ * actor is the authenticated requester, else just the configuration. */
+static void audit_refusal(struct cmp_call *c, const char *reason)
+{
+    char target[96], actor[sizeof c->who];
+    const ASN1_OCTET_STRING *t = c->hdr ? c->hdr->transaction_id : NULL;
+    char *tid = t && ASN1_STRING_length(t) <= CMP_TID_MAX
+                    ? hex_encode(ASN1_STRING_get0_data(t), (size_t)ASN1_STRING_length(t))
+                    : NULL;
+    const char *type = c->type == BODY_KUR ? "renew" : c->type == BODY_RR ? "revoke" : "issue";
+    snprintf(target, sizeof target, "protocol:%s", c->cfg.id);
+    if (c->who[0])
+        snprintf(actor, sizeof actor, "%s", c->who);
+    else
+        snprintf(actor, sizeof actor, "cmp:%s", c->cfg.id);
+    json_t *d = json_pack("{s:s,s:s,s:s,s:s}", "subject", c->subject, "type", type, "reason", reason,
+                          "transactionId", tid ? tid : "");
+    char *detail = d ? json_dumps(d, JSON_COMPACT) : NULL;
+    json_decref(d);
+    struct audit_rec a = {actor, "enroll.refused", target, detail, c->req->ip, "failure"};
+    c->ctx->store->ops->audit_append(c->ctx->store, c->cfg.partition, &a);
+    free(detail);
+    free(tid);
+    log_info("cmp %s/%s: request refused: %s", c->cfg.partition, c->cfg.id, reason);
+}
+
 /* A rejection PKIStatusInfo with c->fail_bit and c->why. */
 static OSSL_CMP_PKISI *rejection(struct cmp_call *c)
 {
-    log_info("cmp %s/%s: request refused: %s", c->cfg.partition, c->cfg.id, c->why);
+    audit_refusal(c, c->why);
     return OSSL_CMP_STATUSINFO_new(OSSL_CMP_PKISTATUS_rejection, 1 << c->fail_bit, c->why);
 }
 
@@ -413,11 +445,13 @@ static X509 *find_signer(struct cmp_call *c, OSSL_CMP_CTX *cctx, const OSSL_CMP_
     const X509_NAME *sender =
         c->hdr->sender && c->hdr->sender->type == GEN_DIRNAME ? c->hdr->sender->d.directoryName : NULL;
     X509 *found = NULL;
+    int tried = 0;
     ERR_set_mark();
-    for (int i = 0; sender && !found && i < sk_X509_num(cands); i++) {
+    for (int i = 0; sender && !found && i < sk_X509_num(cands) && tried < SIGNER_CANDIDATES_MAX; i++) {
         X509 *x = sk_X509_value(cands, i);
         if (X509_NAME_cmp(X509_get_subject_name(x), sender) != 0 || X509_check_issued(c->cacert, x) != X509_V_OK)
             continue;
+        tried++;
         OSSL_CMP_CTX *t = OSSL_CMP_CTX_new(NULL, NULL);
         bool ok = t && OSSL_CMP_CTX_set_log_cb(t, quiet_log) == 1 && OSSL_CMP_CTX_set1_srvCert(t, x) == 1 &&
                   OSSL_CMP_validate_msg(t, req) == 1;
@@ -484,6 +518,149 @@ static bool authorize(struct cmp_call *c, OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_
         c->sig_ok = signer_ok(c, OSSL_CMP_SRV_CTX_get0_cmp_ctx(srv), req);
     }
     return c->sig_ok;
+}
+
+/* ---- transactions -------------------------------------------------------- */
+
+/* One row per transactionID of a certificate request (RFC 4210 5.1.1: a
+ * server refuses an ID already in use), claimed before anything is issued
+ * so that a replayed request finds it taken:
+ *   pending  claimed, nothing issued (yet)
+ *   open     issued, waiting for the certConf: the request and the
+ *            senderNonce of the answer are kept to resume the transaction
+ *   done     confirmed (explicitly or implicitly), rejected or failed */
+
+static int txn_id(const struct cmp_call *c, char *out, size_t n)
+{
+    const ASN1_OCTET_STRING *t = c->hdr->transaction_id;
+    if (!t || ASN1_STRING_length(t) < 1 || ASN1_STRING_length(t) > CMP_TID_MAX)
+        return -1;
+    char *hex = hex_encode(ASN1_STRING_get0_data(t), (size_t)ASN1_STRING_length(t));
+    int w = hex ? snprintf(out, n, "%s/%s", c->cfg.id, hex) : -1;
+    free(hex);
+    return w > 0 && (size_t)w < n ? 0 : -1;
+}
+
+/* Claims the request's transactionID; refuses when it is taken. */
+static bool txn_reserve(struct cmp_call *c)
+{
+    struct obj_rec *o = &c->txn;
+    obj_rec_free(o);
+    memset(o, 0, sizeof *o);
+    json_decref(c->txn_doc);
+    c->txn_doc = NULL;
+    if (txn_id(c, o->id, sizeof o->id) != 0) {
+        refuse(c, OSSL_CMP_PKIFAILUREINFO_badRequest, "a transactionID of 1 to %d bytes is required", CMP_TID_MAX);
+        return false;
+    }
+    snprintf(o->partition_id, sizeof o->partition_id, "%s", c->cfg.partition);
+    snprintf(o->kind, sizeof o->kind, "%s", CMP_TXN_KIND);
+    snprintf(o->status, sizeof o->status, "pending");
+    o->expires_at = time_now() + CMP_TXN_TTL_S;
+    if (!(c->txn_doc = json_pack("{s:s}", "requester", c->who)) || !(o->parent = strdup(c->cfg.id)) ||
+        !(o->json = json_dumps(c->txn_doc, JSON_COMPACT))) {
+        refuse(c, OSSL_CMP_PKIFAILUREINFO_systemFailure, "out of memory");
+        return false;
+    }
+    int st = c->ctx->store->ops->obj_put(c->ctx->store, o, OBJ_CREATE, NULL);
+    if (st == STORE_ECONFLICT) {
+        refuse(c, 21 /* transactionIdInUse */, "this transactionID has been used already");
+        return false;
+    }
+    if (st != STORE_OK) {
+        refuse(c, OSSL_CMP_PKIFAILUREINFO_systemUnavail, "the service is unavailable, retry later");
+        return false;
+    }
+    return true;
+}
+
+/* Rewrites the claimed or loaded row. */
+static void txn_write(struct cmp_call *c, const char *status, json_t *doc)
+{
+    char *js = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    int st = STORE_EIO;
+    if (js) {
+        free(c->txn.json);
+        c->txn.json = js;
+        snprintf(c->txn.status, sizeof c->txn.status, "%s", status);
+        st = c->ctx->store->ops->obj_put(c->ctx->store, &c->txn, OBJ_UPDATE, NULL);
+    }
+    if (st != STORE_OK)
+        log_warn("cmp %s/%s: cannot record transaction %s as %s (store %d)", c->cfg.partition, c->cfg.id,
+                 c->txn.id, status, st);
+}
+
+/* The transaction is over: only the claim on its ID stays. */
+static void txn_done(struct cmp_call *c)
+{
+    json_t *doc = json_pack("{s:s,s:s?}", "requester", c->who,
+                            "serial", json_string_value(json_object_get(c->txn_doc, "serial")));
+    txn_write(c, "done", doc);
+    json_decref(doc);
+}
+
+/* After the ip/cp/kup of c->serial: done when implicitly confirmed, else
+ * open with what the certConf needs. */
+static void txn_issued(struct cmp_call *c, const OSSL_CMP_MSG *rsp, bool confirmed)
+{
+    HDR_VIEW *rh = confirmed ? NULL : hdr_view(rsp);
+    char *req64 = confirmed ? NULL : b64_encode(c->req->body.data, c->req->body.len);
+    char *nonce = rh && rh->sender_nonce ? hex_encode(ASN1_STRING_get0_data(rh->sender_nonce),
+                                                      (size_t)ASN1_STRING_length(rh->sender_nonce))
+                                         : NULL;
+    json_t *doc = confirmed ? json_pack("{s:s,s:s}", "requester", c->who, "serial", c->serial)
+                  : req64 && nonce ? json_pack("{s:s,s:s,s:s,s:s}", "requester", c->who, "serial", c->serial,
+                                               "senderNonce", nonce, "request", req64)
+                                   : NULL;
+    if (doc)
+        txn_write(c, confirmed ? "done" : "open", doc);
+    else
+        log_warn("cmp %s/%s: cannot keep the transaction of %s; its certConf will fail", c->cfg.partition,
+                 c->cfg.id, c->serial);
+    json_decref(doc);
+    free(req64);
+    free(nonce);
+    view_free(rh, ASN1_ITEM_rptr(HDR_VIEW));
+}
+
+/* certConf / error: the open transaction and, for a certConf, through the
+ * fresh server context, its original request once more (see the file
+ * comment). */
+static void txn_resume(struct cmp_call *c, OSSL_CMP_SRV_CTX *srv)
+{
+    struct api_ctx *ctx = c->ctx;
+    unsigned char *der = NULL, *nonce = NULL;
+    size_t dl = 0, nl = 0;
+    OSSL_CMP_MSG *orig = NULL, *r0 = NULL;
+    ASN1_OCTET_STRING *ns = NULL;
+    char id[OBJ_ID_MAX + 1];
+    json_error_t je;
+    if (txn_id(c, id, sizeof id) != 0 ||
+        ctx->store->ops->obj_get(ctx->store, c->cfg.partition, CMP_TXN_KIND, id, &c->txn) != STORE_OK ||
+        strcmp(c->txn.status, "open") != 0 || !c->txn.json || !(c->txn_doc = json_loads(c->txn.json, 0, &je)))
+        goto out;
+    c->txn_open = true;
+    if (c->type != BODY_CERTCONF)
+        goto out;
+    const char *r64 = json_string_value(json_object_get(c->txn_doc, "request"));
+    const char *nh = json_string_value(json_object_get(c->txn_doc, "senderNonce"));
+    const unsigned char *p;
+    if (!r64 || !nh || b64_decode(r64, strlen(r64), &der, &dl) != 0 || hex_decode(nh, &nonce, &nl) != 0 ||
+        dl > CMP_BODY_MAX || nl > INT_MAX || (p = der, !(orig = d2i_OSSL_CMP_MSG(NULL, &p, (long)dl))))
+        goto out;
+    c->replay = true;
+    r0 = OSSL_CMP_SRV_process_request(srv, orig);
+    c->replay = false;
+    if (!(ns = ASN1_OCTET_STRING_new()) || ASN1_OCTET_STRING_set(ns, nonce, (int)nl) != 1 ||
+        OSSL_CMP_CTX_set1_senderNonce(OSSL_CMP_SRV_CTX_get0_cmp_ctx(srv), ns) != 1)
+        log_warn("cmp %s/%s: cannot resume transaction %s", c->cfg.partition, c->cfg.id, id);
+out:
+    ERR_clear_error();
+    ASN1_OCTET_STRING_free(ns);
+    OSSL_CMP_MSG_free(r0);
+    OSSL_CMP_MSG_free(orig);
+    free(der);
+    free(nonce);
 }
 
 /* ---- certificate requests (ir, cr, p10cr, kur) -------------------------- */
@@ -579,6 +756,7 @@ static OSSL_CMP_PKISI *cb_cert_request(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG
     unsigned char *csr = NULL;
     X509 *cert = NULL;
     STACK_OF(X509) *chain = NULL, *roots = NULL;
+    char renewal[sizeof c->who + 16];
     int type = OSSL_CMP_MSG_get_bodytype(req);
     (void)certReqId;
     memset(&res, 0, sizeof res);
@@ -588,7 +766,24 @@ static OSSL_CMP_PKISI *cb_cert_request(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG
         si = OSSL_CMP_STATUSINFO_new(OSSL_CMP_PKISTATUS_rejection, 0, "already answered");
         goto out;
     }
+    c->decided = true;
+    const OSSL_CRMF_CERTTEMPLATE *tmpl = crm ? OSSL_CRMF_MSG_get0_tmpl(crm) : NULL;
+    const X509_NAME *asked = p10cr ? X509_REQ_get_subject_name(p10cr)
+                             : tmpl ? OSSL_CRMF_CERTTEMPLATE_get0_subject(tmpl)
+                                    : NULL;
+    char *dn = asked ? dn_print(asked) : NULL;
+    snprintf(c->subject, sizeof c->subject, "%s", dn ? dn : "");
+    free(dn);
     if (!authorize(c, srv, req, type == BODY_IR || type == BODY_P10CR ? NEED_MAC_OR_SIG : NEED_SIG))
+        goto reject;
+    time_t oldest = (time_t)(time_now() - CMP_TXN_TTL_S);
+    if (c->hdr->message_time && X509_cmp_time(c->hdr->message_time, &oldest) < 0) {
+        /* older than the claims on transactionIDs: could be a replay */
+        refuse(c, OSSL_CMP_PKIFAILUREINFO_badTime, "messageTime is more than %d minutes in the past",
+               CMP_TXN_TTL_S / 60);
+        goto reject;
+    }
+    if (!txn_reserve(c))
         goto reject;
     struct issue_req ir = {
         .partition = c->cfg.partition,
@@ -607,7 +802,7 @@ static OSSL_CMP_PKISI *cb_cert_request(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG
         ir.csr = csr;
         ir.csr_len = (size_t)n;
     } else {
-        const OSSL_CRMF_CERTTEMPLATE *t = crm ? OSSL_CRMF_MSG_get0_tmpl(crm) : NULL;
+        const OSSL_CRMF_CERTTEMPLATE *t = tmpl;
         if (!t || !(tv = tmpl_view(t))) {
             refuse(c, OSSL_CMP_PKIFAILUREINFO_badCertTemplate, "the certificate template cannot be read");
             goto reject;
@@ -653,6 +848,11 @@ static OSSL_CMP_PKISI *cb_cert_request(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG
         }
         ir.pubkey = pub;
         ir.subject_name = subject;
+        if (type == BODY_KUR) {
+            /* the enrollment events tell renewals by the requester */
+            snprintf(renewal, sizeof renewal, "%s/renewal", c->who);
+            ir.requester = renewal;
+        }
         if (!subject) {
             refuse(c, OSSL_CMP_PKIFAILUREINFO_badCertTemplate, "the template has no subject");
             goto reject;
@@ -704,6 +904,7 @@ static OSSL_CMP_PKISI *cb_rr(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG *req, con
     struct err e;
     char sn[48];
     memset(&e, 0, sizeof e);
+    c->decided = true;
     if (!authorize(c, srv, req, NEED_SIG))
         return rejection(c);
     if (!issuer || !serial || serial_of(serial, sn, sizeof sn) != 0) {
@@ -843,12 +1044,6 @@ static void txn_revoke(struct cmp_call *c, const char *why)
         log_info("cmp %s/%s: revoked %s: %s", c->cfg.partition, c->cfg.id, sn, why);
 }
 
-static void txn_close(struct cmp_call *c)
-{
-    if (c->txn.id[0])
-        c->ctx->store->ops->obj_delete(c->ctx->store, c->cfg.partition, CMP_TXN_KIND, c->txn.id, NULL);
-}
-
 /* The confirming party is the requester of the transaction. */
 static bool txn_owner(struct cmp_call *c, OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG *req)
 {
@@ -873,7 +1068,7 @@ static int cb_certconf(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG *req, int certR
     int rc = 0;
     (void)certReqId;
     memset(&cr, 0, sizeof cr);
-    if (!c->txn_doc) {
+    if (!c->txn_open) {
         ERR_raise(ERR_LIB_CMP, CMP_R_UNEXPECTED_PKIBODY);
         goto out;
     }
@@ -899,7 +1094,7 @@ static int cb_certconf(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG *req, int certR
         txn_revoke(c, "CMP: the requester rejected the certificate in its certConf");
     else
         log_info("cmp %s/%s: %s confirmed by %s", c->cfg.partition, c->cfg.id, sn, c->who);
-    txn_close(c);
+    txn_done(c);
     rc = 1;
 out:
     ASN1_OCTET_STRING_free(h);
@@ -917,9 +1112,9 @@ static void cb_error(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG *req, const OSSL_
     (void)errorDetails;
     const char *txt = statusInfo ? OSSL_CMP_snprint_PKIStatusInfo(statusInfo, buf, sizeof buf) : NULL;
     log_info("cmp %s/%s: error message from the client: %s", c->cfg.partition, c->cfg.id, txt ? txt : "-");
-    if (c->txn_doc && txn_owner(c, srv, req)) {
+    if (c->txn_open && txn_owner(c, srv, req)) {
         txn_revoke(c, "CMP: the requester answered the certificate with an error message");
-        txn_close(c);
+        txn_done(c);
     }
 }
 
@@ -934,94 +1129,6 @@ static int cb_pollreq(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG *req, int certRe
     *check_after = 0;
     ERR_raise(ERR_LIB_CMP, CMP_R_UNEXPECTED_PKIBODY);
     return 0;
-}
-
-/* ---- transactions -------------------------------------------------------- */
-
-static int txn_id(const struct cmp_call *c, char *out, size_t n)
-{
-    const ASN1_OCTET_STRING *t = c->hdr->transaction_id;
-    if (!t || ASN1_STRING_length(t) < 1 || ASN1_STRING_length(t) > CMP_TID_MAX)
-        return -1;
-    char *hex = hex_encode(ASN1_STRING_get0_data(t), (size_t)ASN1_STRING_length(t));
-    int w = hex ? snprintf(out, n, "%s/%s", c->cfg.id, hex) : -1;
-    free(hex);
-    return w > 0 && (size_t)w < n ? 0 : -1;
-}
-
-/* Keeps the request that issued c->serial until its certConf. */
-static void txn_save(struct cmp_call *c, const OSSL_CMP_MSG *rsp)
-{
-    struct obj_rec o;
-    HDR_VIEW *rh = hdr_view(rsp);
-    char *req64 = b64_encode(c->req->body.data, c->req->body.len);
-    char *nonce = rh && rh->sender_nonce ? hex_encode(ASN1_STRING_get0_data(rh->sender_nonce),
-                                                      (size_t)ASN1_STRING_length(rh->sender_nonce))
-                                         : NULL;
-    json_t *doc = NULL;
-    memset(&o, 0, sizeof o);
-    if (txn_id(c, o.id, sizeof o.id) != 0 || !req64 || !nonce ||
-        !(doc = json_pack("{s:s,s:s,s:s,s:s}", "serial", c->serial, "requester", c->who, "senderNonce", nonce,
-                          "request", req64))) {
-        log_warn("cmp %s/%s: cannot keep the transaction of %s; its certConf will fail", c->cfg.partition, c->cfg.id,
-                 c->serial);
-        goto out;
-    }
-    snprintf(o.partition_id, sizeof o.partition_id, "%s", c->cfg.partition);
-    snprintf(o.kind, sizeof o.kind, "%s", CMP_TXN_KIND);
-    snprintf(o.status, sizeof o.status, "open");
-    o.parent = c->cfg.id;
-    o.expires_at = time_now() + CMP_TXN_TTL_S;
-    o.json = json_dumps(doc, JSON_COMPACT);
-    int s = o.json ? c->ctx->store->ops->obj_put(c->ctx->store, &o, OBJ_CREATE, NULL) : STORE_EIO;
-    if (s != STORE_OK)
-        log_warn("cmp %s/%s: cannot keep the transaction of %s (store %d); its certConf will fail",
-                 c->cfg.partition, c->cfg.id, c->serial, s);
-    free(o.json);
-out:
-    json_decref(doc);
-    free(req64);
-    free(nonce);
-    view_free(rh, ASN1_ITEM_rptr(HDR_VIEW));
-}
-
-/* certConf: the open transaction and, through the fresh server context,
- * its original request once more (see the file comment). */
-static void txn_resume(struct cmp_call *c, OSSL_CMP_SRV_CTX *srv)
-{
-    struct api_ctx *ctx = c->ctx;
-    char id[OBJ_ID_MAX + 1];
-    unsigned char *der = NULL, *nonce = NULL;
-    size_t dl = 0, nl = 0;
-    OSSL_CMP_MSG *orig = NULL, *r0 = NULL;
-    ASN1_OCTET_STRING *ns = NULL;
-    if (txn_id(c, id, sizeof id) != 0 ||
-        ctx->store->ops->obj_get(ctx->store, c->cfg.partition, CMP_TXN_KIND, id, &c->txn) != STORE_OK)
-        goto out;
-    json_error_t je;
-    if (!c->txn.json || !(c->txn_doc = json_loads(c->txn.json, 0, &je)))
-        goto out;
-    if (c->type != BODY_CERTCONF)
-        goto out;
-    const char *r64 = json_string_value(json_object_get(c->txn_doc, "request"));
-    const char *nh = json_string_value(json_object_get(c->txn_doc, "senderNonce"));
-    const unsigned char *p;
-    if (!r64 || !nh || b64_decode(r64, strlen(r64), &der, &dl) != 0 || hex_decode(nh, &nonce, &nl) != 0 ||
-        dl > CMP_BODY_MAX || nl > INT_MAX || (p = der, !(orig = d2i_OSSL_CMP_MSG(NULL, &p, (long)dl))))
-        goto out;
-    c->replay = true;
-    r0 = OSSL_CMP_SRV_process_request(srv, orig);
-    c->replay = false;
-    if (!(ns = ASN1_OCTET_STRING_new()) || ASN1_OCTET_STRING_set(ns, nonce, (int)nl) != 1 ||
-        OSSL_CMP_CTX_set1_senderNonce(OSSL_CMP_SRV_CTX_get0_cmp_ctx(srv), ns) != 1)
-        log_warn("cmp %s/%s: cannot resume transaction %s", c->cfg.partition, c->cfg.id, id);
-out:
-    ERR_clear_error();
-    ASN1_OCTET_STRING_free(ns);
-    OSSL_CMP_MSG_free(r0);
-    OSSL_CMP_MSG_free(orig);
-    free(der);
-    free(nonce);
 }
 
 /* ---- the endpoint --------------------------------------------------------- */
@@ -1198,9 +1305,15 @@ static void h_cmp(struct http_req *req, struct http_resp *resp)
         goto out;
     }
     int rt = OSSL_CMP_MSG_get_bodytype(rsp);
-    if (c.serial[0] && (rt == BODY_IP || rt == BODY_CP || rt == BODY_KUP) &&
-        OSSL_CMP_CTX_get_option(OSSL_CMP_SRV_CTX_get0_cmp_ctx(srv), OSSL_CMP_OPT_IMPLICIT_CONFIRM) != 1)
-        txn_save(&c, rsp);
+    if ((is_cert_request(c.type) || c.type == BODY_RR) && !c.decided)
+        audit_refusal(&c, c.mac && !secret ? "unknown reference or wrong MAC"
+                                           : "the request failed the protocol checks (protection, proof of "
+                                             "possession or form)");
+    if (c.serial[0])
+        txn_issued(&c, rsp,
+                   !(rt == BODY_IP || rt == BODY_CP || rt == BODY_KUP) ||
+                       OSSL_CMP_CTX_get_option(OSSL_CMP_SRV_CTX_get0_cmp_ctx(srv), OSSL_CMP_OPT_IMPLICIT_CONFIRM) ==
+                           1);
     int n = i2d_OSSL_CMP_MSG(rsp, &out);
     if (n <= 0) {
         out = NULL;

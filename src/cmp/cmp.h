@@ -27,7 +27,7 @@ extern const size_t cmp_routes_count;
  * are `object` rows of this kind, id "<configId>/<hex transactionID>",
  * living CMP_TXN_TTL_S seconds. */
 #define CMP_TXN_KIND "cmp-txn"
-#define CMP_TXN_TTL_S 600
+#define CMP_TXN_TTL_S 3600
 
 /* Drops expired transaction rows (call from the daemon's housekeeping). */
 void cmp_housekeeping(struct store *st);

@@ -23,7 +23,7 @@ CT = {"Content-Type": "application/pkixcmp"}
 # PKIBody alternatives (RFC 4210 5.1.2) as context tags of the DER
 BODY_IP, BODY_CP, BODY_KUP, BODY_GENP, BODY_ERROR = 1, 3, 8, 22, 23
 # PKIFailureInfo bits
-BAD_REQUEST, WRONG_INTEGRITY, BAD_CERT_ID, CERT_REVOKED, NOT_AUTHORIZED = 2, 12, 4, 10, 23
+BAD_REQUEST, TRANSACTION_ID_IN_USE = 2, 21
 
 
 class Env:
@@ -175,15 +175,31 @@ def failinfo_bits(der):
     """Status and PKIFailureInfo bits of an error message (ErrorMsgContent)."""
     choice, (bs, be) = body_of(der)
     assert choice == BODY_ERROR
-    tag, s, e = der_tlv(der, bs)            # ErrorMsgContent
-    si_tag, si_s, si_e = der_children(der, s, e)[0]  # PKIStatusInfo
+    tag, s, e = der_tlv(der, bs)                       # ErrorMsgContent
+    _, si_s, si_e = der_children(der, s, e)[0]         # PKIStatusInfo
+    return _status_bits(der, si_s, si_e)
+
+
+def certrep_status(der):
+    """Body type, status and PKIFailureInfo bits of the first CertResponse of
+    an ip/cp/kup."""
+    choice, (bs, be) = body_of(der)
+    assert choice in (BODY_IP, BODY_CP, BODY_KUP), choice
+    tag, s, e = der_tlv(der, bs)                       # CertRepMessage
+    kids = der_children(der, s, e)
+    rtag, rs, re_ = kids[-1]                           # response SEQUENCE OF CertResponse
+    _, cs, ce = der_children(der, rs, re_)[0]
+    _, ss, se = der_children(der, cs, ce)[1]           # PKIStatusInfo
+    return choice, _status_bits(der, ss, se)
+
+
+def _status_bits(der, si_s, si_e):
     parts = der_children(der, si_s, si_e)
     status = int.from_bytes(der[parts[0][1]:parts[0][2]], "big")
     bits = set()
     for tag, ps, pe in parts[1:]:
         if tag == 0x03:
-            data = der[ps + 1:pe]
-            for i, byte in enumerate(data):
+            for i, byte in enumerate(der[ps + 1:pe]):
                 for b in range(8):
                     if byte & (0x80 >> b):
                         bits.add(i * 8 + b)
@@ -547,6 +563,20 @@ def test_tampered_messages(cmp):
     healthy(cmp)
 
 
+def test_replayed_requests_issue_nothing(cmp):
+    for extra in (["-implicit_confirm"], []):
+        name = f"cmp-replay-{len(extra)}"
+        req, conf = cmp.work / f"{name}.der", cmp.work / f"{name}-conf.der"
+        cp = run_cmp(cmp, "-cmd", "ir", *mac_args(cmp), "-newkey", new_key(cmp, name)[1], "-subject",
+                     f"/CN={name}", "-certout", cmp.work / "x.pem", "-reqout", f"{req},{conf}", *extra)
+        assert cp.returncode == 0, cp.log
+        r = post_raw(cmp, req.read_bytes())
+        assert r.status_code == 200, r.text
+        assert certrep_status(r.content) == (BODY_IP, (2, {TRANSACTION_ID_IN_USE})), r.content.hex()
+        assert len(list_subject(cmp, name)) == 1
+    healthy(cmp)
+
+
 def test_transport_level_errors(cmp):
     assert post_raw(cmp, b"").status_code == 400
     assert post_raw(cmp, b"\x30\x03\x02\x01\x00").status_code == 400
@@ -571,6 +601,20 @@ def test_unknown_configuration_and_account(cmp):
     cp = run_cmp(cmp, "-cmd", "genm", *mac_args(cmp), cfg="nosuchcfg")
     assert cp.returncode != 0 and "404" in cp.log, cp.log
     healthy(cmp)
+
+
+def test_enrollment_events(cmp):
+    """Issuance, renewal, revocation and refusals show up as the configuration's
+    enrollment events."""
+    r = cmp.d.api("GET", "/protocols/cmp1/events", params={"limit": "1000"})
+    assert r.status_code == 200, r.text
+    events = r.json()["events"]
+    kinds = {(e["type"], e["status"]) for e in events}
+    assert {("issue", "done"), ("renew", "done"), ("revoke", "done"), ("issue", "failed")} <= kinds, kinds
+    refused = [e for e in events if e["status"] == "failed"]
+    assert any("unknown reference or wrong MAC" in (e.get("reason") or "") for e in refused), refused
+    assert any(e.get("endEntity") == "CN=cmp-ed" for e in refused), refused
+    assert all(e["actor"].startswith("cmp:cmp1") for e in events), events
 
 
 def test_parallel_enrolments(cmp):

@@ -106,6 +106,13 @@ def test_scepclient_enrol_and_renew(scep, tmp_path):
     r = scep.d.api("GET", "/cas/scep-sub/certificates", params={"serial": serial})
     item = r.json()["certificates"][0]
     assert item["requester"].startswith("scep:scep1/") and item["profileId"] == PROFILE
+    # run again with the certificate in place: scepclient renews it
+    cp = scepclient(scep, tmp_path / "a", scep.challenge, cn=cn)
+    assert cp.returncode == 0, cp.stdout + cp.stderr
+    renewed = x509.load_pem_x509_certificate((tmp_path / "a" / "client.pem").read_bytes())
+    assert renewed.serial_number != cert.serial_number and renewed.subject == cert.subject
+    r = scep.d.api("GET", "/cas/scep-sub/certificates", params={"serial": format(renewed.serial_number, "x")})
+    assert r.json()["certificates"][0]["requester"] == "scep:scep1/renewal"  # a RenewalReq, not a new PKCSReq
     # wrong challenge: the client gets a failure CertRep
     cp = scepclient(scep, tmp_path / "b", "not-the-challenge")
     assert cp.returncode != 0 and "badRequest" in cp.stdout + cp.stderr, cp.stdout + cp.stderr

@@ -824,12 +824,12 @@ void api_ee_action(struct http_req *req, struct http_resp *resp)
         resp_error(resp, 409, "conflict", "status", "the end entity is decommissioned (permanent)");
         goto out;
     }
-    const char *to = strcmp(action, "activate") == 0 ? "active" : strcmp(action, "deactivate") == 0 ? "inactive"
-                                                                                                     : "decommissioned";
+    bool decommission = strcmp(action, "decommission") == 0;
+    const char *to = decommission ? "decommissioned" : strcmp(action, "activate") == 0 ? "active" : "inactive";
     json_error_t je;
     d = o.json ? json_loads(o.json, 0, &je) : NULL;
     size_t revoked = 0;
-    if (strcmp(to, "decommissioned") == 0 &&
+    if (decommission &&
         ctx->store->ops->ca_get(ctx->store, p.partition, cfg.ca_id, &ca) == STORE_OK) {
         size_t i;
         json_t *v;
@@ -846,10 +846,9 @@ void api_ee_action(struct http_req *req, struct http_resp *resp)
     char target[192], detail[96];
     snprintf(target, sizeof target, "end-entity:%s", o.id);
     snprintf(detail, sizeof detail, "{\"status\":\"%s\",\"revoked\":%zu}", to, revoked);
-    struct audit_rec a = {p.actor, strcmp(to, "active") == 0       ? "end-entity.activate"
-                                   : strcmp(to, "inactive") == 0 ? "end-entity.deactivate"
-                                                                 : "end-entity.decommission",
-                          target, detail, p.ip, NULL};
+    char act[40];
+    snprintf(act, sizeof act, "end-entity.%s", action);
+    struct audit_rec a = {p.actor, act, target, detail, p.ip, NULL};
     if (ctx->store->ops->obj_put(ctx->store, &o, OBJ_UPDATE, &a) != STORE_OK) {
         resp_error(resp, 409, "conflict", NULL, "the end entity changed meanwhile; retry");
         goto out;

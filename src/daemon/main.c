@@ -1,6 +1,7 @@
 /* pkiaasd: entry points only (serve, bootstrap). Logic lives in the
  * modules; this file parses flags, wires the context and waits for signals. */
 #include "acme/acme.h"
+#include "cmp/cmp.h"
 #include "scep/intune.h"
 #include "api/api.h"
 #include <openssl/provider.h>
@@ -109,6 +110,7 @@ static void housekeeping(void *arg)
 {
     struct api_ctx *api = arg;
     acme_housekeeping(api->store);
+    cmp_housekeeping(api->store);
     intune_revocation_sync_due(api);
 }
 

@@ -6,6 +6,7 @@ an RFC 6712 HTTP status when there is no PKIMessage to answer), with the
 daemon staying healthy. Issued certificates are checked with
 python3-cryptography and the store's view through the admin API."""
 import concurrent.futures
+import datetime
 import subprocess
 
 import pytest
@@ -38,6 +39,7 @@ def cmp(tmp_path_factory):
     _require_binaries()
     d = Daemon(tmp_path_factory.mktemp("pkiaasd-cmp"))
     d.bootstrap()
+    d.bootstrap("otheracct")  # a second partition: configurations are per partition
     d.start()
     e = Env()
     e.d = d
@@ -337,7 +339,6 @@ def test_certificate_of_another_ca_is_not_accepted(cmp):
     cannot protect a cr."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cmp-selfmade")])
-    import datetime
     now = datetime.datetime.now(datetime.timezone.utc)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
             .serial_number(x509.random_serial_number()).not_valid_before(now)
@@ -410,7 +411,6 @@ def test_certconf_rejection_revokes(cmp):
     -out_trusted anchor): the certConf carries the rejection and the
     certificate is revoked."""
     other_key = ec.generate_private_key(ec.SECP256R1())
-    import datetime
     now = datetime.datetime.now(datetime.timezone.utc)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Unrelated Root")])
     other = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(other_key.public_key())
@@ -515,6 +515,19 @@ def test_wrong_secret_and_unknown_reference(cmp):
     healthy(cmp)
 
 
+def test_unprotected_requests_are_refused(cmp):
+    for cmd, extra in (("ir", ["-subject", "/CN=cmp-unprotected"]), ("genm", [])):
+        rsp = cmp.work / f"unprot-{cmd}.der"
+        args = ["-cmd", cmd, "-ref", "ref1", "-unprotected_requests", "-unprotected_errors", "-rspout", rsp]
+        if cmd == "ir":
+            args += ["-newkey", new_key(cmp, "cmp-unprotected")[1], "-certout", cmp.work / "x.pem"]
+        cp = run_cmp(cmp, *args, *extra)
+        assert cp.returncode != 0, cp.log
+        assert failinfo_bits(rsp.read_bytes()) == (2, {BAD_REQUEST}), cp.log
+    assert list_subject(cmp, "cmp-unprotected") == []
+    healthy(cmp)
+
+
 def test_wrong_and_unknown_look_the_same(cmp):
     """The answer does not tell whether a reference exists."""
     answers = []
@@ -594,8 +607,9 @@ def test_transport_level_errors(cmp):
 
 
 def test_unknown_configuration_and_account(cmp):
-    for path in (f"/cmp/{cmp.d.account}/nosuchcfg", f"/cmp/nosuchacct/cmp1", f"/cmp/{cmp.d.account}/X",
-                 f"/cmp/otheracct/cmp1"):
+    # otheracct exists but has no configuration cmp1
+    for path in (f"/cmp/{cmp.d.account}/nosuchcfg", "/cmp/nosuchacct/cmp1", f"/cmp/{cmp.d.account}/X",
+                 "/cmp/otheracct/cmp1", f"/cmp/{cmp.d.account}/cmp1/extra"):
         r = requests.post(cmp.d.url + path, data=b"\x30\x00", headers=CT, timeout=10, proxies={"http": None})
         assert r.status_code == 404, (path, r.status_code, r.text)
     cp = run_cmp(cmp, "-cmd", "genm", *mac_args(cmp), cfg="nosuchcfg")

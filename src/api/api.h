@@ -150,6 +150,11 @@ void api_cred_list(struct http_req *req, struct http_resp *resp);
 void api_cred_create(struct http_req *req, struct http_resp *resp);
 void api_cred_delete(struct http_req *req, struct http_resp *resp);
 void api_ee_list(struct http_req *req, struct http_resp *resp);
+/* Answers {"<field>": [map(row)...]} for the store documents of `kind`
+ * under `parent` (protocol configurations' keys, credentials, ...). */
+struct obj_rec;
+void api_send_obj_list(struct http_req *req, struct http_resp *resp, const char *partition, const char *kind,
+                       const char *parent, const char *field, json_t *(*map)(const struct obj_rec *o));
 void api_ee_get(struct http_req *req, struct http_resp *resp);
 void api_ee_action(struct http_req *req, struct http_resp *resp);
 void api_proto_events(struct http_req *req, struct http_resp *resp);

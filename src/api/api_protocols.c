@@ -73,6 +73,24 @@ static const char *type_group(const char *t)
     return pt ? pt->group : t;
 }
 
+/* Answers {"<field>": [map(row)...]} for the `kind` rows under `parent`. */
+void api_send_obj_list(struct http_req *req, struct http_resp *resp, const char *partition, const char *kind,
+                       const char *parent, const char *field, json_t *(*map)(const struct obj_rec *o))
+{
+    struct api_ctx *ctx = req->app;
+    struct obj_rec *items = NULL;
+    size_t n = 0;
+    if (ctx->store->ops->obj_list(ctx->store, partition, kind, parent, NULL, 0, &items, &n) != STORE_OK) {
+        resp_error(resp, 503, "unavailable", NULL, "store unavailable");
+        return;
+    }
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(arr, map(&items[i]));
+    obj_list_free(items, n);
+    resp_json(resp, 200, json_pack("{s:o}", field, arr));
+}
+
 static json_t *cfg_json(struct api_ctx *ctx, const struct obj_rec *o)
 {
     json_error_t je;
@@ -428,23 +446,11 @@ static int acme_cfg_for_eab(struct http_req *req, struct http_resp *resp, int op
 
 void api_eab_list(struct http_req *req, struct http_resp *resp)
 {
-    struct api_ctx *ctx = req->app;
     struct principal p;
     struct proto_cfg cfg;
-    struct obj_rec *keys = NULL;
-    size_t n = 0;
     if (acme_cfg_for_eab(req, resp, OP_ENROLL_READ, &p, &cfg) != 0)
         return;
-    if (ctx->store->ops->obj_list(ctx->store, p.partition, ACME_KIND_EAB, cfg.id, NULL, 0, &keys, &n) != STORE_OK) {
-        resp_error(resp, 503, "unavailable", NULL, "store unavailable");
-        goto out;
-    }
-    json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, eab_json(&keys[i]));
-    resp_json(resp, 200, json_pack("{s:o}", "eabKeys", arr));
-out:
-    obj_list_free(keys, n);
+    api_send_obj_list(req, resp, p.partition, ACME_KIND_EAB, cfg.id, "eabKeys", eab_json);
     proto_cfg_free(&cfg);
 }
 
@@ -589,24 +595,11 @@ static json_t *cred_json(const struct obj_rec *k)
 
 void api_cred_list(struct http_req *req, struct http_resp *resp)
 {
-    struct api_ctx *ctx = req->app;
     struct principal p;
     struct proto_cfg cfg;
-    struct obj_rec *items = NULL;
-    size_t n = 0;
     if (cfg_for_cred(req, resp, OP_ENROLL_READ, &p, &cfg) != 0)
         return;
-    if (ctx->store->ops->obj_list(ctx->store, p.partition, PROTO_CRED_KIND, cfg.id, NULL, 0, &items, &n) !=
-        STORE_OK) {
-        resp_error(resp, 503, "unavailable", NULL, "store unavailable");
-        goto out;
-    }
-    json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, cred_json(&items[i]));
-    resp_json(resp, 200, json_pack("{s:o}", "credentials", arr));
-out:
-    obj_list_free(items, n);
+    api_send_obj_list(req, resp, p.partition, PROTO_CRED_KIND, cfg.id, "credentials", cred_json);
     proto_cfg_free(&cfg);
 }
 
@@ -742,24 +735,13 @@ void api_ee_list(struct http_req *req, struct http_resp *resp)
     struct principal p;
     struct proto_cfg cfg;
     struct err e;
-    struct obj_rec *items = NULL;
-    size_t n = 0;
     if (api_auth(req, resp, req->params[0], OP_ENROLL_READ, &p) != 0)
         return;
     if (proto_cfg_load(ctx->store, p.partition, req->params[1], NULL, &cfg, &e) != 0) {
         resp_err(resp, &e);
         return;
     }
-    if (ctx->store->ops->obj_list(ctx->store, p.partition, PROTO_EE_KIND, cfg.id, NULL, 0, &items, &n) != STORE_OK) {
-        resp_error(resp, 503, "unavailable", NULL, "store unavailable");
-        goto out;
-    }
-    json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, ee_json(&items[i]));
-    resp_json(resp, 200, json_pack("{s:o}", "endEntities", arr));
-out:
-    obj_list_free(items, n);
+    api_send_obj_list(req, resp, p.partition, PROTO_EE_KIND, cfg.id, "endEntities", ee_json);
     proto_cfg_free(&cfg);
 }
 

@@ -2,6 +2,7 @@
 
 #include "ca/ca_cache.h"
 #include "ca/crl.h"
+#include "ca/svc_cert.h"
 
 #include "crypto/keyspec.h"
 #include "util/codec.h"
@@ -33,14 +34,12 @@ int ocsp_responder_ensure(const struct ca_env *env, const struct ca_rec *ca, str
     struct responder_rec rr;
     const struct keyspec *ks = keyspec_find(ca->key_label), *va = ks ? keyspec_find(ks->va_label) : NULL;
     EVP_PKEY *key = NULL;
-    X509 *cacert = NULL, *x = NULL;
-    X509_NAME *name = NULL;
-    struct signer *sig = NULL;
-    STACK_OF(X509_EXTENSION) *exts = NULL;
+    X509 *x = NULL;
     unsigned char *der = NULL;
+    size_t dl = 0;
     char aad[160], dn[256];
     int rc = -1;
-    int64_t now = time_now();
+    int64_t now = time_now(), nb = 0;
     memset(&rr, 0, sizeof rr);
     if (!ca->ocsp_enabled)
         return 0;
@@ -50,74 +49,24 @@ int ocsp_responder_ensure(const struct ca_env *env, const struct ca_rec *ca, str
         return 0;
     }
     responder_rec_free(&rr);
-    if (!va || !(cacert = ca_cert(ca)) || !(sig = ca_signer(env, ca)) || !(key = keyspec_generate(va)))
+    if (!va || !(key = keyspec_generate(va)))
         goto fail;
     /* The guide's responder naming: CN=<account>_<ca>, OU=Validation Authorities, O=<account> */
     snprintf(dn, sizeof dn, "CN=%s_%s, OU=Validation Authorities, O=%s", ca->partition_id, ca->id, ca->partition_id);
-    char dnerr[128];
-    if (dn_parse(dn, &name, dnerr, sizeof dnerr) != 0)
-        goto fail;
-    unsigned char ski[SKI_LEN];
-    const ASN1_OCTET_STRING *caski = X509_get0_subject_key_id(cacert);
-    if (!(exts = sk_X509_EXTENSION_new_null()) || x509_ski_compute(key, ski) != 0)
-        goto fail;
-    if (ext_push(exts, ext_basic_constraints(false, -1)) || ext_push(exts, ext_key_usage(KU_DIGITAL_SIGNATURE)) ||
-        ext_push(exts, X509V3_EXT_conf_nid(NULL, NULL, NID_ext_key_usage, "OCSPSigning")) ||
-        ext_push(exts, X509V3_EXT_conf_nid(NULL, NULL, NID_id_pkix_OCSP_noCheck, "ignored")) || ext_push(exts, ext_ski(ski)) ||
-        !caski || ext_push(exts, ext_aki(ASN1_STRING_get0_data(caski), (size_t)ASN1_STRING_length(caski))))
-        goto fail;
-    struct cert_template t;
-    memset(&t, 0, sizeof t);
-    if (x509_serial_new(t.serial) != 0)
-        goto fail;
-    t.subject = name;
-    t.issuer = X509_get_subject_name(cacert);
-    t.pubkey = key;
-    t.not_before = now - 60;
-    t.not_after = now + OCSP_RESPONDER_DAYS * 86400LL;
-    struct tm tm;
-    if (ASN1_TIME_to_tm(X509_get0_notAfter(cacert), &tm) == 1 && (int64_t)timegm(&tm) < t.not_after)
-        t.not_after = (int64_t)timegm(&tm);
-    t.exts = exts;
-    char msg[128];
-    if (!(x = certbuild_sign(&t, sig, msg, sizeof msg)))
-        goto fail;
-    int dl = i2d_X509(x, &der);
-    if (dl <= 0)
+    struct svc_cert_req sr = {dn, key, KU_DIGITAL_SIGNATURE, "OCSPSigning", true, OCSP_RESPONDER_DAYS,
+                              "ocsp-responder", NULL};
+    if (!(x = svc_cert_issue(env, ca, &sr, &der, &dl, &nb, &rr.not_after, e)))
         goto fail;
     responder_aad(aad, sizeof aad, ca->partition_id, ca->id);
     if (keywrap_seal_pkey(env->mkey, key, aad, &rr.key_blob, &rr.key_blob_len) != 0)
         goto fail;
     rr.cert_der = der;
-    rr.cert_len = (size_t)dl;
-    rr.not_after = t.not_after;
+    rr.cert_len = dl;
     rr.created_at = now;
-    /* The responder certificate is an issued certificate like any other
-     * (listed under the CA), but does not count against the purchase. */
-    struct cert_rec cr;
-    memset(&cr, 0, sizeof cr);
-    snprintf(cr.partition_id, sizeof cr.partition_id, "%s", ca->partition_id);
-    cr.issuer_ca_pk = ca->pk;
-    char *sn = x509_serial_hex(x);
-    snprintf(cr.serial, sizeof cr.serial, "%s", sn ? sn : "");
-    free(sn);
-    cr.subject = dn_print(name);
-    cr.not_before = t.not_before;
-    cr.not_after = t.not_after;
-    snprintf(cr.status, sizeof cr.status, "issued");
-    cr.revocation_reason = -1;
-    cr.profile_id = "ocsp-responder";
-    cr.crl_shard = -1; /* no CRL DP (id-pkix-ocsp-nocheck): listed on the full CRL only */
-    cr.requester = "system";
-    cr.der = der;
-    cr.der_len = (size_t)dl;
-    cr.created_at = now;
     char target[96];
     snprintf(target, sizeof target, "ca:%s/ocsp-responder", ca->id);
     struct audit_rec a = {"system", "ocsp.responder.issue", target, NULL};
-    int s1 = env->store->ops->cert_insert(env->store, &cr, false, NULL);
-    free(cr.subject);
-    if (s1 != STORE_OK || env->store->ops->responder_put(env->store, ca->partition_id, ca->pk, &rr, &a) != STORE_OK)
+    if (env->store->ops->responder_put(env->store, ca->partition_id, ca->pk, &rr, &a) != STORE_OK)
         goto fail;
     rr.cert_der = NULL;
     rc = 0;
@@ -128,11 +77,7 @@ out:
     free(rr.key_blob);
     OPENSSL_free(der);
     EVP_PKEY_free(key);
-    X509_free(cacert);
     X509_free(x);
-    X509_NAME_free(name);
-    signer_free(sig);
-    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
     return rc;
 }
 

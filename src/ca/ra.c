@@ -1,11 +1,11 @@
 #include "ca/ra.h"
 
+#include "ca/svc_cert.h"
+
 #include "crypto/keyspec.h"
 #include "crypto/keywrap.h"
 #include "util/codec.h"
 #include "util/timeutil.h"
-#include "x509/certbuild.h"
-#include "x509/dn.h"
 #include "x509/ext.h"
 
 #include <jansson.h>
@@ -60,17 +60,15 @@ int ra_cert_get(const struct ca_env *env, const char *partition, const char *ca_
 {
     struct ca_rec ca;
     EVP_PKEY *k = NULL;
-    X509 *cacert = NULL, *x = NULL;
-    X509_NAME *name = NULL;
-    struct signer *sig = NULL;
-    STACK_OF(X509_EXTENSION) *exts = NULL;
+    X509 *x = NULL;
     unsigned char *der = NULL;
+    size_t dl = 0;
+    int64_t nb = 0, na = 0;
     char *c64 = NULL, *detail = NULL;
     json_t *j = NULL;
     struct obj_rec o;
     char id[OBJ_ID_MAX + 1], aad[256], dn[320];
     int rc = -1;
-    int64_t now = time_now();
     memset(&ca, 0, sizeof ca);
     memset(&o, 0, sizeof o);
     *key = NULL;
@@ -82,76 +80,29 @@ int ra_cert_get(const struct ca_env *env, const char *partition, const char *ca_
         err_set(e, 404, "not_found", "caId", "the configuration's CA '%s' is not active", ca_id);
         goto out;
     }
-    if (!(cacert = ca_cert(&ca)) || !(sig = ca_signer(env, &ca)) || !(k = keyspec_generate(keyspec_find(
-                                                                          "RSA-2048+PKCS15-SHA256"))))
+    if (!(k = keyspec_generate(keyspec_find("RSA-2048+PKCS15-SHA256"))))
         goto fail;
     bool cmp = strcmp(purpose, "cmp") == 0;
     snprintf(dn, sizeof dn, "CN=%s_%s %s RA, OU=Registration Authorities, O=%s", partition, cfg_id,
              cmp ? "CMP" : "SCEP", partition);
-    char dnerr[128];
-    unsigned char ski[SKI_LEN];
-    const ASN1_OCTET_STRING *caski = X509_get0_subject_key_id(cacert);
-    if (dn_parse(dn, &name, dnerr, sizeof dnerr) != 0 || !(exts = sk_X509_EXTENSION_new_null()) ||
-        x509_ski_compute(k, ski) != 0)
-        goto fail;
-    if (ext_push(exts, ext_basic_constraints(false, -1)) ||
-        ext_push(exts, ext_key_usage(KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT)) || ext_push(exts, ext_ski(ski)) ||
-        !caski || ext_push(exts, ext_aki(ASN1_STRING_get0_data(caski), (size_t)ASN1_STRING_length(caski))) ||
-        (cmp && ext_push(exts, X509V3_EXT_conf_nid(NULL, NULL, NID_ext_key_usage, "1.3.6.1.5.5.7.3.28"))))
-        goto fail;
-    struct cert_template t;
-    memset(&t, 0, sizeof t);
-    if (x509_serial_new(t.serial) != 0)
-        goto fail;
-    t.subject = name;
-    t.issuer = X509_get_subject_name(cacert);
-    t.pubkey = k;
-    t.not_before = now - 60;
-    t.not_after = now + RA_DAYS * 86400LL;
-    struct tm tm;
-    if (ASN1_TIME_to_tm(X509_get0_notAfter(cacert), &tm) == 1 && (int64_t)timegm(&tm) < t.not_after)
-        t.not_after = (int64_t)timegm(&tm);
-    t.exts = exts;
-    char msg[128];
-    if (!(x = certbuild_sign(&t, sig, msg, sizeof msg)))
-        goto fail;
-    int dl = i2d_X509(x, &der);
-    if (dl <= 0 || !(c64 = b64_encode(der, (size_t)dl)))
-        goto fail;
-    /* listed under the CA like any certificate, not counted as purchased */
-    struct cert_rec cr;
-    memset(&cr, 0, sizeof cr);
-    snprintf(cr.partition_id, sizeof cr.partition_id, "%s", partition);
-    cr.issuer_ca_pk = ca.pk;
-    char *sn = x509_serial_hex(x);
-    snprintf(cr.serial, sizeof cr.serial, "%s", sn ? sn : "");
-    free(sn);
-    cr.subject = dn_print(name);
-    cr.not_before = t.not_before;
-    cr.not_after = t.not_after;
-    snprintf(cr.status, sizeof cr.status, "issued");
-    cr.revocation_reason = -1;
-    cr.profile_id = cmp ? "cmp-responder" : "scep-ra";
-    cr.crl_shard = -1;
-    cr.requester = "system";
-    cr.der = der;
-    cr.der_len = (size_t)dl;
-    cr.created_at = now;
     char target[160];
     snprintf(target, sizeof target, "protocol:%s/%s-ra", cfg_id, purpose);
-    j = json_pack("{s:s,s:s}", "serial", cr.serial, "caId", ca.id);
+    j = json_pack("{s:s}", "caId", ca.id);
     detail = json_dumps(j, JSON_COMPACT);
-    struct audit_rec a = {"system", "ra.issue", target, detail, NULL, NULL};
-    int s1 = env->store->ops->cert_insert(env->store, &cr, false, &a);
-    free(cr.subject);
     json_decref(j);
-    j = json_pack("{s:s,s:I,s:s}", "cert", c64, "notAfter", (json_int_t)t.not_after, "caId", ca.id);
+    j = NULL;
+    struct audit_rec a = {"system", "ra.issue", target, detail, NULL, NULL};
+    struct svc_cert_req sr = {dn, k, KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT,
+                              cmp ? "1.3.6.1.5.5.7.3.28" : NULL, false, RA_DAYS, cmp ? "cmp-responder" : "scep-ra", &a};
+    if (!(x = svc_cert_issue(env, &ca, &sr, &der, &dl, &nb, &na, e)) || !(c64 = b64_encode(der, dl)))
+        goto fail;
+    j = json_pack("{s:s,s:I,s:s}", "cert", c64, "notAfter", (json_int_t)na, "caId", ca.id);
     snprintf(o.partition_id, sizeof o.partition_id, "%s", partition);
     snprintf(o.kind, sizeof o.kind, "%s", RA_KIND);
     snprintf(o.id, sizeof o.id, "%s", id);
     o.json = json_dumps(j, JSON_COMPACT);
     ra_aad(aad, sizeof aad, partition, id);
-    if (s1 != STORE_OK || !o.json || keywrap_seal_pkey(env->mkey, k, aad, &o.blob, &o.blob_len) != 0)
+    if (!o.json || keywrap_seal_pkey(env->mkey, k, aad, &o.blob, &o.blob_len) != 0)
         goto fail;
     /* replace any older one (rollover); when two requests raced to make
      * the first one, the loser uses the winner's */
@@ -183,11 +134,7 @@ out:
     obj_rec_free(&o);
     OPENSSL_free(der);
     EVP_PKEY_free(k);
-    X509_free(cacert);
     X509_free(x);
-    X509_NAME_free(name);
-    signer_free(sig);
-    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
     ca_rec_free(&ca);
     return rc;
 }

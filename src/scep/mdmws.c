@@ -170,24 +170,11 @@ static json_t *did_json(const struct obj_rec *o)
 
 void api_digital_id_list(struct http_req *req, struct http_resp *resp)
 {
-    struct api_ctx *ctx = req->app;
     struct principal p;
     struct proto_cfg cfg;
-    struct obj_rec *items = NULL;
-    size_t n = 0;
     if (load_cfg_admin(req, resp, OP_ENROLL_READ, &p, &cfg) != 0)
         return;
-    if (ctx->store->ops->obj_list(ctx->store, p.partition, MDM_DIGITAL_ID_KIND, cfg.id, NULL, 0, &items, &n) !=
-        STORE_OK) {
-        resp_error(resp, 503, "unavailable", NULL, "store unavailable");
-        goto out;
-    }
-    json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++)
-        json_array_append_new(arr, did_json(&items[i]));
-    resp_json(resp, 200, json_pack("{s:o}", "digitalIds", arr));
-out:
-    obj_list_free(items, n);
+    api_send_obj_list(req, resp, p.partition, MDM_DIGITAL_ID_KIND, cfg.id, "digitalIds", did_json);
     proto_cfg_free(&cfg);
 }
 

@@ -8,8 +8,10 @@ HTTP       ?= 127.0.0.1:8080
 HTTPS      ?= 127.0.0.1:8443
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 PYTEST     ?= /usr/bin/python3 -m pytest
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
 
-.PHONY: all deps ui build build-asan run test unit unit-asan integration integration-asan bench clean
+.PHONY: all deps ui build build-asan run test unit unit-asan integration integration-asan fuzz bench clean
 
 all: build
 
@@ -53,7 +55,14 @@ integration-asan: build-asan
 	  $(PYTEST) -q tests/integration
 	@if ls $(ASAN_BUILD)/asan-logs/* >/dev/null 2>&1; then cat $(ASAN_BUILD)/asan-logs/*; echo "sanitizer reports above"; exit 1; fi
 
-test: unit unit-asan integration integration-asan
+# libFuzzer (clang, ASan+UBSan): every fuzz/fuzz_*.c for FUZZ_SECONDS each,
+# starting from its seed corpus and the kept crash inputs (fuzz/regressions).
+fuzz: deps
+	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=Debug -DPKIAAS_FUZZ=ON >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) $(patsubst fuzz/%.c,--target %,$(wildcard fuzz/fuzz_*.c))
+	@./scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+test: unit unit-asan integration integration-asan fuzz
 	@echo "make test: all suites passed"
 
 bench: build
@@ -61,4 +70,4 @@ bench: build
 	@./bench/run.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

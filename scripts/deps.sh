@@ -17,6 +17,8 @@ PKGS=(
   certbot lego uacme pebble util-linux
   # SCEP: micromdm scepclient; asn1crypto builds hand-made SCEP messages in the tests
   scep python3-asn1crypto
+  # libFuzzer harnesses (make fuzz, part of make test)
+  clang libclang-rt-14-dev
 )
 # npm (for the Swagger UI files) only when the machine has none of its own
 command -v npm >/dev/null 2>&1 || PKGS+=(npm)

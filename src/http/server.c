@@ -189,7 +189,7 @@ int http_parse_addr(const char *addr, char *host, size_t hostlen, unsigned short
 
 /* libmicrohttpd's own diagnostics (TLS handshake failures, ...) go through
  * our JSON logger: every stderr line stays one JSON object. */
-static void mhd_log(void *cls, const char *fmt, va_list ap)
+__attribute__((format(printf, 2, 0))) static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);

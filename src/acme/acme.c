@@ -123,6 +123,7 @@ __attribute__((format(printf, 5, 6))) static void problem(struct api_ctx *ctx, s
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
+    utf8_fix(detail);
     char t[96];
     snprintf(t, sizeof t, "%s%s", problem_ns, type);
     json_t *j = json_pack("{s:s,s:s,s:i}", "type", t, "detail", detail, "status", status);

@@ -14,8 +14,17 @@
 #define HTTP_MAX_SEGMENT 256
 #define HTTP_MAX_HEADERS 8
 
+/* A header ('H'), query argument ('Q') or cookie ('C') of a request made
+ * in-process (tests, fuzzing: conn is NULL). */
+struct http_kv {
+    char kind;
+    const char *name, *value;
+};
+
 struct http_req {
-    void *conn;              /* server-private */
+    void *conn;              /* server-private; NULL for in-process requests */
+    const struct http_kv *kv;/* in-process requests: their headers, query, cookies */
+    unsigned nkv;
     const char *method;
     const char *path;
     struct buf body;

@@ -1,4 +1,5 @@
 #include "http/http.h"
+#include "util/json_util.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -44,9 +45,14 @@ void resp_error(struct http_resp *r, int status, const char *code, const char *f
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    utf8_fix(msg); /* messages quote request bytes (paths, values) */
     json_t *e = json_pack("{s:s,s:s}", "code", code, "message", msg);
-    if (e && field && *field)
-        json_object_set_new(e, "field", json_string(field));
+    if (e && field && *field) {
+        char f[128];
+        snprintf(f, sizeof f, "%s", field);
+        utf8_fix(f);
+        json_object_set_new(e, "field", json_string(f));
+    }
     resp_json(r, status, e ? json_pack("{s:o}", "error", e) : NULL);
 }
 

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 
@@ -34,19 +35,30 @@ struct conn_state {
     bool too_large;
 };
 
+/* In-process requests carry their values in req->kv (headers match
+ * case-insensitively, like HTTP's). */
+static const char *kv_get(const struct http_req *r, char kind, const char *name)
+{
+    for (unsigned i = 0; i < r->nkv; i++)
+        if (r->kv[i].kind == kind &&
+            (kind == 'H' ? strcasecmp(r->kv[i].name, name) == 0 : strcmp(r->kv[i].name, name) == 0))
+            return r->kv[i].value;
+    return NULL;
+}
+
 const char *http_header(struct http_req *r, const char *name)
 {
-    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+    return r->conn ? MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name) : kv_get(r, 'H', name);
 }
 
 const char *http_query(struct http_req *r, const char *name)
 {
-    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+    return r->conn ? MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name) : kv_get(r, 'Q', name);
 }
 
 const char *http_cookie(struct http_req *r, const char *name)
 {
-    return MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, name);
+    return r->conn ? MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, name) : kv_get(r, 'C', name);
 }
 
 static enum MHD_Result queue(struct MHD_Connection *c, struct http_resp *rs, bool head)

@@ -1,0 +1,51 @@
+/* utf8_fix: any bytes become valid UTF-8 that jansson accepts, valid text
+ * is left alone. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "util/json_util.h"
+
+#include <jansson.h>
+#include <string.h>
+
+static void check(const char *in, const char *want)
+{
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", in);
+    utf8_fix(buf);
+    assert_string_equal(buf, want);
+    json_t *j = json_string(buf);
+    assert_non_null(j); /* jansson takes it */
+    json_decref(j);
+}
+
+static void test_valid_untouched(void **state)
+{
+    (void)state;
+    check("plain ascii", "plain ascii");
+    check("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x91", "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x94\x91");
+}
+
+static void test_invalid_replaced(void **state)
+{
+    (void)state;
+    check("ord\xd2r", "ord?r");              /* lead byte without continuation */
+    check("\x80\xbf", "??");                 /* stray continuations */
+    check("a\xc3", "a?");                    /* cut at the end (truncation) */
+    check("\xc0\xaf", "??");                 /* overlong '/' */
+    check("\xe0\x80\xaf", "???");            /* overlong 3-byte */
+    check("\xed\xa0\x80", "???");            /* UTF-16 surrogate */
+    check("\xf4\x90\x80\x80", "????");       /* beyond U+10FFFF */
+    check("\xff\xfe", "??");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_valid_untouched),
+        cmocka_unit_test(test_invalid_replaced),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

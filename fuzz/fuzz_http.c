@@ -11,6 +11,7 @@
 #include "daemon/context.h"
 #include "util/log.h"
 
+#include <ftw.h>
 #include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -22,6 +23,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static struct app g_app;
 static char g_auth[200];
+static char g_dir[64];
+
+static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+{
+    (void)sb;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* The temporary data directory goes when the fuzzer exits. */
+static void cleanup(void)
+{
+    if (g_dir[0])
+        nftw(g_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
 
 /* One in-process request; returns the status. */
 static int call(const char *method, const char *path, const char *ctype, const void *body, size_t len,
@@ -79,6 +96,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     char tmpl[] = "/tmp/pkiaas-fuzz-http.XXXXXX", err[256];
     if (!mkdtemp(tmpl))
         abort();
+    snprintf(g_dir, sizeof g_dir, "%s", tmpl);
+    atexit(cleanup);
     log_set_level(LOG_ERROR);
     config_defaults(&g_app.cfg);
     if (config_set(&g_app.cfg, "data_dir", tmpl, err, sizeof err) != 0 ||

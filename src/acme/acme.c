@@ -14,6 +14,7 @@
  *             expires, challenges[{type, token, status, validated?, error?}]}
  * Updates use the row version (optimistic concurrency) and retry. */
 #include "acme/acme.h"
+#include "util/limits.h"
 
 #include "acme/jws.h"
 #include "api/api.h"
@@ -36,12 +37,12 @@
 #include <string.h>
 #include <time.h>
 
-#define NONCE_TTL_S 3600
-#define ORDER_TTL_S (7 * 86400)
+#define NONCE_TTL_S LIMIT_ACME_NONCE_TTL_S
+#define ORDER_TTL_S LIMIT_ACME_ORDER_TTL_S
 #define RETAIN_S (90 * 86400) /* documents outlive their ACME expiry this long */
-#define MAX_IDENTIFIERS 100
-#define MAX_CONTACTS 8
-#define CONTACT_MAX 256
+#define MAX_IDENTIFIERS LIMIT_ACME_IDENTIFIERS
+#define MAX_CONTACTS LIMIT_ACME_CONTACTS
+#define CONTACT_MAX LIMIT_ACME_CONTACT_BYTES
 #define UPDATE_RETRIES 8
 #define CAP_CERT 1 /* rate-limit class "certificate" (api.c) */
 

@@ -10,6 +10,7 @@
 #define PKIAAS_ACME_JWS_H
 
 #include "util/err.h"
+#include "util/limits.h"
 
 #include <jansson.h>
 #include <openssl/evp.h>
@@ -20,7 +21,7 @@
  * problems ("algorithms" field). EdDSA (Ed25519) is offered because OpenSSL
  * 3.0 has it. */
 #define JWS_ALGS "RS256", "ES256", "ES384", "ES512", "EdDSA"
-#define JWS_MAX_BODY (64 * 1024) /* a JWS larger than this is refused */
+#define JWS_MAX_BODY LIMIT_ACME_JWS_BYTES /* a JWS larger than this is refused */
 
 struct jws {
     json_t *hdr;                /* decoded protected header (owned) */

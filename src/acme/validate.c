@@ -17,6 +17,7 @@
  * peer sends is copied into a result beyond a short printable-ASCII
  * excerpt. */
 #include "acme/validate.h"
+#include "util/limits.h"
 
 #include "util/codec.h"
 #include "util/log.h"
@@ -52,7 +53,7 @@
 
 #define QUEUE_CAP 1024
 #define WORKERS_MAX 64
-#define HTTP_BODY_MAX 8192
+#define HTTP_BODY_MAX LIMIT_ACME_HTTP01_BODY
 /* Longest excerpt of peer-supplied text quoted in a detail message. */
 #define EXCERPT_MAX 64
 #define EXCERPT_BUF (EXCERPT_MAX + 4) /* + "..." + NUL */

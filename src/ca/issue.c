@@ -1,4 +1,5 @@
 #include "ca/issue.h"
+#include "util/limits.h"
 
 #include "ca/ca_cache.h"
 #include "ca/crl.h"
@@ -20,7 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_EXT_VALUE 4096
+#define MAX_EXT_VALUE LIMIT_EXT_VALUE_BYTES
 #define P12_ITER 10000
 #define MAX_CHAIN 16
 #define NOT_BEFORE_SKEW_S 300

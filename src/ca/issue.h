@@ -14,6 +14,7 @@
 #define PKIAAS_CA_ISSUE_H
 
 #include "ca/ca.h"
+#include "util/limits.h"
 #include "ca/profile.h"
 
 #include <jansson.h>
@@ -22,7 +23,7 @@
 #include <stdbool.h>
 
 #define ISSUE_DEFAULT_YEARS 3
-#define ISSUE_MAX_REQ_EXTS 16
+#define ISSUE_MAX_REQ_EXTS LIMIT_REQ_EXTENSIONS
 
 struct issue_req {
     const char *partition;

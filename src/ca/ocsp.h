@@ -17,12 +17,13 @@
 #define PKIAAS_CA_OCSP_H
 
 #include "ca/ca.h"
+#include "util/limits.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define OCSP_MAX_IDS 16
-#define OCSP_MAX_REQUEST 65536
+#define OCSP_MAX_IDS LIMIT_OCSP_IDS
+#define OCSP_MAX_REQUEST LIMIT_OCSP_REQUEST_BYTES
 #define OCSP_RESPONDER_DAYS 30
 #define OCSP_ROLLOVER_DAYS 7
 #define OCSP_VALIDITY_S (24 * 3600)

@@ -4,14 +4,15 @@
 #define PKIAAS_HTTP_HTTP_H
 
 #include "util/buf.h"
+#include "util/limits.h"
 #include "util/err.h"
 
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 
-#define HTTP_MAX_PARAMS 6
-#define HTTP_MAX_SEGMENT 256
+#define HTTP_MAX_PARAMS LIMIT_HTTP_PARAMS
+#define HTTP_MAX_SEGMENT LIMIT_HTTP_SEGMENT
 #define HTTP_MAX_HEADERS 8
 
 /* A header ('H'), query argument ('Q') or cookie ('C') of a request made

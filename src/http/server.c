@@ -1,4 +1,5 @@
 #include "http/server.h"
+#include "util/limits.h"
 
 #include "util/log.h"
 #include "util/timeutil.h"
@@ -16,8 +17,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#define CONN_TIMEOUT_S 30
-#define CONN_LIMIT 4096
+#define CONN_TIMEOUT_S LIMIT_HTTP_CONN_TIMEOUT_S
+#define CONN_LIMIT LIMIT_HTTP_CONNECTIONS
 #define CONN_MEMORY (64 * 1024)
 
 struct http_server {

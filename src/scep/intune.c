@@ -1,4 +1,5 @@
 #include "scep/intune.h"
+#include "util/limits.h"
 
 #include "crypto/keywrap.h"
 #include "util/buf.h"
@@ -17,8 +18,8 @@
 #define INTUNE_APP_ID "0000000a-0000-0000-c000-000000000000" /* the Intune service principal */
 #define SCEP_SERVICE "ScepRequestValidationFEService"
 #define PKI_SERVICE "PkiConnectorFEService"
-#define HTTP_TIMEOUT_S 30
-#define HTTP_MAX_REPLY (1024 * 1024)
+#define HTTP_TIMEOUT_S LIMIT_INTUNE_TIMEOUT_S
+#define HTTP_MAX_REPLY LIMIT_INTUNE_REPLY_BYTES
 #define SYNC_KIND "intune-sync"
 #define MAX_REVOCATIONS 500
 

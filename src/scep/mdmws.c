@@ -1,4 +1,5 @@
 #include "scep/mdmws.h"
+#include "util/limits.h"
 
 #include "api/api_json.h"
 #include "authz/authz.h"
@@ -15,8 +16,8 @@
 #include <string.h>
 
 #define CHALLENGE_TTL_DEFAULT_MIN 60
-#define VAR_MAX 256           /* bytes of one variable value */
-#define VARS_MAX 32           /* variables in one request */
+#define VAR_MAX LIMIT_MDM_VARIABLE_BYTES /* bytes of one variable value */
+#define VARS_MAX LIMIT_MDM_VARIABLES    /* variables in one request */
 #define LIST_MAX 1000         /* certificates listed at most */
 #define MDM_USER_MAX 64
 #define MDM_PASS_MAX 256

@@ -9,6 +9,7 @@
  * failInfo (badAlg, badMessageCheck, badRequest, badTime, badCertId) and
  * never an HTTP 5xx. Certificates come from the issuance core. */
 #include "scep/scep.h"
+#include "util/limits.h"
 
 #include "scep/intune.h"
 #include "scep/mdmws.h"
@@ -33,9 +34,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SCEP_MAX_MSG (256 * 1024)  /* a PKIOperation larger than this is refused */
-#define SCEP_TIME_SKEW_S 86400     /* signingTime further off than this: badTime */
-#define SCEP_TXN_TTL_S (7 * 86400) /* transactionID -> certificate, for CertPoll */
+#define SCEP_MAX_MSG LIMIT_SCEP_MESSAGE_BYTES /* a PKIOperation larger than this is refused */
+#define SCEP_TIME_SKEW_S LIMIT_SCEP_TIME_SKEW_S /* signingTime further off than this: badTime */
+#define SCEP_TXN_TTL_S LIMIT_SCEP_TXN_TTL_S /* transactionID -> certificate, for CertPoll */
 #define SCEP_TXN_KIND "scep-txn"
 
 /* RFC 8894 message types, statuses and failInfo values. */

@@ -1,3 +1,4 @@
+#include "util/limits.h"
 #include "util/config.h"
 
 #include <errno.h>
@@ -13,7 +14,7 @@ void config_defaults(struct config *c)
     c->region = strdup("us");
     c->regions = strdup("us,eu,pqlab");
     c->log_level = strdup("info");
-    c->max_body = 1024 * 1024;
+    c->max_body = LIMIT_HTTP_BODY_DEFAULT;
     c->shutdown_grace_s = 4;
     c->crl_period_s = 86400;
     c->crl_delay_s = 900;

@@ -6,12 +6,13 @@
 #ifndef PKIAAS_X509_CSR_H
 #define PKIAAS_X509_CSR_H
 
+#include "util/limits.h"
 #include "util/err.h"
 
 #include <openssl/x509.h>
 #include <stddef.h>
 
-#define CSR_MAX (64 * 1024)
+#define CSR_MAX LIMIT_CSR_BYTES
 
 X509_REQ *csr_parse(const unsigned char *data, size_t len, struct err *e);
 

@@ -7,6 +7,7 @@ without a byte, partial requests, 1,000 idle keep-alive connections). Every
 answer must be a 4xx (or the protocol's own error inside a 200), never a
 5xx; the daemon stays healthy and its memory bounded. The run prints one
 summary line `N passed, N failed`."""
+import os
 import socket
 import subprocess
 import time
@@ -212,4 +213,7 @@ def test_hostile_corpus(hz):
     assert t.passed + t.failed >= 300, t.passed + t.failed
     assert not t.failures, "\n".join(t.failures[:60])
     assert d.proc.poll() is None, "the daemon died"
-    assert rss1 - rss0 < 256 * 1024, f"RSS grew by {(rss1 - rss0) // 1024} MiB"
+    # ASan keeps freed memory in quarantine (256 MiB by default): the bound
+    # that says something is the plain build's
+    bound = 768 * 1024 if "ASAN_OPTIONS" in os.environ else 128 * 1024
+    assert rss1 - rss0 < bound, f"RSS grew by {(rss1 - rss0) // 1024} MiB"

@@ -36,6 +36,7 @@
  * re-encoding of the already parsed structures (ASN1_item_d2i, never by
  * hand); the "VIEW" types below. */
 #include "cmp/cmp.h"
+#include "util/limits.h"
 
 #include "api/api.h"
 #include "ca/issue.h"
@@ -61,7 +62,7 @@
 #include <string.h>
 #include <strings.h>
 
-#define CMP_BODY_MAX (256 * 1024) /* a PKIMessage we read at all */
+#define CMP_BODY_MAX LIMIT_CMP_MESSAGE_BYTES /* a PKIMessage we read at all */
 #define CMP_TID_MAX 48            /* transactionID bytes we keep state for */
 #define CAP_OTHER 0               /* rate-limit classes (api.c) */
 #define CAP_CERT 1

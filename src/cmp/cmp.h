@@ -5,6 +5,7 @@
 #define PKIAAS_CMP_CMP_H
 
 #include "http/router.h"
+#include "util/limits.h"
 #include "store/store.h"
 #include "util/json_util.h"
 
@@ -27,7 +28,7 @@ extern const size_t cmp_routes_count;
  * are `object` rows of this kind, id "<configId>/<hex transactionID>",
  * living CMP_TXN_TTL_S seconds. */
 #define CMP_TXN_KIND "cmp-txn"
-#define CMP_TXN_TTL_S 3600
+#define CMP_TXN_TTL_S LIMIT_CMP_TXN_TTL_S
 
 /* Drops expired transaction rows (call from the daemon's housekeeping). */
 void cmp_housekeeping(struct store *st);

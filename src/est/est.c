@@ -23,6 +23,7 @@
  * Certificates come from the issuance core only (issue_certificate), which
  * also writes the audit record. */
 #include "est/est.h"
+#include "util/limits.h"
 
 #include "api/api.h"
 #include "ca/issue.h"
@@ -51,8 +52,8 @@
 #define CAP_OTHER 0            /* rate-limit classes (api.c) */
 #define CAP_CERT 1
 #define EST_TRUSTED_MAX 16     /* trustedCaIds entries */
-#define EST_AUTH_HDR_MAX 1024  /* Authorization header bytes we look at */
-#define EST_BODY_MAX (4 * CSR_MAX)
+#define EST_AUTH_HDR_MAX LIMIT_AUTH_HEADER_BYTES /* Authorization header bytes we look at */
+#define EST_BODY_MAX LIMIT_EST_BODY_BYTES
 #define EST_REQUESTER_MAX 200
 #define B64_LINE 64
 #define BOUNDARY "est-pkiaas-part-boundary"

@@ -61,6 +61,16 @@
 #define LIMIT_INTUNE_REPLY_BYTES (1024 * 1024)
 #define LIMIT_INTUNE_TIMEOUT_S 30
 
+/* ---- EST / CMP ----------------------------------------------------------------- */
+/* An EST body: a base64 CSR (4/3 of the CSR limit, with line breaks). */
+#define LIMIT_EST_BODY_BYTES (4 * LIMIT_CSR_BYTES)
+/* The Authorization header bytes looked at (Basic user:password). */
+#define LIMIT_AUTH_HEADER_BYTES 1024
+/* A CMP PKIMessage: a request with extraCerts and protection. */
+#define LIMIT_CMP_MESSAGE_BYTES (256 * 1024)
+/* A CMP transaction (waiting for certConf, replay guard) is kept an hour. */
+#define LIMIT_CMP_TXN_TTL_S 3600
+
 /* ---- OCSP ---------------------------------------------------------------------- */
 /* An OCSP request: 16 CertIDs with a signature is a few KiB. */
 #define LIMIT_OCSP_REQUEST_BYTES 65536

@@ -451,7 +451,7 @@ static int acme_begin(struct http_req *req, struct http_resp *resp, enum key_mod
         problem(ctx, resp, 415, "malformed", "Content-Type must be application/jose+json");
         return -1;
     }
-    if (req->body.len > JWS_MAX_BODY) {
+    if (req->body.len > JWS_MAX_BODY || req->body_truncated) {
         problem(ctx, resp, 413, "malformed", "request body larger than %d bytes", JWS_MAX_BODY);
         return -1;
     }
@@ -1783,18 +1783,18 @@ out:
 const struct route acme_routes[] = {
     {"GET", A "/directory", h_directory},
     {"GET", A "/new-nonce", h_new_nonce},
-    {"POST", A "/new-account", h_new_account},
-    {"POST", A "/new-order", h_new_order},
-    {"POST", A "/revoke-cert", h_revoke},
-    {"POST", A "/key-change", h_key_change},
-    {"POST", A "/acct/{}", h_account},
-    {"POST", A "/acct/{}/orders", h_orders},
-    {"POST", A "/order/{}", h_order},
-    {"POST", A "/order/{}/finalize", h_finalize},
-    {"POST", A "/authz/{}", h_authz},
-    {"POST", A "/chall/{}/{}", h_challenge},
-    {"POST", A "/cert/{}", h_cert},
-    {"POST", A "/cert/{}/{}", h_cert_alt},
+    {"POST", A "/new-account", h_new_account, 0, LIMIT_ACME_JWS_BYTES},
+    {"POST", A "/new-order", h_new_order, 0, LIMIT_ACME_JWS_BYTES},
+    {"POST", A "/revoke-cert", h_revoke, 0, LIMIT_ACME_JWS_BYTES},
+    {"POST", A "/key-change", h_key_change, 0, LIMIT_ACME_JWS_BYTES},
+    {"POST", A "/acct/{}", h_account, 0, LIMIT_ACME_JWS_BYTES},
+    {"POST", A "/acct/{}/orders", h_orders, 0, LIMIT_ACME_JWS_BYTES},
+    {"POST", A "/order/{}", h_order, 0, LIMIT_ACME_JWS_BYTES},
+    {"POST", A "/order/{}/finalize", h_finalize, 0, LIMIT_ACME_JWS_BYTES},
+    {"POST", A "/authz/{}", h_authz, 0, LIMIT_ACME_JWS_BYTES},
+    {"POST", A "/chall/{}/{}", h_challenge, 0, LIMIT_ACME_JWS_BYTES},
+    {"POST", A "/cert/{}", h_cert, 0, LIMIT_ACME_JWS_BYTES},
+    {"POST", A "/cert/{}/{}", h_cert_alt, 0, LIMIT_ACME_JWS_BYTES},
 };
 const size_t acme_routes_count = sizeof acme_routes / sizeof acme_routes[0];
 

@@ -1,4 +1,5 @@
 #include "api/api.h"
+#include "util/limits.h"
 
 #include "acme/acme.h"
 #include "cmp/cmp.h"
@@ -27,7 +28,7 @@ static const struct route routes[] = {
     {"GET", "/cagw/swagger-ui/{}", api_swagger_file},
     {"GET", "/ca/{}/{}", api_public_ca_cert},
     {"GET", "/crl/{}/{}/{}", api_public_crl, CAP_CRL},
-    {"POST", "/ocsp/{}/{}", api_ocsp_post, CAP_OCSP},
+    {"POST", "/ocsp/{}/{}", api_ocsp_post, CAP_OCSP, LIMIT_OCSP_REQUEST_BYTES},
     {"GET", "/ocsp/{}/{}/{*}", api_ocsp_get, CAP_OCSP},
     {"GET", P "/signing-key-details", api_key_details},
     {"GET", P "/cas", api_ca_list},
@@ -63,11 +64,11 @@ static const struct route routes[] = {
     {"GET", P "/users", api_user_list},
     {"PUT", P "/users/{}/roles", api_user_roles},
     {"DELETE", P "/users/{}", api_user_delete},
-    {"POST", "/api/v1/invitations/{}/accept", api_invite_accept},
-    {"POST", "/api/v1/invitations/{}/confirm", api_invite_confirm},
-    {"POST", "/api/v1/login", api_login},
-    {"POST", "/api/v1/login/setup", api_login_setup},
-    {"POST", "/api/v1/login/setup/confirm", api_login_setup_confirm},
+    {"POST", "/api/v1/invitations/{}/accept", api_invite_accept, 0, LIMIT_UNAUTH_JSON_BYTES},
+    {"POST", "/api/v1/invitations/{}/confirm", api_invite_confirm, 0, LIMIT_UNAUTH_JSON_BYTES},
+    {"POST", "/api/v1/login", api_login, 0, LIMIT_UNAUTH_JSON_BYTES},
+    {"POST", "/api/v1/login/setup", api_login_setup, 0, LIMIT_UNAUTH_JSON_BYTES},
+    {"POST", "/api/v1/login/setup/confirm", api_login_setup_confirm, 0, LIMIT_UNAUTH_JSON_BYTES},
     {"POST", "/api/v1/logout", api_logout},
     {"GET", "/api/v1/supervisor/subscriptions", api_sup_subscriptions},
     {"POST", "/api/v1/supervisor/subscriptions", api_sup_subscription_create},
@@ -257,6 +258,10 @@ int api_require(struct http_req *req, struct http_resp *resp, const struct princ
 json_t *api_body_object(struct http_req *req, struct http_resp *resp)
 {
     json_error_t je;
+    if (req->body_truncated) {
+        resp_error(resp, 413, "payload_too_large", NULL, "request body too large for this endpoint");
+        return NULL;
+    }
     if (req->body.len == 0) {
         resp_error(resp, 400, "invalid_request", NULL, "a JSON object body is required");
         return NULL;

@@ -137,7 +137,11 @@ static void send_ocsp(struct http_req *req, struct http_resp *resp, const unsign
 
 void api_ocsp_post(struct http_req *req, struct http_resp *resp)
 {
-    send_ocsp(req, resp, req->body.data, req->body.len);
+    /* an oversized request is still answered in OCSP: malformedRequest */
+    if (req->body_truncated)
+        send_ocsp(req, resp, (const unsigned char *)"", 0);
+    else
+        send_ocsp(req, resp, req->body.data, req->body.len);
 }
 
 /* GET /ocsp/{accountId}/{caId}/{base64 request} (RFC 6960 A.1: the path

@@ -1260,7 +1260,7 @@ static void h_cmp(struct http_req *req, struct http_resp *resp)
         text_error(resp, 415, "Content-Type must be %s", ct_cmp);
         goto out;
     }
-    if (req->body.len > CMP_BODY_MAX) {
+    if (req->body.len > CMP_BODY_MAX || req->body_truncated) {
         text_error(resp, 413, "a PKIMessage of at most %d bytes", CMP_BODY_MAX);
         goto out;
     }
@@ -1338,6 +1338,6 @@ out:
 }
 
 const struct route cmp_routes[] = {
-    {"POST", "/cmp/{}/{}", h_cmp, CAP_OTHER},
+    {"POST", "/cmp/{}/{}", h_cmp, CAP_OTHER, LIMIT_CMP_MESSAGE_BYTES},
 };
 const size_t cmp_routes_count = sizeof cmp_routes / sizeof cmp_routes[0];

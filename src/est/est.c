@@ -473,7 +473,7 @@ static X509_REQ *body_csr(struct http_req *req, struct http_resp *resp, unsigned
         text_error(resp, 400, "empty body: expected a base64 DER PKCS#10 certification request");
         goto out;
     }
-    if (req->body.len > EST_BODY_MAX) {
+    if (req->body.len > EST_BODY_MAX || req->body_truncated) {
         text_error(resp, 413, "body too large: a PKCS#10 request is at most %d bytes", CSR_MAX);
         goto out;
     }
@@ -941,9 +941,9 @@ out:
 #define E "/.well-known/est/{}"
 const struct route est_routes[] = {
     {"GET", E "/cacerts", h_cacerts, CAP_OTHER},
-    {"POST", E "/simpleenroll", h_simpleenroll, CAP_OTHER},
-    {"POST", E "/simplereenroll", h_simplereenroll, CAP_OTHER},
-    {"POST", E "/serverkeygen", h_serverkeygen, CAP_OTHER},
+    {"POST", E "/simpleenroll", h_simpleenroll, CAP_OTHER, LIMIT_EST_BODY_BYTES},
+    {"POST", E "/simplereenroll", h_simplereenroll, CAP_OTHER, LIMIT_EST_BODY_BYTES},
+    {"POST", E "/serverkeygen", h_serverkeygen, CAP_OTHER, LIMIT_EST_BODY_BYTES},
     {"GET", E "/csrattrs", h_csrattrs, CAP_OTHER},
 };
 const size_t est_routes_count = sizeof est_routes / sizeof est_routes[0];

@@ -29,6 +29,8 @@ struct http_req {
     const char *method;
     const char *path;
     struct buf body;
+    bool body_truncated;     /* the body went past the route's own limit: the
+                              * handler answers 413 in its protocol's form */
     const char *params[HTTP_MAX_PARAMS];
     unsigned nparams;
     bool https;

@@ -44,6 +44,26 @@ static int match(const char *pattern, char *scratch, size_t len, const char **pa
     }
 }
 
+const struct route *router_find(const struct router *rt, const char *method, const char *path)
+{
+    size_t len = strlen(path);
+    char scratch[2048];
+    if (len >= sizeof scratch)
+        return NULL;
+    for (size_t t = 0; t < rt->ntables; t++)
+        for (size_t r = 0; r < *rt->tables[t].n; r++) {
+            const struct route *route = &rt->tables[t].routes[r];
+            const char *params[HTTP_MAX_PARAMS];
+            unsigned np = 0;
+            memcpy(scratch, path, len + 1);
+            if (match(route->pattern, scratch, len, params, &np) &&
+                (strcmp(route->method, method) == 0 ||
+                 (strcmp(method, "HEAD") == 0 && strcmp(route->method, "GET") == 0)))
+                return route;
+        }
+    return NULL;
+}
+
 void router_dispatch(const struct router *rt, struct http_req *req, struct http_resp *resp)
 {
     size_t len = strlen(req->path);

@@ -14,6 +14,8 @@ struct route {
     const char *pattern;
     http_handler handler;
     int capability; /* application-defined class (rate limiting), 0 = default */
+    size_t max_body; /* body limit of this route when below the server's (0 = the server's);
+                      * unauthenticated endpoints use it to hold less for strangers */
 };
 
 struct route_table {
@@ -29,6 +31,10 @@ struct router {
      * skipped. May be NULL. */
     int (*before)(const struct route *r, struct http_req *req, struct http_resp *resp);
 };
+
+/* The route a request will reach (NULL: 404 or 405), for decisions taken
+ * before the body is read. */
+const struct route *router_find(const struct router *rt, const char *method, const char *path);
 
 /* Dispatches; fills resp for 404/405 itself. */
 void router_dispatch(const struct router *rt, struct http_req *req, struct http_resp *resp);

@@ -33,6 +33,7 @@ struct http_server {
 struct conn_state {
     struct http_req req;
     double started;
+    size_t max_body; /* the route's limit, or the server's */
     bool too_large;
 };
 
@@ -106,7 +107,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (!st) {
         if (!(st = calloc(1, sizeof(*st))))
             return MHD_NO;
-        buf_init(&st->req.body, s->max_body);
+        const struct route *rte = router_find(s->router, method, url);
+        st->max_body = rte && rte->max_body && rte->max_body < s->max_body ? rte->max_body : s->max_body;
+        buf_init(&st->req.body, st->max_body);
         st->req.conn = c;
         st->req.method = method;
         st->req.path = url;
@@ -142,15 +145,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     if (*upload_size) {
-        if (!st->too_large && buf_append(&st->req.body, upload, *upload_size) != 0)
-            st->too_large = true;
+        if (!st->too_large && !st->req.body_truncated && buf_append(&st->req.body, upload, *upload_size) != 0) {
+            /* past a route's own limit the handler says so in its protocol's
+             * form; past the server's, the server answers */
+            if (st->max_body < s->max_body)
+                st->req.body_truncated = true;
+            else
+                st->too_large = true;
+        }
         *upload_size = 0;
         return MHD_YES;
     }
     struct http_resp rs;
     memset(&rs, 0, sizeof rs);
     if (st->too_large)
-        resp_error(&rs, 413, "payload_too_large", NULL, "request body exceeds %zu bytes", s->max_body);
+        resp_error(&rs, 413, "payload_too_large", NULL, "request body exceeds %zu bytes", st->max_body);
     else
         router_dispatch(s->router, &st->req, &rs);
     if (rs.status == 0)

@@ -630,9 +630,9 @@ out:
 
 #define W "/mdm/v2/mdmws/{}/{}"
 const struct route mdmws_routes[] = {
-    {"POST", W "/challenges", h_challenge},
-    {"POST", W "/pkcs12", h_pkcs12, 1},
+    {"POST", W "/challenges", h_challenge, 0, LIMIT_MDM_BODY_BYTES},
+    {"POST", W "/pkcs12", h_pkcs12, 1, LIMIT_MDM_BODY_BYTES},
     {"GET", W "/certificates", h_list},
-    {"POST", W "/certificates/{}/revoke", h_revoke},
+    {"POST", W "/certificates/{}/revoke", h_revoke, 0, LIMIT_MDM_BODY_BYTES},
 };
 const size_t mdmws_routes_count = sizeof mdmws_routes / sizeof mdmws_routes[0];

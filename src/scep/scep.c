@@ -810,6 +810,10 @@ static void h_scep(struct http_req *req, struct http_resp *resp)
         goto out;
     }
     if (strcmp(req->method, "POST") == 0) {
+        if (req->body_truncated) {
+            text(resp, 413, "message too large\n");
+            goto out;
+        }
         pki_operation(req, resp, &s, req->body.data, req->body.len);
         goto out;
     }
@@ -840,12 +844,12 @@ out:
 #define S "/scep/{}/{}"
 const struct route scep_routes[] = {
     {"GET", S "/pkiclient.exe", h_scep},
-    {"POST", S "/pkiclient.exe", h_scep},
+    {"POST", S "/pkiclient.exe", h_scep, 0, LIMIT_SCEP_MESSAGE_BYTES},
     {"GET", S, h_scep},
-    {"POST", S, h_scep},
+    {"POST", S, h_scep, 0, LIMIT_SCEP_MESSAGE_BYTES},
     {"GET", "/mdm/v2/scep/{}/{}", h_scep},
-    {"POST", "/mdm/v2/scep/{}/{}", h_scep},
+    {"POST", "/mdm/v2/scep/{}/{}", h_scep, 0, LIMIT_SCEP_MESSAGE_BYTES},
     {"GET", "/mdm/v2/scep/{}/{}/pkiclient.exe", h_scep},
-    {"POST", "/mdm/v2/scep/{}/{}/pkiclient.exe", h_scep},
+    {"POST", "/mdm/v2/scep/{}/{}/pkiclient.exe", h_scep, 0, LIMIT_SCEP_MESSAGE_BYTES},
 };
 const size_t scep_routes_count = sizeof scep_routes / sizeof scep_routes[0];

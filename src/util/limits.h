@@ -24,6 +24,12 @@
 #define LIMIT_HTTP_PARAMS 6
 #define LIMIT_HTTP_SEGMENT 256
 
+/* Bodies of unauthenticated JSON endpoints (login, invitations): an
+ * e-mail address, a password and a TOTP code. */
+#define LIMIT_UNAUTH_JSON_BYTES (16 * 1024)
+/* The MDM web service reads its JSON before checking credentials. */
+#define LIMIT_MDM_BODY_BYTES (64 * 1024)
+
 /* ---- certificate requests ----------------------------------------------------- */
 /* A CSR: a 4096-bit RSA key with a few hundred SANs fits well inside. */
 #define LIMIT_CSR_BYTES (64 * 1024)

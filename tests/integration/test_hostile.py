@@ -175,6 +175,28 @@ def test_hostile_corpus(hz):
     r = s.post(d.url + f"/api/v1/partitions/{d.account}/cas", data=b"{" + b" " * (2 * 1024 * 1024) + b"}",
                headers={"Content-Type": "application/json"}, timeout=60)
     t.check("2 MiB body", r.status_code)
+    # unauthenticated endpoints hold much less than the 1 MiB default
+    # (each says so in its own protocol's form; OCSP answers malformedRequest)
+    for path, size, sent, ctype in [
+            ("/api/v1/login", 20 * 1024, "application/json", "application/json"),
+            (f"/acme/{d.account}/acme/new-account", 70 * 1024, "application/jose+json", "application/problem+json"),
+            (f"/cmp/{d.account}/cmp", 300 * 1024, "application/pkixcmp", "text/plain"),
+            (f"/scep/{d.account}/scep/pkiclient.exe?operation=PKIOperation", 300 * 1024, "application/x-pki-message",
+             "text/plain"),
+            (f"/.well-known/est/{d.account}~est/simpleenroll", 300 * 1024, "application/pkcs10", "text/plain")]:
+        base = d.https_url if path.startswith("/.well-known/est") else d.url  # EST enrols over TLS only
+        r = requests.post(base + path, data=b"x" * size, headers={"Content-Type": sent}, timeout=30,
+                          verify=str(d.service_ca))
+        # (EST authenticates first: a stranger gets 401 either way)
+        want = (413, 401) if path.startswith("/.well-known/est") else (413,)
+        assert r.status_code in want and r.headers.get("Content-Type", "").startswith(ctype), (path, r.status_code,
+                                                                                              r.headers)
+        t.check(f"{size // 1024} KB to {path}", r.status_code)
+    r = requests.post(d.url + f"/ocsp/{d.account}/{SUB}", data=b"x" * 70 * 1024,
+                      headers={"Content-Type": "application/ocsp-request"}, timeout=30)
+    assert r.status_code == 200 and r.headers["Content-Type"] == "application/ocsp-response" and \
+        r.content[:5] == bytes.fromhex("3003 0a01 01".replace(" ", "")), (r.status_code, r.content[:8])
+    t.check("70 KB OCSP request", r.status_code)
     # raw-socket abuse
     raw(d, b"", read=False)  # opens and closes without a byte
     # HTTP-level protocol errors are libmicrohttpd's own: a request line that

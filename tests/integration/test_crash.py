@@ -131,3 +131,133 @@ def test_sigkill_during_issuance(crashy):
     db.close()
     print(f"\ncrash: {len(received)} certificates received over {kills} SIGKILLs, all stored; "
           f"CRL numbers {crl_numbers[0]}..{crl_numbers[-1]}")
+
+
+@pytest.mark.skipif(not __import__("shutil").which("scepclient"), reason="scepclient not installed")
+def test_sigkill_with_scep_acme_and_rest_clients(tmp_path):
+    """8 concurrent clients of three protocols (4 REST, 2 SCEP with micromdm
+    scepclient, 2 ACME with the test client, IP identifiers over http-01)
+    while the daemon is SIGKILLed 3 times: every certificate any of them
+    received is stored, and no serial repeats."""
+    import subprocess
+
+    from acme_helpers import Client, Http01Server, b64u, free_port, make_csr
+    from conftest import clean_env
+    _require_binaries()
+    http01 = free_port()
+    d = Daemon(tmp_path / "pkiaasd")
+    d.extra_conf = f"acme_http01_port = {http01}\nacme_validation_timeout_ms = 3000\n"
+    d.bootstrap()
+    d.start()
+    web = Http01Server(http01)
+    try:
+        root = create_ca(d, id="mx-root", type="root", signingKeyDetails="RSA-2048+PKCS15-SHA256", subject="CN=Mx Root")
+        create_ca(d, id="mx-sub", type="subord", parentId=root["id"], signingKeyDetails="RSA-2048+PKCS15-SHA256",
+                  subject="CN=Mx Issuing", profiles=["privatessl-tls-server", "scep-tls-client"])
+        assert d.api("POST", "/protocols", json={"id": "acme", "type": "acme", "caId": "mx-sub",
+                                                  "profileId": "privatessl-tls-server",
+                                                  "eabRequired": False}).status_code == 201
+        assert d.api("POST", "/protocols", json={"id": "scep", "type": "scep", "caId": "mx-sub",
+                                                  "profileId": "scep-tls-client"}).status_code == 201
+        challenge = d.api("POST", "/protocols/scep/credentials", json={"name": "crash"}).json()["secret"]
+        received, lock, stop = {"rest": [], "scep": [], "acme": []}, threading.Lock(), threading.Event()
+
+        def got(kind, serial):
+            with lock:
+                received[kind].append(format(serial, "x"))
+
+        body = {"profileId": "privatessl-tls-server", "csr": csr_pem(),
+                "subjectAltNames": [{"type": "dNSName", "value": "mixed.example"}]}
+
+        def rest():
+            s = requests.Session()
+            s.trust_env = False
+            while not stop.is_set():
+                try:
+                    r = s.post(d.api_url("/cas/mx-sub/certificates"), json=body,
+                               headers={"Authorization": f"Bearer {d.token}"}, timeout=10)
+                    if r.status_code == 201:
+                        got("rest", x509.load_pem_x509_certificate(r.json()["certificate"].encode()).serial_number)
+                except requests.RequestException:
+                    time.sleep(0.05)
+
+        def scep(n):
+            i = 0
+            while not stop.is_set():
+                i += 1
+                wd = tmp_path / f"scep-{n}-{i}"
+                wd.mkdir()
+                cp = subprocess.run(["scepclient", "-server-url", f"{d.url}/scep/{d.account}/scep/pkiclient.exe",
+                                     "-private-key", "k.key", "-certificate", "c.pem", "-cn", f"dev-{n}-{i}",
+                                     "-challenge", challenge], cwd=wd, capture_output=True, timeout=60,
+                                    env=clean_env())
+                if cp.returncode == 0 and (wd / "c.pem").exists():
+                    got("scep", x509.load_pem_x509_certificate((wd / "c.pem").read_bytes()).serial_number)
+
+        def acme():
+            key = ec.generate_private_key(ec.SECP256R1())
+            while not stop.is_set():
+                try:
+                    c = Client(f"{d.https_url}/acme/{d.account}/acme/directory", d.service_ca)
+                    if c.register().status_code not in (200, 201):
+                        continue
+                    r = c.post(c.dir["newOrder"], {"identifiers": [{"type": "ip", "value": "127.0.0.1"}]})
+                    if r.status_code != 201:
+                        continue
+                    order_url, order = r.headers["Location"], r.json()
+                    az = c.post(order["authorizations"][0], None).json()
+                    ch = next(x for x in az["challenges"] if x["type"] == "http-01")
+                    web.tokens[ch["token"]] = c.key_authz(ch["token"])
+                    c.post(ch["url"], {})
+                    for _ in range(50):
+                        if c.post(order_url, None).json()["status"] != "pending":
+                            break
+                        time.sleep(0.1)
+                    r = c.post(order["finalize"], {"csr": b64u(make_csr(key, [], ips=["127.0.0.1"]))})
+                    if r.status_code == 200 and r.json()["status"] == "valid":
+                        pem = c.post(r.json()["certificate"], None).content
+                        got("acme", x509.load_pem_x509_certificate(pem).serial_number)
+                except (requests.RequestException, KeyError, ValueError, StopIteration, AssertionError):
+                    time.sleep(0.1)
+
+        threads = [threading.Thread(target=rest, daemon=True) for _ in range(4)]
+        threads += [threading.Thread(target=scep, args=(n,), daemon=True) for n in range(2)]
+        threads += [threading.Thread(target=acme, daemon=True) for _ in range(2)]
+        for t in threads:
+            t.start()
+        rnd = random.Random(1123)
+        for _ in range(3):
+            time.sleep(rnd.uniform(2.0, 4.0))
+            d.proc.kill()
+            d.proc.wait()
+            d.proc = None
+            d.start()
+        deadline = time.time() + 60
+        while time.time() < deadline and not all(len(v) >= 2 for v in received.values()):
+            time.sleep(0.5)
+        stop.set()
+        for t in threads:
+            t.join(timeout=90)
+        counts = {k: len(v) for k, v in received.items()}
+        assert all(n >= 1 for n in counts.values()), counts
+        everything = received["rest"] + received["scep"] + received["acme"]
+        assert len(set(everything)) == len(everything), "a serial was handed out twice"
+        stored, cursor = [], None
+        while True:
+            params = {"limit": "500"}
+            if cursor:
+                params["cursor"] = cursor
+            page = d.api("GET", "/cas/mx-sub/certificates", params=params).json()
+            stored += [c["serialNumber"].lstrip("0") for c in page["certificates"]]
+            cursor = page.get("nextCursor")
+            if not cursor:
+                break
+        assert len(set(stored)) == len(stored)
+        missing = {s.lstrip("0") for s in everything} - set(stored)
+        assert not missing, f"{len(missing)} received certificates are not stored"
+        assert d.api("GET", "/audit/verify").json()["ok"] is True
+        print(f"\ncrash (mixed): received {counts} over 3 SIGKILLs, all stored, no serial twice")
+    finally:
+        web.close()
+        if d.proc is not None:
+            d.stop()

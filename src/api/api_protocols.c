@@ -21,6 +21,7 @@
 #include "util/codec.h"
 #include "util/timeutil.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -485,7 +486,22 @@ void api_eab_create(struct http_req *req, struct http_resp *resp)
             resp_error(resp, 400, "invalid_field", "name", "name: control characters are not allowed");
             goto out;
         }
-    if (random_bytes(key, sizeof key) != 0 || !(kid = random_token(16)) || !(hmac = b64url_encode(key, sizeof key))) {
+    /* Neither value may start with '-' or '_': clients pass them as
+     * command-line arguments (certbot --eab-kid ...), where a leading '-'
+     * reads as an option. Drawn again until both start alphanumerically. */
+    for (int tries = 0; tries < 64; tries++) {
+        free(kid);
+        if (hmac)
+            OPENSSL_cleanse(hmac, strlen(hmac));
+        free(hmac);
+        kid = hmac = NULL;
+        if (random_bytes(key, sizeof key) != 0 || !(kid = random_token(16)) ||
+            !(hmac = b64url_encode(key, sizeof key)))
+            break;
+        if (isalnum((unsigned char)kid[0]) && isalnum((unsigned char)hmac[0]))
+            break;
+    }
+    if (!kid || !hmac || !isalnum((unsigned char)kid[0]) || !isalnum((unsigned char)hmac[0])) {
         resp_error(resp, 500, "internal", NULL, "random source failed");
         goto out;
     }
@@ -642,7 +658,14 @@ void api_cred_create(struct http_req *req, struct http_resp *resp)
         resp_error(resp, 500, "internal", NULL, "random source failed");
         goto out;
     }
-    if (!(secret = random_token(24))) {
+    /* no leading '-' or '_': secrets end up on command lines */
+    for (int tries = 0; tries < 64 && (!secret || !isalnum((unsigned char)secret[0])); tries++) {
+        if (secret)
+            OPENSSL_cleanse(secret, strlen(secret));
+        free(secret);
+        secret = random_token(24);
+    }
+    if (!secret || !isalnum((unsigned char)secret[0])) {
         resp_error(resp, 500, "internal", NULL, "random source failed");
         goto out;
     }

@@ -3,6 +3,7 @@
 #include "ca/ca_cache.h"
 #include "ca/ocsp.h"
 #include "crypto/keyspec.h"
+#include "crypto/signerd.h"
 #include "util/log.h"
 #include "util/codec.h"
 #include "util/timeutil.h"
@@ -128,6 +129,8 @@ struct signer *ca_signer(const struct ca_env *env, const struct ca_rec *c)
     if (!ks || !c->key_blob)
         return NULL;
     key_aad(aad, sizeof aad, c->partition_id, c->id, c->created_at);
+    if (env->signerd) /* the key never enters this process */
+        return signerd_signer(env->signerd, c->key_blob, c->key_blob_len, aad, ks->md, ks->pss);
     EVP_PKEY *pk = keywrap_open_pkey(env->mkey, c->key_blob, c->key_blob_len, aad);
     if (!pk)
         return NULL;
@@ -578,11 +581,18 @@ int ca_create(const struct ca_env *env, const char *partition, const struct ca_c
     c.ocsp_enabled = is_sub && req->has_ocsp && req->ocsp;
 
     /* Key */
-    if (!(key = keyspec_generate(ks)) || !(own = signer_soft_new(key, ks->md, ks->pss)))
-        goto io;
     key_aad(aad, sizeof aad, partition, c.id, c.created_at);
-    if (keywrap_seal_pkey(env->mkey, key, aad, &c.key_blob, &c.key_blob_len) != 0)
-        goto io;
+    if (env->signerd) {
+        /* generated and sealed in the signer process; `key` is the public half */
+        if (signerd_generate(env->signerd, ks->label, aad, &c.key_blob, &c.key_blob_len, &key) != 0 ||
+            !(own = signerd_signer(env->signerd, c.key_blob, c.key_blob_len, aad, ks->md, ks->pss)))
+            goto io;
+    } else {
+        if (!(key = keyspec_generate(ks)) || !(own = signer_soft_new(key, ks->md, ks->pss)))
+            goto io;
+        if (keywrap_seal_pkey(env->mkey, key, aad, &c.key_blob, &c.key_blob_len) != 0)
+            goto io;
+    }
 
     char target[64];
     snprintf(target, sizeof target, "ca:%s", c.id);

@@ -31,6 +31,8 @@
 
 struct ca_cache;
 
+struct signerd;
+
 struct ca_env {
     struct store *store;
     struct ca_cache *cache;     /* may be NULL (tools, tests): no caching */
@@ -38,6 +40,7 @@ struct ca_env {
     const char *http_base;      /* e.g. http://127.0.0.1:8080 (CRL, OCSP, AIA) */
     const char *https_base;     /* e.g. https://127.0.0.1:8443 (API, CAGW) */
     bool ocsp_require_signed;   /* OCSP requests without a signature get sigRequired */
+    struct signerd *signerd;    /* the CA key process; NULL (tools, tests): keys are used in-process */
 };
 
 struct ca_create_req {

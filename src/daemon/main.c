@@ -1,6 +1,7 @@
 /* pkiaasd: entry points only (serve, bootstrap). Logic lives in the
  * modules; this file parses flags, wires the context and waits for signals. */
 #include "acme/acme.h"
+#include "crypto/signerd.h"
 #include "cmp/cmp.h"
 #include "scep/intune.h"
 #include "api/api.h"
@@ -122,6 +123,7 @@ static int cmd_serve(int argc, char **argv)
     struct http_server *srv = NULL;
     struct scheduler *sched = NULL;
     OSSL_PROVIDER *prov_default = NULL, *prov_legacy = NULL;
+    struct signerd *signerd = NULL;
     char *trust = NULL;
     int rc = 1;
     memset(&a, 0, sizeof a);
@@ -140,6 +142,13 @@ static int cmd_serve(int argc, char **argv)
     prov_legacy = OSSL_PROVIDER_load(NULL, "legacy");
     if (!prov_default || !prov_legacy)
         log_warn("OpenSSL legacy provider not available: SCEP requests encrypted with single DES will fail");
+    /* CA keys live in the signer process, forked now: before any thread,
+     * listener or client exists */
+    if (!(signerd = signerd_start(a.mkey))) {
+        log_error("cannot start the signer process");
+        goto out;
+    }
+    a.api.env.signerd = signerd;
     struct err perr;
     if (profiles_system_init(&perr) != 0) {
         log_error("%s", perr.msg);
@@ -220,6 +229,8 @@ out:
     scheduler_stop(sched);
     validator_free(a.api.acme_validator);
     a.api.acme_validator = NULL;
+    a.api.env.signerd = NULL;
+    signerd_stop(signerd);
     if (prov_legacy)
         OSSL_PROVIDER_unload(prov_legacy);
     if (prov_default)

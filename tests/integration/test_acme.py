@@ -143,6 +143,10 @@ def test_eab_key_shown_once(acme):
     mine = [k for k in keys if k["keyId"] == acme.eab["keyId"]]
     assert mine and mine[0]["name"] == "web servers"
     assert "hmacKey" not in r.text and acme.eab["hmacKey"] not in r.text
+    # ids and keys go on command lines (certbot --eab-kid ...): never a leading '-' or '_'
+    for _ in range(40):
+        k = d.api("POST", "/protocols/acme1/eab-keys", json={"name": "cli-safe"}).json()
+        assert k["keyId"][0].isalnum() and k["hmacKey"][0].isalnum(), k
     for name in ("x", "y" * 19):
         r = d.api("POST", "/protocols/acme1/eab-keys", json={"name": name})
         assert r.status_code == 400, r.text

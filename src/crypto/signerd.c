@@ -1,0 +1,468 @@
+#include "crypto/signerd.h"
+
+#include "crypto/keyspec.h"
+
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/rsa.h>
+#include <openssl/sha.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+enum { OP_SIGN = 1, OP_INFO = 2, OP_GEN = 3 };
+
+#define NAME_MAX_LEN 48
+#define AAD_MAX 256
+#define BLOB_MAX 16384
+#define DIGEST_MAX 64
+#define KEY_CACHE 64
+#define CA_AAD_PREFIX "ca-key:"
+
+/* Request: header, then aad, blob, digest bytes. */
+struct req_hdr {
+    uint8_t op;
+    uint8_t pss;
+    char name[NAME_MAX_LEN]; /* digest name (SIGN, INFO) or keyspec label (GEN), NUL-terminated */
+    uint16_t aad_len, blob_len, dig_len;
+};
+
+/* Reply: header, then part 1 (signature / algid / blob), part 2 (public key). */
+struct rep_hdr {
+    int32_t status; /* 0 ok, -1 refused or failed */
+    uint16_t len1, len2;
+};
+
+struct signerd {
+    int fd[SIGNERD_CHANNELS];
+    pthread_mutex_t mu[SIGNERD_CHANNELS];
+    pid_t pid;
+};
+
+/* ---- the child ------------------------------------------------------------- */
+
+struct child {
+    const unsigned char *mkey;
+    pthread_mutex_t mu;
+    struct {
+        unsigned char id[SHA256_DIGEST_LENGTH];
+        EVP_PKEY *key;
+    } cache[KEY_CACHE];
+    unsigned next;
+};
+
+struct chan {
+    struct child *c;
+    int fd;
+};
+
+static int key_id(const char *aad, const unsigned char *blob, size_t bl, unsigned char id[SHA256_DIGEST_LENGTH])
+{
+    EVP_MD_CTX *m = EVP_MD_CTX_new();
+    int ok = m && EVP_DigestInit_ex(m, EVP_sha256(), NULL) == 1 && EVP_DigestUpdate(m, aad, strlen(aad) + 1) == 1 &&
+             EVP_DigestUpdate(m, blob, bl) == 1 && EVP_DigestFinal_ex(m, id, NULL) == 1;
+    EVP_MD_CTX_free(m);
+    return ok ? 0 : -1;
+}
+
+/* The CA key of a sealed blob (a new reference), unsealing it once. */
+static EVP_PKEY *child_key(struct child *c, const char *aad, const unsigned char *blob, size_t bl)
+{
+    unsigned char id[SHA256_DIGEST_LENGTH];
+    EVP_PKEY *k = NULL;
+    if (strncmp(aad, CA_AAD_PREFIX, strlen(CA_AAD_PREFIX)) != 0)
+        return NULL; /* only CA keys are served here */
+    if (key_id(aad, blob, bl, id) != 0)
+        return NULL;
+    pthread_mutex_lock(&c->mu);
+    for (unsigned i = 0; i < KEY_CACHE && !k; i++)
+        if (c->cache[i].key && memcmp(c->cache[i].id, id, sizeof id) == 0 && EVP_PKEY_up_ref(c->cache[i].key) == 1)
+            k = c->cache[i].key;
+    pthread_mutex_unlock(&c->mu);
+    if (k)
+        return k;
+    if (!(k = keywrap_open_pkey(c->mkey, blob, bl, aad)))
+        return NULL;
+    pthread_mutex_lock(&c->mu);
+    unsigned slot = c->next++ % KEY_CACHE;
+    EVP_PKEY_free(c->cache[slot].key);
+    memcpy(c->cache[slot].id, id, sizeof id);
+    c->cache[slot].key = EVP_PKEY_up_ref(k) == 1 ? k : NULL;
+    pthread_mutex_unlock(&c->mu);
+    return k;
+}
+
+static int child_sign(EVP_PKEY *k, const char *md_name, bool pss, const unsigned char *dig, size_t dl,
+                      unsigned char *out, size_t *outlen)
+{
+    EVP_PKEY_CTX *p = EVP_PKEY_CTX_new(k, NULL);
+    const EVP_MD *md = EVP_get_digestbyname(md_name);
+    int rc = -1;
+    if (!p || !md || (size_t)EVP_MD_get_size(md) != dl || EVP_PKEY_sign_init(p) != 1 ||
+        EVP_PKEY_CTX_set_signature_md(p, md) != 1)
+        goto out;
+    if (EVP_PKEY_get_base_id(k) == EVP_PKEY_RSA &&
+        (EVP_PKEY_CTX_set_rsa_padding(p, pss ? RSA_PKCS1_PSS_PADDING : RSA_PKCS1_PADDING) != 1 ||
+         (pss && (EVP_PKEY_CTX_set_rsa_pss_saltlen(p, RSA_PSS_SALTLEN_DIGEST) != 1 ||
+                  EVP_PKEY_CTX_set_rsa_mgf1_md(p, md) != 1))))
+        goto out;
+    if (EVP_PKEY_sign(p, out, outlen, dig, dl) == 1)
+        rc = 0;
+out:
+    EVP_PKEY_CTX_free(p);
+    return rc;
+}
+
+/* Appends one reply part; -1 when it does not fit. */
+static int put(unsigned char *rep, size_t *len, uint16_t *field, const unsigned char *data, size_t n)
+{
+    if (*len + n > SIGNERD_MSG_MAX || n > UINT16_MAX)
+        return -1;
+    memcpy(rep + *len, data, n);
+    *len += n;
+    *field = (uint16_t)n;
+    return 0;
+}
+
+static size_t child_handle(struct child *c, const unsigned char *msg, size_t n, unsigned char *rep)
+{
+    struct req_hdr h;
+    struct rep_hdr r = {-1, 0, 0};
+    size_t len = sizeof r;
+    EVP_PKEY *k = NULL;
+    unsigned char *der = NULL, *sealed = NULL;
+    size_t sl = 0;
+    struct signer *s = NULL;
+    char aad[AAD_MAX + 1];
+    if (n < sizeof h)
+        goto out;
+    memcpy(&h, msg, sizeof h);
+    if (h.aad_len == 0 || h.aad_len > AAD_MAX || h.blob_len > BLOB_MAX || h.dig_len > DIGEST_MAX ||
+        n != sizeof h + h.aad_len + h.blob_len + h.dig_len || !memchr(h.name, 0, sizeof h.name))
+        goto out;
+    const unsigned char *p = msg + sizeof h;
+    memcpy(aad, p, h.aad_len);
+    aad[h.aad_len] = 0;
+    if (memchr(aad, 0, h.aad_len))
+        goto out;
+    const unsigned char *blob = p + h.aad_len, *dig = blob + h.blob_len;
+    if (h.op == OP_SIGN) {
+        unsigned char sig[1024];
+        size_t siglen = sizeof sig;
+        if (!(k = child_key(c, aad, blob, h.blob_len)) || child_sign(k, h.name, h.pss, dig, h.dig_len, sig, &siglen) != 0 ||
+            put(rep, &len, &r.len1, sig, siglen) != 0)
+            goto out;
+    } else if (h.op == OP_INFO) {
+        int dl;
+        if (!(k = child_key(c, aad, blob, h.blob_len)) || !(s = signer_soft_new(k, h.name, h.pss)) ||
+            (dl = i2d_PUBKEY(k, &der)) <= 0 || put(rep, &len, &r.len1, s->algid, s->algid_len) != 0 ||
+            put(rep, &len, &r.len2, der, (size_t)dl) != 0)
+            goto out;
+    } else if (h.op == OP_GEN) {
+        const struct keyspec *ks = keyspec_find(h.name);
+        int dl;
+        if (strncmp(aad, CA_AAD_PREFIX, strlen(CA_AAD_PREFIX)) != 0 || !ks || !(k = keyspec_generate(ks)) ||
+            keywrap_seal_pkey(c->mkey, k, aad, &sealed, &sl) != 0 || (dl = i2d_PUBKEY(k, &der)) <= 0 ||
+            put(rep, &len, &r.len1, sealed, sl) != 0 || put(rep, &len, &r.len2, der, (size_t)dl) != 0)
+            goto out;
+    } else {
+        goto out;
+    }
+    r.status = 0;
+out:
+    if (r.status != 0) {
+        len = sizeof r;
+        r.len1 = r.len2 = 0;
+    }
+    memcpy(rep, &r, sizeof r);
+    signer_free(s);
+    OPENSSL_free(der);
+    free(sealed);
+    EVP_PKEY_free(k);
+    return len;
+}
+
+static void *child_serve(void *arg)
+{
+    struct chan *ch = arg;
+    unsigned char *msg = malloc(SIGNERD_MSG_MAX + 1), *rep = malloc(SIGNERD_MSG_MAX);
+    while (msg && rep) {
+        ssize_t n = recv(ch->fd, msg, SIGNERD_MSG_MAX + 1, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break; /* the daemon closed the channel (or died) */
+        size_t rl = child_handle(ch->c, msg, (size_t)n, rep);
+        if (send(ch->fd, rep, rl, MSG_NOSIGNAL) < 0)
+            break;
+    }
+    free(msg);
+    free(rep);
+    return NULL;
+}
+
+static void child_main(int *fds, const unsigned char *mkey)
+{
+    struct child c;
+    struct chan ch[SIGNERD_CHANNELS];
+    pthread_t t[SIGNERD_CHANNELS];
+    memset(&c, 0, sizeof c);
+    c.mkey = mkey;
+    pthread_mutex_init(&c.mu, NULL);
+    /* ends with the daemon; shutdown signals are the daemon's business */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
+    prctl(PR_SET_NAME, "pkiaas-signer");
+    for (int i = 0; i < SIGNERD_CHANNELS; i++) {
+        ch[i] = (struct chan){&c, fds[i]};
+        if (pthread_create(&t[i], NULL, child_serve, &ch[i]) != 0)
+            _exit(1);
+    }
+    for (int i = 0; i < SIGNERD_CHANNELS; i++)
+        pthread_join(t[i], NULL);
+    _exit(0);
+}
+
+struct signerd *signerd_start(const unsigned char mkey[MASTER_KEY_LEN])
+{
+    struct signerd *sd = calloc(1, sizeof *sd);
+    int child_fd[SIGNERD_CHANNELS];
+    if (!sd)
+        return NULL;
+    for (int i = 0; i < SIGNERD_CHANNELS; i++) {
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+            for (int k = 0; k < i; k++) {
+                close(sd->fd[k]);
+                close(child_fd[k]);
+            }
+            free(sd);
+            return NULL;
+        }
+        sd->fd[i] = sv[0];
+        child_fd[i] = sv[1];
+        pthread_mutex_init(&sd->mu[i], NULL);
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* keep only the channels: no store, no listeners, no logs */
+        long maxfd = sysconf(_SC_OPEN_MAX);
+        if (maxfd < 0 || maxfd > 65536)
+            maxfd = 65536;
+        for (int fd = 3; fd < maxfd; fd++) {
+            bool keep = false;
+            for (int i = 0; i < SIGNERD_CHANNELS; i++)
+                keep |= fd == child_fd[i];
+            if (!keep)
+                close(fd);
+        }
+        child_main(child_fd, mkey);
+    }
+    for (int i = 0; i < SIGNERD_CHANNELS; i++)
+        close(child_fd[i]);
+    if (pid < 0) {
+        signerd_stop(sd);
+        return NULL;
+    }
+    sd->pid = pid;
+    return sd;
+}
+
+void signerd_stop(struct signerd *sd)
+{
+    if (!sd)
+        return;
+    for (int i = 0; i < SIGNERD_CHANNELS; i++) {
+        if (sd->fd[i] >= 0)
+            close(sd->fd[i]);
+        pthread_mutex_destroy(&sd->mu[i]);
+    }
+    if (sd->pid > 0)
+        waitpid(sd->pid, NULL, 0);
+    free(sd);
+}
+
+/* ---- the daemon's side ------------------------------------------------------ */
+
+/* One request / reply on a free channel. Returns the reply length or -1. */
+static ssize_t call(struct signerd *sd, const unsigned char *req, size_t len, unsigned char *rep)
+{
+    int ch = -1;
+    for (int i = 0; i < SIGNERD_CHANNELS && ch < 0; i++)
+        if (pthread_mutex_trylock(&sd->mu[i]) == 0)
+            ch = i;
+    if (ch < 0) {
+        ch = (int)(((uintptr_t)&ch >> 6) % SIGNERD_CHANNELS); /* all busy: wait on one (by stack address) */
+        pthread_mutex_lock(&sd->mu[ch]);
+    }
+    ssize_t n = -1;
+    if (send(sd->fd[ch], req, len, MSG_NOSIGNAL) == (ssize_t)len) {
+        do
+            n = recv(sd->fd[ch], rep, SIGNERD_MSG_MAX, 0);
+        while (n < 0 && errno == EINTR);
+    }
+    pthread_mutex_unlock(&sd->mu[ch]);
+    return n >= (ssize_t)sizeof(struct rep_hdr) ? n : -1;
+}
+
+static size_t build_req(unsigned char *buf, int op, const char *name, bool pss, const char *aad,
+                        const unsigned char *blob, size_t bl, const unsigned char *dig, size_t dl)
+{
+    struct req_hdr h;
+    size_t al = strlen(aad);
+    memset(&h, 0, sizeof h);
+    if (strlen(name) >= sizeof h.name || al == 0 || al > AAD_MAX || bl > BLOB_MAX || dl > DIGEST_MAX)
+        return 0;
+    h.op = (uint8_t)op;
+    h.pss = pss;
+    memcpy(h.name, name, strlen(name) + 1);
+    h.aad_len = (uint16_t)al;
+    h.blob_len = (uint16_t)bl;
+    h.dig_len = (uint16_t)dl;
+    memcpy(buf, &h, sizeof h);
+    memcpy(buf + sizeof h, aad, al);
+    if (bl)
+        memcpy(buf + sizeof h + al, blob, bl);
+    if (dl)
+        memcpy(buf + sizeof h + al + bl, dig, dl);
+    return sizeof h + al + bl + dl;
+}
+
+/* Sends a request and splits the reply into its two parts (pointers into rep). */
+static int exchange(struct signerd *sd, const unsigned char *req, size_t len, unsigned char *rep,
+                    const unsigned char **p1, size_t *l1, const unsigned char **p2, size_t *l2)
+{
+    struct rep_hdr r;
+    ssize_t n = len ? call(sd, req, len, rep) : -1;
+    if (n < 0)
+        return -1;
+    memcpy(&r, rep, sizeof r);
+    if (r.status != 0 || (size_t)n != sizeof r + r.len1 + r.len2)
+        return -1;
+    *p1 = rep + sizeof r;
+    *l1 = r.len1;
+    *p2 = rep + sizeof r + r.len1;
+    *l2 = r.len2;
+    return 0;
+}
+
+struct remote {
+    struct signerd *sd;
+    unsigned char *blob;
+    size_t blob_len;
+    char aad[AAD_MAX + 1];
+    char md[16];
+    bool pss;
+};
+
+static int remote_sign(struct signer *s, const unsigned char *tbs, size_t tbslen, unsigned char **sig, size_t *siglen)
+{
+    struct remote *r = s->impl;
+    unsigned char dig[EVP_MAX_MD_SIZE], *req = malloc(SIGNERD_MSG_MAX), *rep = malloc(SIGNERD_MSG_MAX);
+    unsigned int dl = 0;
+    const unsigned char *p1, *p2;
+    size_t l1, l2;
+    int rc = -1;
+    const EVP_MD *md = EVP_get_digestbyname(r->md);
+    if (!req || !rep || !md || EVP_Digest(tbs, tbslen, dig, &dl, md, NULL) != 1)
+        goto out;
+    size_t n = build_req(req, OP_SIGN, r->md, r->pss, r->aad, r->blob, r->blob_len, dig, dl);
+    if (exchange(r->sd, req, n, rep, &p1, &l1, &p2, &l2) != 0 || !(*sig = malloc(l1)))
+        goto out;
+    memcpy(*sig, p1, l1);
+    *siglen = l1;
+    rc = 0;
+out:
+    free(req);
+    free(rep);
+    return rc;
+}
+
+static void remote_destroy(struct signer *s)
+{
+    struct remote *r = s->impl;
+    if (r) {
+        free(r->blob);
+        free(r);
+    }
+}
+
+static const struct signer_ops remote_ops = {remote_sign, remote_destroy};
+
+struct signer *signerd_signer(struct signerd *sd, const unsigned char *blob, size_t blob_len, const char *aad,
+                              const char *md, bool pss)
+{
+    struct signer *s = calloc(1, sizeof *s);
+    struct remote *r = calloc(1, sizeof *r);
+    unsigned char *req = malloc(SIGNERD_MSG_MAX), *rep = malloc(SIGNERD_MSG_MAX);
+    const unsigned char *p1, *p2;
+    size_t l1, l2;
+    if (!s || !r || !req || !rep || strlen(md) >= sizeof r->md || strlen(aad) > AAD_MAX || blob_len > BLOB_MAX ||
+        !(r->blob = malloc(blob_len ? blob_len : 1)))
+        goto fail;
+    s->ops = &remote_ops;
+    s->impl = r;
+    r->sd = sd;
+    memcpy(r->blob, blob, blob_len);
+    r->blob_len = blob_len;
+    snprintf(r->aad, sizeof r->aad, "%s", aad);
+    snprintf(r->md, sizeof r->md, "%s", md);
+    r->pss = pss;
+    /* the AlgorithmIdentifier and the public key come from the child */
+    size_t n = build_req(req, OP_INFO, md, pss, aad, blob, blob_len, NULL, 0);
+    if (exchange(sd, req, n, rep, &p1, &l1, &p2, &l2) != 0 || !(s->algid = malloc(l1)))
+        goto fail;
+    memcpy(s->algid, p1, l1);
+    s->algid_len = l1;
+    const unsigned char *q = p2;
+    if (!(s->pub = d2i_PUBKEY(NULL, &q, (long)l2)))
+        goto fail;
+    free(req);
+    free(rep);
+    return s;
+fail:
+    free(req);
+    free(rep);
+    if (s && s->impl)
+        signer_free(s);
+    else {
+        free(r);
+        free(s);
+    }
+    return NULL;
+}
+
+int signerd_generate(struct signerd *sd, const char *label, const char *aad, unsigned char **blob, size_t *blob_len,
+                     EVP_PKEY **pub)
+{
+    unsigned char *req = malloc(SIGNERD_MSG_MAX), *rep = malloc(SIGNERD_MSG_MAX);
+    const unsigned char *p1, *p2;
+    size_t l1, l2;
+    int rc = -1;
+    *blob = NULL;
+    *pub = NULL;
+    size_t n = req && rep ? build_req(req, OP_GEN, label, false, aad, NULL, 0, NULL, 0) : 0;
+    if (exchange(sd, req, n, rep, &p1, &l1, &p2, &l2) != 0 || !(*blob = malloc(l1)))
+        goto out;
+    memcpy(*blob, p1, l1);
+    *blob_len = l1;
+    const unsigned char *q = p2;
+    if (!(*pub = d2i_PUBKEY(NULL, &q, (long)l2))) {
+        free(*blob);
+        *blob = NULL;
+        goto out;
+    }
+    rc = 0;
+out:
+    free(req);
+    free(rep);
+    return rc;
+}

@@ -1,0 +1,81 @@
+"""Key isolation: CA keys are generated and used in a separate signer
+process that pkiaasd forks at start-up. The child holds nothing but its
+channels (no store, no listeners), issuance and CRLs work through it, and it
+goes away with the daemon, even when the daemon is SIGKILLed."""
+import os
+import time
+
+import pytest
+from cryptography import x509
+
+from conftest import Daemon, _require_binaries
+from helpers import create_ca
+
+
+def signer_children(pid):
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/comm") as f:
+                comm = f.read().strip()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and comm == "pkiaas-signer":
+            out.append(int(entry))
+    return out
+
+
+@pytest.fixture
+def sd(tmp_path):
+    _require_binaries()
+    d = Daemon(tmp_path / "pkiaasd")
+    d.bootstrap()
+    d.start()
+    yield d
+    if d.proc is not None:
+        d.stop()
+
+
+def test_signer_process_holds_the_keys(sd):
+    d = sd
+    kids = signer_children(d.proc.pid)
+    assert len(kids) == 1, "pkiaasd has no signer process"
+    child = kids[0]
+    # nothing but stdio and its channels: no database, no sockets to clients
+    fds = os.listdir(f"/proc/{child}/fd")
+    targets = [os.readlink(f"/proc/{child}/fd/{fd}") for fd in fds]
+    assert not any("pkiaas.db" in t or "master.key" in t for t in targets), targets
+    assert len([t for t in targets if t.startswith("socket:")]) == 4, targets
+    assert len(fds) <= 7, targets
+    # CAs are generated and sign through it
+    root = create_ca(d, id="sp-root", type="root", signingKeyDetails="ECDSAP256+SHA256", subject="CN=SP Root")
+    create_ca(d, id="sp-sub", type="subord", parentId=root["id"], signingKeyDetails="RSA-2048+PSS-SHA256",
+              subject="CN=SP Sub", enableCrl=True, profiles=["privatessl-tls-server"])
+    r = d.api("GET", "/cas/sp-sub/chain")
+    assert r.status_code == 200
+    r = d.api("POST", "/cas/sp-sub/crl")
+    assert r.status_code in (200, 201), r.text
+    crl = x509.load_der_x509_crl(d.get(f"/crl/{d.account}/sp-sub/crl.crl").content)
+    sub = x509.load_der_x509_certificate(d.api("GET", "/cas/sp-sub/certificate", params={"format": "der"}).content)
+    assert crl.is_signature_valid(sub.public_key())
+    # the daemon restarts with a new signer process; the old one is gone
+    d.restart()
+    assert signer_children(d.proc.pid) and child not in signer_children(d.proc.pid)
+    assert not os.path.exists(f"/proc/{child}")
+
+
+def test_signer_dies_with_a_killed_daemon(sd):
+    d = sd
+    child = signer_children(d.proc.pid)[0]
+    d.proc.kill()
+    d.proc.wait()
+    d.proc = None
+    deadline = time.time() + 5
+    while os.path.exists(f"/proc/{child}") and time.time() < deadline:
+        time.sleep(0.05)
+    # (a zombie reaped by init disappears too)
+    assert not os.path.exists(f"/proc/{child}") or open(f"/proc/{child}/stat").read().split()[2] == "Z"

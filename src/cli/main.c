@@ -253,6 +253,12 @@ static const char usage_text[] =
     "            [--publish-now] [--batch N] [--report FILE.csv] [--state FILE] [--yes]\n"
     "  cert suspend CA_ID SERIAL\n"
     "  cert unsuspend CA_ID SERIAL\n"
+    "  protocol list\n"
+    "  protocol show CONFIG_ID\n"
+    "  protocol create --json-file FILE\n"
+    "  protocol delete CONFIG_ID\n"
+    "  protocol eab-key CONFIG_ID --name NAME             (ACME: key id + HMAC key, shown once)\n"
+    "  protocol credential CONFIG_ID --name NAME [--id USER]  (SCEP/EST/CMP/MDM secret, shown once)\n"
     "  inventory\n"
     "  key-details\n"
     "  audit list [--from RFC3339] [--to RFC3339] [--actor A] [--action A] [--result R]\n"
@@ -3368,6 +3374,82 @@ static int cmd_cert_unsuspend(struct ctx *x, const struct args *a, const char *c
     return cert_status_change(x, argv, "unsuspend", NULL, "Reinstated certificate ");
 }
 
+/* ---- enrollment protocol configurations ---------------------------------- */
+
+static int cmd_protocol_list(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    char *path = api_path(x, "/protocols", END);
+    int rc = request_and_show(x, "GET", path, NULL, "protocols");
+    (void)a;
+    (void)argv;
+    free(path);
+    return rc;
+}
+
+static int cmd_protocol_show(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    char *path = api_path(x, "/protocols/", argv[0], END);
+    int rc = request_and_show(x, "GET", path, NULL, "protocol");
+    (void)a;
+    free(path);
+    return rc;
+}
+
+static const char protocol_create_usage[] = "protocol create --json-file FILE   (the configuration: id, type, caId, "
+                                            "profileId and the type's settings; see docs/api.md)";
+
+static int cmd_protocol_create(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    json_t *body = NULL;
+    int rc;
+    (void)argv;
+    if (!a->val[O_JSON_FILE])
+        return usage_error(protocol_create_usage, "%s", "protocol create: --json-file is required");
+    if ((rc = load_json_object(a->val[O_JSON_FILE], &body)) != 0)
+        return rc;
+    char *path = api_path(x, "/protocols", END);
+    rc = request_and_show(x, "POST", path, body, "protocol");
+    free(path);
+    json_decref(body);
+    return rc;
+}
+
+static int cmd_protocol_delete(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    char *path = api_path(x, "/protocols/", argv[0], END);
+    int rc = request_and_show(x, "DELETE", path, NULL, "protocol");
+    (void)a;
+    free(path);
+    return rc;
+}
+
+/* EAB keys (ACME) and credentials (SCEP challenges, EST/MDM users, CMP
+ * references): the secret in the answer is shown once. */
+static int protocol_secret(struct ctx *x, const struct args *a, const char *cfg, const char *what, int with_id)
+{
+    json_t *body = json_object();
+    int rc = EXIT_API;
+    if (!body || set_str(body, "name", a->val[O_NAME] ? a->val[O_NAME] : "cli") != 0 ||
+        (with_id && a->val[O_ID] && set_str(body, "id", a->val[O_ID]) != 0))
+        goto out;
+    char *path = api_path(x, "/protocols/", cfg, what, END);
+    rc = request_and_show(x, "POST", path, body, "secret (shown once)");
+    free(path);
+out:
+    json_decref(body);
+    return rc;
+}
+
+static int cmd_protocol_eab_key(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    return protocol_secret(x, a, argv[0], "/eab-keys", 0);
+}
+
+static int cmd_protocol_credential(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    return protocol_secret(x, a, argv[0], "/credentials", 1);
+}
+
 static int cmd_inventory(struct ctx *x, const struct args *a, const char *const *argv)
 {
     int rc = EXIT_API;
@@ -3993,6 +4075,13 @@ static const struct cmd cmds[] = {
      cmd_cert_revoke_bulk, revoke_bulk_usage},
     {"cert", "suspend", NULL, 2, 2, 0, cmd_cert_suspend, "cert suspend CA_ID SERIAL"},
     {"cert", "unsuspend", NULL, 2, 2, 0, cmd_cert_unsuspend, "cert unsuspend CA_ID SERIAL"},
+    {"protocol", "list", NULL, 0, 0, 0, cmd_protocol_list, "protocol list"},
+    {"protocol", "show", NULL, 1, 1, 0, cmd_protocol_show, "protocol show CONFIG_ID"},
+    {"protocol", "create", NULL, 0, 0, BIT(O_JSON_FILE), cmd_protocol_create, protocol_create_usage},
+    {"protocol", "delete", NULL, 1, 1, 0, cmd_protocol_delete, "protocol delete CONFIG_ID"},
+    {"protocol", "eab-key", NULL, 1, 1, BIT(O_NAME), cmd_protocol_eab_key, "protocol eab-key CONFIG_ID --name NAME"},
+    {"protocol", "credential", NULL, 1, 1, BIT(O_NAME) | BIT(O_ID), cmd_protocol_credential,
+     "protocol credential CONFIG_ID --name NAME [--id USER]"},
     {"inventory", NULL, NULL, 0, 0, 0, cmd_inventory, "inventory"},
     {"key-details", NULL, NULL, 0, 0, 0, cmd_key_details, "key-details"},
     {"audit", "list", NULL, 0, 0,

@@ -117,3 +117,33 @@ def test_cli_https(daemon):
     # Without the service CA the TLS handshake fails: "server unreachable".
     cp = d.cli("--url", d.https_url, *base, "key-details", with_creds=False)
     assert cp.returncode == 3, (cp.returncode, cp.stderr)
+
+
+def test_cli_protocols(daemon, tmp_path):
+    """`pkiaas protocol ...`: create an ACME configuration from a JSON file,
+    list and show it, make an EAB key (shown once) and delete it all."""
+    d = daemon
+    _ok(d.cli("ca", "create", "--id", "clip-root", "--type", "root", "--key", "ECDSAP256+SHA256",
+              "--subject", "CN=CLI Protocols Root"), "ca create root")
+    _ok(d.cli("ca", "create", "--id", "clip-sub", "--type", "subord", "--parent", "clip-root", "--key",
+              "ECDSAP256+SHA256", "--subject", "CN=CLI Protocols Sub", "--profiles", "privatessl-tls-server"),
+        "ca create sub")
+    f = tmp_path / "acme.json"
+    f.write_text(json.dumps({"id": "cli-acme", "type": "acme", "caId": "clip-sub",
+                             "profileId": "privatessl-tls-server", "allowedDomains": ["example.test"]}))
+    created = json.loads(_ok(d.cli("--json", "protocol", "create", "--json-file", str(f)), "protocol create").stdout)
+    assert created["directoryUrl"].endswith(f"/acme/{d.account}/cli-acme/directory")
+    listed = json.loads(_ok(d.cli("--json", "protocol", "list"), "protocol list").stdout)
+    assert "cli-acme" in {p["id"] for p in listed["protocols"]}
+    shown = json.loads(_ok(d.cli("--json", "protocol", "show", "cli-acme"), "protocol show").stdout)
+    assert shown["allowedDomains"] == ["example.test"]
+    key = json.loads(_ok(d.cli("--json", "protocol", "eab-key", "cli-acme", "--name", "from-cli"), "eab-key").stdout)
+    assert key["keyId"] and key["hmacKey"] and key["name"] == "from-cli"
+    r = d.api("GET", "/protocols/cli-acme/eab-keys")
+    assert key["keyId"] in {k["keyId"] for k in r.json()["eabKeys"]} and key["hmacKey"] not in r.text
+    cp = d.cli("protocol", "create")
+    assert cp.returncode == 2 and "--json-file" in cp.stderr
+    cp = d.cli("protocol", "show", "nosuch")
+    assert cp.returncode == 1
+    _ok(d.cli("protocol", "delete", "cli-acme"), "protocol delete")
+    assert d.api("GET", "/protocols/cli-acme").status_code == 404

@@ -69,7 +69,7 @@ class IntuneStandIn:
                 outer.calls.append((path, body))
                 if path == "/scep/ScepActions/validateRequest":
                     csr = x509.load_der_x509_csr(__import__("base64").b64decode(body["request"]["certificateRequest"]))
-                    chal = csr.get_attribute_for_oid(x509.oid.AttributeOID.CHALLENGE_PASSWORD).decode()
+                    chal = csr.attributes.get_attribute_for_oid(x509.oid.AttributeOID.CHALLENGE_PASSWORD).value.decode()
                     ok = chal == GOOD_CHALLENGE and body["request"]["transactionId"]
                     return self._send(200, {"code": "Success" if ok else "ChallengePasswordInvalid",
                                             "errorDescription": "" if ok else "challenge not issued by Intune"})

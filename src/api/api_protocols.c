@@ -421,6 +421,32 @@ void api_proto_delete(struct http_req *req, struct http_resp *resp)
 
 /* ---- EAB keys --------------------------------------------------------- */
 
+/* n random bytes as base64url that does not start with '-' or '_': key
+ * ids and secrets are pasted into command lines (certbot --eab-kid ...),
+ * where a leading '-' reads as an option, so such draws are repeated. The
+ * bytes go to `raw` too when given (the HMAC key itself). NULL on failure. */
+static char *cli_safe_token(size_t n, unsigned char *raw)
+{
+    unsigned char buf[64];
+    if (n > sizeof buf)
+        return NULL;
+    for (int tries = 0; tries < 64; tries++) {
+        char *t = random_bytes(buf, n) == 0 ? b64url_encode(buf, n) : NULL;
+        if (!t)
+            break;
+        if (isalnum((unsigned char)t[0])) {
+            if (raw)
+                memcpy(raw, buf, n);
+            OPENSSL_cleanse(buf, sizeof buf);
+            return t;
+        }
+        OPENSSL_cleanse(t, strlen(t));
+        free(t);
+    }
+    OPENSSL_cleanse(buf, sizeof buf);
+    return NULL;
+}
+
 static json_t *eab_json(const struct obj_rec *k)
 {
     json_error_t je;
@@ -486,22 +512,7 @@ void api_eab_create(struct http_req *req, struct http_resp *resp)
             resp_error(resp, 400, "invalid_field", "name", "name: control characters are not allowed");
             goto out;
         }
-    /* Neither value may start with '-' or '_': clients pass them as
-     * command-line arguments (certbot --eab-kid ...), where a leading '-'
-     * reads as an option. Drawn again until both start alphanumerically. */
-    for (int tries = 0; tries < 64; tries++) {
-        free(kid);
-        if (hmac)
-            OPENSSL_cleanse(hmac, strlen(hmac));
-        free(hmac);
-        kid = hmac = NULL;
-        if (random_bytes(key, sizeof key) != 0 || !(kid = random_token(16)) ||
-            !(hmac = b64url_encode(key, sizeof key)))
-            break;
-        if (isalnum((unsigned char)kid[0]) && isalnum((unsigned char)hmac[0]))
-            break;
-    }
-    if (!kid || !hmac || !isalnum((unsigned char)kid[0]) || !isalnum((unsigned char)hmac[0])) {
+    if (!(kid = cli_safe_token(16, NULL)) || !(hmac = cli_safe_token(sizeof key, key))) {
         resp_error(resp, 500, "internal", NULL, "random source failed");
         goto out;
     }
@@ -658,14 +669,7 @@ void api_cred_create(struct http_req *req, struct http_resp *resp)
         resp_error(resp, 500, "internal", NULL, "random source failed");
         goto out;
     }
-    /* no leading '-' or '_': secrets end up on command lines */
-    for (int tries = 0; tries < 64 && (!secret || !isalnum((unsigned char)secret[0])); tries++) {
-        if (secret)
-            OPENSSL_cleanse(secret, strlen(secret));
-        free(secret);
-        secret = random_token(24);
-    }
-    if (!secret || !isalnum((unsigned char)secret[0])) {
+    if (!(secret = cli_safe_token(24, NULL))) {
         resp_error(resp, 500, "internal", NULL, "random source failed");
         goto out;
     }

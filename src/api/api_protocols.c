@@ -447,6 +447,25 @@ static char *cli_safe_token(size_t n, unsigned char *raw)
     return NULL;
 }
 
+/* Seals `secret` with `aad` and stores `o` (partition, kind and id set by
+ * the caller) as a live secret of configuration `cfg` with its friendly
+ * name, audited as `action` on `target`. A store code; STORE_EINVAL when
+ * sealing failed. o->parent borrows `cfg`. */
+static int put_secret(struct api_ctx *ctx, const struct principal *p, struct obj_rec *o, const char *cfg,
+                      const unsigned char *secret, size_t len, const char *aad, const char *name, const char *action,
+                      const char *target)
+{
+    if (keywrap_seal(ctx->env.mkey, secret, len, aad, &o->blob, &o->blob_len) != 0)
+        return STORE_EINVAL;
+    o->parent = (char *)cfg;
+    snprintf(o->status, sizeof o->status, "active");
+    json_t *doc = json_pack("{s:s}", "name", name);
+    o->json = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
+    json_decref(doc);
+    struct audit_rec a = {p->actor, action, target, o->json, p->ip, NULL};
+    return o->json ? ctx->store->ops->obj_put(ctx->store, o, OBJ_CREATE, &a) : STORE_EIO;
+}
+
 static json_t *eab_json(const struct obj_rec *k)
 {
     json_error_t je;
@@ -488,7 +507,7 @@ void api_eab_create(struct http_req *req, struct http_resp *resp)
     struct proto_cfg cfg;
     struct obj_rec o;
     struct jerr je;
-    json_t *body = NULL, *doc = NULL;
+    json_t *body = NULL;
     unsigned char key[EAB_KEY_BYTES];
     char *kid = NULL, *hmac = NULL;
     static const char *const keys[] = {"name", NULL};
@@ -516,24 +535,18 @@ void api_eab_create(struct http_req *req, struct http_resp *resp)
         resp_error(resp, 500, "internal", NULL, "random source failed");
         goto out;
     }
-    char aad[256];
+    char aad[256], target[192];
     snprintf(aad, sizeof aad, "eab:%s/%s/%s", p.partition, cfg.id, kid);
-    if (keywrap_seal(ctx->env.mkey, key, sizeof key, aad, &o.blob, &o.blob_len) != 0) {
-        resp_error(resp, 500, "internal", NULL, "could not seal the key");
-        goto out;
-    }
+    snprintf(target, sizeof target, "eab:%s/%s", cfg.id, kid);
     snprintf(o.partition_id, sizeof o.partition_id, "%s", p.partition);
     snprintf(o.kind, sizeof o.kind, "%s", ACME_KIND_EAB);
     snprintf(o.id, sizeof o.id, "%s", kid);
-    o.parent = cfg.id;
-    snprintf(o.status, sizeof o.status, "active");
-    doc = json_pack("{s:s}", "name", name);
-    o.json = json_dumps(doc, JSON_COMPACT);
-    char target[192];
-    snprintf(target, sizeof target, "eab:%s/%s", cfg.id, kid);
-    struct audit_rec a = {p.actor, "acme.eab.create", target, o.json, p.ip, NULL};
-    if (!o.json || ctx->store->ops->obj_put(ctx->store, &o, OBJ_CREATE, &a) != STORE_OK) {
-        resp_error(resp, 503, "unavailable", NULL, "store unavailable");
+    int r = put_secret(ctx, &p, &o, cfg.id, key, sizeof key, aad, name, "acme.eab.create", target);
+    if (r != STORE_OK) {
+        if (r == STORE_EINVAL)
+            resp_error(resp, 500, "internal", NULL, "could not seal the key");
+        else
+            resp_error(resp, 503, "unavailable", NULL, "store unavailable");
         goto out;
     }
     /* the HMAC key is shown here and never again */
@@ -550,7 +563,6 @@ out:
     free(kid);
     o.parent = NULL;
     obj_rec_free(&o);
-    json_decref(doc);
     json_decref(body);
     proto_cfg_free(&cfg);
 }
@@ -637,7 +649,7 @@ void api_cred_create(struct http_req *req, struct http_resp *resp)
     struct proto_cfg cfg;
     struct obj_rec o;
     struct jerr je;
-    json_t *body = NULL, *doc = NULL;
+    json_t *body = NULL;
     char *secret = NULL, *gen_id = NULL;
     static const char *const keys[] = {"name", "id", NULL};
     const char *name = NULL, *cid = NULL;
@@ -676,20 +688,15 @@ void api_cred_create(struct http_req *req, struct http_resp *resp)
     snprintf(o.partition_id, sizeof o.partition_id, "%s", p.partition);
     snprintf(o.kind, sizeof o.kind, "%s", PROTO_CRED_KIND);
     snprintf(o.id, sizeof o.id, "%s/%s", cfg.id, cid);
-    char aad[256];
+    char aad[256], target[192];
     snprintf(aad, sizeof aad, "cred:%s/%s", p.partition, o.id);
-    if (keywrap_seal(ctx->env.mkey, (const unsigned char *)secret, strlen(secret), aad, &o.blob, &o.blob_len) != 0) {
+    snprintf(target, sizeof target, "credential:%s", o.id);
+    int r = put_secret(ctx, &p, &o, cfg.id, (const unsigned char *)secret, strlen(secret), aad, name,
+                       "protocol.credential.create", target);
+    if (r == STORE_EINVAL) {
         resp_error(resp, 500, "internal", NULL, "could not seal the secret");
         goto out;
     }
-    o.parent = cfg.id;
-    snprintf(o.status, sizeof o.status, "active");
-    doc = json_pack("{s:s}", "name", name);
-    o.json = json_dumps(doc, JSON_COMPACT);
-    char target[192];
-    snprintf(target, sizeof target, "credential:%s", o.id);
-    struct audit_rec a = {p.actor, "protocol.credential.create", target, o.json, p.ip, NULL};
-    int r = o.json ? ctx->store->ops->obj_put(ctx->store, &o, OBJ_CREATE, &a) : STORE_EIO;
     if (r == STORE_ECONFLICT) {
         resp_error(resp, 409, "conflict", "id", "credential '%s' exists in configuration '%s'", cid, cfg.id);
         goto out;
@@ -709,7 +716,6 @@ out:
     free(gen_id);
     o.parent = NULL;
     obj_rec_free(&o);
-    json_decref(doc);
     json_decref(body);
     proto_cfg_free(&cfg);
 }

@@ -30,6 +30,8 @@ static ASN1_INTEGER *issue_one(const char *cn)
 {
     EVP_PKEY *k = inproc_ec_key();
     char *csr = inproc_csr_pem(k, cn, NULL);
+    if (!csr)
+        abort();
     json_t *req = json_pack("{s:s,s:s,s:b}", "profileId", "privatessl-tls-server", "csr", csr, "useSubjectFromCsr", 1);
     char *body = json_dumps(req, JSON_COMPACT);
     json_t *out = NULL;

@@ -24,7 +24,7 @@ struct inproc_secrets {
 void inproc_init(void);
 const struct inproc_secrets *inproc_secrets(void);
 
-/* One request. `auth` NULL = the partition owner's API token; "" = none;
+/* One request (traced on stderr when PKIAAS_FUZZ_TRACE is set). `auth` NULL = the partition owner's API token; "" = none;
  * otherwise the Authorization header as given. `query` is "name=value"
  * pairs as an array of two-element rows, `nquery` of them. The body is
  * copied. Returns the status; *out (optional) receives the response body as
@@ -35,8 +35,9 @@ int inproc_call(const char *method, const char *path, const char *ctype, const c
 
 /* A CA certificate, "root" or "sub", fetched once through the API. */
 X509 *inproc_ca_cert(const char *id);
-/* A PKCS#10 request in PEM for `key` with subject CN=`cn` and, when given,
- * a challengePassword attribute (malloc'd). */
+/* A PKCS#10 request in PEM for `key` with subject CN=`cn` (a UTF8String of
+ * those bytes) and, when given, a challengePassword attribute (malloc'd);
+ * NULL when OpenSSL cannot encode such a request (e.g. invalid UTF-8). */
 char *inproc_csr_pem(EVP_PKEY *key, const char *cn, const char *challenge);
 /* A fresh EC P-256 key. */
 EVP_PKEY *inproc_ec_key(void);

@@ -231,7 +231,8 @@ static int bio_take(BIO *b, unsigned char **out, size_t *len)
         return -1;
     if (!(*out = malloc(n ? (size_t)n : 1)))
         return -1;
-    memcpy(*out, p, (size_t)n);
+    if (n) /* an empty BIO has no buffer at all (p stays NULL) */
+        memcpy(*out, p, (size_t)n);
     *len = (size_t)n;
     return 0;
 }

@@ -132,26 +132,10 @@ static void check_answer(int st, const unsigned char *raw, size_t n)
     BIO_free(b);
 }
 
-/* FUZZ_SCEP_DUMP=DIR keeps the messages (seed material for form 0). */
-static void dump(const unsigned char *msg, size_t len)
-{
-    static unsigned seq;
-    const char *dir = getenv("FUZZ_SCEP_DUMP");
-    char path[512];
-    if (!dir || snprintf(path, sizeof path, "%s/msg-%u", dir, seq++) >= (int)sizeof path)
-        return;
-    FILE *f = fopen(path, "wb");
-    if (f) {
-        fputc(0, f);
-        fwrite(msg, 1, len, f);
-        fclose(f);
-    }
-}
-
 static void post(const unsigned char *msg, size_t len)
 {
     static const char *const q[][2] = {{"operation", "PKIOperation"}};
-    dump(msg, len);
+    inproc_dump("FUZZ_SCEP_DUMP", 0, msg, len); /* seeds for form 0 */
     unsigned char *raw = NULL;
     size_t n = 0;
     int st = inproc_call("POST", SCEP, "application/x-pki-message", "", msg, len, q, 1, NULL, &raw, &n);

@@ -93,6 +93,21 @@ int inproc_call(const char *method, const char *path, const char *ctype, const c
     return st;
 }
 
+void inproc_dump(const char *env, unsigned char prefix, const unsigned char *msg, size_t len)
+{
+    static unsigned seq;
+    const char *dir = getenv(env);
+    char path[512];
+    if (!dir || snprintf(path, sizeof path, "%s/msg-%u", dir, seq++) >= (int)sizeof path)
+        return;
+    FILE *f = fopen(path, "wb");
+    if (f) {
+        fputc(prefix, f);
+        fwrite(msg, 1, len, f);
+        fclose(f);
+    }
+}
+
 void inproc_check(int status, const char *where)
 {
     if (status >= 500 && status != 503) {

@@ -42,6 +42,10 @@ char *inproc_csr_pem(EVP_PKEY *key, const char *cn, const char *challenge);
 /* A fresh EC P-256 key. */
 EVP_PKEY *inproc_ec_key(void);
 
+/* Seed making: when the environment variable `env` names a directory,
+ * writes `prefix` followed by the message there (one file per call). */
+void inproc_dump(const char *env, unsigned char prefix, const unsigned char *msg, size_t len);
+
 /* Aborts (a finding) when `status` is a 5xx other than 503: bad input must
  * be answered with a 4xx or the protocol's own error. */
 void inproc_check(int status, const char *where);

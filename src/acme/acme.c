@@ -25,6 +25,7 @@
 #include "util/codec.h"
 #include "util/log.h"
 #include "util/timeutil.h"
+#include "util/utf8.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

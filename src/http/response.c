@@ -1,5 +1,6 @@
 #include "http/http.h"
 #include "util/json_util.h"
+#include "util/utf8.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -97,26 +97,3 @@ int jcheck_keys(const json_t *o, const char *const *allowed, struct jerr *e)
     return 0;
 }
 
-void utf8_fix(char *s)
-{
-    unsigned char *p = (unsigned char *)s;
-    while (*p) {
-        unsigned char c = *p;
-        size_t need = c < 0x80 ? 0 : (c >> 5) == 0x6 ? 1 : (c >> 4) == 0xe ? 2 : (c >> 3) == 0x1e ? 3 : 99;
-        bool ok = need != 99 && !(c == 0xc0 || c == 0xc1 || c > 0xf4);
-        for (size_t i = 1; ok && i <= need; i++)
-            ok = (p[i] & 0xc0) == 0x80; /* also stops at the NUL */
-        if (ok && need == 2) {
-            unsigned cp = ((c & 0x0fu) << 12) | ((p[1] & 0x3fu) << 6) | (p[2] & 0x3fu);
-            ok = cp >= 0x800 && (cp < 0xd800 || cp > 0xdfff); /* no overlongs, no surrogates */
-        } else if (ok && need == 3) {
-            unsigned cp = ((c & 0x07u) << 18) | ((p[1] & 0x3fu) << 12) | ((p[2] & 0x3fu) << 6) | (p[3] & 0x3fu);
-            ok = cp >= 0x10000 && cp <= 0x10ffff;
-        }
-        if (!ok) {
-            *p++ = '?';
-            continue;
-        }
-        p += need + 1;
-    }
-}

@@ -23,10 +23,6 @@ int jget_bool(const json_t *o, const char *key, bool *out, struct jerr *e);
 /* Integers within [min,max]; JSON null leaves *present false. */
 int jget_int(const json_t *o, const char *key, long long min, long long max, long long *out, bool *present,
              struct jerr *e);
-/* Makes `s` valid UTF-8 in place: bytes that do not form a valid sequence
- * (from the network, or a multibyte character cut by truncation) become
- * '?', so the text can always go into a JSON document. */
-void utf8_fix(char *s);
 
 /* Refuses keys not in the NULL-terminated `allowed` list. */
 int jcheck_keys(const json_t *o, const char *const *allowed, struct jerr *e);

@@ -1,6 +1,7 @@
 #include "x509/dn.h"
 
 #include "util/buf.h"
+#include "util/utf8.h"
 
 #include <openssl/asn1.h>
 #include <openssl/err.h>
@@ -150,48 +151,6 @@ static int hexval(char c)
 static bool is_escapable(char c)
 {
     return c != '\0' && strchr(",+\"\\<>;=# ", c) != NULL;
-}
-
-/* Strict UTF-8: no overlongs, no surrogates, max U+10FFFF. Counts code
- * points into *nchars. */
-static bool utf8_valid(const unsigned char *p, size_t n, size_t *nchars)
-{
-    size_t i = 0, count = 0;
-    while (i < n) {
-        unsigned char c = p[i];
-        size_t len;
-        unsigned long cp;
-        if (c < 0x80) {
-            i++;
-            count++;
-            continue;
-        } else if (c >= 0xC2 && c <= 0xDF) {
-            len = 2;
-            cp = c & 0x1Fu;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            len = 3;
-            cp = c & 0x0Fu;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            len = 4;
-            cp = c & 0x07u;
-        } else {
-            return false;
-        }
-        if (n - i < len)
-            return false;
-        for (size_t k = 1; k < len; k++) {
-            if ((p[i + k] & 0xC0u) != 0x80u)
-                return false;
-            cp = (cp << 6) | (p[i + k] & 0x3Fu);
-        }
-        if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        i += len;
-        count++;
-    }
-    *nchars = count;
-    return true;
 }
 
 static bool is_printable_char(unsigned char c)

@@ -2,6 +2,7 @@
 
 #include "util/buf.h"
 #include "x509/dn.h"
+#include "util/utf8.h"
 
 #include <arpa/inet.h>
 #include <openssl/asn1.h>
@@ -95,21 +96,15 @@ static bool uri_valid(const char *v)
     return colon[1] != 0;
 }
 
-static bool utf8_valid(const char *s, size_t maxlen)
+/* Non-empty strict UTF-8 of at most maxlen bytes, no control characters. */
+static bool text_valid(const char *s, size_t maxlen)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > maxlen)
+    if (n == 0 || n > maxlen || !utf8_valid((const unsigned char *)s, n, NULL))
         return false;
-    for (size_t i = 0; i < n;) {
-        unsigned char c = (unsigned char)s[i];
-        int k = c < 0x80 ? 0 : (c & 0xe0) == 0xc0 ? 1 : (c & 0xf0) == 0xe0 ? 2 : (c & 0xf8) == 0xf0 ? 3 : -1;
-        if (k < 0 || c < 0x20 || c == 0x7f || (k == 1 && c < 0xc2) || i + (size_t)k >= n + (k ? 0 : 1))
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
             return false;
-        for (int j = 1; j <= k; j++)
-            if (((unsigned char)s[i + (size_t)j] & 0xc0) != 0x80)
-                return false;
-        i += (size_t)k + 1;
-    }
     return true;
 }
 
@@ -272,7 +267,7 @@ int san_add(GENERAL_NAMES *names, const char *type, const char *value, bool allo
         }
         gn = gn_ia5(GEN_URI, value);
     } else if (strcmp(type, "userPrincipalName") == 0 || strcmp(type, "upn") == 0) {
-        if (!utf8_valid(value, 256) || !strchr(value, '@')) {
+        if (!text_valid(value, 256) || !strchr(value, '@')) {
             err_set(e, 400, "invalid_field", field, "%s: a UPN looks like user@domain (UTF-8, at most 256 bytes)",
                     field);
             return -1;

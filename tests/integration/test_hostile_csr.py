@@ -177,6 +177,32 @@ def test_nul_in_cn_csr(daemon, ca):
     post_hostile(daemon, ca, json_body=csr_req(pem(build_csr(EC_KEY, name=name, dns=()))), field="csr")
 
 
+def _upn_csr(value_bytes):
+    """A CSR whose subjectAltName holds a UPN otherName with these UTF8String bytes."""
+    upn = x509.OtherName(x509.ObjectIdentifier("1.3.6.1.4.1.311.20.2.3"),
+                         b"\x0c" + bytes([len(value_bytes)]) + value_bytes)
+    b = x509.CertificateSigningRequestBuilder().subject_name(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "upn holder")]))
+    b = b.add_extension(x509.SubjectAlternativeName([upn]), critical=False)
+    return pem(b.sign(EC_KEY, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+
+
+@pytest.mark.parametrize("value", [b"user@corp.g\xed\xa0\x80", b"user@corp.\xe0\x80\xaf", b"user@\xf4\x90\x80\x80"],
+                         ids=["surrogate", "overlong", "beyond-10ffff"])
+def test_invalid_utf8_upn_in_csr(daemon, ca, value):
+    """Found by fuzz_san: a UPN from the CSR with a surrogate or an overlong sequence passed the UTF-8 check
+    (and then vanished from the JSON views of the certificate). The same CSR with a valid UPN is issued."""
+    good = daemon.api("POST", f"/cas/{ca['id']}/certificates",
+                      json={"profileId": NON_TLS, "csr": _upn_csr(b"user@corp.example"), "useSubjectFromCsr": True})
+    assert good.status_code == 201, good.text
+    cert = x509.load_pem_x509_certificate(good.json()["certificate"].encode())
+    others = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.OtherName)
+    assert [o.value for o in others] == [b"\x0c\x11user@corp.example"]
+    post_hostile(daemon, ca, json_body={"profileId": NON_TLS, "csr": _upn_csr(value), "useSubjectFromCsr": True},
+                 field="csr")
+
+
 def test_dsa_key(daemon, ca):
     key = dsa.generate_private_key(key_size=1024)
     post_hostile(daemon, ca, json_body=csr_req(pem(build_csr(key))), field="csr")

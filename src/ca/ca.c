@@ -122,6 +122,35 @@ static void key_aad(char *out, size_t n, const char *partition, const char *id, 
     snprintf(out, n, "ca-key:%s/%s/%lld", partition, id, (long long)created);
 }
 
+struct signer *key_signer(const struct ca_env *env, const unsigned char *blob, size_t blob_len, const char *aad,
+                          const char *md, bool pss)
+{
+    if (env->signerd) /* the key never enters this process */
+        return signerd_signer(env->signerd, blob, blob_len, aad, md, pss);
+    EVP_PKEY *pk = keywrap_open_pkey(env->mkey, blob, blob_len, aad);
+    if (!pk)
+        return NULL;
+    struct signer *s = signer_soft_new(pk, md, pss);
+    EVP_PKEY_free(pk);
+    return s;
+}
+
+int key_generate(const struct ca_env *env, const struct keyspec *ks, const char *aad, unsigned char **blob,
+                 size_t *blob_len, EVP_PKEY **pub)
+{
+    EVP_PKEY *k = NULL;
+    *blob = NULL;
+    *pub = NULL;
+    if (env->signerd) /* generated and sealed in the signer process */
+        return signerd_generate(env->signerd, ks->label, aad, blob, blob_len, pub);
+    if (!(k = keyspec_generate(ks)) || keywrap_seal_pkey(env->mkey, k, aad, blob, blob_len) != 0) {
+        EVP_PKEY_free(k);
+        return -1;
+    }
+    *pub = k; /* holds the private half too: used in-process only without a signer process */
+    return 0;
+}
+
 struct signer *ca_signer(const struct ca_env *env, const struct ca_rec *c)
 {
     const struct keyspec *ks = keyspec_find(c->key_label);
@@ -129,14 +158,7 @@ struct signer *ca_signer(const struct ca_env *env, const struct ca_rec *c)
     if (!ks || !c->key_blob)
         return NULL;
     key_aad(aad, sizeof aad, c->partition_id, c->id, c->created_at);
-    if (env->signerd) /* the key never enters this process */
-        return signerd_signer(env->signerd, c->key_blob, c->key_blob_len, aad, ks->md, ks->pss);
-    EVP_PKEY *pk = keywrap_open_pkey(env->mkey, c->key_blob, c->key_blob_len, aad);
-    if (!pk)
-        return NULL;
-    struct signer *s = signer_soft_new(pk, ks->md, ks->pss);
-    EVP_PKEY_free(pk);
-    return s;
+    return key_signer(env, c->key_blob, c->key_blob_len, aad, ks->md, ks->pss);
 }
 
 /* pathLenConstraint of a CA certificate: -1 unlimited. */
@@ -582,17 +604,9 @@ int ca_create(const struct ca_env *env, const char *partition, const struct ca_c
 
     /* Key */
     key_aad(aad, sizeof aad, partition, c.id, c.created_at);
-    if (env->signerd) {
-        /* generated and sealed in the signer process; `key` is the public half */
-        if (signerd_generate(env->signerd, ks->label, aad, &c.key_blob, &c.key_blob_len, &key) != 0 ||
-            !(own = signerd_signer(env->signerd, c.key_blob, c.key_blob_len, aad, ks->md, ks->pss)))
-            goto io;
-    } else {
-        if (!(key = keyspec_generate(ks)) || !(own = signer_soft_new(key, ks->md, ks->pss)))
-            goto io;
-        if (keywrap_seal_pkey(env->mkey, key, aad, &c.key_blob, &c.key_blob_len) != 0)
-            goto io;
-    }
+    if (key_generate(env, ks, aad, &c.key_blob, &c.key_blob_len, &key) != 0 ||
+        !(own = key_signer(env, c.key_blob, c.key_blob_len, aad, ks->md, ks->pss)))
+        goto io;
 
     char target[64];
     snprintf(target, sizeof target, "ca:%s", c.id);

@@ -32,6 +32,7 @@
 struct ca_cache;
 
 struct signerd;
+struct keyspec;
 
 struct ca_env {
     struct store *store;
@@ -76,6 +77,14 @@ int ca_delete(const struct ca_env *env, const char *partition, const char *id, c
 X509 *ca_cert(const struct ca_rec *c);
 /* A signer for the CA's key (caller frees), NULL for external / bad key. */
 struct signer *ca_signer(const struct ca_env *env, const struct ca_rec *c);
+/* Keys sealed under `aad` (CA keys "ca-key:…", OCSP responder keys
+ * "ocsp-key:…"): generated and used in the signer process when the daemon
+ * has one, in this process otherwise (tools, tests). key_generate returns
+ * the sealed blob (malloc'd) and the public half; key_signer a signer. */
+int key_generate(const struct ca_env *env, const struct keyspec *ks, const char *aad, unsigned char **blob,
+                 size_t *blob_len, EVP_PKEY **pub);
+struct signer *key_signer(const struct ca_env *env, const unsigned char *blob, size_t blob_len, const char *aad,
+                          const char *md, bool pss);
 /* Parses a certificate given as PEM or DER (bounded). */
 X509 *ca_parse_cert(const unsigned char *data, size_t len);
 

@@ -1,5 +1,6 @@
 #include "ca/ocsp.h"
 
+#include "ca/ca.h"
 #include "ca/ca_cache.h"
 #include "ca/crl.h"
 #include "ca/svc_cert.h"
@@ -12,6 +13,8 @@
 #include "x509/dn.h"
 #include "x509/ext.h"
 
+#include <limits.h>
+#include <openssl/asn1t.h>
 #include <openssl/ocsp.h>
 #include <openssl/rsa.h>
 #include <openssl/x509v3.h>
@@ -49,16 +52,15 @@ int ocsp_responder_ensure(const struct ca_env *env, const struct ca_rec *ca, str
         return 0;
     }
     responder_rec_free(&rr);
-    if (!va || !(key = keyspec_generate(va)))
+    responder_aad(aad, sizeof aad, ca->partition_id, ca->id);
+    /* generated (and later used) in the signer process when there is one */
+    if (!va || key_generate(env, va, aad, &rr.key_blob, &rr.key_blob_len, &key) != 0)
         goto fail;
     /* The guide's responder naming: CN=<account>_<ca>, OU=Validation Authorities, O=<account> */
     snprintf(dn, sizeof dn, "CN=%s_%s, OU=Validation Authorities, O=%s", ca->partition_id, ca->id, ca->partition_id);
     struct svc_cert_req sr = {dn, key, KU_DIGITAL_SIGNATURE, "OCSPSigning", true, OCSP_RESPONDER_DAYS,
                               "ocsp-responder", NULL};
     if (!(x = svc_cert_issue(env, ca, &sr, &der, &dl, &nb, &rr.not_after, e)))
-        goto fail;
-    responder_aad(aad, sizeof aad, ca->partition_id, ca->id);
-    if (keywrap_seal_pkey(env->mkey, key, aad, &rr.key_blob, &rr.key_blob_len) != 0)
         goto fail;
     rr.cert_der = der;
     rr.cert_len = dl;
@@ -100,9 +102,7 @@ struct ocsp_ca {
     char ca_id[24];
     X509 *issuer;
     X509 *responder;
-    EVP_PKEY *rkey;
-    const char *md;
-    bool pss;
+    struct signer *rsigner; /* the responder key (in the signer process) */
     int64_t responder_not_after;
     int64_t archive_cutoff;
     pthread_mutex_t mu; /* guards the table */
@@ -141,7 +141,7 @@ static void ocsp_ca_free(struct ocsp_ca *o)
     table_clear(o);
     X509_free(o->issuer);
     X509_free(o->responder);
-    EVP_PKEY_free(o->rkey);
+    signer_free(o->rsigner);
     pthread_mutex_destroy(&o->mu);
     free(o);
 }
@@ -189,14 +189,13 @@ static struct ocsp_ca *load_ca(const struct ca_env *env, const struct ca_rec *ca
     o->ca_pk = ca->pk;
     snprintf(o->partition, sizeof o->partition, "%s", ca->partition_id);
     snprintf(o->ca_id, sizeof o->ca_id, "%s", ca->id);
-    o->md = va->md;
-    o->pss = va->pss;
     if (env->store->ops->responder_get(env->store, ca->partition_id, ca->pk, &rr) != STORE_OK)
         goto fail;
     const unsigned char *p = rr.cert_der;
     responder_aad(aad, sizeof aad, ca->partition_id, ca->id);
     if (!(o->responder = d2i_X509(NULL, &p, (long)rr.cert_len)) ||
-        !(o->rkey = keywrap_open_pkey(env->mkey, rr.key_blob, rr.key_blob_len, aad)) || !(o->issuer = ca_cert(ca)))
+        !(o->rsigner = key_signer(env, rr.key_blob, rr.key_blob_len, aad, va->md, va->pss)) ||
+        !(o->issuer = ca_cert(ca)))
         goto fail;
     o->responder_not_after = rr.not_after;
     struct tm tm;
@@ -350,21 +349,96 @@ int ocsp_nonce_check(OCSP_REQUEST *req)
     return 1;
 }
 
-static int sign_basic(struct ocsp_ca *o, OCSP_BASICRESP *bs)
+/* RFC 6960 4.2.1 ResponseData and BasicOCSPResponse, mirrored with
+ * OpenSSL's ASN.1 templates: OpenSSL signs a BasicOCSPResponse only with an
+ * EVP_PKEY in this process, while the responder key stays in the signer
+ * process. The parts are OpenSSL's own types (OCSP_RESPID, OCSP_SINGLERESP,
+ * extensions, certificates); OpenSSL encodes and parses everything. */
+typedef struct {
+    ASN1_INTEGER *version;
+    OCSP_RESPID *responder_id;
+    ASN1_GENERALIZEDTIME *produced_at;
+    STACK_OF(OCSP_SINGLERESP) *responses;
+    STACK_OF(X509_EXTENSION) *exts;
+} RESPDATA_VIEW;
+
+ASN1_SEQUENCE(RESPDATA_VIEW) = {
+    ASN1_EXP_OPT(RESPDATA_VIEW, version, ASN1_INTEGER, 0),
+    ASN1_SIMPLE(RESPDATA_VIEW, responder_id, OCSP_RESPID),
+    ASN1_SIMPLE(RESPDATA_VIEW, produced_at, ASN1_GENERALIZEDTIME),
+    ASN1_SEQUENCE_OF(RESPDATA_VIEW, responses, OCSP_SINGLERESP),
+    ASN1_EXP_SEQUENCE_OF_OPT(RESPDATA_VIEW, exts, X509_EXTENSION, 1),
+} ASN1_SEQUENCE_END(RESPDATA_VIEW)
+IMPLEMENT_ASN1_ALLOC_FUNCTIONS(RESPDATA_VIEW)
+
+typedef struct {
+    RESPDATA_VIEW *tbs;
+    X509_ALGOR *alg;
+    ASN1_BIT_STRING *sig;
+    STACK_OF(X509) *certs;
+} BASICRESP_VIEW;
+
+ASN1_SEQUENCE(BASICRESP_VIEW) = {
+    ASN1_SIMPLE(BASICRESP_VIEW, tbs, RESPDATA_VIEW),
+    ASN1_SIMPLE(BASICRESP_VIEW, alg, X509_ALGOR),
+    ASN1_SIMPLE(BASICRESP_VIEW, sig, ASN1_BIT_STRING),
+    ASN1_EXP_SEQUENCE_OF_OPT(BASICRESP_VIEW, certs, X509, 0),
+} ASN1_SEQUENCE_END(BASICRESP_VIEW)
+IMPLEMENT_ASN1_ALLOC_FUNCTIONS(BASICRESP_VIEW)
+
+/* The signed form of `draft` (its responses and extensions): responderID
+ * by key hash, producedAt now, signed by the responder through its signer,
+ * the responder certificate included. A new OCSP_BASICRESP, NULL on error. */
+static OCSP_BASICRESP *sign_basic(struct ocsp_ca *o, OCSP_BASICRESP *draft)
 {
-    EVP_MD_CTX *mctx = EVP_MD_CTX_new();
-    EVP_PKEY_CTX *pctx = NULL;
-    int rc = -1;
-    if (!mctx || EVP_DigestSignInit_ex(mctx, &pctx, o->md, NULL, NULL, o->rkey, NULL) != 1)
+    BASICRESP_VIEW *v = BASICRESP_VIEW_new();
+    unsigned char *tbs = NULL, *sig = NULL, *der = NULL;
+    size_t siglen = 0;
+    int tl, dl;
+    OCSP_BASICRESP *bs = NULL;
+    if (!v || !(v->tbs->responses = sk_OCSP_SINGLERESP_new_null()) ||
+        OCSP_RESPID_set_by_key(v->tbs->responder_id, o->responder) != 1 ||
+        !ASN1_GENERALIZEDTIME_set(v->tbs->produced_at, time_now()))
         goto out;
-    if (o->pss && (EVP_PKEY_CTX_set_rsa_padding(pctx, RSA_PKCS1_PSS_PADDING) != 1 ||
-                   EVP_PKEY_CTX_set_rsa_pss_saltlen(pctx, RSA_PSS_SALTLEN_DIGEST) != 1))
+    for (int i = 0; i < OCSP_resp_count(draft); i++) {
+        OCSP_SINGLERESP *one = ASN1_item_dup(ASN1_ITEM_rptr(OCSP_SINGLERESP), OCSP_resp_get0(draft, i));
+        if (!one || !sk_OCSP_SINGLERESP_push(v->tbs->responses, one)) {
+            OCSP_SINGLERESP_free(one);
+            goto out;
+        }
+    }
+    for (int i = 0; i < OCSP_BASICRESP_get_ext_count(draft); i++) {
+        X509_EXTENSION *x = X509_EXTENSION_dup(OCSP_BASICRESP_get_ext(draft, i));
+        if (!x || !X509v3_add_ext(&v->tbs->exts, x, -1)) {
+            X509_EXTENSION_free(x);
+            goto out;
+        }
+        X509_EXTENSION_free(x);
+    }
+    if ((tl = ASN1_item_i2d((ASN1_VALUE *)v->tbs, &tbs, ASN1_ITEM_rptr(RESPDATA_VIEW))) <= 0 ||
+        signer_sign(o->rsigner, tbs, (size_t)tl, &sig, &siglen) != 0 || siglen > INT_MAX)
         goto out;
-    /* The signer's certificate is included by OCSP_basic_sign_ctx itself. */
-    rc = OCSP_basic_sign_ctx(bs, o->responder, mctx, NULL, OCSP_RESPID_KEY) == 1 ? 0 : -1;
+    X509_ALGOR_free(v->alg);
+    if (!(v->alg = signer_algor(o->rsigner)) || ASN1_BIT_STRING_set(v->sig, sig, (int)siglen) != 1)
+        goto out;
+    v->sig->flags &= ~(ASN1_STRING_FLAG_BITS_LEFT | 0x07);
+    v->sig->flags |= ASN1_STRING_FLAG_BITS_LEFT;
+    if (!(v->certs = sk_X509_new_null()) || X509_up_ref(o->responder) != 1)
+        goto out;
+    if (!sk_X509_push(v->certs, o->responder)) {
+        X509_free(o->responder);
+        goto out;
+    }
+    if ((dl = ASN1_item_i2d((ASN1_VALUE *)v, &der, ASN1_ITEM_rptr(BASICRESP_VIEW))) <= 0)
+        goto out;
+    const unsigned char *p = der;
+    bs = d2i_OCSP_BASICRESP(NULL, &p, dl);
 out:
-    EVP_MD_CTX_free(mctx);
-    return rc;
+    OPENSSL_free(tbs);
+    OPENSSL_free(der);
+    free(sig);
+    BASICRESP_VIEW_free(v);
+    return bs;
 }
 
 static char *serial_hex(const ASN1_INTEGER *ai)
@@ -393,7 +467,7 @@ static int build_answer(const struct ca_env *env, struct ocsp_ca *o, const struc
                         char serial[48], bool *multi)
 {
     OCSP_REQUEST *req = NULL;
-    OCSP_BASICRESP *bs = NULL;
+    OCSP_BASICRESP *bs = NULL, *signed_bs = NULL;
     OCSP_RESPONSE *resp = NULL;
     ASN1_TIME *tu = NULL, *nu = NULL;
     unsigned char *p = NULL;
@@ -476,7 +550,13 @@ static int build_answer(const struct ca_env *env, struct ocsp_ca *o, const struc
     }
     if (*nonce > 0 && OCSP_copy_nonce(bs, req) != 1)
         goto out;
-    if (sign_basic(o, bs) != 0 || !(resp = OCSP_response_create(OCSP_RESPONSE_STATUS_SUCCESSFUL, bs)))
+    if (!(signed_bs = sign_basic(o, bs))) {
+        /* the signer process is gone or refused: the client may retry */
+        log_error("ocsp: cannot sign a response for CA %s (signer unavailable)", o->ca_id);
+        rc = OCSP_RESPONSE_STATUS_TRYLATER;
+        goto out;
+    }
+    if (!(resp = OCSP_response_create(OCSP_RESPONSE_STATUS_SUCCESSFUL, signed_bs)))
         goto out;
     int n = i2d_OCSP_RESPONSE(resp, &p);
     if (n <= 0 || !(out->der = malloc((size_t)n)))
@@ -492,6 +572,7 @@ out:
     OPENSSL_free(p);
     OCSP_REQUEST_free(req);
     OCSP_BASICRESP_free(bs);
+    OCSP_BASICRESP_free(signed_bs);
     OCSP_RESPONSE_free(resp);
     return rc;
 }

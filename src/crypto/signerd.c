@@ -24,7 +24,17 @@ enum { OP_SIGN = 1, OP_INFO = 2, OP_GEN = 3 };
 #define BLOB_MAX 16384
 #define DIGEST_MAX 64
 #define KEY_CACHE 64
-#define CA_AAD_PREFIX "ca-key:"
+/* The keys this process serves, by the prefix of their sealing AAD: CA
+ * keys and the CAs' delegated OCSP responder keys. */
+static const char *const served_prefixes[] = {"ca-key:", "ocsp-key:"};
+
+static bool served(const char *aad)
+{
+    for (size_t i = 0; i < sizeof served_prefixes / sizeof served_prefixes[0]; i++)
+        if (strncmp(aad, served_prefixes[i], strlen(served_prefixes[i])) == 0)
+            return true;
+    return false;
+}
 
 /* Request: header, then aad, blob, digest bytes. */
 struct req_hdr {
@@ -72,13 +82,13 @@ static int key_id(const char *aad, const unsigned char *blob, size_t bl, unsigne
     return ok ? 0 : -1;
 }
 
-/* The CA key of a sealed blob (a new reference), unsealing it once. */
+/* The key of a sealed blob (a new reference), unsealing it once. */
 static EVP_PKEY *child_key(struct child *c, const char *aad, const unsigned char *blob, size_t bl)
 {
     unsigned char id[SHA256_DIGEST_LENGTH];
     EVP_PKEY *k = NULL;
-    if (strncmp(aad, CA_AAD_PREFIX, strlen(CA_AAD_PREFIX)) != 0)
-        return NULL; /* only CA keys are served here */
+    if (!served(aad))
+        return NULL; /* only CA and responder keys are served here */
     if (key_id(aad, blob, bl, id) != 0)
         return NULL;
     pthread_mutex_lock(&c->mu);
@@ -168,7 +178,7 @@ static size_t child_handle(struct child *c, const unsigned char *msg, size_t n, 
     } else if (h.op == OP_GEN) {
         const struct keyspec *ks = keyspec_find(h.name);
         int dl;
-        if (strncmp(aad, CA_AAD_PREFIX, strlen(CA_AAD_PREFIX)) != 0 || !ks || !(k = keyspec_generate(ks)) ||
+        if (!served(aad) || !ks || !(k = keyspec_generate(ks)) ||
             keywrap_seal_pkey(c->mkey, k, aad, &sealed, &sl) != 0 || (dl = i2d_PUBKEY(k, &der)) <= 0 ||
             put(rep, &len, &r.len1, sealed, sl) != 0 || put(rep, &len, &r.len2, der, (size_t)dl) != 0)
             goto out;

@@ -1,14 +1,15 @@
-/* signerd: CA private keys in a separate process.
+/* signerd: CA private keys (and the CAs' OCSP responder keys) in a
+ * separate process.
  *
  * pkiaasd forks the signer process at start-up, before any thread or
  * listener exists; the child keeps only the master key and a few socket
  * pairs (every other descriptor is closed). The network-facing process
- * never unseals a CA key: it hands the sealed blob (with its AAD) and a
- * digest to the child, which unseals (once, then cached), signs and
- * returns the signature. CA keys are generated there too. The child
+ * never unseals a CA or responder key: it hands the sealed blob (with its
+ * AAD) and a digest to the child, which unseals (once, then cached), signs
+ * and returns the signature. These keys are generated there too. The child
  * answers only these requests, only for blobs whose AAD marks them as CA
- * keys ("ca-key:"), with a typed, length-capped message format; anything
- * else is refused.
+ * keys ("ca-key:") or OCSP responder keys ("ocsp-key:"), with a typed,
+ * length-capped message format; anything else is refused.
  *
  * Each request is one SOCK_SEQPACKET message on one of SIGNERD_CHANNELS
  * socket pairs (a channel per concurrent caller; callers take a free one). */

@@ -7,6 +7,7 @@ import time
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, padding
 
 from conftest import Daemon, _require_binaries
 from helpers import create_ca
@@ -79,3 +80,36 @@ def test_signer_dies_with_a_killed_daemon(sd):
         time.sleep(0.05)
     # (a zombie reaped by init disappears too)
     assert not os.path.exists(f"/proc/{child}") or open(f"/proc/{child}/stat").read().split()[2] == "Z"
+
+
+def test_ocsp_responder_key_lives_in_the_signer_process(sd, tmp_path):
+    """The CA's delegated OCSP responder key is generated and used by the signer process too: answers verify
+    with the responder certificate, and once the signer process is gone the daemon cannot sign a new answer
+    (it answers tryLater/internalError, never a response signed some other way)."""
+    import signal
+
+    from cryptography.x509 import ocsp
+
+    from status_helpers import issue, make_root, make_sub, ocsp_request, post_ocsp
+    d = sd
+    root = make_root(d, tmp_path)
+    sub = make_sub(d, tmp_path, root)
+    first, second = issue(d, sub, tmp_path), issue(d, sub, tmp_path)
+    _, resp = post_ocsp(d, sub.id, ocsp_request(first.cert, sub.cert))
+    assert resp.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL
+    key = resp.certificates[0].public_key()
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        key.verify(resp.signature, resp.tbs_response_bytes, ec.ECDSA(resp.signature_hash_algorithm))
+    else:
+        key.verify(resp.signature, resp.tbs_response_bytes, padding.PKCS1v15(), resp.signature_hash_algorithm)
+    child = signer_children(d.proc.pid)[0]
+    os.kill(child, signal.SIGKILL)
+    deadline = time.time() + 5
+    while os.path.exists(f"/proc/{child}") and open(f"/proc/{child}/stat").read().split()[2] != "Z" \
+            and time.time() < deadline:
+        time.sleep(0.05)
+    # a serial never asked about: nothing cached, a signature is needed
+    _, resp = post_ocsp(d, sub.id, ocsp_request(second.cert, sub.cert))
+    assert resp.response_status in (ocsp.OCSPResponseStatus.TRY_LATER, ocsp.OCSPResponseStatus.INTERNAL_ERROR), \
+        resp.response_status
+    assert d.get("/healthz").status_code in (200, 503)

@@ -396,7 +396,9 @@ static OCSP_BASICRESP *sign_basic(struct ocsp_ca *o, OCSP_BASICRESP *draft)
     size_t siglen = 0;
     int tl, dl;
     OCSP_BASICRESP *bs = NULL;
-    if (!v || !(v->tbs->responses = sk_OCSP_SINGLERESP_new_null()) ||
+    /* ASN1_item_new made the required parts: the (empty) responses, the
+     * responderID, producedAt, the algorithm and the signature */
+    if (!v || !v->tbs->responses ||
         OCSP_RESPID_set_by_key(v->tbs->responder_id, o->responder) != 1 ||
         !ASN1_GENERALIZEDTIME_set(v->tbs->produced_at, time_now()))
         goto out;

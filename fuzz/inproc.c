@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define INPROC_MAX_KV 8
 
@@ -21,6 +22,12 @@ static struct app g_app;
 static char g_auth[200];
 static char g_dir[64];
 static struct inproc_secrets g_secrets;
+/* headers of the last response (inproc_last_header) */
+static struct {
+    char name[64];
+    char *value;
+} g_hdr[HTTP_MAX_HEADERS];
+static unsigned g_nhdr;
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
 {
@@ -84,6 +91,15 @@ int inproc_call(const char *method, const char *path, const char *ctype, const c
         }
     }
     int st = resp.status;
+    for (unsigned i = 0; i < g_nhdr; i++)
+        free(g_hdr[i].value);
+    g_nhdr = 0;
+    for (unsigned i = 0; i < resp.nhdr && i < HTTP_MAX_HEADERS; i++) {
+        snprintf(g_hdr[g_nhdr].name, sizeof g_hdr[g_nhdr].name, "%s", resp.hdr_name[i]);
+        if (!(g_hdr[g_nhdr].value = strdup(resp.hdr_value[i] ? resp.hdr_value[i] : "")))
+            abort();
+        g_nhdr++;
+    }
     if (getenv("PKIAAS_FUZZ_TRACE"))
         fprintf(stderr, "inproc: %s %.120s -> %d %.*s\n", method, path, st,
                 resp.body && resp.status >= 300 ? (int)(resp.len < 200 ? resp.len : 200) : 0,
@@ -106,6 +122,14 @@ void inproc_dump(const char *env, unsigned char prefix, const unsigned char *msg
         fwrite(msg, 1, len, f);
         fclose(f);
     }
+}
+
+const char *inproc_last_header(const char *name)
+{
+    for (unsigned i = 0; i < g_nhdr; i++)
+        if (strcasecmp(g_hdr[i].name, name) == 0)
+            return g_hdr[i].value;
+    return NULL;
 }
 
 void inproc_check(int status, const char *where)
@@ -197,6 +221,11 @@ out:
     return out;
 }
 
+struct app *inproc_app(void)
+{
+    return &g_app;
+}
+
 const struct inproc_secrets *inproc_secrets(void)
 {
     return &g_secrets;
@@ -220,6 +249,8 @@ void inproc_init(void)
     if (config_set(&g_app.cfg, "data_dir", tmpl, err, sizeof err) != 0 ||
         config_set(&g_app.cfg, "rate_limit_standard", "0", err, sizeof err) != 0 ||
         config_set(&g_app.cfg, "rate_limit_premium", "0", err, sizeof err) != 0 ||
+        /* ACME validation never leaves the machine: no resolver answers */
+        config_set(&g_app.cfg, "acme_resolver", "127.0.0.1:9", err, sizeof err) != 0 ||
         config_finish(&g_app.cfg, err, sizeof err) != 0 || app_open(&g_app, err, sizeof err) != 0)
         abort();
     struct err e;

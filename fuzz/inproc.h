@@ -7,6 +7,8 @@
 #define PKIAAS_FUZZ_INPROC_H
 
 #include <jansson.h>
+
+struct app;
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <stddef.h>
@@ -23,6 +25,8 @@ struct inproc_secrets {
  * pass for a clean run). */
 void inproc_init(void);
 const struct inproc_secrets *inproc_secrets(void);
+/* The application (for harnesses that start a component of their own). */
+struct app *inproc_app(void);
 
 /* One request (traced on stderr when PKIAAS_FUZZ_TRACE is set). `auth` NULL = the partition owner's API token; "" = none;
  * otherwise the Authorization header as given. `query` is "name=value"
@@ -45,6 +49,10 @@ EVP_PKEY *inproc_ec_key(void);
 /* Seed making: when the environment variable `env` names a directory,
  * writes `prefix` followed by the message there (one file per call). */
 void inproc_dump(const char *env, unsigned char prefix, const unsigned char *msg, size_t len);
+
+/* A header of the last response (case-insensitive name), NULL if absent;
+ * valid until the next call. */
+const char *inproc_last_header(const char *name);
 
 /* Aborts (a finding) when `status` is a 5xx other than 503: bad input must
  * be answered with a 4xx or the protocol's own error. */

@@ -1,0 +1,2 @@
+import { PageHead } from '../ui';
+export function Audit(_p: any) { return <PageHead title="Audit" />; }

@@ -1,0 +1,2 @@
+import { PageHead } from '../ui';
+export function Users(_p: any) { return <PageHead title="Users" />; }

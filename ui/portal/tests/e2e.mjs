@@ -1,0 +1,274 @@
+// Browser tests of the portal against a running pkiaasd (started by
+// tests/integration/test_portal.py, which passes a JSON file of facts).
+// playwright-core drives Debian's chromium; it never downloads a browser.
+// Prints "ok <step>" per step; exits non-zero at the first failure.
+import { chromium } from 'playwright-core';
+import { createHmac } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+const cfg = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+const URL0 = cfg.url;
+const SHOTS = cfg.shots;
+mkdirSync(SHOTS, { recursive: true });
+
+function b32decode(s) {
+  const a = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = 0, val = 0;
+  const out = [];
+  for (const c of s.replace(/=+$/, '').toUpperCase()) {
+    val = (val << 5) | a.indexOf(c);
+    bits += 5;
+    if (bits >= 8) {
+      out.push((val >>> (bits - 8)) & 255);
+      bits -= 8;
+    }
+  }
+  return Buffer.from(out);
+}
+
+/** RFC 6238 (SHA-1, 6 digits, 30 s) for the step `offset` steps from now. */
+export function totp(secret, offset = 0) {
+  const step = Math.floor(Date.now() / 1000 / 30) + offset;
+  const msg = Buffer.alloc(8);
+  msg.writeBigUInt64BE(BigInt(step));
+  const h = createHmac('sha1', b32decode(secret)).update(msg).digest();
+  const o = h[h.length - 1] & 15;
+  const n = ((h[o] & 127) << 24) | (h[o + 1] << 16) | (h[o + 2] << 8) | h[o + 3];
+  return String(n % 1000000).padStart(6, '0');
+}
+
+const browser = await chromium.launch({
+  executablePath: cfg.chromium || '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync'],
+});
+let failed = false;
+const facts = {};
+
+async function newPage(width = 1280) {
+  const ctx = await browser.newContext({ viewport: { width, height: 900 }, acceptDownloads: true });
+  const page = await ctx.newPage();
+  page.setDefaultTimeout(cfg.timeoutMs || 30000);
+  page.on('pageerror', (e) => console.log(`pageerror: ${e.message}`));
+  return page;
+}
+
+async function step(name, fn) {
+  if (failed) return;
+  const t0 = Date.now();
+  try {
+    await fn();
+    console.log(`ok ${name} (${Date.now() - t0} ms)`);
+  } catch (e) {
+    failed = true;
+    console.log(`FAIL ${name}: ${e && e.stack ? e.stack : e}`);
+  }
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
+}
+
+function expect(cond, what) {
+  if (!cond) throw new Error(`expected: ${what}`);
+}
+
+async function noOverflow(page, what) {
+  const w = await page.evaluate(() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
+  expect(w[0] <= w[1] + 1, `${what}: no horizontal overflow at ${w[1]} px (scrollWidth ${w[0]})`);
+}
+
+async function download(page, click) {
+  const [dl] = await Promise.all([page.waitForEvent('download'), click()]);
+  const p = join(SHOTS, `dl-${dl.suggestedFilename()}`);
+  await dl.saveAs(p);
+  return { name: dl.suggestedFilename(), data: readFileSync(p) };
+}
+
+/** Signs in with password + the next unused TOTP step. */
+async function login(page, who) {
+  await page.goto(`${URL0}/portal/`);
+  await page.getByLabel('Partition (account id)').fill(cfg.partition);
+  await page.getByLabel('Email').fill(who.email);
+  await page.getByLabel('Password', { exact: true }).fill(who.password);
+  who.step = (who.step ?? -1) + 1;
+  await page.getByLabel('Authenticator code').fill(totp(who.secret, who.step));
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByTestId('partition').waitFor();
+}
+
+const owner = { email: cfg.email, password: 'owner portal password 1' };
+let page;
+
+await step('entry page at / and SPA fallback', async () => {
+  page = await newPage();
+  await page.goto(`${URL0}/`);
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+  expect(new URL(page.url()).pathname === '/portal/', `redirected to /portal/ (got ${page.url()})`);
+  await shot(page, 'login');
+});
+
+await step('first sign-in: one-time password, own password, TOTP enrolment', async () => {
+  await page.getByLabel('Partition (account id)').fill(cfg.partition);
+  await page.getByLabel('Email').fill(owner.email);
+  await page.getByLabel('Password', { exact: true }).fill(cfg.oneTimePassword);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('heading', { name: 'Choose your password' }).waitFor();
+  await page.getByLabel('New password', { exact: true }).fill(owner.password);
+  await page.getByLabel('Repeat new password').fill(owner.password);
+  await page.getByRole('button', { name: 'Continue' }).click();
+  await page.getByText('Shown once.').waitFor();
+  owner.secret = (await page.getByTestId('value-TOTP secret').textContent()).trim();
+  expect(/^[A-Z2-7]+=*$/.test(owner.secret), 'a base32 TOTP secret');
+  await shot(page, 'totp-setup');
+  await page.getByLabel('Authenticator code').fill(totp(owner.secret, -1));
+  await page.getByRole('button', { name: 'Confirm' }).click();
+  await page.getByText('Your account is set up').waitFor();
+  owner.step = 0;
+  await page.getByLabel('Authenticator code').fill(totp(owner.secret, 0));
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByTestId('partition').waitFor();
+  expect((await page.getByTestId('partition').textContent()) === cfg.partition, 'the partition is shown');
+});
+
+await step('home: inventory and getting started', async () => {
+  await page.getByTestId('inventory').getByTestId('certs-purchased').waitFor();
+  const purchased = await page.getByTestId('certs-purchased').textContent();
+  expect(purchased === String(cfg.certsPurchased), `purchased certificates ${purchased}`);
+  await page.getByRole('heading', { name: 'Getting started' }).waitFor();
+  await shot(page, 'home');
+});
+
+await step('reload keeps the session; a client route loads directly', async () => {
+  await page.goto(`${URL0}/portal/cas`);
+  await page.getByRole('heading', { name: 'Certificate Authorities' }).waitFor();
+});
+
+await step('create a root CA and an issuing CA', async () => {
+  await page.getByRole('button', { name: 'Create root CA' }).click();
+  const d = page.getByRole('dialog');
+  await d.getByLabel('Identifier').fill('e2e-root');
+  await d.getByLabel('Friendly name').fill('E2E Root');
+  await d.getByLabel('Subject DN').fill('CN=E2E Root,O=pkiaas tests');
+  await d.getByRole('button', { name: 'Create' }).click();
+  await page.locator('[data-ca="e2e-root"]').waitFor();
+  await page.getByRole('button', { name: 'Create issuing CA' }).click();
+  await d.getByLabel('Identifier').fill('e2e-issuing');
+  await d.getByLabel('Friendly name').fill('E2E Issuing');
+  await d.getByLabel('Subject DN').fill('CN=E2E Issuing,O=pkiaas tests');
+  expect((await d.getByLabel('Parent CA').inputValue()) === 'e2e-root', 'the selected root is the parent');
+  await d.getByRole('button', { name: 'Create' }).click();
+  await page.locator('[data-ca="e2e-issuing"]').waitFor();
+  await page.getByRole('region', { name: 'CA details' }).getByText('subjectKeyIdentifier').waitFor();
+  await shot(page, 'cas');
+  const f = await download(page, () => page.getByRole('button', { name: 'Download certificate' }).click());
+  expect(f.data.toString().includes('BEGIN CERTIFICATE'), 'a PEM CA certificate');
+});
+
+await step('CA page: assign profiles', async () => {
+  await page.getByRole('link', { name: 'Open CA page' }).click();
+  await page.getByRole('tab', { name: 'Certificate Profiles' }).click();
+  for (const p of ['privatessl-tls-server', 'privatessl-p12-tls-server']) {
+    await page.getByLabel('Add profile').selectOption(p);
+    await page.getByRole('button', { name: 'Add', exact: true }).click();
+    await page.getByRole('link', { name: p, exact: true }).waitFor();
+  }
+  await shot(page, 'ca-profiles');
+});
+
+await step('issue from a CSR with a SAN row, download it', async () => {
+  await page.getByRole('button', { name: 'Issue certificate' }).click();
+  const d = page.getByRole('dialog');
+  await d.getByLabel('Profile').selectOption('privatessl-tls-server');
+  await d.getByLabel('CSR (PEM)').fill(cfg.csr);
+  await d.getByRole('button', { name: 'Add SAN' }).click();
+  await d.getByLabel('SAN 1 value').fill('www.e2e.example');
+  await d.getByRole('button', { name: 'Issue', exact: true }).click();
+  await d.getByText('Certificate issued').waitFor();
+  facts.serial = (await d.getByTestId('issued-serial').textContent()).trim();
+  const f = await download(page, () => d.getByRole('button', { name: 'Download certificate (PEM)' }).click());
+  expect(f.data.toString().includes('BEGIN CERTIFICATE'), 'a PEM certificate');
+  writeFileSync(join(SHOTS, 'issued.pem'), f.data);
+  await d.getByRole('button', { name: 'Close', exact: true }).click();
+});
+
+await step('issue a PKCS#12 (server-side key), one-time download', async () => {
+  await page.getByRole('button', { name: 'Issue certificate' }).click();
+  const d = page.getByRole('dialog');
+  await d.getByLabel('Server-side key (PKCS#12)').check();
+  await d.getByLabel('Profile').selectOption('privatessl-p12-tls-server');
+  await d.getByLabel('Subject DN').fill('CN=p12.e2e.example');
+  await d.getByRole('button', { name: 'Add SAN' }).click();
+  await d.getByLabel('SAN 1 value').fill('p12.e2e.example');
+  await d.getByLabel('PKCS#12 password', { exact: true }).fill('p12 secret pass');
+  await d.getByLabel('Confirm PKCS#12 password').fill('p12 secret pass');
+  await d.getByRole('button', { name: 'Issue', exact: true }).click();
+  await d.getByText('Download once.').waitFor();
+  await shot(page, 'issue-p12');
+  const f = await download(page, () => d.getByRole('button', { name: 'Download PKCS#12' }).click());
+  expect(f.data.length > 500 && f.data[0] === 0x30, 'a DER PKCS#12');
+  writeFileSync(join(SHOTS, 'issued.p12'), f.data);
+  expect(await d.getByRole('button', { name: 'PKCS#12 downloaded' }).isDisabled(), 'only one download');
+  await d.getByRole('button', { name: 'Close', exact: true }).click();
+});
+
+await step('issued certificates: search and filters', async () => {
+  await page.getByRole('tab', { name: 'Issued Certificates' }).click();
+  await page.getByRole('link', { name: /p12\.e2e\.example/ }).waitFor();
+  await page.getByLabel('Search').fill('www.e2e');
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+  await page.getByRole('link', { name: /p12\.e2e\.example/ }).waitFor({ state: 'detached' });
+  await page.getByLabel('Expiry').selectOption('expired');
+  await page.getByText('No certificates match.').waitFor();
+  await page.getByLabel('Expiry').selectOption('');
+  await page.getByRole('cell', { name: facts.serial }).waitFor();
+  await shot(page, 'ca-certificates');
+});
+
+await step('revoke: status changes', async () => {
+  await page.getByRole('row', { name: new RegExp(facts.serial) }).getByRole('link').click();
+  await page.getByRole('heading', { name: 'Certificate' }).waitFor();
+  expect((await page.getByTestId('cert-status').textContent()) === 'issued', 'issued before');
+  await page.getByRole('button', { name: 'Suspend', exact: true }).click();
+  await page.getByRole('button', { name: 'Confirm suspend' }).click();
+  await page.getByRole('button', { name: 'Unsuspend', exact: true }).waitFor();
+  await page.getByRole('button', { name: 'Unsuspend', exact: true }).click();
+  await page.getByRole('button', { name: 'Confirm unsuspend' }).click();
+  await page.getByRole('button', { name: 'Suspend', exact: true }).waitFor();
+  await page.getByRole('button', { name: 'Revoke', exact: true }).click();
+  await page.getByLabel('Reason').selectOption('keyCompromise');
+  await page.getByRole('button', { name: 'Confirm revoke' }).click();
+  await page.getByText('revoked', { exact: true }).first().waitFor();
+  expect((await page.getByTestId('cert-status').textContent()) === 'revoked', 'revoked after');
+  expect(!(await page.getByRole('button', { name: 'Revoke', exact: true }).count()), 'no revoke button any more');
+  await shot(page, 'certificate');
+});
+
+// Each main page: renders at 390 px without horizontal overflow.
+await step('390 px: main pages without horizontal overflow', async () => {
+  const ctx = page.context();
+  await page.setViewportSize({ width: 390, height: 844 });
+  for (const [path, name] of cfg.mobilePages || [['/', 'home'], ['/cas', 'cas'], ['/cas/e2e-issuing', 'ca'],
+    [`/cas/e2e-issuing/certificates/${facts.serial}`, 'certificate']]) {
+    await page.goto(`${URL0}/portal${path}`);
+    await page.getByTestId('partition').waitFor();
+    await page.locator('main h1').waitFor();
+    await page.waitForTimeout(300);
+    await noOverflow(page, path);
+    await shot(page, `mobile-${name}`);
+  }
+  await page.setViewportSize({ width: 1280, height: 900 });
+  void ctx;
+});
+
+await step('sign out', async () => {
+  await page.goto(`${URL0}/portal/`);
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('heading', { name: 'Sign in' }).waitFor();
+});
+
+await browser.close();
+console.log(failed ? 'E2E FAILED' : 'E2E PASSED');
+process.exit(failed ? 1 : 0);

@@ -76,8 +76,15 @@ function expect(cond, what) {
 }
 
 async function noOverflow(page, what) {
-  const w = await page.evaluate(() => [document.documentElement.scrollWidth, document.documentElement.clientWidth]);
-  expect(w[0] <= w[1] + 1, `${what}: no horizontal overflow at ${w[1]} px (scrollWidth ${w[0]})`);
+  const w = await page.evaluate(() => {
+    const cw = document.documentElement.clientWidth;
+    const wide = [...document.querySelectorAll('body *')]
+      .filter((e) => e.getBoundingClientRect().right > cw + 1)
+      .slice(0, 8)
+      .map((e) => `${e.tagName.toLowerCase()}.${e.className}`);
+    return [document.documentElement.scrollWidth, cw, wide.join(' ')];
+  });
+  expect(w[0] <= w[1] + 1, `${what}: no horizontal overflow at ${w[1]} px (scrollWidth ${w[0]}; ${w[2]})`);
 }
 
 async function download(page, click) {
@@ -246,12 +253,131 @@ await step('revoke: status changes', async () => {
   await shot(page, 'certificate');
 });
 
+await step('clone a profile with the raw JSON editor and with the form', async () => {
+  await page.getByRole('link', { name: 'Certificate Profiles', exact: true }).click();
+  await page.getByRole('button', { name: 'Clone privatessl-tls-server', exact: true }).click();
+  const d = page.getByRole('dialog');
+  await d.getByRole('tab', { name: 'Raw JSON' }).click();
+  const raw = JSON.parse(await d.getByLabel('Profile JSON').inputValue());
+  expect(raw.group === 'privatessl' && Array.isArray(raw.usages), 'the raw editor starts from the source profile');
+  raw.id = 'e2e-tls-raw';
+  raw.validity_period = 'P90D';
+  raw.description = 'cloned by the e2e test';
+  await d.getByLabel('Profile JSON').fill(JSON.stringify(raw, null, 2));
+  await shot(page, 'profile-clone');
+  await d.getByRole('button', { name: 'Create profile' }).click();
+  await page.getByRole('heading', { name: 'Profile e2e-tls-raw' }).waitFor();
+  await page.getByText('Custom profile').waitFor();
+  await page.getByRole('definition').filter({ hasText: 'P90D' }).waitFor();
+  await page.getByRole('button', { name: 'Clone', exact: true }).click();
+  await d.getByLabel('New profile id').fill('e2e-tls-form');
+  await d.getByLabel('Validity period').fill('P30D');
+  await d.getByRole('button', { name: 'Create profile' }).click();
+  await page.getByRole('heading', { name: 'Profile e2e-tls-form' }).waitFor();
+  await page.getByRole('link', { name: '← All profiles' }).click();
+  await page.getByRole('tab', { name: /Custom profiles \(2\)/ }).click();
+  await page.getByRole('link', { name: 'e2e-tls-form' }).waitFor();
+  await shot(page, 'profiles');
+});
+
+await step('ACME configuration and an EAB key (shown once)', async () => {
+  await page.getByRole('link', { name: 'Enrollment Protocols' }).click();
+  await page.getByRole('button', { name: 'Create configuration' }).click();
+  const d = page.getByRole('dialog');
+  await d.getByLabel('Protocol').selectOption('acme');
+  await d.getByLabel('Identifier').fill('e2e-acme');
+  await d.getByLabel('Description').fill('web servers');
+  await d.getByLabel('Issuing CA').selectOption('e2e-issuing');
+  await d.getByLabel('Certificate profile').selectOption('privatessl-tls-server');
+  await d.getByRole('button', { name: 'Create', exact: true }).click();
+  await page.getByRole('heading', { name: 'Configuration e2e-acme' }).waitFor();
+  const dir = await page.getByTestId('value-directoryUrl').textContent();
+  expect(/\/acme\/.+\/e2e-acme\/directory$/.test(dir), `a directory URL (${dir})`);
+  await page.getByLabel('EAB key name').fill('frontends');
+  await page.getByRole('button', { name: 'Create EAB key' }).click();
+  await page.getByText('Shown once.').waitFor();
+  const hmac = await page.getByTestId('value-HMAC key').textContent();
+  expect(hmac.length >= 32, 'an HMAC key');
+  await page.getByRole('cell', { name: 'frontends' }).waitFor();
+  await shot(page, 'protocol-acme');
+  await page.getByRole('button', { name: 'I have stored it' }).click();
+  expect(!(await page.getByText(hmac).count()), 'the key is gone from the page');
+  await page.getByRole('tab', { name: 'Events' }).click();
+  await page.getByRole('tab', { name: 'End Entities' }).click();
+  await page.getByText('No end entities have enrolled yet.').waitFor();
+  await page.getByRole('link', { name: 'Enrollment Protocols' }).click();
+  await page.getByRole('link', { name: 'e2e-acme' }).waitFor();
+  await shot(page, 'protocols');
+});
+
+await step('invite a user and add them to a role', async () => {
+  await page.getByRole('link', { name: 'User Management' }).click();
+  await page.getByRole('button', { name: 'Invite user' }).click();
+  const d = page.getByRole('dialog');
+  await d.getByLabel('Email').fill(cfg.auditorEmail);
+  await d.getByLabel('First name').fill('Audrey');
+  await d.getByLabel('Last name').fill('Auditor');
+  await d.getByLabel('Protocol Auditors').check();
+  await d.getByRole('button', { name: 'Send invitation' }).click();
+  facts.invite = (await d.getByTestId('value-Invitation link').textContent()).trim();
+  expect(/\/invite\/[^/]+$/.test(facts.invite), `an invitation link (${facts.invite})`);
+  await d.getByRole('button', { name: 'Close', exact: true }).click();
+  await page.getByRole('tab', { name: 'Roles' }).click();
+  await page.getByLabel('Add a member to CA Auditors').selectOption(cfg.auditorEmail);
+  await page.getByRole('region', { name: 'Role CA Auditors' }).getByRole('button', { name: 'Add member' }).click();
+  await page.getByRole('region', { name: 'Role CA Auditors' }).getByText(cfg.auditorEmail).waitFor();
+  await shot(page, 'users-roles');
+  await page.getByRole('tab', { name: 'Users' }).click();
+  await page.getByRole('cell', { name: 'Protocol Auditors, CA Auditors' }).waitFor();
+  await shot(page, 'users');
+});
+
+await step('the invitee enrols through the link and signs in', async () => {
+  const p2 = await newPage();
+  const path = new URL(facts.invite).pathname;
+  await p2.goto(`${URL0}${path}`);
+  await p2.getByLabel('Password', { exact: true }).fill('auditor portal password');
+  await p2.getByLabel('Repeat password').fill('auditor portal password');
+  await p2.getByRole('button', { name: 'Continue' }).click();
+  const secret = (await p2.getByTestId('value-TOTP secret').textContent()).trim();
+  await p2.getByLabel('Authenticator code').fill(totp(secret, -1));
+  await p2.getByRole('button', { name: 'Activate account' }).click();
+  await p2.getByText('is active').waitFor();
+  facts.auditor = { email: cfg.auditorEmail, password: 'auditor portal password', secret, step: -1, page: p2 };
+  await login(p2, facts.auditor);
+});
+
+await step('a CA Auditor sees no issue, revoke or admin actions; a 403 reads clearly', async () => {
+  const p2 = facts.auditor.page;
+  expect(!(await p2.getByRole('link', { name: 'User Management', exact: true }).count()), 'no User Management link');
+  expect(await p2.getByRole('link', { name: 'Audit Reports', exact: true }).count() === 1, 'audit reports for auditors');
+  await p2.goto(`${URL0}/portal/cas`);
+  await p2.locator('[data-ca="e2e-issuing"]').click();
+  await p2.getByRole('region', { name: 'CA details' }).getByText('subjectKeyIdentifier').waitFor();
+  for (const b of ['Create root CA', 'Create issuing CA', 'Delete CA', 'Download certificate'])
+    expect(!(await p2.getByRole('button', { name: b }).count()), `no "${b}" button`);
+  await p2.goto(`${URL0}/portal/cas/e2e-issuing`);
+  await p2.getByRole('link', { name: /p12\.e2e\.example/ }).waitFor();
+  expect(!(await p2.getByRole('button', { name: 'Issue certificate' }).count()), 'no Issue button');
+  await p2.getByRole('link', { name: /p12\.e2e\.example/ }).click();
+  await p2.getByTestId('cert-status').waitFor();
+  for (const b of ['Revoke', 'Suspend', 'Unsuspend'])
+    expect(!(await p2.getByRole('button', { name: b, exact: true }).count()), `no "${b}" button`);
+  await p2.getByRole('button', { name: 'Download PEM', exact: true }).waitFor();
+  await shot(p2, 'auditor-certificate');
+  await p2.goto(`${URL0}/portal/users`);
+  await p2.getByRole('alert').filter({ hasText: 'Not allowed' }).waitFor();
+  await shot(p2, 'auditor-403');
+  await p2.context().close();
+});
+
 // Each main page: renders at 390 px without horizontal overflow.
 await step('390 px: main pages without horizontal overflow', async () => {
   const ctx = page.context();
   await page.setViewportSize({ width: 390, height: 844 });
   for (const [path, name] of cfg.mobilePages || [['/', 'home'], ['/cas', 'cas'], ['/cas/e2e-issuing', 'ca'],
-    [`/cas/e2e-issuing/certificates/${facts.serial}`, 'certificate']]) {
+    [`/cas/e2e-issuing/certificates/${facts.serial}`, 'certificate'], ['/profiles', 'profiles'], ['/protocols', 'protocols'],
+    ['/protocols/e2e-acme', 'protocol'], ['/users', 'users']]) {
     await page.goto(`${URL0}/portal${path}`);
     await page.getByTestId('partition').waitFor();
     await page.locator('main h1').waitFor();

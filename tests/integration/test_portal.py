@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from conftest import REPO, clean_env
+from conftest import PKIAASD as PKIASD, REPO, clean_env
 
 PORTAL = REPO / "ui" / "portal"
 RESULTS = REPO / "ui" / "test-results"
@@ -106,6 +106,10 @@ def test_portal_browser_flows(fresh_daemon, tmp_path):
         "csr": _csr("www.e2e.example"), "shots": str(RESULTS), "chromium": CHROMIUM,
         "auditorEmail": "auditor@e2e.example", "userEmail": "colleague@e2e.example",
     }
+    cp = subprocess.run([str(PKIASD), "supervisor-token", "--data-dir", str(d.data_dir)], capture_output=True,
+                        text=True, timeout=60, env=clean_env())
+    assert cp.returncode == 0, cp.stderr
+    cfg["supervisorToken"] = json.loads(cp.stdout)["supervisorToken"]
     cfg_path = tmp_path / "e2e.json"
     cfg_path.write_text(json.dumps(cfg))
     env = clean_env()
@@ -115,7 +119,8 @@ def test_portal_browser_flows(fresh_daemon, tmp_path):
     out = cp.stdout + cp.stderr
     assert cp.returncode == 0 and "E2E PASSED" in cp.stdout, out[-6000:]
     assert "FAIL" not in cp.stdout, out[-6000:]
-    for name in ("login", "home", "cas", "ca-certificates", "certificate", "mobile-home"):
+    for name in ("login", "home", "cas", "ca-certificates", "certificate", "profiles", "protocols", "users", "cagw",
+                 "audit", "supervisor", "auditor-certificate", "mobile-home", "mobile-cas", "mobile-users"):
         assert (RESULTS / f"{name}.png").is_file(), name
     # what the browser downloaded is what the API holds
     pem = (RESULTS / "issued.pem").read_text()
@@ -128,3 +133,7 @@ def test_portal_browser_flows(fresh_daemon, tmp_path):
     from cryptography.hazmat.primitives.serialization import pkcs12
     key, leaf, _ = pkcs12.load_key_and_certificates((RESULTS / "issued.p12").read_bytes(), b"p12 secret pass")
     assert key is not None and "p12.e2e.example" in leaf.subject.rfc4514_string()
+    # the CA Gateway credential opens with the password shown once
+    key, leaf, _ = pkcs12.load_key_and_certificates((RESULTS / "cagw.p12").read_bytes(),
+                                                    (RESULTS / "cagw.p12.password").read_bytes())
+    assert key is not None and leaf is not None

@@ -299,7 +299,8 @@ export function App() {
       setMe(null);
       setState('out');
     });
-    if (location.pathname === '/' || location.pathname === '/index.html') navigate('/', true);
+    // the entry page at / (and subscription URLs /?partition=...) become /portal/, keeping the query
+    if (location.pathname === '/') history.replaceState(null, '', `/portal/${location.search}`);
     if (loadSession()) void loadMe();
   }, []);
 

@@ -371,13 +371,86 @@ await step('a CA Auditor sees no issue, revoke or admin actions; a 403 reads cle
   await p2.context().close();
 });
 
+await step('CAGW credential: add a CA with roles, one-time PKCS#12 and password', async () => {
+  await page.getByRole('link', { name: 'CAGW Credentials' }).click();
+  await page.getByRole('button', { name: 'Create credential' }).click();
+  const d = page.getByRole('dialog');
+  await d.getByLabel('Identifier').fill('e2e-tool');
+  await d.getByLabel('Name', { exact: true }).fill('E2E tool');
+  await d.getByLabel('Add CA').selectOption('e2e-issuing');
+  await d.getByRole('button', { name: 'Add CA', exact: true }).click();
+  await d.getByRole('group', { name: 'Roles on e2e-issuing' }).getByLabel('CA Auditors').check();
+  await d.getByRole('button', { name: 'Create credential' }).click();
+  await page.getByText('Shown once.').waitFor();
+  const pw = (await page.getByTestId('value-PKCS#12 password').textContent()).trim();
+  expect(pw.length >= 12, 'a PKCS#12 password');
+  await shot(page, 'cagw');
+  const f = await download(page, () => page.getByRole('button', { name: 'Download PKCS#12' }).click());
+  expect(f.data[0] === 0x30 && f.name.endsWith('.p12'), 'a PKCS#12 file');
+  writeFileSync(join(SHOTS, 'cagw.p12'), f.data);
+  writeFileSync(join(SHOTS, 'cagw.p12.password'), pw);
+  expect(await page.getByRole('button', { name: 'PKCS#12 downloaded' }).isDisabled(), 'one download');
+  await page.getByRole('button', { name: 'I have stored both' }).click();
+  await page.getByRole('cell', { name: /e2e-issuing: Certificate Administrators, CA Auditors/ }).waitFor();
+});
+
+await step('audit reports: filter and export CSV', async () => {
+  await page.getByRole('link', { name: 'Audit Reports', exact: true }).click();
+  await page.getByRole('cell', { name: 'auth.login' }).first().waitFor();
+  await page.getByLabel('Action').fill('cert.revoke');
+  await page.getByRole('button', { name: 'Apply filters' }).click();
+  await page.getByRole('cell', { name: 'auth.login' }).first().waitFor({ state: 'detached' });
+  const n = await page.locator('tbody tr').count();
+  expect(n >= 1, `revocation records (${n})`);
+  await shot(page, 'audit');
+  const f = await download(page, () => page.getByRole('button', { name: 'Export CSV' }).click());
+  const csv = f.data.toString();
+  expect(f.name === 'audit.csv' && csv.includes('cert.revoke') && !csv.includes('auth.login'), 'a filtered CSV');
+  await page.getByRole('button', { name: 'Verify hash chain' }).click();
+  await page.getByText('Hash chain intact').waitFor();
+});
+
+if (cfg.supervisorToken)
+  await step('supervisor: subscriptions, assign with terms, partitions', async () => {
+    const p3 = await newPage();
+    await p3.goto(`${URL0}/portal/supervisor`);
+    await p3.getByLabel('Supervisor token').fill(cfg.supervisorToken);
+    await p3.getByRole('button', { name: 'Sign in' }).click();
+    await p3.getByRole('heading', { name: 'Supervisor' }).waitFor();
+    await p3.getByRole('button', { name: 'New subscription' }).click();
+    const d = p3.getByRole('dialog');
+    await d.getByLabel('Certificates purchased').fill('5000');
+    await d.getByRole('button', { name: 'Create', exact: true }).click();
+    const id = (await d.getByText(/Subscription .* created/).textContent()).split(' ')[1];
+    await d.getByRole('button', { name: 'Close', exact: true }).click();
+    await p3.getByRole('row', { name: new RegExp(id) }).getByRole('button', { name: 'Assign' }).click();
+    await d.getByLabel('Region').selectOption('eu');
+    await d.getByLabel('Label', { exact: true }).fill('E2E customer');
+    await d.getByLabel('Owner email').fill('boss@customer.example');
+    expect(await d.getByRole('button', { name: 'Assign' }).isDisabled(), 'terms must be accepted first');
+    await d.getByLabel('I accept the terms of service for this subscription').check();
+    await d.getByRole('button', { name: 'Assign' }).click();
+    await d.getByTestId('value-Owner invitation link').waitFor();
+    await shot(p3, 'supervisor-assign');
+    await d.getByRole('button', { name: 'Close', exact: true }).click();
+    await p3.getByLabel('Search').fill('E2E customer');
+    await p3.getByRole('button', { name: 'Search', exact: true }).click();
+    await p3.getByRole('row', { name: new RegExp(id) }).getByText('Assigned').waitFor();
+    await p3.getByRole('tab', { name: 'Partitions' }).click();
+    await p3.getByRole('cell', { name: 'E2E customer' }).waitFor();
+    await shot(p3, 'supervisor');
+    await p3.setViewportSize({ width: 390, height: 844 });
+    await noOverflow(p3, '/supervisor');
+    await p3.context().close();
+  });
+
 // Each main page: renders at 390 px without horizontal overflow.
 await step('390 px: main pages without horizontal overflow', async () => {
   const ctx = page.context();
   await page.setViewportSize({ width: 390, height: 844 });
   for (const [path, name] of cfg.mobilePages || [['/', 'home'], ['/cas', 'cas'], ['/cas/e2e-issuing', 'ca'],
     [`/cas/e2e-issuing/certificates/${facts.serial}`, 'certificate'], ['/profiles', 'profiles'], ['/protocols', 'protocols'],
-    ['/protocols/e2e-acme', 'protocol'], ['/users', 'users']]) {
+    ['/protocols/e2e-acme', 'protocol'], ['/users', 'users'], ['/cagw', 'cagw'], ['/audit', 'audit']]) {
     await page.goto(`${URL0}/portal${path}`);
     await page.getByTestId('partition').waitFor();
     await page.locator('main h1').waitFor();

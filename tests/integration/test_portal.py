@@ -30,6 +30,27 @@ def _csr(cn):
     return csr.public_bytes(serialization.Encoding.PEM).decode()
 
 
+def _external_root(tmp_path):
+    """An on-premises root (key and self-signed certificate) the portal imports as externalKey."""
+    import datetime
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "E2E On-prem Root")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=3650))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(digital_signature=True, content_commitment=False, key_encipherment=False,
+                                         data_encipherment=False, key_agreement=False, key_cert_sign=True,
+                                         crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
+            .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "ext-root.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "ext-root.key").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return {"cert": str(tmp_path / "ext-root.pem"), "key": str(tmp_path / "ext-root.key")}
+
+
 def _built():
     if not (PORTAL / "dist" / "index.html").is_file():
         pytest.fail("ui/portal/dist is not built: run `make ui`")
@@ -104,7 +125,7 @@ def test_portal_browser_flows(fresh_daemon, tmp_path):
         "url": d.url, "partition": d.account, "email": creds["owner"]["email"],
         "oneTimePassword": creds["owner"]["password"], "certsPurchased": creds["inventory"]["certificatesPurchased"],
         "csr": _csr("www.e2e.example"), "shots": str(RESULTS), "chromium": CHROMIUM,
-        "auditorEmail": "auditor@e2e.example", "userEmail": "colleague@e2e.example",
+        "auditorEmail": "auditor@e2e.example", "externalRoot": _external_root(tmp_path),
     }
     cp = subprocess.run([str(PKIASD), "supervisor-token", "--data-dir", str(d.data_dir)], capture_output=True,
                         text=True, timeout=60, env=clean_env())
@@ -137,3 +158,6 @@ def test_portal_browser_flows(fresh_daemon, tmp_path):
     key, leaf, _ = pkcs12.load_key_and_certificates((RESULTS / "cagw.p12").read_bytes(),
                                                     (RESULTS / "cagw.p12.password").read_bytes())
     assert key is not None and leaf is not None
+    # the CA under the external root was activated with the certificate the test signed
+    r = d.api("GET", "/cas/e2e-onprem")
+    assert r.status_code == 200 and r.json()["status"] == "active", r.text

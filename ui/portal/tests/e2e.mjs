@@ -4,6 +4,7 @@
 // Prints "ok <step>" per step; exits non-zero at the first failure.
 import { chromium } from 'playwright-core';
 import { createHmac } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -174,7 +175,62 @@ await step('create a root CA and an issuing CA', async () => {
   expect(f.data.toString().includes('BEGIN CERTIFICATE'), 'a PEM CA certificate');
 });
 
+await step('intermediate CA; external root by file upload; CA under it: CSR out, certificate in', async () => {
+  const d = page.getByRole('dialog');
+  await page.getByRole('button', { name: 'Create intermediate CA' }).click();
+  await d.getByLabel('Identifier').fill('e2e-inter');
+  await d.getByLabel('Parent CA').selectOption('e2e-root');
+  await d.getByRole('button', { name: 'Create' }).click();
+  await page.locator('[data-ca="e2e-inter"]').waitFor();
+  if (!cfg.externalRoot) return;
+  await page.getByRole('button', { name: 'Import external root' }).click();
+  await d.getByLabel('Identifier').fill('e2e-ext');
+  await d.getByLabel('Friendly name').fill('On-prem root');
+  await d.getByLabel('Root certificate file').setInputFiles(cfg.externalRoot.cert);
+  expect((await d.getByLabel('Root certificate (PEM)').inputValue()).includes('BEGIN CERTIFICATE'), 'the file fills the PEM');
+  await d.getByRole('button', { name: 'Create' }).click();
+  await page.locator('[data-ca="e2e-ext"]').waitFor();
+  await page.getByRole('button', { name: 'Create issuing CA' }).click();
+  await d.getByLabel('Identifier').fill('e2e-onprem');
+  await d.getByLabel('Parent CA').selectOption('e2e-ext');
+  await d.getByRole('button', { name: 'Create' }).click();
+  await page.locator('[data-ca="e2e-onprem"]').waitFor();
+  await page.getByRole('region', { name: 'CA details' }).getByText('pending', { exact: true }).waitFor();
+  const csr = await download(page, () => page.getByRole('button', { name: 'Download CSR' }).click());
+  expect(csr.data.toString().includes('BEGIN CERTIFICATE REQUEST'), 'a PEM CSR');
+  const csrPath = join(SHOTS, 'onprem.csr'), ext = join(SHOTS, 'onprem.ext'), out = join(SHOTS, 'onprem.pem');
+  writeFileSync(csrPath, csr.data);
+  writeFileSync(ext, 'basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n');
+  execFileSync('openssl', ['x509', '-req', '-in', csrPath, '-CA', cfg.externalRoot.cert, '-CAkey', cfg.externalRoot.key,
+    '-set_serial', '4242', '-days', '365', '-sha256', '-extfile', ext, '-out', out]);
+  await page.getByRole('button', { name: 'Import issuing certificate' }).click();
+  await d.getByLabel('Certificate file').setInputFiles(out);
+  await d.getByRole('button', { name: 'Import' }).click();
+  await d.waitFor({ state: 'detached' });
+  await page.locator('[data-ca="e2e-onprem"]').click();
+  await page.getByRole('region', { name: 'CA details' }).getByRole('button', { name: 'Download chain' }).waitFor();
+  await page.locator('[data-ca="e2e-issuing"]').click();
+});
+
+await step('keyboard: tree arrows and Enter, dialog Escape returns focus', async () => {
+  await page.locator('[data-ca="e2e-root"]').focus();
+  await page.keyboard.press('ArrowDown');
+  const next = await page.evaluate(() => document.activeElement?.getAttribute('data-ca'));
+  expect(next && next !== 'e2e-root', `ArrowDown moves to the next CA (${next})`);
+  await page.keyboard.press('Enter');
+  await page.getByRole('region', { name: 'CA details' }).getByRole('heading', { level: 2 }).waitFor();
+  const create = page.getByRole('button', { name: 'Create root CA' });
+  await create.focus();
+  await page.keyboard.press('Enter');
+  await page.getByRole('dialog').waitFor();
+  await page.waitForFunction(() => document.activeElement?.tagName === 'INPUT' && !!document.activeElement.closest('[role=dialog]'), null, { timeout: 5000 });
+  await page.keyboard.press('Escape');
+  await page.getByRole('dialog').waitFor({ state: 'detached' });
+  await page.waitForFunction(() => document.activeElement?.textContent === 'Create root CA', null, { timeout: 5000 });
+});
+
 await step('CA page: assign profiles', async () => {
+  await page.locator('[data-ca="e2e-issuing"]').click();
   await page.getByRole('link', { name: 'Open CA page' }).click();
   await page.getByRole('tab', { name: 'Certificate Profiles' }).click();
   for (const p of ['privatessl-tls-server', 'privatessl-p12-tls-server']) {

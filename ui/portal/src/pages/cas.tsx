@@ -53,6 +53,17 @@ function pemName(ca: string, what: string) {
   return `${ca}-${what}.pem`;
 }
 
+/** Arrow keys, Home and End move between the tree's CAs (Tab still works). */
+function treeKeys(e: KeyboardEvent) {
+  const nodes = Array.from((e.currentTarget as HTMLElement).querySelectorAll<HTMLButtonElement>('button.node'));
+  const i = nodes.indexOf(document.activeElement as HTMLButtonElement);
+  if (i < 0) return;
+  const to = { ArrowDown: i + 1, ArrowUp: i - 1, Home: 0, End: nodes.length - 1 }[e.key];
+  if (to === undefined) return;
+  e.preventDefault();
+  nodes[Math.max(0, Math.min(nodes.length - 1, to))].focus();
+}
+
 export function CaList() {
   const can = useCan();
   const list = useLoad(() => api<{ cas: CA[] }>('GET', '/cas'));
@@ -72,7 +83,7 @@ export function CaList() {
       {list.loading && !list.data && <Loading />}
       {list.data && !cas.length && <p>No CAs yet.{can('ca.create.root') ? ' Start with a root CA.' : ''}</p>}
       <div class="split">
-        <section class="card tree" aria-label="CA hierarchy">
+        <section class="card tree" aria-label="CA hierarchy" onKeyDown={treeKeys}>
           <TreeNodes cas={cas} parent={null} selected={sel} onSelect={setSel} level={1} />
         </section>
         <section class="card" aria-label="CA details">

@@ -76,6 +76,16 @@ function expect(cond, what) {
   if (!cond) throw new Error(`expected: ${what}`);
 }
 
+/** Polls `fn` until it returns true (5 s). */
+async function until(fn, what) {
+  const end = Date.now() + 5000;
+  while (Date.now() < end) {
+    if (await fn()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for: ${what}`);
+}
+
 async function noOverflow(page, what) {
   const w = await page.evaluate(() => {
     const cw = document.documentElement.clientWidth;
@@ -187,7 +197,7 @@ await step('intermediate CA; external root by file upload; CA under it: CSR out,
   await d.getByLabel('Identifier').fill('e2e-ext');
   await d.getByLabel('Friendly name').fill('On-prem root');
   await d.getByLabel('Root certificate file').setInputFiles(cfg.externalRoot.cert);
-  expect((await d.getByLabel('Root certificate (PEM)').inputValue()).includes('BEGIN CERTIFICATE'), 'the file fills the PEM');
+  await until(async () => (await d.getByLabel('Root certificate (PEM)').inputValue()).includes('BEGIN CERTIFICATE'), 'the file fills the PEM');
   await d.getByRole('button', { name: 'Create' }).click();
   await page.locator('[data-ca="e2e-ext"]').waitFor();
   await page.getByRole('button', { name: 'Create issuing CA' }).click();
@@ -205,6 +215,7 @@ await step('intermediate CA; external root by file upload; CA under it: CSR out,
     '-set_serial', '4242', '-days', '365', '-sha256', '-extfile', ext, '-out', out]);
   await page.getByRole('button', { name: 'Import issuing certificate' }).click();
   await d.getByLabel('Certificate file').setInputFiles(out);
+  await until(async () => (await d.getByLabel('Certificate (PEM)').inputValue()).includes('BEGIN CERTIFICATE'), 'the file fills the PEM');
   await d.getByRole('button', { name: 'Import' }).click();
   await d.waitFor({ state: 'detached' });
   await page.locator('[data-ca="e2e-onprem"]').click();
@@ -292,7 +303,7 @@ await step('issued certificates: search and filters', async () => {
 
 await step('revoke: status changes', async () => {
   await page.getByRole('row', { name: new RegExp(facts.serial) }).getByRole('link').click();
-  await page.getByRole('heading', { name: 'Certificate' }).waitFor();
+  await page.getByRole('heading', { name: 'Certificate', exact: true }).waitFor();
   expect((await page.getByTestId('cert-status').textContent()) === 'issued', 'issued before');
   await page.getByRole('button', { name: 'Suspend', exact: true }).click();
   await page.getByRole('button', { name: 'Confirm suspend' }).click();
@@ -472,7 +483,7 @@ if (cfg.supervisorToken)
     await p3.goto(`${URL0}/portal/supervisor`);
     await p3.getByLabel('Supervisor token').fill(cfg.supervisorToken);
     await p3.getByRole('button', { name: 'Sign in' }).click();
-    await p3.getByRole('heading', { name: 'Supervisor' }).waitFor();
+    await p3.getByRole('heading', { name: 'Supervisor', exact: true }).waitFor();
     await p3.getByRole('button', { name: 'New subscription' }).click();
     const d = p3.getByRole('dialog');
     await d.getByLabel('Certificates purchased').fill('5000');

@@ -244,7 +244,8 @@ await step('CA page: assign profiles', async () => {
   await page.locator('[data-ca="e2e-issuing"]').click();
   await page.getByRole('link', { name: 'Open CA page' }).click();
   await page.getByRole('tab', { name: 'Certificate Profiles' }).click();
-  for (const p of ['privatessl-tls-server', 'privatessl-p12-tls-server']) {
+  for (const p of ['privatessl-tls-server', 'privatessl-p12-tls-server', 'est-tls-client', 'mdmws-digital-signature',
+    'scep-tls-client', 'cmp-tls-client', 'intune-digital-signature']) {
     await page.getByLabel('Add profile').selectOption(p);
     await page.getByRole('button', { name: 'Add', exact: true }).click();
     await page.getByRole('link', { name: p, exact: true }).waitFor();
@@ -375,6 +376,52 @@ await step('ACME configuration and an EAB key (shown once)', async () => {
   await page.getByRole('link', { name: 'Enrollment Protocols' }).click();
   await page.getByRole('link', { name: 'e2e-acme' }).waitFor();
   await shot(page, 'protocols');
+});
+
+await step('EST, MDM (credential + Digital ID), SCEP, CMP and Intune configurations', async () => {
+  const d = page.getByRole('dialog');
+  const create = async (type, id, fill) => {
+    await page.getByRole('link', { name: 'Enrollment Protocols' }).click();
+    await page.getByRole('button', { name: 'Create configuration' }).click();
+    await d.getByLabel('Protocol').selectOption(type);
+    await d.getByLabel('Identifier').fill(id);
+    await d.getByLabel('Issuing CA').selectOption('e2e-issuing');
+    if (fill) await fill();
+    await d.getByRole('button', { name: 'Create', exact: true }).click();
+    await page.getByRole('heading', { name: `Configuration ${id}` }).waitFor();
+  };
+  await create('est', 'e2e-est', () => d.getByLabel('Client authentication').selectOption('basic'));
+  await page.getByTestId('value-estUrl').waitFor();
+  await page.getByLabel('Credential name').fill('factory line 1');
+  await page.getByRole('button', { name: 'Create credential' }).click();
+  await page.getByText('Shown once.').waitFor();
+  expect((await page.getByTestId('value-Secret').textContent()).length >= 16, 'an EST password');
+  await shot(page, 'protocol-est');
+  await create('mdmws', 'e2e-mdm');
+  await page.getByTestId('value-mdmWebServiceUrl').waitFor();
+  await page.getByLabel('Credential name').fill('Jamf Pro');
+  await page.getByLabel('User / reference (optional)').fill('jamfpro');
+  await page.getByRole('button', { name: 'Create credential' }).click();
+  await page.getByText('Shown once.').waitFor();
+  await page.getByRole('tab', { name: 'Digital IDs' }).click();
+  await page.getByLabel('Digital ID name').fill('device');
+  await page.getByLabel('RDN format').fill('CN=<igusername>,OU=<devicetype>');
+  await page.getByLabel('Parent DN (optional)').fill('O=Example,C=US');
+  await page.getByRole('button', { name: 'Add Digital ID' }).click();
+  await page.getByText('CN=<igusername>,OU=<devicetype>').waitFor();
+  await shot(page, 'protocol-mdm');
+  await create('scep', 'e2e-scep');
+  await page.getByTestId('value-scepUrl').waitFor();
+  await create('cmp', 'e2e-cmp');
+  await page.getByTestId('value-cmpUrl').waitFor();
+  await create('intune', 'e2e-intune', async () => {
+    await d.getByLabel('Directory (tenant) ID').fill('00000000-0000-0000-0000-000000000001');
+    await d.getByLabel('Application (client) ID').fill('00000000-0000-0000-0000-000000000002');
+    await d.getByLabel('Client secret').fill('not a real secret');
+  });
+  await page.getByTestId('value-scepUrl').waitFor();
+  await page.getByRole('tab', { name: 'Details' }).click();
+  expect(!(await page.getByText('not a real secret').count()), 'the Intune client secret is not shown back');
 });
 
 await step('invite a user and add them to a role', async () => {

@@ -250,7 +250,7 @@ function Shell({ me, path, onOut }: { me: Me; path: string; onOut: () => void })
         <span class="who">
           {me.email || me.actor} <span class="muted">({me.roles.join(', ') || 'no roles'})</span>
         </span>
-        <button type="button" onClick={() => { saveSession(null); onOut(); }} title="Sign out and choose another partition">
+        <button type="button" onClick={signOut} disabled={busy} title="Sign out and choose another partition">
           Switch partition
         </button>
         <button type="button" onClick={signOut} disabled={busy}>

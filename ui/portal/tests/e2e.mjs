@@ -47,12 +47,20 @@ const browser = await chromium.launch({
 });
 let failed = false;
 const facts = {};
+const pageErrors = [];
 
 async function newPage(width = 1280) {
   const ctx = await browser.newContext({ viewport: { width, height: 900 }, acceptDownloads: true });
   const page = await ctx.newPage();
   page.setDefaultTimeout(cfg.timeoutMs || 30000);
-  page.on('pageerror', (e) => console.log(`pageerror: ${e.message}`));
+  page.on('pageerror', (e) => {
+    console.log(`pageerror: ${e.message}`);
+    pageErrors.push(e.message);
+  });
+  // a Content-Security-Policy violation would break the app silently: fail on it
+  page.on('console', (m) => {
+    if (m.type() === 'error' && /Content Security Policy/i.test(m.text())) pageErrors.push(m.text());
+  });
   return page;
 }
 
@@ -538,7 +546,7 @@ if (cfg.supervisorToken)
     const id = (await d.getByText(/Subscription .* created/).textContent()).split(' ')[1];
     await d.getByRole('button', { name: 'Close', exact: true }).click();
     await p3.getByRole('row', { name: new RegExp(id) }).getByRole('button', { name: 'Assign' }).click();
-    await d.getByLabel('Region').selectOption('eu');
+    await d.getByLabel('Region').fill('eu');
     await d.getByLabel('Label', { exact: true }).fill('E2E customer');
     await d.getByLabel('Owner email').fill('boss@customer.example');
     expect(await d.getByRole('button', { name: 'Assign' }).isDisabled(), 'terms must be accepted first');
@@ -583,5 +591,9 @@ await step('sign out', async () => {
 });
 
 await browser.close();
+if (pageErrors.length) {
+  failed = true;
+  console.log(`FAIL page errors: ${pageErrors.join(' | ')}`);
+}
 console.log(failed ? 'E2E FAILED' : 'E2E PASSED');
 process.exit(failed ? 1 : 0);

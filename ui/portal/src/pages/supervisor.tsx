@@ -4,7 +4,7 @@
 import { useState } from 'preact/hooks';
 import { setSupervisorToken, supervisor } from '../api';
 import { navigate } from '../router';
-import { Check, CopyValue, Details, Dialog, ErrorBox, Field, Link, Loading, Notice, PageHead, Select, Tabs, useAction, useLoad } from '../ui';
+import { Check, CopyValue, Details, Dialog, ErrorBox, Field, Link, Loading, Notice, PageHead, Tabs, useAction, useLoad } from '../ui';
 
 export function SupervisorLogin({ onIn }: { onIn: () => void }) {
   const [token, setToken] = useState('');
@@ -162,7 +162,9 @@ function AssignDialog({ sub, onClose }: { sub: Sub; onClose: () => void }) {
         </>
       ) : (
         <form onSubmit={(e) => { e.preventDefault(); void run(async () => setDone(await supervisor('POST', `/subscriptions/${sub.id}/assign`, { region, label, acceptTerms: terms, ownerEmail: email, ownerFirstName: first, ownerLastName: last }))); }}>
-          <Select label="Region" value={region} onChange={(e) => setRegion((e.target as HTMLSelectElement).value)} options={['us', 'eu', 'pqlab']} />
+          <Field label="Region" required list="regions" value={region} hint="One of the daemon's `regions` setting (default us, eu, pqlab)."
+            onInput={(e) => setRegion((e.target as HTMLInputElement).value.trim())} />
+          <datalist id="regions">{['us', 'eu', 'pqlab'].map((r) => <option key={r} value={r} />)}</datalist>
           <Field label="Label" required value={label} onInput={(e) => setLabel((e.target as HTMLInputElement).value)} />
           <Field label="Owner email" type="email" required value={email} onInput={(e) => setEmail((e.target as HTMLInputElement).value.trim())} />
           <Field label="Owner first name" value={first} onInput={(e) => setFirst((e.target as HTMLInputElement).value)} />

@@ -126,6 +126,7 @@ def test_portal_browser_flows(fresh_daemon, tmp_path):
         "oneTimePassword": creds["owner"]["password"], "certsPurchased": creds["inventory"]["certificatesPurchased"],
         "csr": _csr("www.e2e.example"), "shots": str(RESULTS), "chromium": CHROMIUM,
         "auditorEmail": "auditor@e2e.example", "externalRoot": _external_root(tmp_path),
+        "serviceCa": str(d.service_ca), "scepclient": shutil.which("scepclient"),
     }
     cp = subprocess.run([str(PKIASD), "supervisor-token", "--data-dir", str(d.data_dir)], capture_output=True,
                         text=True, timeout=60, env=clean_env())

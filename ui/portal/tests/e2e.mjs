@@ -4,8 +4,8 @@
 // Prints "ok <step>" per step; exits non-zero at the first failure.
 import { chromium } from 'playwright-core';
 import { createHmac } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const cfg = JSON.parse(readFileSync(process.argv[2], 'utf8'));
@@ -73,6 +73,11 @@ async function step(name, fn) {
   } catch (e) {
     failed = true;
     console.log(`FAIL ${name}: ${e && e.stack ? e.stack : e}`);
+    try {
+      if (page) await shot(page, 'FAILED-step'); // what the page showed when the step failed
+    } catch {
+      /* no page */
+    }
   }
 }
 
@@ -82,6 +87,13 @@ async function shot(page, name) {
 
 function expect(cond, what) {
   if (!cond) throw new Error(`expected: ${what}`);
+}
+
+/** Runs a program; throws with its output when it fails. */
+function run(cmd, args, cwd) {
+  const r = spawnSync(cmd, args, { cwd, timeout: 120000, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${cmd} exited ${r.status}: ${r.stdout} ${r.stderr} ${r.error || ''}`);
+  return r.stdout;
 }
 
 /** Polls `fn` until it returns true (5 s). */
@@ -401,10 +413,26 @@ await step('EST, MDM (credential + Digital ID), SCEP, CMP and Intune configurati
   await create('est', 'e2e-est', () => d.getByLabel('Client authentication').selectOption('basic'));
   await page.getByTestId('value-estUrl').waitFor();
   await page.getByLabel('Credential name').fill('factory line 1');
+  await page.getByLabel('User / reference (optional)').fill('line1');
   await page.getByRole('button', { name: 'Create credential' }).click();
   await page.getByText('Shown once.').waitFor();
-  expect((await page.getByTestId('value-Secret').textContent()).length >= 16, 'an EST password');
+  const secret = (await page.getByTestId('value-Secret').textContent()).trim();
+  expect(secret.length >= 16, 'an EST password');
   await shot(page, 'protocol-est');
+  if (cfg.serviceCa) {
+    // a device enrols over EST (curl), then the Events and Issued Certificates tabs show it
+    const estUrl = (await page.getByTestId('value-estUrl').textContent()).trim();
+    const body = join(SHOTS, 'est.b64');
+    writeFileSync(body, cfg.csr.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''));
+    const out = execFileSync('curl', ['-sS', '--fail', '--noproxy', '*', '--cacert', cfg.serviceCa, '-u', `line1:${secret}`,
+      '-H', 'Content-Type: application/pkcs10', '--data-binary', `@${body}`, `${estUrl}/simpleenroll`]).toString();
+    expect(out.length > 100, 'EST issued a certificate');
+    await page.getByRole('tab', { name: 'Events' }).click();
+    await page.getByRole('cell', { name: 'done' }).first().waitFor();
+    await shot(page, 'protocol-events');
+    await page.getByRole('tab', { name: 'Issued Certificates' }).click();
+    await page.getByRole('link', { name: /www\.e2e\.example/ }).waitFor();
+  }
   await create('mdmws', 'e2e-mdm');
   await page.getByTestId('value-mdmWebServiceUrl').waitFor();
   await page.getByLabel('Credential name').fill('Jamf Pro');
@@ -431,6 +459,61 @@ await step('EST, MDM (credential + Digital ID), SCEP, CMP and Intune configurati
   await page.getByRole('tab', { name: 'Details' }).click();
   expect(!(await page.getByText('not a real secret').count()), 'the Intune client secret is not shown back');
 });
+
+if (cfg.scepclient)
+  await step('SCEP device (scepclient) on an RSA CA: end entity deactivate, activate, decommission', async () => {
+    const d = page.getByRole('dialog');
+    await page.getByRole('link', { name: 'Certificate Authorities', exact: true }).click();
+    // scepclient encrypts to every certificate of the chain: RSA all the way up
+    await page.getByRole('button', { name: 'Create root CA' }).click();
+    await d.getByLabel('Identifier').fill('e2e-rsa-root');
+    await d.getByLabel('Signing key').selectOption('RSA-2048+PKCS15-SHA256');
+    await d.getByRole('button', { name: 'Create' }).click();
+    await page.locator('[data-ca="e2e-rsa-root"]').waitFor();
+    await page.getByRole('button', { name: 'Create issuing CA' }).click();
+    await d.getByLabel('Identifier').fill('e2e-rsa');
+    await d.getByLabel('Signing key').selectOption('RSA-2048+PKCS15-SHA256');
+    await d.getByLabel('Parent CA').selectOption('e2e-rsa-root');
+    await d.getByRole('button', { name: 'Create' }).click();
+    await page.locator('[data-ca="e2e-rsa"]').waitFor();
+    await page.goto(`${URL0}/portal/cas/e2e-rsa`);
+    await page.getByRole('tab', { name: 'Certificate Profiles' }).click();
+    await page.getByLabel('Add profile').selectOption('scep-tls-client');
+    await page.getByRole('button', { name: 'Add', exact: true }).click();
+    await page.getByRole('link', { name: 'scep-tls-client', exact: true }).waitFor();
+    await page.getByRole('link', { name: 'Enrollment Protocols' }).click();
+    await page.getByRole('button', { name: 'Create configuration' }).click();
+    await d.getByLabel('Protocol').selectOption('scep');
+    await d.getByLabel('Identifier').fill('e2e-scep-rsa');
+    await d.getByLabel('Issuing CA').selectOption('e2e-rsa');
+    await d.getByRole('button', { name: 'Create', exact: true }).click();
+    await page.getByRole('heading', { name: 'Configuration e2e-scep-rsa' }).waitFor();
+    await page.getByLabel('Credential name').fill('static challenge');
+    await page.getByRole('button', { name: 'Create credential' }).click();
+    const challenge = (await page.getByTestId('value-Secret').textContent()).trim();
+    const dir = join(SHOTS, 'scep');
+    rmSync(dir, { recursive: true, force: true }); // scepclient reuses the key and CSR it finds
+    mkdirSync(dir, { recursive: true });
+    run(cfg.scepclient, ['-server-url', `${URL0}/scep/${cfg.partition}/e2e-scep-rsa/pkiclient.exe`,
+      '-private-key', join(dir, 'client.key'), '-certificate', join(dir, 'client.pem'), '-cn', 'device-e2e',
+      '-organization', 'Devices', '-country', 'US', '-challenge', challenge], dir);
+    await page.getByRole('tab', { name: 'End Entities' }).click();
+    const row = page.getByRole('row', { name: /device-e2e/ });
+    await row.getByText('active', { exact: true }).waitFor();
+    await row.getByRole('button', { name: 'Deactivate' }).click();
+    await row.getByText('inactive', { exact: true }).waitFor();
+    await row.getByRole('button', { name: 'Activate', exact: true }).click();
+    await row.getByText('active', { exact: true }).waitFor();
+    await shot(page, 'protocol-end-entities');
+    page.once('dialog', (dlg) => dlg.accept());
+    await row.getByRole('button', { name: 'Decommission' }).click();
+    await row.getByText('decommissioned', { exact: true }).waitFor();
+    await page.getByRole('tab', { name: 'Events' }).click();
+    await page.getByRole('cell', { name: 'issue', exact: true }).first().waitFor();
+    await shot(page, 'protocol-events');
+    await page.getByRole('tab', { name: 'Issued Certificates' }).click();
+    await page.getByRole('link', { name: /device-e2e/ }).waitFor();
+  });
 
 await step('invite a user and add them to a role', async () => {
   await page.getByRole('link', { name: 'User Management' }).click();

@@ -109,6 +109,16 @@ static void serve(struct http_req *req, struct http_resp *resp, const char *rel)
     int rc = -1;
     const char *type = NULL;
     bool index = false;
+    char *trimmed = NULL;
+    size_t rl = strlen(rel);
+    if (rl > 1 && rel[rl - 1] == '/') {
+        /* "/portal/cas/" is the client route "/portal/cas" */
+        if (!(trimmed = strndup(rel, rl - 1))) {
+            resp_error(resp, 500, "internal", NULL, "out of memory");
+            goto out;
+        }
+        rel = trimmed;
+    }
     if (!path_ok(rel)) {
         resp_error(resp, 404, "not_found", NULL, "no such file");
         goto out;
@@ -153,6 +163,7 @@ static void serve(struct http_req *req, struct http_resp *resp, const char *rel)
                 !index && strncmp(rel, "assets/", 7) == 0 ? "public, max-age=31536000, immutable" : "no-cache");
     security_headers(resp);
 out:
+    free(trimmed);
     free(path);
     free(data);
 }

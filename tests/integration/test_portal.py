@@ -58,7 +58,7 @@ def _built():
 
 def test_portal_served(daemon):
     _built()
-    for path in ("/", "/portal", "/portal/", "/portal/cas/some-ca", "/invite/abc123"):
+    for path in ("/", "/portal", "/portal/", "/portal/cas/some-ca", "/portal/cas/", "/invite/abc123"):
         r = daemon.get(path)
         assert r.status_code == 200, (path, r.status_code, r.text[:200])
         assert r.headers["Content-Type"] == "text/html; charset=utf-8", path
@@ -76,7 +76,7 @@ def test_portal_served(daemon):
     # files, traversal (encoded or not), odd characters
     for bad in ("/portal/assets/nope.js", "/portal/nope.css", "/portal/.env", "/portal/assets/.x",
                 "/portal/..%2F..%2Fetc%2Fpasswd", "/portal/assets/..%2F..%2F..%2Fsrc%2Fapi%2Fapi.c",
-                "/portal/a//b", "/portal/%2e%2e/CMakeLists.txt", "/portal/x?y" + "z" * 300):
+                "/portal/a//b", "/portal/assets/nope.js/", "/portal/cas//", "/portal/%2e%2e/CMakeLists.txt", "/portal/x?y" + "z" * 300):
         r = daemon.get(bad)
         if bad.startswith("/portal/x?"):
             assert r.status_code == 200  # the query is not part of the path

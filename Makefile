@@ -23,11 +23,23 @@ build: deps ui
 	@cmake --build $(BUILD) -j $(JOBS)
 
 # Swagger UI static files (swagger-ui-dist from npm, pinned in
-# ui/swagger/package-lock.json), served at /cagw/swagger-ui.
-ui: ui/swagger/node_modules/swagger-ui-dist/index.html
+# ui/swagger/package-lock.json), served at /cagw/swagger-ui; and the web
+# portal (ui/portal: Preact + TypeScript, built by Vite into ui/portal/dist,
+# served at / and /portal/), rebuilt when its sources change. Node is only
+# needed here, never at run time. playwright-core (the portal's browser
+# tests) never downloads a browser: the tests drive Debian's chromium.
+PORTAL_SRC := $(shell find ui/portal/src -type f 2>/dev/null) ui/portal/index.html ui/portal/vite.config.ts ui/portal/tsconfig.json
+
+ui: ui/swagger/node_modules/swagger-ui-dist/index.html ui/portal/dist/index.html
 
 ui/swagger/node_modules/swagger-ui-dist/index.html: ui/swagger/package.json ui/swagger/package-lock.json
 	@cd ui/swagger && npm ci --no-audit --no-fund --loglevel=error
+
+ui/portal/node_modules/.package-lock.json: ui/portal/package.json ui/portal/package-lock.json
+	@cd ui/portal && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
+
+ui/portal/dist/index.html: ui/portal/node_modules/.package-lock.json $(PORTAL_SRC)
+	@cd ui/portal && npx --no-install tsc --noEmit && npx --no-install vite build --logLevel warn
 
 build-asan: deps ui
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DPKIAAS_SANITIZE=ON >/dev/null

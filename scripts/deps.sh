@@ -19,8 +19,11 @@ PKGS=(
   scep python3-asn1crypto
   # libFuzzer harnesses (make fuzz, part of make test)
   clang libclang-rt-14-dev
+  # the web portal's browser tests (tests/integration/test_portal.py): playwright-core
+  # from npm drives this headless chromium; it never downloads a browser of its own
+  chromium
 )
-# npm (for the Swagger UI files) only when the machine has none of its own
+# npm (for the Swagger UI files and the web portal build) only when the machine has none of its own
 command -v npm >/dev/null 2>&1 || PKGS+=(npm)
 
 # `deps.sh --bench` adds the load generators and peers of bench/.

@@ -23,6 +23,7 @@ struct api_ctx {
     const char *regions;        /* comma-separated regions a subscription may be assigned to */
     struct mail_relay mail;     /* url NULL: no relay configured */
     const char *swagger_dir;    /* swagger-ui-dist files; NULL = the build's ui/swagger */
+    const char *portal_dir;     /* the built web portal; NULL = the build's ui/portal/dist */
     struct validator *acme_validator; /* ACME challenge workers; NULL: challenges stay pending */
 };
 
@@ -132,6 +133,9 @@ void api_cagw_cred_delete(struct http_req *req, struct http_resp *resp);
 void api_openapi(struct http_req *req, struct http_resp *resp);
 void api_swagger_index(struct http_req *req, struct http_resp *resp);
 void api_swagger_file(struct http_req *req, struct http_resp *resp);
+void api_portal_index(struct http_req *req, struct http_resp *resp);
+void api_portal_file(struct http_req *req, struct http_resp *resp);
+void api_me(struct http_req *req, struct http_resp *resp);
 void api_public_crl(struct http_req *req, struct http_resp *resp);
 void api_ocsp_post(struct http_req *req, struct http_resp *resp);
 void api_ocsp_get(struct http_req *req, struct http_resp *resp);

@@ -32,6 +32,7 @@ int app_open(struct app *a, char *err, size_t errlen)
     a->api.rate_window_s = a->cfg.rate_limit_window_s;
     a->api.regions = a->cfg.regions;
     a->api.swagger_dir = a->cfg.swagger_ui_dir;
+    a->api.portal_dir = a->cfg.portal_dir;
     a->api.mail.url = a->cfg.smtp_url;
     a->api.mail.from = a->cfg.smtp_from ? a->cfg.smtp_from : "pkiaas@localhost";
     a->api.mail.username = a->cfg.smtp_username;

@@ -90,11 +90,15 @@ static enum MHD_Result queue(struct MHD_Connection *c, struct http_resp *rs, boo
  * secrets and never reach the log. */
 static void log_path(const char *url, char *out, size_t n)
 {
-    static const char pfx[] = "/api/v1/invitations/";
-    if (strncmp(url, pfx, sizeof pfx - 1) == 0) {
-        const char *rest = strchr(url + sizeof pfx - 1, '/');
-        snprintf(out, n, "%s<redacted>%s", pfx, rest ? rest : "");
-        return;
+    /* the API's enrolment calls and the portal's page the link opens */
+    static const char *const pfxs[] = {"/api/v1/invitations/", "/invite/"};
+    for (size_t i = 0; i < sizeof pfxs / sizeof pfxs[0]; i++) {
+        size_t pl = strlen(pfxs[i]);
+        if (strncmp(url, pfxs[i], pl) == 0) {
+            const char *rest = strchr(url + pl, '/');
+            snprintf(out, n, "%s<redacted>%s", pfxs[i], rest ? rest : "");
+            return;
+        }
     }
     snprintf(out, n, "%s", url);
 }

@@ -68,6 +68,7 @@ int config_set(struct config *c, const char *key, const char *value, char *err, 
         {"regions", offsetof(struct config, regions)},
         {"smtp_url", offsetof(struct config, smtp_url)},
         {"swagger_ui_dir", offsetof(struct config, swagger_ui_dir)},
+        {"portal_dir", offsetof(struct config, portal_dir)},
         {"smtp_from", offsetof(struct config, smtp_from)},
         {"smtp_username", offsetof(struct config, smtp_username)},
         {"smtp_password", offsetof(struct config, smtp_password)},
@@ -232,6 +233,7 @@ void config_free(struct config *c)
     free(c->regions);
     free(c->smtp_url);
     free(c->swagger_ui_dir);
+    free(c->portal_dir);
     free(c->smtp_from);
     if (c->smtp_password)
         memset(c->smtp_password, 0, strlen(c->smtp_password));

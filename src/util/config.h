@@ -20,6 +20,7 @@ struct config {
     char *region;           /* default region for bootstrap: "us" */
     char *regions;          /* regions subscriptions may be assigned to: "us,eu,pqlab" */
     char *swagger_ui_dir;   /* swagger-ui-dist files (default: the source tree's ui/swagger/node_modules) */
+    char *portal_dir;       /* the built web portal (default: the source tree's ui/portal/dist) */
     char *smtp_url;         /* SMTP relay for invitations; unset: links are logged and returned */
     char *smtp_from;
     char *smtp_username;

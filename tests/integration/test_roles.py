@@ -298,6 +298,7 @@ def probes(st):
     add("ca.browse", "GET", "/cas")
     add("ca.browse", "GET", f"/cas/{sub}")
     add("ca.browse", "GET", "/signing-key-details")
+    add("ca.browse", "GET", "/me")  # every role may ask who it is (the portal's role-aware hiding)
     add("ca.browse", "GET", "/inventory")
     add("ca.browse", "GET", f"/cas/{sub}/profiles")
     # CA creation, one per type
@@ -522,7 +523,7 @@ def test_cross_partition(daemon, tmp_path):
     a_paths = [
         ("GET", "/cas", {}), ("GET", f"/cas/{sub}", {}), ("GET", f"/cas/{sub}/certificate", {}),
         ("GET", f"/cas/{sub}/chain", {}), ("GET", f"/cas/{sub}/profiles", {}), ("GET", "/inventory", {}),
-        ("GET", "/signing-key-details", {}), ("GET", f"/cas/{sub}/certificates", {}),
+        ("GET", "/signing-key-details", {}), ("GET", "/me", {}), ("GET", f"/cas/{sub}/certificates", {}),
         ("GET", f"/cas/{sub}/certificates/{leaf}", {}), ("GET", f"/cas/{sub}/certificates/{leaf}/download", {}),
         ("GET", f"/cas/{sub}/crl", {}), ("GET", f"/cas/{sub}/crls", {}), ("GET", f"/cas/{st.pend_id}/csr", {}),
         ("GET", "/profiles", {}), ("GET", f"/profiles/{st.prof_upd}", {}), ("GET", "/tokens", {}),
@@ -545,7 +546,7 @@ def test_cross_partition(daemon, tmp_path):
 
     # A's ids under B's URL with B's token: not found.
     for method, path, kw in a_paths:
-        if path in ("/cas", "/inventory", "/signing-key-details", "/profiles") or \
+        if path in ("/cas", "/inventory", "/signing-key-details", "/profiles", "/me") or \
                 path.startswith(("/tokens", "/audit")):
             continue
         _assert_not_found(b.api(method, path, **kw), f"B token on B {method} {path}")

@@ -35,8 +35,12 @@ ui: ui/swagger/node_modules/swagger-ui-dist/index.html ui/portal/dist/index.html
 ui/swagger/node_modules/swagger-ui-dist/index.html: ui/swagger/package.json ui/swagger/package-lock.json
 	@cd ui/swagger && npm ci --no-audit --no-fund --loglevel=error
 
+# `npm ci` refuses this lockfile on npm 11 (it lists rollup's optional
+# builds for other platforms only by name, and ci then calls the lock out of
+# sync); `npm install` installs the same locked versions without rewriting it.
 ui/portal/node_modules/.package-lock.json: ui/portal/package.json ui/portal/package-lock.json
-	@cd ui/portal && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error
+	@cd ui/portal && export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 && \
+	  { npm ci --no-audit --no-fund --loglevel=silent 2>/dev/null || npm install --no-audit --no-fund --loglevel=error; }
 
 ui/portal/dist/index.html: ui/portal/node_modules/.package-lock.json $(PORTAL_SRC)
 	@cd ui/portal && npx --no-install tsc --noEmit && npx --no-install vite build --logLevel warn

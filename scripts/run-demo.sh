@@ -17,6 +17,8 @@ TOKEN=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))
 cat <<MSG
 
   pkiaas is starting.
+    Web portal:   https://$HTTPS/   (or http://$HTTP/; sign in as owner@demo.example with the
+                  password below, then add the TOTP secret it shows to an authenticator app)
     API (HTTP):   http://$HTTP/api/v1/partitions/demo/cas
     API (HTTPS):  https://$HTTPS/api/v1/partitions/demo/cas   (trust $DATA/service-ca.pem)
     Health:       http://$HTTP/healthz

@@ -1,5 +1,6 @@
 #include "store/store.h"
 
+#include "store/pg/store_pg.h"
 #include "store/sqlite/store_sqlite.h"
 
 #include <stdio.h>
@@ -10,7 +11,11 @@ struct store *store_open(const char *uri, char *err, size_t errlen)
 {
     if (strncmp(uri, "sqlite:", 7) == 0)
         return store_sqlite_open(uri + 7, err, errlen);
-    snprintf(err, errlen, "unsupported store '%s' (expected sqlite:PATH)", uri);
+    /* libpq takes the URI itself (credentials, host, database, options) */
+    if (strncmp(uri, "postgresql://", 13) == 0 || strncmp(uri, "postgres://", 11) == 0)
+        return store_pg_open(uri, err, errlen);
+    /* never echo the URI: a PostgreSQL one may hold a password */
+    snprintf(err, errlen, "unsupported store (expected sqlite:PATH or postgresql://...)");
     return NULL;
 }
 

@@ -1,5 +1,5 @@
 /* store: the one persistence interface. Backends (SQLite now, PostgreSQL
- * later) implement `struct store_ops`; nothing outside src/store/ sees a
+ * in src/store/pg/) implement `struct store_ops`; nothing outside src/store/ sees a
  * backend type. Every write op is one transaction: the row, its event and
  * its audit record commit together or not at all.
  *
@@ -404,6 +404,12 @@ struct store_ops {
     int (*rate_take)(struct store *s, const char *key, int limit, int window_s, int64_t now_ms,
                      int64_t *retry_after_ms, bool *first_reject);
 
+    /* Scheduled jobs run on one node at a time: STORE_OK when this process
+     * holds the lease `job` for the next ttl_s seconds (taken when free or
+     * expired, renewed when already ours), STORE_ECONFLICT while another node
+     * holds it. SQLite (one node) always grants it. */
+    int (*lease_take)(struct store *s, const char *job, int ttl_s);
+
     /* Audit (one chain per partition; "" = system). Records are appended by
      * the write ops themselves (their audit_rec argument) or by audit_append
      * for events with no other row (logins, denials, rate-limit hits). */
@@ -449,8 +455,9 @@ struct store {
     void *impl;
 };
 
-/* Opens the backend named by a URI: "sqlite:/path/to/db" (migrations are
- * applied). NULL with a message in err on failure. */
+/* Opens the backend named by a URI: "sqlite:/path/to/db" or a libpq URI
+ * "postgresql://..." / "postgres://..." (migrations are applied). NULL with
+ * a message in err on failure. */
 struct store *store_open(const char *uri, char *err, size_t errlen);
 void store_close(struct store *s);
 void store_free_ids(char **ids, size_t n);

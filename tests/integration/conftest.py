@@ -55,6 +55,22 @@ def _psql(url, *args, sql=None):
                           capture_output=True, text=True, timeout=60, env=clean_env())
 
 
+def store_dump(d):
+    """The daemon's whole store as bytes (the SQLite file, or pg_dump of its database): for checks that a
+    secret never reaches the database in the clear."""
+    if d.store is None:
+        return (d.data_dir / "pkiaas.db").read_bytes()
+    cp = subprocess.run(["pg_dump", "--no-owner", "-d", d.store], capture_output=True, timeout=120, env=clean_env())
+    assert cp.returncode == 0, cp.stderr
+    return cp.stdout
+
+
+def store_holds(d, secret):
+    """True when `secret` (bytes) is anywhere in the store, as raw bytes or (PostgreSQL dump) as bytea hex."""
+    dump = store_dump(d)
+    return secret in dump or (d.store is not None and secret.hex().encode() in dump)
+
+
 def pg_new_database():
     """CREATE DATABASE on the test cluster; returns its URL."""
     name = f"pkiaas_{uuid.uuid4().hex[:20]}"
@@ -149,6 +165,10 @@ class Daemon:
         _live.append(self)
         _confs[str(self.data_dir.resolve())] = self.conf_path
         self.write_conf()
+
+    def store_args(self):
+        """Arguments that put another `pkiaasd` command (bootstrap, supervisor-token) on this daemon's store."""
+        return ["--config", str(self.conf_path)] if self.store else []
 
     def write_conf(self):
         # The guide's rate limits (100 requests / 10 s) would throttle

@@ -267,6 +267,10 @@ struct store;
 
 struct store_ops {
     const char *name;
+    /* Other processes (nodes) may write the same store at once (PostgreSQL):
+     * jobs take leases, and in-memory caches of status data check
+     * store_epoch() instead of trusting local change notifications. */
+    bool shared;
     void (*close)(struct store *s);
     int (*ping)(struct store *s);
 
@@ -459,6 +463,14 @@ struct store {
  * "postgresql://..." / "postgres://..." (migrations are applied). NULL with
  * a message in err on failure. */
 struct store *store_open(const char *uri, char *err, size_t errlen);
+
+/* Per-CA change counter for caches on several nodes (shared stores only):
+ * store_epoch_bump after every status change of a certificate of the CA
+ * (any node); store_epoch returns the current value (0 before the first
+ * change, and always 0 on a store that is not shared), -1 on failure. Kept
+ * as an `object` document (kind "ca-epoch"), so both backends have it. */
+int store_epoch_bump(struct store *s, const char *partition, int64_t ca_pk);
+int64_t store_epoch(struct store *s, const char *partition, int64_t ca_pk);
 void store_close(struct store *s);
 void store_free_ids(char **ids, size_t n);
 

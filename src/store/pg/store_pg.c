@@ -2582,6 +2582,7 @@ static void pg_close(struct store *s)
 
 static const struct store_ops pg_ops = {
     .name = "postgresql",
+    .shared = true,
     .close = pg_close,
     .ping = pg_ping,
     .partition_bootstrap = pg_partition_bootstrap,

@@ -45,13 +45,16 @@ unit-asan: build-asan
 integration: build
 	@PKIAAS_BUILD_DIR=$(CURDIR)/$(BUILD) $(PYTEST) -q tests/integration
 
-# The integration suite again with every daemon on PostgreSQL (a database
-# of its own each, in a private throw-away cluster: scripts/pg-cluster.sh),
-# plus the multi-node tests that need it. The cluster (in /tmp) is stopped
+# The store conformance suite (tests/unit/store; `make unit` runs it on
+# SQLite) and the integration suite again, on PostgreSQL: a private
+# throw-away cluster (scripts/pg-cluster.sh), a database of its own for each
+# daemon, plus the multi-node tests that need it. The cluster (in /tmp) is stopped
 # and removed whatever the outcome.
 integration-pg: build
 	@dir=$$(mktemp -d /tmp/pkiaas-pg.XXXXXX) && trap './scripts/pg-cluster.sh stop "$$dir"' EXIT INT TERM && \
 	  url=$$(./scripts/pg-cluster.sh start "$$dir") && \
+	  psql -X -q -d "$$url" -c "CREATE DATABASE conformance" && \
+	  PKIAAS_TEST_STORE=$$(echo "$$url" | sed 's|/postgres?|/conformance?|') $(BUILD)/test_store_conformance && \
 	  PKIAAS_TEST_PG="$$url" PKIAAS_BUILD_DIR=$(CURDIR)/$(BUILD) $(PYTEST) -q tests/integration
 
 # The integration suite also runs against the ASan+UBSan daemon: memory

@@ -184,23 +184,19 @@ static const char *prep(struct pgc *c, const char *sql)
  * Returns STORE_OK, STORE_ECONFLICT (integrity constraint, SQLSTATE 23xxx)
  * or STORE_EIO. *out (when given) receives the result on success; *changes
  * the number of rows affected. */
-static int q(struct pgc *c, PGresult **out, long *changes, const char *sql, const char *fmt, ...)
+static int vq(struct pgc *c, PGresult **out, long *changes, const char *sql, const char *fmt, va_list ap)
 {
     const char *vals[MAX_PARAMS];
     int lens[MAX_PARAMS], fmts[MAX_PARAMS];
     char num[MAX_PARAMS][24];
     int n = 0, rc;
-    va_list ap;
     if (out)
         *out = NULL;
     if (changes)
         *changes = 0;
-    va_start(ap, fmt);
     for (const char *f = fmt; *f; f++, n++) {
-        if (n >= MAX_PARAMS) {
-            va_end(ap);
+        if (n >= MAX_PARAMS)
             return STORE_EIO;
-        }
         vals[n] = NULL;
         lens[n] = 0;
         fmts[n] = 0;
@@ -233,11 +229,9 @@ static int q(struct pgc *c, PGresult **out, long *changes, const char *sql, cons
             break;
         }
         default:
-            va_end(ap);
             return STORE_EIO;
         }
     }
-    va_end(ap);
     const char *name = prep(c, sql);
     if (!name)
         return STORE_EIO;
@@ -257,6 +251,52 @@ static int q(struct pgc *c, PGresult **out, long *changes, const char *sql, cons
         *out = r;
     else
         PQclear(r);
+    return rc;
+}
+
+static int q(struct pgc *c, PGresult **out, long *changes, const char *sql, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vq(c, out, changes, sql, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+#define STREAM_BATCH 5000
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/* Streams the rows of `sql` (a "DECLARE pkiaas_cursor NO SCROLL CURSOR FOR
+ * SELECT ..." statement with parameters as for q) in batches of
+ * STREAM_BATCH, so memory stays bounded however many rows there are (a
+ * CRL of a million entries). `row` returns non-zero to stop; that value is
+ * returned. The caller's connection is held meanwhile: callbacks must not
+ * wait on the store. */
+static int q_stream(struct pgc *c, int (*row)(const PGresult *r, int i, void *ctx), void *ctx, const char *sql,
+                    const char *fmt, ...)
+{
+    PGresult *r = NULL;
+    int rc;
+    va_list ap;
+    if ((rc = begin(c)) != STORE_OK)
+        return rc;
+    va_start(ap, fmt);
+    rc = vq(c, NULL, NULL, sql, fmt, ap);
+    va_end(ap);
+    while (rc == STORE_OK) {
+        if ((rc = q(c, &r, NULL, "FETCH " STR(STREAM_BATCH) " FROM pkiaas_cursor", "")) != STORE_OK)
+            break;
+        int n = PQntuples(r);
+        for (int i = 0; i < n && rc == STORE_OK; i++)
+            rc = row(r, i, ctx);
+        PQclear(r);
+        r = NULL;
+        if (n < STREAM_BATCH)
+            break;
+    }
+    if (rc == STORE_OK)
+        rc = commit(c); /* read-only: ends the transaction and the cursor */
     return rc;
 }
 
@@ -416,43 +456,44 @@ out:
     return rc;
 }
 
+struct audit_walk {
+    audit_cb cb;
+    void *ctx;
+};
+
+static int audit_row_cb(const PGresult *r, int i, void *arg)
+{
+    struct audit_walk *w = arg;
+    struct audit_row row = {
+        gi(r, i, 0),   gi(r, i, 2),   gdup(r, i, 1), gdup(r, i, 3), gdup(r, i, 4), gdup(r, i, 5),
+        gdup(r, i, 6), gdup(r, i, 7), gdup(r, i, 8), gdup(r, i, 9), gdup(r, i, 10),
+    };
+    int cr = (row.partition && row.actor && row.ip && row.action && row.target && row.result && row.prev_hash &&
+              row.hash)
+                 ? w->cb(&row, w->ctx)
+                 : STORE_EIO;
+    audit_row_free(&row);
+    return cr;
+}
+
 static int pg_audit_iter(struct store *s, const char *partition, const struct audit_filter *f, audit_cb cb,
                          void *ctx)
 {
     struct pg *g = PG(s);
-    PGresult *r = NULL;
+    struct audit_walk w = {cb, ctx};
     struct pgc *c = acquire(g);
     if (!c)
         return STORE_EIO;
-    int rc = q(c, &r, NULL,
-               "SELECT seq,partition_id,at_ms,actor,source_ip,action,target,result,detail,prev_hash,hash FROM audit "
-               "WHERE partition_id=$1::text AND seq > $2::bigint"
-               " AND ($3::bigint = 0 OR at_ms >= $3::bigint) AND ($4::bigint = 0 OR at_ms <= $4::bigint)"
-               " AND ($5::text IS NULL OR actor=$5::text) AND ($6::text IS NULL OR action=$6::text)"
-               " AND ($7::text IS NULL OR result=$7::text) ORDER BY seq LIMIT $8::bigint",
-               "tllltttz", partition ? partition : "", f->after_seq, f->from_ms, f->to_ms, f->actor, f->action,
-               f->result, (int64_t)f->limit);
-    /* callbacks run without a pooled connection held: they may use the store */
+    int rc = q_stream(c, audit_row_cb, &w,
+                      "DECLARE pkiaas_cursor NO SCROLL CURSOR FOR "
+                      "SELECT seq,partition_id,at_ms,actor,source_ip,action,target,result,detail,prev_hash,hash "
+                      "FROM audit WHERE partition_id=$1::text AND seq > $2::bigint"
+                      " AND ($3::bigint = 0 OR at_ms >= $3::bigint) AND ($4::bigint = 0 OR at_ms <= $4::bigint)"
+                      " AND ($5::text IS NULL OR actor=$5::text) AND ($6::text IS NULL OR action=$6::text)"
+                      " AND ($7::text IS NULL OR result=$7::text) ORDER BY seq LIMIT $8::bigint",
+                      "tllltttz", partition ? partition : "", f->after_seq, f->from_ms, f->to_ms, f->actor,
+                      f->action, f->result, (int64_t)f->limit);
     release_conn(g, c);
-    if (rc != STORE_OK)
-        goto out;
-    for (int i = 0; i < PQntuples(r); i++) {
-        struct audit_row row = {
-            gi(r, i, 0),    gi(r, i, 2),    gdup(r, i, 1),  gdup(r, i, 3),  gdup(r, i, 4), gdup(r, i, 5),
-            gdup(r, i, 6),  gdup(r, i, 7),  gdup(r, i, 8),  gdup(r, i, 9),  gdup(r, i, 10),
-        };
-        int cr = (row.partition && row.actor && row.ip && row.action && row.target && row.result && row.prev_hash &&
-                  row.hash)
-                     ? cb(&row, ctx)
-                     : STORE_EIO;
-        audit_row_free(&row);
-        if (cr != 0) {
-            rc = cr;
-            break;
-        }
-    }
-out:
-    PQclear(r);
     return rc;
 }
 
@@ -2217,31 +2258,35 @@ static int pg_crl_latest(struct store *s, const char *partition, int64_t ca_pk, 
     return rc;
 }
 
+struct revoked_walk {
+    revoked_cb cb;
+    void *ctx;
+};
+
+static int revoked_row_cb(const PGresult *r, int i, void *arg)
+{
+    struct revoked_walk *w = arg;
+    if (PQgetisnull(r, i, 0))
+        return 0;
+    struct revoked_entry e = {PQgetvalue(r, i, 0), gi(r, i, 1), gim(r, i, 2), gi(r, i, 3)};
+    return w->cb(&e, w->ctx);
+}
+
 static int pg_cert_iter_revoked(struct store *s, const char *partition, int64_t ca_pk, int shard, revoked_cb cb,
                                 void *ctx)
 {
     struct pg *g = PG(s);
-    PGresult *r = NULL;
+    struct revoked_walk w = {cb, ctx};
     struct pgc *c = acquire(g);
     if (!c)
         return STORE_EIO;
-    int rc = q(c, &r, NULL,
-               "SELECT serial, revoked_at, revocation_reason, invalidity_date FROM certificate WHERE "
-               "partition_id=$1::text AND issuer_ca_pk=$2::bigint AND status IN ('revoked','suspended') "
-               "AND ($3::int < 0 OR crl_shard=$3::int)",
-               "tld", partition, ca_pk, shard);
+    int rc = q_stream(c, revoked_row_cb, &w,
+                      "DECLARE pkiaas_cursor NO SCROLL CURSOR FOR "
+                      "SELECT serial, revoked_at, revocation_reason, invalidity_date FROM certificate WHERE "
+                      "partition_id=$1::text AND issuer_ca_pk=$2::bigint AND status IN ('revoked','suspended') "
+                      "AND ($3::int < 0 OR crl_shard=$3::int)",
+                      "tld", partition, ca_pk, shard);
     release_conn(g, c);
-    if (rc != STORE_OK)
-        goto out;
-    for (int i = 0; i < PQntuples(r); i++) {
-        if (PQgetisnull(r, i, 0))
-            continue;
-        struct revoked_entry e = {PQgetvalue(r, i, 0), gi(r, i, 1), gim(r, i, 2), gi(r, i, 3)};
-        if ((rc = cb(&e, ctx)) != 0)
-            break;
-    }
-out:
-    PQclear(r);
     return rc;
 }
 

@@ -25,7 +25,7 @@ struct scheduler {
 static bool lead(const struct scheduler_opts *o)
 {
     struct store *st = o->env->store;
-    int ttl = 3 * (o->tick_s > 0 ? o->tick_s : 1) + 30;
+    int ttl = 3 * (o->tick_s > 0 ? o->tick_s : 1) + 10;
     return !st->ops->lease_take || st->ops->lease_take(st, "scheduler", ttl) == STORE_OK;
 }
 

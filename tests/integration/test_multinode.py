@@ -40,7 +40,7 @@ def psql_value(store, sql):
     return cp.stdout.strip()
 
 
-def _nodes(tmp_path, conf=""):
+def _nodes(tmp_path, conf="", start_b=True):
     """Node A bootstraps the partition; node B shares its database and credentials."""
     _require_binaries()
     a = Daemon(tmp_path / "node-a")
@@ -52,7 +52,8 @@ def _nodes(tmp_path, conf=""):
     b.account, b.token = a.account, a.token
     b.session.headers["Authorization"] = f"Bearer {b.token}"
     a.start()
-    b.start()
+    if start_b:
+        b.start()
     return a, b
 
 
@@ -179,6 +180,31 @@ def test_revocation_seen_by_the_other_node(nodes, tmp_path):
     # one node holds the scheduler lease
     holders = psql_value(a.store, "SELECT count(DISTINCT holder) FROM job_lease WHERE name='scheduler'")
     assert holders == "1"
+
+
+def test_scheduler_fails_over(tmp_path):
+    """Node A starts first and leads; when it stops, node B takes the lease over once it has expired
+    (3 ticks + 10 s) and B's scheduler publishes the CRL with a revocation made on B."""
+    a, b = _nodes(tmp_path, "scheduler_tick_s = 1\ncrl_delay_s = 1\n", start_b=False)
+    try:
+        wait_for(lambda: psql_value(a.store, "SELECT count(*) FROM job_lease WHERE name='scheduler'") == "1", 10,
+                 what="node A takes the scheduler lease")
+        leader = psql_value(a.store, "SELECT holder FROM job_lease WHERE name='scheduler'")
+        b.start()
+        root = make_root(b, tmp_path, prefix="fo-root")
+        sub = make_sub(b, tmp_path, root, prefix="fo-sub")
+        leaf = issue(b, sub, tmp_path)
+        time.sleep(2)
+        assert psql_value(a.store, "SELECT holder FROM job_lease WHERE name='scheduler'") == leader, \
+            "node B took the lease while node A was alive"
+        assert a.stop() == 0
+        revoke(b, sub.id, leaf.serial)
+        wait_for(lambda: leaf.cert.serial_number in crl_serials(fetch_crl(b, sub.id)[1]), 40,
+                 what="node B's scheduler (the new leader) publishes the revocation")
+        assert psql_value(a.store, "SELECT holder FROM job_lease WHERE name='scheduler'") != leader
+    finally:
+        for node in (a, b):
+            node.stop()
 
 
 def test_rate_limit_holds_on_the_sum(tmp_path):

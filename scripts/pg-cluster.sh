@@ -61,12 +61,11 @@ start)
   mkdir -p "$dir/data" "$dir/sock"
   if [ "$(id -u)" -eq 0 ]; then
     chown -R postgres:postgres "$dir"
-    # the postgres user must be able to reach DIR through its parents
-    p="$dir"
-    while [ "$p" != "/" ]; do
-      p=$(dirname "$p")
-      chmod o+x "$p" 2>/dev/null || true
-    done
+    # the postgres user must reach DIR through its parents (use /tmp or the like)
+    if ! runuser -u postgres -- test -w "$dir"; then
+      echo "pg-cluster.sh: the postgres user cannot reach $dir; choose a directory under /tmp" >&2
+      exit 1
+    fi
   fi
   port=$(free_port)
   echo "$port" >"$dir/port"

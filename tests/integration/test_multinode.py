@@ -182,6 +182,19 @@ def test_revocation_seen_by_the_other_node(nodes, tmp_path):
     assert holders == "1"
 
 
+def test_ca_changes_seen_by_the_other_node(nodes, tmp_path):
+    """CA-level changes (delete) reach the other node's CA cache at once, not after its 30 s TTL."""
+    a, b = nodes
+    root = make_root(a, tmp_path, prefix="mnc-root")
+    sub = make_sub(a, tmp_path, root, prefix="mnc-sub")
+    issue(b, sub, tmp_path)  # node B has the CA in its cache now
+    assert ok(a.api("DELETE", f"/cas/{sub.id}"))["status"] == "deleted"
+    r = b.api("POST", f"/cas/{sub.id}/certificates", json={
+        "profileId": "privatessl-tls-server", "csr": _csr_pem("gone.example"),
+        "subjectAltNames": [{"type": "dNSName", "value": "gone.example"}]})
+    assert r.status_code == 404, f"node B issued from a CA deleted on node A: {r.status_code} {r.text[:200]}"
+
+
 def test_scheduler_fails_over(tmp_path):
     """Node A starts first and leads; when it stops, node B takes the lease over once it has expired
     (3 ticks + 10 s) and B's scheduler publishes the CRL with a revocation made on B."""

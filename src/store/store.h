@@ -404,7 +404,8 @@ struct store_ops {
      * (`limit` per `window_s`); STORE_ELIMIT with *retry_after_ms when the
      * bucket is empty (*first_reject set for the first refusal after an
      * accepted request, so callers can audit a burst once). Backends keep the state where every node sees it
-     * (SQLite: one node, so in memory; PostgreSQL: in a table). */
+     * (SQLite: one node, so in memory; PostgreSQL: in a table). now_ms is wall-clock time (CLOCK_REALTIME):
+     * the one time base all nodes share (keep them NTP-synchronised). */
     int (*rate_take)(struct store *s, const char *key, int limit, int window_s, int64_t now_ms,
                      int64_t *retry_after_ms, bool *first_reject);
 

@@ -11,7 +11,7 @@ PYTEST     ?= /usr/bin/python3 -m pytest
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 
-.PHONY: all deps ui build build-asan run test unit unit-asan integration integration-asan fuzz bench clean
+.PHONY: all deps ui build build-asan run test unit unit-asan integration integration-pg integration-asan fuzz bench clean
 
 all: build
 
@@ -61,6 +61,18 @@ unit-asan: build-asan
 integration: build
 	@PKIAAS_BUILD_DIR=$(CURDIR)/$(BUILD) $(PYTEST) -q tests/integration
 
+# The store conformance suite (tests/unit/store; `make unit` runs it on
+# SQLite) and the integration suite again, on PostgreSQL: a private
+# throw-away cluster (scripts/pg-cluster.sh), a database of its own for each
+# daemon, plus the multi-node tests that need it. The cluster (in /tmp) is stopped
+# and removed whatever the outcome.
+integration-pg: build
+	@dir=$$(mktemp -d /tmp/pkiaas-pg.XXXXXX) && trap './scripts/pg-cluster.sh stop "$$dir"' EXIT INT TERM && \
+	  url=$$(./scripts/pg-cluster.sh start "$$dir") && \
+	  psql -X -q -d "$$url" -c "CREATE DATABASE conformance" && \
+	  PKIAAS_TEST_STORE=$$(echo "$$url" | sed 's|/postgres?|/conformance?|') $(BUILD)/test_store_conformance && \
+	  PKIAAS_TEST_PG="$$url" PKIAAS_BUILD_DIR=$(CURDIR)/$(BUILD) $(PYTEST) -q tests/integration
+
 # The integration suite also runs against the ASan+UBSan daemon: memory
 # errors and leaks (checked at the clean SIGTERM exit) fail the run.
 integration-asan: build-asan
@@ -78,7 +90,7 @@ fuzz: deps
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS) $(patsubst fuzz/%.c,--target %,$(wildcard fuzz/fuzz_*.c))
 	@./scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
-test: unit unit-asan integration integration-asan fuzz
+test: unit unit-asan integration integration-pg integration-asan fuzz
 	@echo "make test: all suites passed"
 
 bench: build

@@ -1,16 +1,12 @@
 #!/usr/bin/env bash
 # bench/issue: certificates/s through the admin API (2 client threads,
 # every certificate durably committed before it is returned) for a P-256
-# and an RSA-2048 issuing CA, next to `cfssl serve` signing the same CSR
-# with a CA of the same key type (cfssl stores nothing).
+# and an RSA-2048 issuing CA, on the SQLite store and on PostgreSQL (a
+# private cluster on the same machine), next to `cfssl serve` signing the
+# same CSR with a CA of the same key type (cfssl stores nothing).
 . "$(dirname "$0")/lib.sh"
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-64}
-start_daemon
-api POST /cas '{"id":"root","type":"root","signingKeyDetails":"ECDSAP256+SHA256","subject":"CN=Bench Root"}' >/dev/null
-api POST /cas '{"id":"iss-ec","type":"subord","parentId":"root","signingKeyDetails":"ECDSAP256+SHA256","subject":"CN=Bench EC","profiles":["privatessl-tls-server"]}' >/dev/null
-api POST /cas '{"id":"iss-rsa","type":"subord","parentId":"root","signingKeyDetails":"RSA-2048+PKCS15-SHA256","subject":"CN=Bench RSA","profiles":["privatessl-tls-server"]}' >/dev/null
-
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/ee.key" \
     -subj "/CN=bench.example.com" -out "$WORK/ee.csr" 2>/dev/null
 /usr/bin/python3 - "$WORK" <<'PY'
@@ -26,13 +22,32 @@ post_lua() { # FILE HEADER...
     echo 'wrk.headers["Content-Type"] = "application/json"'
     [ -n "${2:-}" ] && echo "wrk.headers[\"Authorization\"] = \"$2\""; } > "$WORK/post.lua"
 }
-post_lua "$WORK/req.json" "Bearer $TOKEN"
-# Warm up (CA caches, connections), then measure.
-wrk -t2 -c"$CONNS" -d2s -s "$WORK/post.lua" "$API/cas/iss-ec/certificates" >/dev/null
-EC=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" -s "$WORK/post.lua" "$API/cas/iss-ec/certificates" | wrk_rps)
-RSA=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" -s "$WORK/post.lua" "$API/cas/iss-rsa/certificates" | wrk_rps)
-ISSUED=$(api GET /inventory | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["certificates"]["issued"])')
-kill "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null || true
+
+# One pkiaas run on the store in $STORE (empty: SQLite): sets EC, RSA, ISSUED.
+pkiaas_rps() {
+  unset PKIAAS_CONFIG
+  start_daemon
+  api POST /cas '{"id":"root","type":"root","signingKeyDetails":"ECDSAP256+SHA256","subject":"CN=Bench Root"}' >/dev/null
+  api POST /cas '{"id":"iss-ec","type":"subord","parentId":"root","signingKeyDetails":"ECDSAP256+SHA256","subject":"CN=Bench EC","profiles":["privatessl-tls-server"]}' >/dev/null
+  api POST /cas '{"id":"iss-rsa","type":"subord","parentId":"root","signingKeyDetails":"RSA-2048+PKCS15-SHA256","subject":"CN=Bench RSA","profiles":["privatessl-tls-server"]}' >/dev/null
+  post_lua "$WORK/req.json" "Bearer $TOKEN"
+  # Warm up (CA caches, connections), then measure.
+  wrk -t2 -c"$CONNS" -d2s -s "$WORK/post.lua" "$API/cas/iss-ec/certificates" >/dev/null
+  EC=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" -s "$WORK/post.lua" "$API/cas/iss-ec/certificates" | wrk_rps)
+  RSA=$(wrk -t2 -c"$CONNS" -d"${DURATION}s" -s "$WORK/post.lua" "$API/cas/iss-rsa/certificates" | wrk_rps)
+  ISSUED=$(api GET /inventory | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["certificates"]["issued"])')
+  kill "$DAEMON_PID"; wait "$DAEMON_PID" 2>/dev/null || true
+}
+
+STORE="" DATA="$WORK/data" pkiaas_rps
+SQ_EC=$EC SQ_RSA=$RSA SQ_ISSUED=$ISSUED
+# The same on PostgreSQL (a private cluster on this machine; BENCH_PG=0 skips it).
+PG_EC=0 PG_RSA=0 PG_ISSUED=0
+if [ "${BENCH_PG:-1}" != 0 ]; then
+  start_pg bench_issue
+  STORE="$PG_DB_URL" DATA="$WORK/data-pg" pkiaas_rps
+  PG_EC=$EC PG_RSA=$RSA PG_ISSUED=$ISSUED
+fi
 
 # Peer: cfssl serve with an EC and an RSA CA.
 cfssl_rps() { # keyalgo keysize
@@ -50,6 +65,7 @@ cfssl_rps() { # keyalgo keysize
 }
 CF_EC=$(cfssl_rps ecdsa 256)
 CF_RSA=$(cfssl_rps rsa 2048)
-echo "bench/issue (${DURATION}s each, wrk -t2 -c$CONNS, durable commits; $ISSUED certificates stored)"
-printf "  P-256 issuing CA:    pkiaas %8.0f/s   cfssl serve %8.0f/s   ratio %s\n" "$EC" "$CF_EC" "$(ratio "$EC" "$CF_EC")"
-printf "  RSA-2048 issuing CA: pkiaas %8.0f/s   cfssl serve %8.0f/s   ratio %s\n" "$RSA" "$CF_RSA" "$(ratio "$RSA" "$CF_RSA")"
+echo "bench/issue (${DURATION}s each, wrk -t2 -c$CONNS, durable commits; $SQ_ISSUED certificates stored in SQLite, $PG_ISSUED in PostgreSQL)"
+echo "                       pkiaas/SQLite   pkiaas/PostgreSQL   cfssl serve   SQLite:cfssl"
+printf "  P-256 issuing CA:    %10.0f/s   %14.0f/s   %9.0f/s   %s\n" "$SQ_EC" "$PG_EC" "$CF_EC" "$(ratio "$SQ_EC" "$CF_EC")"
+printf "  RSA-2048 issuing CA: %10.0f/s   %14.0f/s   %9.0f/s   %s\n" "$SQ_RSA" "$PG_RSA" "$CF_RSA" "$(ratio "$SQ_RSA" "$CF_RSA")"

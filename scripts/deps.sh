@@ -10,6 +10,9 @@ PKGS=(
   libmicrohttpd-dev libgnutls28-dev
   libjansson-dev
   libsqlite3-dev sqlite3
+  # PostgreSQL store backend (multi-node, issue #11): libpq to build; the
+  # server and psql for the tests' private cluster (scripts/pg-cluster.sh)
+  libpq-dev postgresql postgresql-client
   libcurl4-openssl-dev curl
   libcmocka-dev
   python3 python3-pytest python3-cryptography python3-requests

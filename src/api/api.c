@@ -137,7 +137,8 @@ int api_rate_limited(struct http_req *req, const char *partition, char ra[24], i
     snprintf(key, sizeof key, "%.64s/%s", partition, api_capability_name(req->capability));
     int64_t retry_ms = 0;
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    /* wall clock: buckets in a shared store are used by every node */
+    clock_gettime(CLOCK_REALTIME, &ts);
     int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
     bool first = false;
     if (ctx->store->ops->rate_take(ctx->store, key, limit, ctx->rate_window_s, now_ms, &retry_ms, &first) !=

@@ -516,7 +516,8 @@ static int login_fields(struct http_req *req, struct http_resp *resp, json_t **b
     snprintf(key, sizeof key, "login-ip/%s", req->ip);
     struct api_ctx *ctx = req->app;
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    /* wall clock: buckets in a shared store are used by every node */
+    clock_gettime(CLOCK_REALTIME, &ts);
     bool first = false;
     if (ctx->store->ops->rate_take(ctx->store, key, 20, 60, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
                                    &retry, &first) == STORE_ELIMIT) {

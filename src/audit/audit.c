@@ -65,14 +65,17 @@ static EVP_PKEY *signing_key(struct store *st, const unsigned char *mkey, const 
         goto out;
     }
     unsigned char *der = NULL;
-    int dl;
+    int dl, put = STORE_EIO;
     if (!(k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256")) || (dl = i2d_PUBKEY(k, &der)) <= 0 ||
         keywrap_seal_pkey(mkey, k, aad, &nb, &nbl) != 0 ||
-        st->ops->audit_key_put(st, partition, nb, nbl, der, (size_t)dl) != STORE_OK) {
+        (put = st->ops->audit_key_put(st, partition, nb, nbl, der, (size_t)dl)) != STORE_OK) {
         EVP_PKEY_free(k);
         k = NULL;
     }
     OPENSSL_free(der);
+    /* another node created it first (shared store): use that one */
+    if (put == STORE_ECONFLICT && st->ops->audit_key_get(st, partition, &blob, &bl, &pub, &pl) == STORE_OK)
+        k = keywrap_open_pkey(mkey, blob, bl, aad);
 out:
     free(blob);
     free(pub);

@@ -1,6 +1,7 @@
 #include "ca/ca_cache.h"
 
 #include "ca/issue.h"
+#include "util/log.h"
 #include "util/timeutil.h"
 
 #include <pthread.h>
@@ -113,11 +114,14 @@ struct ca_runtime *ca_runtime_get(const struct ca_env *env, const char *partitio
     if (!c)
         return load(env, partition, id, e);
     int64_t now = time_now();
+    /* read before loading: a change made meanwhile shows as a newer epoch */
+    int64_t epoch = store_epoch(env->store, partition, 0);
     pthread_mutex_lock(&c->mu);
     for (size_t i = 0; i < c->n; i++) {
         struct entry *en = &c->items[i];
         if (strcmp(en->id, id) == 0 && strcmp(en->partition, partition) == 0) {
-            if (en->rt->gen == c->gen && now - en->rt->loaded_at < CA_CACHE_TTL_S) {
+            if (en->rt->gen == c->gen && now - en->rt->loaded_at < CA_CACHE_TTL_S && epoch >= 0 &&
+                en->rt->epoch == epoch) {
                 rt = en->rt;
                 atomic_fetch_add(&rt->refs, 1);
             }
@@ -131,6 +135,7 @@ struct ca_runtime *ca_runtime_get(const struct ca_env *env, const char *partitio
     if (!(rt = load(env, partition, id, e)))
         return NULL;
     rt->gen = gen;
+    rt->epoch = epoch;
     pthread_mutex_lock(&c->mu);
     size_t i;
     for (i = 0; i < c->n; i++)
@@ -162,10 +167,12 @@ struct ca_runtime *ca_runtime_get(const struct ca_env *env, const char *partitio
 void ca_cache_invalidate(const struct ca_env *env, const char *partition)
 {
     struct ca_cache *c = env->cache;
+    /* other nodes' caches (shared stores): ca_pk 0 is the partition's CA-level counter */
+    if (store_epoch_bump(env->store, partition, 0) != STORE_OK)
+        log_warn("CA change in %s: the change counter was not bumped", partition);
     if (!c)
         return;
     pthread_mutex_lock(&c->mu);
     c->gen++; /* simplest correct rule: every CA-level change retires all entries */
-    (void)partition;
     pthread_mutex_unlock(&c->mu);
 }

@@ -6,7 +6,9 @@
  * Entries are reference counted and immutable. Any CA-level change
  * (create, delete, import, profile assignment) calls ca_cache_invalidate(),
  * which retires every entry of the partition; entries also expire after
- * CA_CACHE_TTL_S so other nodes' changes are picked up. */
+ * CA_CACHE_TTL_S. On a shared store (several nodes) the change also bumps
+ * the partition's store_epoch (ca_pk 0), and every lookup compares it, so
+ * a CA deleted on one node stops issuing on the others at once. */
 #ifndef PKIAAS_CA_CA_CACHE_H
 #define PKIAAS_CA_CA_CACHE_H
 
@@ -26,6 +28,7 @@ struct ca_runtime {
     size_t nprofiles;
     int64_t loaded_at;
     unsigned gen;
+    int64_t epoch; /* the partition's store_epoch before loading (shared stores) */
 };
 
 struct ca_cache;

@@ -394,6 +394,8 @@ struct slot {
     int shard;
     struct crl_blob *blob;
     int64_t dirty_since;
+    int64_t checked_at; /* shared stores: when the store was last asked for a newer CRL */
+    int64_t epoch;      /* full-CRL slot: store_epoch of the CA when its CRLs were last published */
 };
 
 struct crl_cache {
@@ -454,6 +456,7 @@ void crl_cache_put(struct crl_cache *c, int64_t ca_pk, int shard, struct crl_blo
             atomic_fetch_add(&b->refs, 1);
             s->blob = b;
         }
+        s->checked_at = time_now();
     }
     pthread_mutex_unlock(&c->mu);
 }
@@ -478,6 +481,24 @@ void crl_cache_clean(struct crl_cache *c, int64_t ca_pk, int64_t since)
     pthread_mutex_unlock(&c->mu);
 }
 
+int64_t crl_cache_epoch(struct crl_cache *c, int64_t ca_pk)
+{
+    pthread_mutex_lock(&c->mu);
+    struct slot *s = slot_for(c, ca_pk, CRL_FULL, false);
+    int64_t v = s ? s->epoch : 0;
+    pthread_mutex_unlock(&c->mu);
+    return v;
+}
+
+void crl_cache_set_epoch(struct crl_cache *c, int64_t ca_pk, int64_t epoch)
+{
+    pthread_mutex_lock(&c->mu);
+    struct slot *s = slot_for(c, ca_pk, CRL_FULL, true);
+    if (s)
+        s->epoch = epoch;
+    pthread_mutex_unlock(&c->mu);
+}
+
 int64_t crl_cache_dirty_since(struct crl_cache *c, int64_t ca_pk)
 {
     pthread_mutex_lock(&c->mu);
@@ -490,12 +511,20 @@ int64_t crl_cache_dirty_since(struct crl_cache *c, int64_t ca_pk)
 struct crl_blob *crl_cache_get(struct crl_cache *c, const struct ca_env *env, const struct ca_rec *ca, int shard,
                                struct err *e)
 {
-    struct crl_blob *b = NULL;
+    struct crl_blob *b = NULL, *cached = NULL;
+    int64_t now = time_now();
     pthread_mutex_lock(&c->mu);
     struct slot *s = slot_for(c, ca->pk, shard, false);
     if (s && s->blob) {
-        b = s->blob;
-        atomic_fetch_add(&b->refs, 1);
+        cached = s->blob;
+        atomic_fetch_add(&cached->refs, 1);
+        /* On a shared store another node may have published a newer CRL:
+         * every CRL_SHARED_RECHECK_S one request asks the store, the others
+         * keep getting the cached one meanwhile. */
+        if (!env->store->ops->shared || now - s->checked_at < CRL_SHARED_RECHECK_S)
+            b = cached;
+        else
+            s->checked_at = now;
     }
     pthread_mutex_unlock(&c->mu);
     if (b)
@@ -503,14 +532,21 @@ struct crl_blob *crl_cache_get(struct crl_cache *c, const struct ca_env *env, co
     struct crl_rec rec;
     memset(&rec, 0, sizeof rec);
     if (env->store->ops->crl_latest(env->store, ca->partition_id, ca->pk, shard, &rec) == STORE_OK &&
-        rec.next_update > time_now()) {
+        rec.next_update > now) {
+        if (cached && rec.number <= cached->number) {
+            crl_rec_free(&rec);
+            return cached;
+        }
         b = blob_new(rec.der, rec.der_len, rec.number, rec.this_update, rec.next_update);
         if (!b)
             free(rec.der);
     } else {
         crl_rec_free(&rec);
+        if (cached)
+            return cached; /* the scheduler (of whichever node leads) renews it */
         b = crl_generate(env, ca, shard, e);
     }
+    crl_blob_release(cached);
     if (b)
         crl_cache_put(c, ca->pk, shard, b);
     return b;

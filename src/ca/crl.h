@@ -10,7 +10,8 @@
  * are listed with reasonCode certificateHold.
  *
  * The cache holds the latest CRL of each CA for the download endpoint;
- * status changes mark a CA dirty and the scheduler rebuilds it. */
+ * status changes mark a CA dirty and the scheduler rebuilds it (on a shared
+ * store: changes made on any node, seen through store_epoch). */
 #ifndef PKIAAS_CA_CRL_H
 #define PKIAAS_CA_CRL_H
 
@@ -64,6 +65,13 @@ struct crl_blob *crl_publish_all(struct crl_cache *c, const struct ca_env *env, 
 /* Clears the dirty mark when it is not newer than `since` (the time the
  * rebuild of every scope started). */
 void crl_cache_clean(struct crl_cache *c, int64_t ca_pk, int64_t since);
+/* Shared stores: the store_epoch of the CA at its last publication here
+ * (0 = none); the scheduler marks the CA dirty when the store's moved. */
+int64_t crl_cache_epoch(struct crl_cache *c, int64_t ca_pk);
+void crl_cache_set_epoch(struct crl_cache *c, int64_t ca_pk, int64_t epoch);
+/* Shared stores: how long a cached CRL is served before the store is asked
+ * for a newer one (published by another node). */
+#define CRL_SHARED_RECHECK_S 5
 /* When the CA's cached CRL was marked dirty (0 = clean). */
 int64_t crl_cache_dirty_since(struct crl_cache *c, int64_t ca_pk);
 

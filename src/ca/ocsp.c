@@ -105,6 +105,7 @@ struct ocsp_ca {
     struct signer *rsigner; /* the responder key (in the signer process) */
     int64_t responder_not_after;
     int64_t archive_cutoff;
+    int64_t epoch;      /* store_epoch the table was filled at (shared stores) */
     pthread_mutex_t mu; /* guards the table */
     struct cached *tab;
     size_t cap, n;
@@ -603,6 +604,16 @@ int ocsp_respond(const struct ca_env *env, struct ocsp_cache *cache, const char 
         goto error;
     if (EVP_Digest(reqder, len, key, NULL, EVP_sha256(), NULL) != 1)
         goto out;
+    if (env->store->ops->shared) {
+        /* another node may have changed a status: its counter moved */
+        int64_t v = store_epoch(env->store, partition, o->ca_pk);
+        pthread_mutex_lock(&o->mu);
+        if (v < 0 || v != o->epoch) {
+            table_clear(o);
+            o->epoch = v;
+        }
+        pthread_mutex_unlock(&o->mu);
+    }
     if (cache_lookup(o, key, now, out)) {
         rc = 0;
         goto out;

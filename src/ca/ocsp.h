@@ -12,7 +12,9 @@
  *    unknown, archiveCutoff, responder id by key. Garbage gets
  *    malformedRequest, foreign issuers unauthorized — never an HTTP error.
  *  - Nonce-less requests are answered from a per-CA cache of signed
- *    responses, dropped whenever a certificate of the CA changes status. */
+ *    responses, dropped whenever a certificate of the CA changes status
+ *    (on a shared store: whenever the CA's store_epoch moved, whichever
+ *    node made the change). */
 #ifndef PKIAAS_CA_OCSP_H
 #define PKIAAS_CA_OCSP_H
 

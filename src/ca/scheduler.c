@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -18,10 +19,26 @@ struct scheduler {
     int stop;
 };
 
+/* Several nodes may share one store (PostgreSQL): the jobs of a tick run on
+ * the node holding the "scheduler" lease, renewed every tick; when that node
+ * stops, another takes over once the lease has expired. */
+static bool lead(const struct scheduler_opts *o)
+{
+    struct store *st = o->env->store;
+    int ttl = 3 * (o->tick_s > 0 ? o->tick_s : 1) + 10;
+    return !st->ops->lease_take || st->ops->lease_take(st, "scheduler", ttl) == STORE_OK;
+}
+
 void scheduler_run_once(const struct scheduler_opts *o)
 {
     struct ca_list l;
     int64_t now = time_now();
+    if (!lead(o)) {
+        /* pre-signed OCSP answers live in each node's memory */
+        if (o->ocsp)
+            ocsp_cache_refresh(o->ocsp, o->env);
+        return;
+    }
     if (o->housekeeping)
         o->housekeeping(o->housekeeping_arg);
     if (o->env->store->ops->ca_list_active_all(o->env->store, &l) != STORE_OK)
@@ -33,6 +50,10 @@ void scheduler_run_once(const struct scheduler_opts *o)
             log_error("scheduler: %s/%s: %s", ca->partition_id, ca->id, e.msg);
         if (!ca->crl_enabled)
             continue;
+        /* shared store: status changes made on other nodes, by the counter */
+        int64_t epoch = store_epoch(o->env->store, ca->partition_id, ca->pk);
+        if (epoch > 0 && epoch != crl_cache_epoch(o->crls, ca->pk))
+            crl_cache_mark_dirty(o->crls, ca->pk, now);
         struct crl_blob *cur = crl_cache_get(o->crls, o->env, ca, CRL_FULL, &e);
         int64_t dirty = crl_cache_dirty_since(o->crls, ca->pk);
         bool due = !cur || now - cur->this_update >= o->crl_period_s || (dirty && now - dirty >= o->crl_delay_s);
@@ -44,6 +65,8 @@ void scheduler_run_once(const struct scheduler_opts *o)
             log_error("scheduler: CRL %s/%s: %s", ca->partition_id, ca->id, e.msg);
             continue;
         }
+        if (epoch > 0)
+            crl_cache_set_epoch(o->crls, ca->pk, epoch);
         crl_blob_release(b);
     }
     ca_list_free(&l);

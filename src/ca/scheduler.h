@@ -1,7 +1,9 @@
 /* scheduler: the background thread for status services. Each tick it
  * rebuilds CRLs that are older than the period or dirty for longer than the
  * revocation delay, and issues / rolls OCSP responder certificates. Slow
- * work never runs on request threads. */
+ * work never runs on request threads. With several nodes on one store only
+ * the holder of the store's "scheduler" lease runs these jobs (and the
+ * housekeeping hook); every node refreshes its own OCSP answer cache. */
 #ifndef PKIAAS_CA_SCHEDULER_H
 #define PKIAAS_CA_SCHEDULER_H
 

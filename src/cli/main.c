@@ -4,6 +4,7 @@
  * could not be reached, 4 `audit verify` found the audit chain broken. The
  * API token in use is never printed (`token create` prints the new token it
  * was asked to create, once). */
+#include "cli/backup.h"
 #include "cli/http_client.h"
 #include "util/buf.h"
 #include "util/codec.h"
@@ -211,6 +212,7 @@ struct cmd {
     unsigned long long opts;
     int (*fn)(struct ctx *x, const struct args *a, const char *const *argv);
     const char *usage;
+    bool local; /* works on local files: no server, token or partition */
 };
 
 static const char usage_text[] =
@@ -268,6 +270,8 @@ static const char usage_text[] =
     "  token create --name NAME --role ROLE [--role ROLE]...\n"
     "  token list\n"
     "  token revoke NAME\n"
+    "  backup DB_FILE OUT_FILE [--yes]       (SQLite store: consistent copy, daemon may run)\n"
+    "  restore BACKUP_FILE DB_FILE [--yes]   (SQLite store: daemon stopped)\n"
     "\n"
     "environment: PKIAAS_URL (default " DEFAULT_URL "), PKIAAS_TOKEN, PKIAAS_PARTITION\n"
     "exit status: 0 ok, 1 API or local error, 2 usage error, 3 server unreachable,\n"
@@ -4034,6 +4038,32 @@ out:
     return rc;
 }
 
+/* ---- local: SQLite backup / restore --------------------------------------- */
+
+static int cmd_backup(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    char err[512];
+    if (cli_backup(argv[0], argv[1], a->seen[O_YES], err, sizeof err) != 0) {
+        fprintf(stderr, "error: backup: %s\n", err);
+        return EXIT_API;
+    }
+    if (!x->json)
+        printf("backed up %s to %s (integrity check ok)\n", argv[0], argv[1]);
+    return 0;
+}
+
+static int cmd_restore(struct ctx *x, const struct args *a, const char *const *argv)
+{
+    char err[512];
+    if (cli_restore(argv[0], argv[1], a->seen[O_YES], err, sizeof err) != 0) {
+        fprintf(stderr, "error: restore: %s\n", err);
+        return EXIT_API;
+    }
+    if (!x->json)
+        printf("restored %s from %s (integrity check ok)\n", argv[1], argv[0]);
+    return 0;
+}
+
 static const struct cmd cmds[] = {
     {"ca", "list", NULL, 0, 0, BIT(O_INCLUDE_DELETED), cmd_ca_list, "ca list [--include-deleted]"},
     {"ca", "show", NULL, 1, 1, 0, cmd_ca_show, "ca show CA_ID"},
@@ -4092,6 +4122,8 @@ static const struct cmd cmds[] = {
     {"token", "create", NULL, 0, 0, BIT(O_NAME) | BIT(O_ROLE), cmd_token_create, token_create_usage},
     {"token", "list", NULL, 0, 0, 0, cmd_token_list, "token list"},
     {"token", "revoke", NULL, 1, 1, 0, cmd_token_revoke, "token revoke NAME"},
+    {"backup", NULL, NULL, 2, 2, BIT(O_YES), cmd_backup, "backup DB_FILE OUT_FILE [--yes]", true},
+    {"restore", NULL, NULL, 2, 2, BIT(O_YES), cmd_restore, "restore BACKUP_FILE DB_FILE [--yes]", true},
 };
 
 static const char *env_or(const char *name, const char *def)
@@ -4173,6 +4205,10 @@ int main(int argc, char **argv)
     }
 
     x.json = a.seen[O_JSON];
+    if (cmd->local) {
+        rc = cmd->fn(&x, &a, a.pos + nwords);
+        goto out;
+    }
     x.conn.base_url = a.val[O_URL] ? a.val[O_URL] : env_or("PKIAAS_URL", DEFAULT_URL);
     x.conn.token = a.val[O_TOKEN] ? a.val[O_TOKEN] : env_or("PKIAAS_TOKEN", NULL);
     x.conn.cacert = a.val[O_CACERT];

@@ -12,4 +12,9 @@ struct store_migration {
 extern const struct store_migration store_migrations[];
 extern const unsigned store_migrations_count;
 
+/* PostgreSQL: src/store/migrations_pg/NNNN_name.sql, same version numbers
+ * (0010 is the consolidated schema of SQLite versions 1..10). */
+extern const struct store_migration store_pg_migrations[];
+extern const unsigned store_pg_migrations_count;
+
 #endif

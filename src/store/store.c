@@ -1,5 +1,6 @@
 #include "store/store.h"
 
+#include "store/pg/store_pg.h"
 #include "store/sqlite/store_sqlite.h"
 
 #include <stdio.h>
@@ -10,8 +11,59 @@ struct store *store_open(const char *uri, char *err, size_t errlen)
 {
     if (strncmp(uri, "sqlite:", 7) == 0)
         return store_sqlite_open(uri + 7, err, errlen);
-    snprintf(err, errlen, "unsupported store '%s' (expected sqlite:PATH)", uri);
+    /* libpq takes the URI itself (credentials, host, database, options) */
+    if (strncmp(uri, "postgresql://", 13) == 0 || strncmp(uri, "postgres://", 11) == 0)
+        return store_pg_open(uri, err, errlen);
+    /* never echo the URI: a PostgreSQL one may hold a password */
+    snprintf(err, errlen, "unsupported store (expected sqlite:PATH or postgresql://...)");
     return NULL;
+}
+
+#define EPOCH_KIND "ca-epoch"
+
+int store_epoch_bump(struct store *s, const char *partition, int64_t ca_pk)
+{
+    char json[] = "{}";
+    int rc = STORE_ECONFLICT;
+    if (!s->ops->shared)
+        return STORE_OK;
+    /* optimistic: a concurrent bump (another node) makes us read again */
+    for (int attempt = 0; attempt < 8 && rc == STORE_ECONFLICT; attempt++) {
+        struct obj_rec o;
+        memset(&o, 0, sizeof o);
+        char id[24];
+        snprintf(id, sizeof id, "%lld", (long long)ca_pk);
+        rc = s->ops->obj_get(s, partition, EPOCH_KIND, id, &o);
+        if (rc == STORE_ENOTFOUND) {
+            snprintf(o.partition_id, sizeof o.partition_id, "%s", partition);
+            snprintf(o.kind, sizeof o.kind, "%s", EPOCH_KIND);
+            snprintf(o.id, sizeof o.id, "%s", id);
+            o.json = json;
+            rc = s->ops->obj_put(s, &o, OBJ_CREATE, NULL);
+            continue;
+        }
+        if (rc == STORE_OK)
+            rc = s->ops->obj_put(s, &o, OBJ_UPDATE, NULL);
+        obj_rec_free(&o);
+    }
+    return rc;
+}
+
+int64_t store_epoch(struct store *s, const char *partition, int64_t ca_pk)
+{
+    struct obj_rec o;
+    char id[24];
+    if (!s->ops->shared)
+        return 0;
+    snprintf(id, sizeof id, "%lld", (long long)ca_pk);
+    int rc = s->ops->obj_get(s, partition, EPOCH_KIND, id, &o);
+    if (rc == STORE_ENOTFOUND)
+        return 0;
+    if (rc != STORE_OK)
+        return -1;
+    int64_t v = o.version;
+    obj_rec_free(&o);
+    return v;
 }
 
 void store_close(struct store *s)

@@ -1,5 +1,5 @@
 /* store: the one persistence interface. Backends (SQLite now, PostgreSQL
- * later) implement `struct store_ops`; nothing outside src/store/ sees a
+ * in src/store/pg/) implement `struct store_ops`; nothing outside src/store/ sees a
  * backend type. Every write op is one transaction: the row, its event and
  * its audit record commit together or not at all.
  *
@@ -267,6 +267,10 @@ struct store;
 
 struct store_ops {
     const char *name;
+    /* Other processes (nodes) may write the same store at once (PostgreSQL):
+     * jobs take leases, and in-memory caches of status data check
+     * store_epoch() instead of trusting local change notifications. */
+    bool shared;
     void (*close)(struct store *s);
     int (*ping)(struct store *s);
 
@@ -400,9 +404,16 @@ struct store_ops {
      * (`limit` per `window_s`); STORE_ELIMIT with *retry_after_ms when the
      * bucket is empty (*first_reject set for the first refusal after an
      * accepted request, so callers can audit a burst once). Backends keep the state where every node sees it
-     * (SQLite: one node, so in memory; PostgreSQL: in a table). */
+     * (SQLite: one node, so in memory; PostgreSQL: in a table). now_ms is wall-clock time (CLOCK_REALTIME):
+     * the one time base all nodes share (keep them NTP-synchronised). */
     int (*rate_take)(struct store *s, const char *key, int limit, int window_s, int64_t now_ms,
                      int64_t *retry_after_ms, bool *first_reject);
+
+    /* Scheduled jobs run on one node at a time: STORE_OK when this process
+     * holds the lease `job` for the next ttl_s seconds (taken when free or
+     * expired, renewed when already ours), STORE_ECONFLICT while another node
+     * holds it. SQLite (one node) always grants it. */
+    int (*lease_take)(struct store *s, const char *job, int ttl_s);
 
     /* Audit (one chain per partition; "" = system). Records are appended by
      * the write ops themselves (their audit_rec argument) or by audit_append
@@ -449,9 +460,18 @@ struct store {
     void *impl;
 };
 
-/* Opens the backend named by a URI: "sqlite:/path/to/db" (migrations are
- * applied). NULL with a message in err on failure. */
+/* Opens the backend named by a URI: "sqlite:/path/to/db" or a libpq URI
+ * "postgresql://..." / "postgres://..." (migrations are applied). NULL with
+ * a message in err on failure. */
 struct store *store_open(const char *uri, char *err, size_t errlen);
+
+/* Per-CA change counter for caches on several nodes (shared stores only):
+ * store_epoch_bump after every status change of a certificate of the CA
+ * (any node); store_epoch returns the current value (0 before the first
+ * change, and always 0 on a store that is not shared), -1 on failure. Kept
+ * as an `object` document (kind "ca-epoch"), so both backends have it. */
+int store_epoch_bump(struct store *s, const char *partition, int64_t ca_pk);
+int64_t store_epoch(struct store *s, const char *partition, int64_t ca_pk);
 void store_close(struct store *s);
 void store_free_ids(char **ids, size_t n);
 

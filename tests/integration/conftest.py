@@ -3,6 +3,11 @@
 `daemon`       - one daemon for the whole session (fast; tests use unique CA ids).
 `fresh_daemon` - a daemon of its own for tests that restart it or need a clean store.
 
+With PKIAAS_TEST_PG set (a PostgreSQL cluster URL, see scripts/pg-cluster.sh and
+`make integration-pg`) every Daemon gets a fresh database of its own on that cluster
+(`store = postgresql://...` in its config, also used by `pkiaasd bootstrap`); tests
+that read or edit the SQLite file itself are marked `sqlite_only`.
+
 Both yield a `Daemon`: base URL, HTTPS URL, account id, token, a `requests.Session`
 carrying the bearer token, `api(method, path, **kw)` for `/api/v1/partitions/{acct}` + path,
 and `restart()`. The daemon's stderr goes to a file whose tail is attached to failing tests.
@@ -14,6 +19,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
+import uuid
 from pathlib import Path
 
 import pytest
@@ -31,6 +38,69 @@ STOP_TIMEOUT_S = 5
 REQUEST_TIMEOUT_S = 120  # RSA-4096 key generation can take a while on a slow machine
 
 _live = []  # every Daemon created during the session (for failure reports)
+
+# PostgreSQL cluster URL (superuser): run every daemon on a database of its own there.
+PG_URL = os.environ.get("PKIAAS_TEST_PG") or None
+ON_PG = PG_URL is not None
+_confs = {}  # data dir -> the Daemon's config file (bootstrap must use the same store)
+
+
+def sqlite_only(reason):
+    """Marks a test that needs the SQLite backend (it reads or edits the database file itself)."""
+    return pytest.mark.skipif(ON_PG, reason=f"sqlite only: {reason}")
+
+
+def _psql(url, *args, sql=None):
+    return subprocess.run(["psql", "-X", "-v", "ON_ERROR_STOP=1", "-d", url, *args], input=sql,
+                          capture_output=True, text=True, timeout=60, env=clean_env())
+
+
+def store_dump(d):
+    """The daemon's whole store as bytes (the SQLite file, or pg_dump of its database): for checks that a
+    secret never reaches the database in the clear."""
+    if d.store is None:
+        return (d.data_dir / "pkiaas.db").read_bytes()
+    cp = subprocess.run(["pg_dump", "--no-owner", "-d", d.store], capture_output=True, timeout=120, env=clean_env())
+    assert cp.returncode == 0, cp.stderr
+    return cp.stdout
+
+
+def store_holds(d, secret):
+    """True when `secret` (bytes) is anywhere in the store, as raw bytes or (PostgreSQL dump) as bytea hex."""
+    dump = store_dump(d)
+    return secret in dump or (d.store is not None and secret.hex().encode() in dump)
+
+
+def pg_new_database():
+    """CREATE DATABASE on the test cluster; returns its URL."""
+    name = f"pkiaas_{uuid.uuid4().hex[:20]}"
+    cp = _psql(PG_URL, "-q", "-c", f'CREATE DATABASE "{name}"')
+    assert cp.returncode == 0, f"CREATE DATABASE failed: {cp.stderr}"
+    return urllib.parse.urlunsplit(urllib.parse.urlsplit(PG_URL)._replace(path="/" + name))
+
+
+def db_exec(d, sql, *args):
+    """Runs one statement with `?` parameters on the daemon's store (SQLite file or its PostgreSQL
+    database), as an operator or attacker with database access would; returns the row count."""
+    if d.store is None:
+        import sqlite3
+        con = sqlite3.connect(str(d.data_dir / "pkiaas.db"), timeout=30)
+        try:
+            with con:
+                return con.execute(sql, args).rowcount
+        finally:
+            con.close()
+    # psql variables: values are quoted by psql (:'pN'), never spliced by hand
+    parts = sql.split("?")
+    assert len(parts) == len(args) + 1, "one argument per ?"
+    text = parts[0] + "".join(f":'p{i}'{part}" for i, part in enumerate(parts[1:]))
+    vargs = []
+    for i, a in enumerate(args):
+        vargs += ["-v", f"p{i}={a}"]
+    cp = _psql(d.store, *vargs, "-f", "-", sql=text + ";\n")
+    assert cp.returncode == 0, f"psql failed: {cp.stderr}"
+    tag = cp.stdout.strip().splitlines()[-1].split()
+    return int(tag[-1]) if tag and tag[-1].isdigit() else 0
 
 
 def clean_env():
@@ -50,13 +120,16 @@ def free_port():
 
 
 def run_bootstrap(data_dir, partition, email=None):
-    """Runs `pkiaasd bootstrap`; returns the CompletedProcess (text mode)."""
+    """Runs `pkiaasd bootstrap` (with the config of the Daemon owning data_dir, so on its store);
+    returns the CompletedProcess (text mode)."""
     email = email or f"owner@{partition}.example"
+    conf = _confs.get(str(Path(data_dir).resolve()))
     return subprocess.run(
         # Large enough purchases that the suites never hit the quotas
         # (tests of the quotas bootstrap their own small partitions).
         [str(PKIAASD), "bootstrap", "--data-dir", str(data_dir), "--partition", partition,
-         "--owner-email", email, "--json", "--certificates", "999999", "--cas", "10000"],
+         "--owner-email", email, "--json", "--certificates", "999999", "--cas", "10000"]
+        + (["--config", str(conf)] if conf else []),
         capture_output=True, text=True, timeout=60, env=clean_env())
 
 
@@ -73,10 +146,14 @@ class _TimeoutSession(requests.Session):
 
 
 class Daemon:
-    def __init__(self, workdir, partition="acme"):
+    def __init__(self, workdir, partition="acme", store=None):
+        """store: a store URI to share (e.g. a second node on the same PostgreSQL database);
+        default: SQLite in the data dir, or a fresh database when PKIAAS_TEST_PG is set."""
         self.workdir = Path(workdir)
         self.data_dir = self.workdir / "data"
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = store or (pg_new_database() if ON_PG else None)
+        self.conf_path = self.workdir / "base.conf"
         self.stderr_path = self.workdir / "pkiaasd.stderr"
         self.partition = partition
         self.proc = None
@@ -86,6 +163,18 @@ class Daemon:
         self.session = _TimeoutSession()
         self.extra_conf = ""  # further config lines (e.g. ACME validation ports)
         _live.append(self)
+        _confs[str(self.data_dir.resolve())] = self.conf_path
+        self.write_conf()
+
+    def store_args(self):
+        """Arguments that put another `pkiaasd` command (bootstrap, supervisor-token) on this daemon's store."""
+        return ["--config", str(self.conf_path)] if self.store else []
+
+    def write_conf(self):
+        # The guide's rate limits (100 requests / 10 s) would throttle
+        # the suite itself; test_rate_limits.py runs them on its own.
+        store = f'store = "{self.store}"\n' if self.store else ""
+        self.conf_path.write_text("rate_limit_standard = 0\nrate_limit_premium = 0\n" + store + self.extra_conf)
 
     # -- set-up ---------------------------------------------------------
     def bootstrap(self, partition=None):
@@ -124,10 +213,8 @@ class Daemon:
                 err.write(f"--- pkiaasd serve (attempt {attempt + 1}) http={self.http_port} "
                           f"https={self.https_port}\n".encode())
                 err.flush()
-                # The guide's rate limits (100 requests / 10 s) would throttle
-                # the suite itself; test_rate_limits.py runs them on its own.
-                base_conf = self.workdir / "base.conf"
-                base_conf.write_text("rate_limit_standard = 0\nrate_limit_premium = 0\n" + self.extra_conf)
+                self.write_conf()
+                base_conf = self.conf_path
                 self.proc = subprocess.Popen(
                     [str(PKIAASD), "serve", "--config", str(base_conf), "--data-dir", str(self.data_dir),
                      "--http", f"127.0.0.1:{self.http_port}", "--https", f"127.0.0.1:{self.https_port}"],

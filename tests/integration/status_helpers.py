@@ -225,7 +225,8 @@ class ConfiguredDaemon(conftest.Daemon):
     def __init__(self, workdir, config_lines, partition="acme"):
         super().__init__(workdir, partition)
         self.config_path = self.workdir / "pkiaasd.conf"
-        self.config_path.write_text("".join(f"{line}\n" for line in list(config_lines)))
+        lines = list(config_lines) + ([f'store = "{self.store}"'] if self.store else [])
+        self.config_path.write_text("".join(f"{line}\n" for line in lines))
 
     def start(self, new_ports=False):
         assert self.proc is None, "daemon already running"

@@ -18,7 +18,7 @@ from cryptography.x509.oid import ExtensionOID
 
 from acme_helpers import (PROBLEM, ChallTestSrv, Client, Http01Server, b64u, eab_binding, free_port, jws, jwk_of,
                           make_csr, thumbprint)
-from conftest import Daemon, _require_binaries
+from conftest import Daemon, _require_binaries, store_holds
 from helpers import create_ca, split_pem_bundle, uid
 import hashlib
 
@@ -151,8 +151,7 @@ def test_eab_key_shown_once(acme):
         r = d.api("POST", "/protocols/acme1/eab-keys", json={"name": name})
         assert r.status_code == 400, r.text
     # the HMAC key is not in the database in the clear
-    db = (d.data_dir / "pkiaas.db").read_bytes()
-    assert acme.eab["hmacKey"].encode() not in db
+    assert not store_holds(d, acme.eab["hmacKey"].encode())
 
 
 # -- protocol ----------------------------------------------------------------

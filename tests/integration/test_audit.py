@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 import conftest
+from conftest import db_exec, sqlite_only
 from helpers import expect_error, uid
 from status_helpers import ok
 
@@ -108,9 +109,7 @@ def _db(d):
 
 
 def _db_exec(d, sql, *args):
-    with _db(d) as c:
-        c.execute(sql, args)
-    c.close()
+    db_exec(d, sql, *args)  # either backend
 
 
 def _db_rows(d):
@@ -460,6 +459,7 @@ def test_tamper_delete_middle(fresh_daemon):
     _assert_broken(d, recs[3]["seq"], "does not follow its predecessor")
 
 
+@sqlite_only("forges and rewrites rows through Python's sqlite3 on the database file")
 def test_tamper_forge_and_rewrite(fresh_daemon):
     d = fresh_daemon
     recs = _populate(d)
@@ -504,6 +504,7 @@ def test_tamper_forge_and_rewrite(fresh_daemon):
     _assert_broken(d, first_cp, "signature does not verify")
 
 
+@sqlite_only("reads the checkpoints through Python's sqlite3 on the database file")
 def test_tamper_truncate(fresh_daemon):
     d = fresh_daemon
     recs = _populate(d)

@@ -2,7 +2,7 @@
 credential's PKCS#12): profiles, capabilities, $fields, status changes seen by real OCSP / CRL clients,
 subject actions, foreign-partition and expired credentials, malformed requests."""
 import base64
-import sqlite3
+from conftest import db_exec
 import subprocess
 import time
 import urllib.parse
@@ -201,14 +201,8 @@ def test_expired_credential_is_401(env):
     d, sub = env["d"], env["sub"]
     c = Client(d, env["tmp"], "expiring-cred", [{"caId": sub.id, "roles": ["CA Auditors"]}])
     assert c.call("GET", "/certificate-authorities")[0] == 200
-    con = sqlite3.connect(str(d.data_dir / "pkiaas.db"), timeout=30)
-    try:
-        with con:
-            cur = con.execute("UPDATE cagw_credential SET not_after=? WHERE cred_id=? AND partition_id=?",
-                              (int(time.time()) - 60, c.id, d.account))
-            assert cur.rowcount == 1
-    finally:
-        con.close()
+    assert db_exec(d, "UPDATE cagw_credential SET not_after=? WHERE cred_id=? AND partition_id=?",
+                   int(time.time()) - 60, c.id, d.account) == 1
     code, body = c.call("GET", "/certificate-authorities")
     assert code == 401 and body["type"] == "ErrorResponse", body
 

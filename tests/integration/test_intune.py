@@ -21,7 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from acme_helpers import free_port
-from conftest import Daemon, _require_binaries, clean_env
+from conftest import Daemon, _require_binaries, clean_env, store_holds
 from helpers import create_ca, uid
 
 TENANT = "11111111-2222-3333-4444-555555555555"
@@ -139,7 +139,7 @@ def test_config_validation_and_secret_handling(intune):
     assert cfg["scepUrl"].endswith(f"/scep/{d.account}/intune1/pkiclient.exe")
     assert cfg["appKeySet"] is True and "appKey" not in cfg and "appKeySealed" not in cfg
     assert APP_KEY not in json.dumps(cfg)
-    assert APP_KEY.encode() not in (d.data_dir / "pkiaas.db").read_bytes()
+    assert not store_holds(d, APP_KEY.encode())
     for body, field in [({"tenantId": "not a guid"}, "tenantId"), ({"appKey": None}, "appKey"),
                         ({"profileId": "scep-tls-client"}, "profileId")]:
         b = {"id": "bad1", "type": "intune", "caId": "in-sub", "profileId": "intune-digital-signature",

@@ -21,7 +21,7 @@ class SmallDaemon(conftest.Daemon):
     def bootstrap(self, partition=None):
         cp = subprocess.run([str(conftest.PKIAASD), "bootstrap", "--data-dir", str(self.data_dir), "--partition",
                              self.partition, "--owner-email", "q@example.com", "--json", "--certificates", "3",
-                             "--cas", "2"], capture_output=True, text=True, timeout=60, env=conftest.clean_env())
+                             "--cas", "2", *self.store_args()], capture_output=True, text=True, timeout=60, env=conftest.clean_env())
         assert cp.returncode == 0, cp.stderr
         creds = json.loads(cp.stdout)
         assert creds["inventory"] == {"certificatesPurchased": 3, "casPurchased": 2, "tier": "standard"}

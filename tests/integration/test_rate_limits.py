@@ -22,7 +22,8 @@ def _bootstrap_premium(d, partition):
     """A partition with 1,000,000 purchased certificates (premium tier)."""
     cp = subprocess.run(
         [str(conftest.PKIAASD), "bootstrap", "--data-dir", str(d.data_dir), "--partition", partition,
-         "--owner-email", f"owner@{partition}.example", "--json", "--certificates", "1000000"],
+         "--owner-email", f"owner@{partition}.example", "--json", "--certificates", "1000000",
+         *d.store_args()],
         capture_output=True, text=True, timeout=60, env=conftest.clean_env())
     assert cp.returncode == 0, f"bootstrap --certificates 1000000 failed ({cp.returncode}): {cp.stderr}"
     creds = json.loads(cp.stdout)

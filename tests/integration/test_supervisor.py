@@ -10,7 +10,8 @@ import conftest
 
 
 def supervisor_token(daemon):
-    cp = subprocess.run([str(conftest.PKIAASD), "supervisor-token", "--data-dir", str(daemon.data_dir)],
+    cp = subprocess.run([str(conftest.PKIAASD), "supervisor-token", "--data-dir", str(daemon.data_dir),
+                         *daemon.store_args()],
                         capture_output=True, text=True, timeout=60, env=conftest.clean_env())
     assert cp.returncode == 0, cp.stderr
     return json.loads(cp.stdout)["supervisorToken"]

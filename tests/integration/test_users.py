@@ -18,7 +18,7 @@ import hmac
 import itertools
 import json
 import re
-import sqlite3
+from conftest import db_exec
 import struct
 import time
 import urllib.parse
@@ -306,14 +306,9 @@ def root_body(cid):
 
 
 def expire_invitation(d, email):
-    """Moves the invitation's expiry into the past, straight in the daemon's SQLite file."""
-    con = sqlite3.connect(str(d.data_dir / "pkiaas.db"), timeout=30)
-    try:
-        with con:
-            cur = con.execute("UPDATE invitation SET expires_at=? WHERE email=?", (int(time.time()) - 60, email))
-            assert cur.rowcount == 1, f"{cur.rowcount} invitation rows for {email}"
-    finally:
-        con.close()
+    """Moves the invitation's expiry into the past, straight in the daemon's store."""
+    n = db_exec(d, "UPDATE invitation SET expires_at=? WHERE email=?", int(time.time()) - 60, email)
+    assert n == 1, f"{n} invitation rows for {email}"
 
 
 # ------------------------------------------------------------------------------------------- tests
@@ -786,14 +781,9 @@ def test_expired_session(daemon):
     user = enrol(d, c, tag="sessexp")
     s = c.session(user)
     assert s.call("GET", "/cas").status_code == 200
-    con = sqlite3.connect(str(d.data_dir / "pkiaas.db"), timeout=30)
-    try:
-        with con:
-            cur = con.execute("UPDATE session SET expires_at=? WHERE partition_id=? AND email=?",
-                              (int(time.time()) - 1, d.account, user.email))
-            assert cur.rowcount == 1, cur.rowcount
-    finally:
-        con.close()
+    n = db_exec(d, "UPDATE session SET expires_at=? WHERE partition_id=? AND email=?",
+                int(time.time()) - 1, d.account, user.email)
+    assert n == 1, n
     expect_error(s.call("GET", "/cas"), 401)
 
 

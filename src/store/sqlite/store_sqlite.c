@@ -2750,7 +2750,14 @@ static int sq_rate_take(struct store *s, const char *key, int limit, int window_
     return rc;
 }
 
-/* ---- lifecycle ----------------------------------------------------------- */
+/* One process owns the database file: every job lease is ours. */
+static int sq_lease_take(struct store *s, const char *job, int ttl_s)
+{
+    (void)s;
+    (void)job;
+    (void)ttl_s;
+    return STORE_OK;
+}
 
 /* ---- protocol documents (object) ------------------------------------ */
 
@@ -3099,6 +3106,7 @@ static const struct store_ops sqlite_ops = {
     .audit_key_put = sq_audit_key_put,
     .audit_partitions = sq_audit_partitions,
     .rate_take = sq_rate_take,
+    .lease_take = sq_lease_take,
     .obj_put = sq_obj_put,
     .obj_get = sq_obj_get,
     .obj_find = sq_obj_find,

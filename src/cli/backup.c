@@ -1,0 +1,121 @@
+/* pkiaas backup / restore: copies of the SQLite store through SQLite's
+ * online backup API, which takes a consistent snapshot while the daemon
+ * keeps writing (WAL). Both refuse to overwrite an existing file unless
+ * asked, and check the result with PRAGMA integrity_check. PostgreSQL
+ * stores are backed up with pg_dump (docs/operations.md). */
+#include "cli/backup.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define STEP_PAGES 1024
+#define BUSY_RETRY_MS 50
+#define BUSY_GIVE_UP_MS 30000
+
+/* One consistent copy of src's main database into dst (replacing it). */
+static int copy_db(sqlite3 *src, sqlite3 *dst, char *err, size_t errlen)
+{
+    sqlite3_backup *b = sqlite3_backup_init(dst, "main", src, "main");
+    int rc, waited = 0;
+    if (!b) {
+        snprintf(err, errlen, "%s", sqlite3_errmsg(dst));
+        return -1;
+    }
+    while ((rc = sqlite3_backup_step(b, STEP_PAGES)) == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
+        if (rc != SQLITE_OK) {
+            if (waited >= BUSY_GIVE_UP_MS)
+                break;
+            sqlite3_sleep(BUSY_RETRY_MS);
+            waited += BUSY_RETRY_MS;
+        }
+    }
+    int fin = sqlite3_backup_finish(b);
+    if (rc != SQLITE_DONE || fin != SQLITE_OK) {
+        snprintf(err, errlen, "copy failed: %s", sqlite3_errstr(rc != SQLITE_DONE ? rc : fin));
+        return -1;
+    }
+    return 0;
+}
+
+/* integrity_check "ok" and a schema_version table (it is a pkiaas store). */
+static int check_db(sqlite3 *db, const char *what, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = -1;
+    if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW || strcmp((const char *)sqlite3_column_text(st, 0), "ok") != 0) {
+        snprintf(err, errlen, "%s fails its integrity check", what);
+        goto out;
+    }
+    sqlite3_finalize(st);
+    st = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT max(version) FROM schema_version", -1, &st, NULL) != SQLITE_OK ||
+        sqlite3_step(st) != SQLITE_ROW || sqlite3_column_int(st, 0) <= 0) {
+        snprintf(err, errlen, "%s is not a pkiaas store (no schema_version)", what);
+        goto out;
+    }
+    rc = 0;
+out:
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int open_db(const char *path, int flags, sqlite3 **db, char *err, size_t errlen)
+{
+    if (sqlite3_open_v2(path, db, flags, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open %s: %s", path, *db ? sqlite3_errmsg(*db) : "out of memory");
+        return -1;
+    }
+    sqlite3_busy_timeout(*db, 5000);
+    return 0;
+}
+
+int cli_backup(const char *db_path, const char *out_path, bool overwrite, char *err, size_t errlen)
+{
+    sqlite3 *src = NULL, *dst = NULL;
+    int rc = -1;
+    if (!overwrite && access(out_path, F_OK) == 0) {
+        snprintf(err, errlen, "%s exists (pass --yes to replace it)", out_path);
+        return -1;
+    }
+    if (access(db_path, R_OK) != 0) {
+        snprintf(err, errlen, "cannot read %s", db_path);
+        return -1;
+    }
+    if (open_db(db_path, SQLITE_OPEN_READONLY, &src, err, errlen) != 0 ||
+        open_db(out_path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &dst, err, errlen) != 0 ||
+        copy_db(src, dst, err, errlen) != 0 || check_db(dst, out_path, err, errlen) != 0)
+        goto out;
+    rc = 0;
+out:
+    sqlite3_close(src);
+    sqlite3_close(dst);
+    return rc;
+}
+
+int cli_restore(const char *backup_path, const char *db_path, bool overwrite, char *err, size_t errlen)
+{
+    sqlite3 *src = NULL, *dst = NULL;
+    int rc = -1;
+    if (!overwrite && access(db_path, F_OK) == 0) {
+        snprintf(err, errlen, "%s exists: stop the daemon and pass --yes to replace it", db_path);
+        return -1;
+    }
+    if (access(backup_path, R_OK) != 0) {
+        snprintf(err, errlen, "cannot read %s", backup_path);
+        return -1;
+    }
+    /* the backup is checked before anything is replaced */
+    if (open_db(backup_path, SQLITE_OPEN_READONLY, &src, err, errlen) != 0 ||
+        check_db(src, backup_path, err, errlen) != 0 ||
+        open_db(db_path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &dst, err, errlen) != 0 ||
+        copy_db(src, dst, err, errlen) != 0 || check_db(dst, db_path, err, errlen) != 0)
+        goto out;
+    rc = 0;
+out:
+    sqlite3_close(src);
+    sqlite3_close(dst);
+    return rc;
+}

@@ -445,6 +445,7 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
     const struct ca_rec *cap = NULL;
     const struct profile *p = NULL;
     X509_REQ *csr = NULL;
+    EVP_PKEY *csr_pub = NULL; /* the CSR's subject key */
     EVP_PKEY *key = NULL; /* server-side key */
     EVP_PKEY *pub = NULL; /* borrowed */
     X509_NAME *subject = NULL;
@@ -504,9 +505,9 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
             err_set(e, 400, "invalid_field", "p12Password", "p12Password: only for server-side keys (keyType)");
             goto out;
         }
-        if (!(csr = csr_parse(r->csr, r->csr_len, e)))
+        if (!(csr = csr_parse_key(r->csr, r->csr_len, &csr_pub, e)))
             goto out;
-        pub = X509_REQ_get0_pubkey(csr);
+        pub = csr_pub;
     } else if (r->key_type) {
         if (strcmp(cap->type, "root") == 0) {
             err_set(e, 400, "invalid_field", "keyType", "keyType: root CAs cannot issue PKCS#12");
@@ -863,6 +864,7 @@ out:
     ca_runtime_release(rt);
     profile_release(p);
     X509_REQ_free(csr);
+    EVP_PKEY_free(csr_pub);
     EVP_PKEY_free(key);
     X509_NAME_free(subject);
     GENERAL_NAMES_free(sans);

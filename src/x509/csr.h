@@ -16,4 +16,10 @@
 
 X509_REQ *csr_parse(const unsigned char *data, size_t len, struct err *e);
 
+/* The same, faster (no decoder framework for the usual RSA and ECDSA keys),
+ * accepting and refusing exactly what csr_parse does. The subject key goes
+ * to *pub (the caller's reference): X509_REQ_get0_pubkey() on the result
+ * may be NULL, its SubjectPublicKeyInfo is the request's as received. */
+X509_REQ *csr_parse_key(const unsigned char *data, size_t len, EVP_PKEY **pub, struct err *e);
+
 #endif

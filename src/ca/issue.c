@@ -93,6 +93,7 @@ void issue_result_free(struct issue_result *r)
 {
     free(r->der);
     sk_X509_pop_free(r->chain, X509_free);
+    ca_runtime_release(r->ca);
     if (r->p12) {
         OPENSSL_cleanse(r->p12, r->p12_len);
         free(r->p12);
@@ -841,6 +842,7 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
             make_p12(key, cert, out->chain, r->p12_password, &out->p12, &out->p12_len) != 0)
             goto internal;
     }
+    out->ca = ca_runtime_ref(rt);
     out->der = der;
     out->der_len = dl;
     out->not_before = nb;

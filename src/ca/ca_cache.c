@@ -2,6 +2,7 @@
 
 #include "ca/issue.h"
 #include "util/timeutil.h"
+#include "x509/csr.h"
 
 #include <openssl/pem.h>
 #include <pthread.h>
@@ -19,13 +20,19 @@ struct ca_cache {
     struct entry *items;
     size_t n, cap;
     unsigned gen;
+    struct csr_keys *csr_keys; /* immutable after ca_cache_new */
 };
 
 struct ca_cache *ca_cache_new(void)
 {
     struct ca_cache *c = calloc(1, sizeof(*c));
-    if (c)
-        pthread_mutex_init(&c->mu, NULL);
+    if (!c)
+        return NULL;
+    if (!(c->csr_keys = csr_keys_new())) {
+        free(c);
+        return NULL;
+    }
+    pthread_mutex_init(&c->mu, NULL);
     return c;
 }
 
@@ -89,8 +96,14 @@ void ca_cache_free(struct ca_cache *c)
     for (size_t i = 0; i < c->n; i++)
         ca_runtime_release(c->items[i].rt);
     free(c->items);
+    csr_keys_free(c->csr_keys);
     pthread_mutex_destroy(&c->mu);
     free(c);
+}
+
+const struct csr_keys *ca_cache_csr_keys(const struct ca_cache *c)
+{
+    return c ? c->csr_keys : NULL;
 }
 
 bool ca_runtime_has_profile(const struct ca_runtime *rt, const char *pid)

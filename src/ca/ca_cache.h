@@ -40,5 +40,9 @@ void ca_runtime_release(struct ca_runtime *rt);
 struct ca_runtime *ca_runtime_ref(struct ca_runtime *rt);
 bool ca_runtime_has_profile(const struct ca_runtime *rt, const char *profile_id);
 void ca_cache_invalidate(const struct ca_env *env, const char *partition);
+/* The EC domain parameters CSR intake copies (x509/csr.h); NULL without a
+ * cache. */
+struct csr_keys;
+const struct csr_keys *ca_cache_csr_keys(const struct ca_cache *c);
 
 #endif

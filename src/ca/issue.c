@@ -506,7 +506,7 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
             err_set(e, 400, "invalid_field", "p12Password", "p12Password: only for server-side keys (keyType)");
             goto out;
         }
-        if (!(csr = csr_parse_key(r->csr, r->csr_len, &csr_pub, e)))
+        if (!(csr = csr_parse_key(r->csr, r->csr_len, ca_cache_csr_keys(env->cache), &csr_pub, e)))
             goto out;
         pub = csr_pub;
     } else if (r->key_type) {

@@ -197,9 +197,48 @@ static EVP_PKEY *key_fromdata(const char *type, const OSSL_PARAM *params)
     return pk;
 }
 
+static const char *const CURVES[] = {"P-256", "P-384", "P-521"};
+#define NCURVES (sizeof CURVES / sizeof *CURVES)
+
+struct csr_keys {
+    EVP_PKEY *params[NCURVES]; /* domain parameters only, as CURVES */
+};
+
+void csr_keys_free(struct csr_keys *k)
+{
+    for (size_t i = 0; k && i < NCURVES; i++)
+        EVP_PKEY_free(k->params[i]);
+    free(k);
+}
+
+struct csr_keys *csr_keys_new(void)
+{
+    struct csr_keys *k = calloc(1, sizeof(*k));
+    EVP_PKEY_CTX *ctx = NULL;
+    if (!k)
+        return NULL;
+    for (size_t i = 0; i < NCURVES; i++) {
+        OSSL_PARAM params[] = {
+            OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)CURVES[i], 0),
+            OSSL_PARAM_END,
+        };
+        if (!(ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL)) || EVP_PKEY_fromdata_init(ctx) != 1 ||
+            EVP_PKEY_fromdata(ctx, &k->params[i], EVP_PKEY_KEY_PARAMETERS, params) != 1)
+            goto fail;
+        EVP_PKEY_CTX_free(ctx);
+        ctx = NULL;
+    }
+    return k;
+fail:
+    EVP_PKEY_CTX_free(ctx);
+    csr_keys_free(k);
+    ERR_clear_error();
+    return NULL;
+}
+
 /* ECDSA on P-256/P-384/P-521 (named curve) or rsaEncryption (NULL or
  * absent parameters); NULL for anything else. */
-static EVP_PKEY *spki_key(const PKIAAS_CSR_SPKI *spki)
+static EVP_PKEY *spki_key(const PKIAAS_CSR_SPKI *spki, const struct csr_keys *keys)
 {
     const ASN1_OBJECT *aobj = NULL;
     int ptype = V_ASN1_UNDEF, blen = 0;
@@ -212,12 +251,19 @@ static EVP_PKEY *spki_key(const PKIAAS_CSR_SPKI *spki)
     int nid = OBJ_obj2nid(aobj);
     if (nid == NID_X9_62_id_ecPublicKey) {
         int cnid = ptype == V_ASN1_OBJECT ? OBJ_obj2nid(pval) : NID_undef;
-        const char *group = cnid == NID_X9_62_prime256v1 ? "P-256"
-                            : cnid == NID_secp384r1     ? "P-384"
-                            : cnid == NID_secp521r1     ? "P-521"
-                                                        : NULL;
-        if (!group)
+        int ci = cnid == NID_X9_62_prime256v1 ? 0 : cnid == NID_secp384r1 ? 1 : cnid == NID_secp521r1 ? 2 : -1;
+        if (ci < 0)
             return NULL;
+        const char *group = CURVES[ci];
+        if (keys) {
+            /* a copy of the curve's parameters plus the point (decoded and
+             * checked to be on the curve as by EVP_PKEY_fromdata) */
+            if (!(pk = EVP_PKEY_dup(keys->params[ci])) || EVP_PKEY_set1_encoded_public_key(pk, bits, (size_t)blen) != 1) {
+                EVP_PKEY_free(pk);
+                pk = NULL;
+            }
+            return pk;
+        }
         OSSL_PARAM params[] = {
             OSSL_PARAM_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)group, 0),
             OSSL_PARAM_octet_string(OSSL_PKEY_PARAM_PUB_KEY, (void *)bits, (size_t)blen),
@@ -293,7 +339,7 @@ fail:
 }
 
 /* The fast intake; NULL (and nothing set) when it does not accept. */
-static X509_REQ *csr_parse_fast(const unsigned char *der, size_t dlen, EVP_PKEY **pub)
+static X509_REQ *csr_parse_fast(const unsigned char *der, size_t dlen, const struct csr_keys *keys, EVP_PKEY **pub)
 {
     const unsigned char *p = der;
     PKIAAS_CSR *c = NULL;
@@ -310,7 +356,7 @@ static X509_REQ *csr_parse_fast(const unsigned char *der, size_t dlen, EVP_PKEY 
     if (OBJ_find_sigid_algs(OBJ_obj2nid(c->sig_alg->algorithm), &mdnid, &pknid) != 1 || mdnid == NID_undef ||
         mdnid == NID_md5 || mdnid == NID_md4 || mdnid == NID_md2)
         goto out;
-    if (!(pk = spki_key(c->info->pubkey)) ||
+    if (!(pk = spki_key(c->info->pubkey, keys)) ||
         ASN1_item_verify_ex(ASN1_ITEM_rptr(PKIAAS_CSR_INFO), c->sig_alg, c->signature, c->info, NULL, pk, NULL,
                             NULL) != 1 ||
         !(r = req_from(c)))
@@ -337,7 +383,8 @@ X509_REQ *csr_parse(const unsigned char *data, size_t len, struct err *e)
     return r;
 }
 
-X509_REQ *csr_parse_key(const unsigned char *data, size_t len, EVP_PKEY **pub, struct err *e)
+X509_REQ *csr_parse_key(const unsigned char *data, size_t len, const struct csr_keys *keys, EVP_PKEY **pub,
+                        struct err *e)
 {
     const unsigned char *der = NULL;
     unsigned char *owned = NULL;
@@ -346,7 +393,7 @@ X509_REQ *csr_parse_key(const unsigned char *data, size_t len, EVP_PKEY **pub, s
     *pub = NULL;
     if (csr_der(data, len, &der, &dlen, &owned, e) != 0)
         return NULL;
-    if (!(r = csr_parse_fast(der, dlen, pub)) && (r = csr_parse_der(der, dlen, e))) {
+    if (!(r = csr_parse_fast(der, dlen, keys, pub)) && (r = csr_parse_der(der, dlen, e))) {
         EVP_PKEY *pk = X509_REQ_get0_pubkey(r);
         if (!pk || EVP_PKEY_up_ref(pk) != 1) {
             err_set(e, 500, "internal", "", "out of memory");

@@ -2,6 +2,7 @@
 #include "api/api_json.h"
 
 #include "authz/authz.h"
+#include "ca/ca_cache.h"
 #include "ca/issue.h"
 #include "ca/ocsp.h"
 #include "crypto/keyspec.h"
@@ -91,7 +92,8 @@ void api_cert_issue(struct http_req *req, struct http_resp *resp)
     }
     json_t *chain = json_array();
     for (int i = 0; i < sk_X509_num(res.chain); i++)
-        json_array_append_new(chain, jtake(pem_x509(sk_X509_value(res.chain, i))));
+        json_array_append_new(chain, res.ca && res.ca->chain_pem ? json_string(res.ca->chain_pem[i])
+                                                                 : jtake(pem_x509(sk_X509_value(res.chain, i))));
     json_t *o = json_pack("{s:s,s:s,s:o,s:o,s:o,s:o,s:b}", "serialNumber", res.serial, "status", "issued",
                           "certificate", jtake(pem_der("CERTIFICATE", res.der, res.der_len)), "chain", chain,
                           "notBefore", jtime(res.not_before), "notAfter", jtime(res.not_after), "validityCapped",

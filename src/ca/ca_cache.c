@@ -3,7 +3,9 @@
 #include "ca/issue.h"
 #include "util/log.h"
 #include "util/timeutil.h"
+#include "x509/csr.h"
 
+#include <openssl/pem.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,13 +21,19 @@ struct ca_cache {
     struct entry *items;
     size_t n, cap;
     unsigned gen;
+    struct csr_keys *csr_keys; /* immutable after ca_cache_new */
 };
 
 struct ca_cache *ca_cache_new(void)
 {
     struct ca_cache *c = calloc(1, sizeof(*c));
-    if (c)
-        pthread_mutex_init(&c->mu, NULL);
+    if (!c)
+        return NULL;
+    if (!(c->csr_keys = csr_keys_new())) {
+        free(c);
+        return NULL;
+    }
+    pthread_mutex_init(&c->mu, NULL);
     return c;
 }
 
@@ -33,10 +41,47 @@ static void rt_free(struct ca_runtime *rt)
 {
     ca_rec_free(&rt->rec);
     X509_free(rt->cert);
+    for (int i = 0; rt->chain_pem && i < sk_X509_num(rt->chain); i++)
+        free(rt->chain_pem[i]);
+    free(rt->chain_pem);
     sk_X509_pop_free(rt->chain, X509_free);
     signer_free(rt->signer);
     store_free_ids(rt->profiles, rt->nprofiles);
     free(rt);
+}
+
+struct ca_runtime *ca_runtime_ref(struct ca_runtime *rt)
+{
+    atomic_fetch_add(&rt->refs, 1);
+    return rt;
+}
+
+/* The chain in PEM (one string per certificate, as PEM_write_bio_X509
+ * writes it): every issuance response carries it. */
+static char **chain_pem(STACK_OF(X509) *chain)
+{
+    int n = sk_X509_num(chain);
+    char **v = n > 0 ? calloc((size_t)n, sizeof(*v)) : NULL;
+    BIO *b = NULL;
+    if (!v || !(b = BIO_new(BIO_s_mem())))
+        goto fail;
+    for (int i = 0; i < n; i++) {
+        char *p = NULL;
+        long len;
+        if (BIO_reset(b) != 1 || PEM_write_bio_X509(b, sk_X509_value(chain, i)) != 1 ||
+            (len = BIO_get_mem_data(b, &p)) < 0 || !(v[i] = malloc((size_t)len + 1)))
+            goto fail;
+        memcpy(v[i], p, (size_t)len);
+        v[i][len] = 0;
+    }
+    BIO_free(b);
+    return v;
+fail:
+    for (int i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+    BIO_free(b);
+    return NULL;
 }
 
 void ca_runtime_release(struct ca_runtime *rt)
@@ -52,8 +97,14 @@ void ca_cache_free(struct ca_cache *c)
     for (size_t i = 0; i < c->n; i++)
         ca_runtime_release(c->items[i].rt);
     free(c->items);
+    csr_keys_free(c->csr_keys);
     pthread_mutex_destroy(&c->mu);
     free(c);
+}
+
+const struct csr_keys *ca_cache_csr_keys(const struct ca_cache *c)
+{
+    return c ? c->csr_keys : NULL;
 }
 
 bool ca_runtime_has_profile(const struct ca_runtime *rt, const char *pid)
@@ -80,7 +131,8 @@ static struct ca_runtime *load(const struct ca_env *env, const char *partition, 
     if (s != STORE_OK)
         goto unavailable;
     if (rt->rec.cert_der) {
-        if (!(rt->cert = ca_cert(&rt->rec)) || !(rt->chain = ca_chain(env, &rt->rec)))
+        if (!(rt->cert = ca_cert(&rt->rec)) || !(rt->chain = ca_chain(env, &rt->rec)) ||
+            !(rt->chain_pem = chain_pem(rt->chain)))
             goto internal;
         if (rt->rec.key_blob && !(rt->signer = ca_signer(env, &rt->rec)))
             goto internal;

@@ -23,6 +23,7 @@ struct ca_runtime {
     struct ca_rec rec;     /* key_blob removed */
     X509 *cert;
     STACK_OF(X509) *chain; /* this CA first, up to the root */
+    char **chain_pem;      /* the same certificates in PEM, encoded once */
     struct signer *signer; /* NULL for external / pending CAs */
     char **profiles;
     size_t nprofiles;
@@ -38,7 +39,13 @@ void ca_cache_free(struct ca_cache *c);
 /* A live (active or pending, not deleted) CA, or NULL with a 404/503 in e. */
 struct ca_runtime *ca_runtime_get(const struct ca_env *env, const char *partition, const char *id, struct err *e);
 void ca_runtime_release(struct ca_runtime *rt);
+/* Another reference to an entry the caller holds. */
+struct ca_runtime *ca_runtime_ref(struct ca_runtime *rt);
 bool ca_runtime_has_profile(const struct ca_runtime *rt, const char *profile_id);
 void ca_cache_invalidate(const struct ca_env *env, const char *partition);
+/* The EC domain parameters CSR intake copies (x509/csr.h); NULL without a
+ * cache. */
+struct csr_keys;
+const struct csr_keys *ca_cache_csr_keys(const struct ca_cache *c);
 
 #endif

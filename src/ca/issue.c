@@ -93,6 +93,7 @@ void issue_result_free(struct issue_result *r)
 {
     free(r->der);
     sk_X509_pop_free(r->chain, X509_free);
+    ca_runtime_release(r->ca);
     if (r->p12) {
         OPENSSL_cleanse(r->p12, r->p12_len);
         free(r->p12);
@@ -445,6 +446,7 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
     const struct ca_rec *cap = NULL;
     const struct profile *p = NULL;
     X509_REQ *csr = NULL;
+    EVP_PKEY *csr_pub = NULL; /* the CSR's subject key */
     EVP_PKEY *key = NULL; /* server-side key */
     EVP_PKEY *pub = NULL; /* borrowed */
     X509_NAME *subject = NULL;
@@ -504,9 +506,9 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
             err_set(e, 400, "invalid_field", "p12Password", "p12Password: only for server-side keys (keyType)");
             goto out;
         }
-        if (!(csr = csr_parse(r->csr, r->csr_len, e)))
+        if (!(csr = csr_parse_key(r->csr, r->csr_len, ca_cache_csr_keys(env->cache), &csr_pub, e)))
             goto out;
-        pub = X509_REQ_get0_pubkey(csr);
+        pub = csr_pub;
     } else if (r->key_type) {
         if (strcmp(cap->type, "root") == 0) {
             err_set(e, 400, "invalid_field", "keyType", "keyType: root CAs cannot issue PKCS#12");
@@ -840,6 +842,7 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
             make_p12(key, cert, out->chain, r->p12_password, &out->p12, &out->p12_len) != 0)
             goto internal;
     }
+    out->ca = ca_runtime_ref(rt);
     out->der = der;
     out->der_len = dl;
     out->not_before = nb;
@@ -863,6 +866,7 @@ out:
     ca_runtime_release(rt);
     profile_release(p);
     X509_REQ_free(csr);
+    EVP_PKEY_free(csr_pub);
     EVP_PKEY_free(key);
     X509_NAME_free(subject);
     GENERAL_NAMES_free(sans);

@@ -17,6 +17,8 @@
 #include "util/limits.h"
 #include "ca/profile.h"
 
+struct ca_runtime;
+
 #include <jansson.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
@@ -57,6 +59,8 @@ struct issue_result {
     size_t der_len;
     int64_t not_before, not_after;
     STACK_OF(X509) *chain;      /* issuing CA first, up to the root */
+    struct ca_runtime *ca;      /* the issuing CA's cache entry (held): its
+                                 * chain_pem is `chain` in PEM */
     char serial[48];
     bool capped;                /* validity was cut at the CA's notAfter */
     unsigned char *p12;

@@ -16,4 +16,20 @@
 
 X509_REQ *csr_parse(const unsigned char *data, size_t len, struct err *e);
 
+/* Domain parameters of P-256, P-384 and P-521, built once: a request's EC
+ * key is then a copy of them plus its point, instead of a curve built from
+ * its name for every request. Immutable after csr_keys_new (shared between
+ * threads); NULL from csr_keys_new when out of memory. */
+struct csr_keys;
+struct csr_keys *csr_keys_new(void);
+void csr_keys_free(struct csr_keys *k);
+
+/* The same, faster (no decoder framework for the usual RSA and ECDSA keys),
+ * accepting and refusing exactly what csr_parse does. `keys` is optional.
+ * The subject key goes to *pub (the caller's reference):
+ * X509_REQ_get0_pubkey() on the result may be NULL, its
+ * SubjectPublicKeyInfo is the request's as received. */
+X509_REQ *csr_parse_key(const unsigned char *data, size_t len, const struct csr_keys *keys, EVP_PKEY **pub,
+                        struct err *e);
+
 #endif

@@ -1896,24 +1896,50 @@ static int quota_take(struct sq *q, const char *partition)
     return rc;
 }
 
+/* The group commit's transaction control, as cached statements (compiled
+ * once instead of by sqlite3_exec for every batch and every job, inside the
+ * store lock). prep() caches by address: these are the only copies. */
+static const char SQL_GC_BEGIN[] = "BEGIN IMMEDIATE";
+static const char SQL_GC_COMMIT[] = "COMMIT";
+static const char SQL_GC_SAVEPOINT[] = "SAVEPOINT job";
+static const char SQL_GC_ROLLBACK_TO[] = "ROLLBACK TO job";
+static const char SQL_GC_RELEASE[] = "RELEASE job";
+
+/* Runs a cached statement without result rows: 0, or -1 (logged). */
+static int run_cached(struct sq *q, const char *sql)
+{
+    sqlite3_stmt *st = prep(q, sql);
+    int rc = st ? sqlite3_step(st) : SQLITE_ERROR;
+    if (st)
+        sqlite3_reset(st);
+    if (rc != SQLITE_DONE) {
+        fprintf(stderr, "{\"level\":\"error\",\"msg\":\"sqlite: %s: %s\"}\n", sql, sqlite3_errmsg(q->db));
+        return -1;
+    }
+    return 0;
+}
+
 static void gc_run_batch(struct sq *q, struct gc_job *batch)
 {
     pthread_mutex_lock(&q->mu);
-    int began = begin(q->db) == 0;
+    int began = run_cached(q, SQL_GC_BEGIN) == 0;
     for (struct gc_job *j = batch; j; j = j->next) {
         if (!began) {
             j->rc = STORE_EIO;
             continue;
         }
-        exec(q->db, "SAVEPOINT job");
+        if (run_cached(q, SQL_GC_SAVEPOINT) != 0) {
+            j->rc = STORE_EIO;
+            continue;
+        }
         if ((j->count_quota && (j->rc = quota_take(q, j->c->partition_id)) != STORE_OK) ||
             (j->rc = cert_insert_locked(q, j->c)) != STORE_OK ||
             (j->rc = audit_append(q, j->c->partition_id, j->a)) != STORE_OK) {
-            sqlite3_exec(q->db, "ROLLBACK TO job", NULL, NULL, NULL);
+            run_cached(q, SQL_GC_ROLLBACK_TO);
         }
-        sqlite3_exec(q->db, "RELEASE job", NULL, NULL, NULL);
+        run_cached(q, SQL_GC_RELEASE);
     }
-    if (began && commit(q->db) != 0) {
+    if (began && run_cached(q, SQL_GC_COMMIT) != 0) {
         rollback(q->db);
         for (struct gc_job *j = batch; j; j = j->next)
             j->rc = STORE_EIO;

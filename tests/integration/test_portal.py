@@ -128,7 +128,8 @@ def test_portal_browser_flows(fresh_daemon, tmp_path):
         "auditorEmail": "auditor@e2e.example", "externalRoot": _external_root(tmp_path),
         "serviceCa": str(d.service_ca), "scepclient": shutil.which("scepclient"),
     }
-    cp = subprocess.run([str(PKIASD), "supervisor-token", "--data-dir", str(d.data_dir)], capture_output=True,
+    cp = subprocess.run([str(PKIASD), "supervisor-token", "--data-dir", str(d.data_dir), *d.store_args()],
+                        capture_output=True,
                         text=True, timeout=60, env=clean_env())
     assert cp.returncode == 0, cp.stderr
     cfg["supervisorToken"] = json.loads(cp.stdout)["supervisorToken"]

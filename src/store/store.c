@@ -196,3 +196,25 @@ void obj_list_free(struct obj_rec *items, size_t n)
         obj_rec_free(&items[i]);
     free(items);
 }
+
+char *store_like_pattern(const char *text, bool *ok)
+{
+    *ok = true;
+    if (!text)
+        return NULL;
+    size_t n = strlen(text);
+    char *out = malloc(2 * n + 3), *w = out;
+    if (!out) {
+        *ok = false;
+        return NULL;
+    }
+    *w++ = '%';
+    for (const char *p = text; *p; p++) {
+        if (*p == '%' || *p == '_' || *p == '\\')
+            *w++ = '\\';
+        *w++ = *p;
+    }
+    *w++ = '%';
+    *w = 0;
+    return out;
+}

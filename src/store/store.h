@@ -474,5 +474,9 @@ int store_epoch_bump(struct store *s, const char *partition, int64_t ca_pk);
 int64_t store_epoch(struct store *s, const char *partition, int64_t ca_pk);
 void store_close(struct store *s);
 void store_free_ids(char **ids, size_t n);
+/* For the backends: "%text%" for LIKE ... ESCAPE '\' in which the user's
+ * own %, _ and \ match literally (malloc'd). NULL text gives NULL (no
+ * filter); *ok is false when out of memory. */
+char *store_like_pattern(const char *text, bool *ok);
 
 #endif

@@ -361,30 +361,6 @@ static unsigned char *gblob(const PGresult *r, int row, int col, size_t *len)
     return d;
 }
 
-/* "%text%" for LIKE ... ESCAPE '\': the user's own %, _ and \ match
- * literally. NULL text gives NULL (no filter); *ok is false on OOM. */
-static char *like_pattern(const char *text, bool *ok)
-{
-    *ok = true;
-    if (!text)
-        return NULL;
-    size_t n = strlen(text);
-    char *out = malloc(2 * n + 3), *w = out;
-    if (!out) {
-        *ok = false;
-        return NULL;
-    }
-    *w++ = '%';
-    for (const char *p = text; *p; p++) {
-        if (*p == '%' || *p == '_' || *p == '\\')
-            *w++ = '\\';
-        *w++ = *p;
-    }
-    *w++ = '%';
-    *w = 0;
-    return out;
-}
-
 /* A single-row read: STORE_ENOTFOUND when the query returned no row. Takes
  * the result by address: q() fills it while the arguments are evaluated. */
 static int one(int rc, PGresult *const *r)
@@ -1124,7 +1100,7 @@ static int pg_subscription_list(struct store *s, const char *search, struct subs
     struct pgc *c = NULL;
     int rc = STORE_EIO;
     bool ok;
-    char *like = like_pattern(search, &ok);
+    char *like = store_like_pattern(search, &ok);
     *n = 0;
     if (!ok)
         return STORE_EIO;
@@ -1799,7 +1775,7 @@ static int pg_cert_list(struct store *s, const char *partition, int64_t issuer_c
     struct pgc *c = NULL;
     int rc = STORE_EIO;
     bool ok;
-    char *like = like_pattern(qy->text, &ok);
+    char *like = store_like_pattern(qy->text, &ok);
     memset(out, 0, sizeof(*out));
     if (!ok)
         return STORE_EIO;

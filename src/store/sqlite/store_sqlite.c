@@ -156,30 +156,6 @@ static unsigned char *col_blob(sqlite3_stmt *st, int i, size_t *len)
     return d;
 }
 
-/* "%text%" for LIKE ... ESCAPE '\': the user's own %, _ and \ match
- * literally. NULL text gives NULL (no filter); *ok is false on OOM. */
-static char *like_pattern(const char *text, bool *ok)
-{
-    *ok = true;
-    if (!text)
-        return NULL;
-    size_t n = strlen(text);
-    char *out = malloc(2 * n + 3), *w = out;
-    if (!out) {
-        *ok = false;
-        return NULL;
-    }
-    *w++ = '%';
-    for (const char *r = text; *r; r++) {
-        if (*r == '%' || *r == '_' || *r == '\\')
-            *w++ = '\\';
-        *w++ = *r;
-    }
-    *w++ = '%';
-    *w = 0;
-    return out;
-}
-
 static int bind_text(sqlite3_stmt *st, int i, const char *s)
 {
     return s ? sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
@@ -1107,7 +1083,7 @@ static int sq_subscription_list(struct store *s, const char *search, struct subs
     char *like = NULL;
     *n = 0;
     bool ok;
-    if (!(like = like_pattern(search, &ok)) && !ok)
+    if (!(like = store_like_pattern(search, &ok)) && !ok)
         return STORE_EIO;
     pthread_mutex_lock(&q->mu);
     sqlite3_stmt *st = prep(q, "SELECT s.id, s.status, coalesce(s.region,''), coalesce(p.id,''), coalesce(p.label,''),"
@@ -2015,12 +1991,12 @@ static int sq_cert_list(struct store *s, const char *partition, int64_t issuer_c
     char *like = NULL;
     memset(out, 0, sizeof(*out));
     bool ok;
-    if (!(like = like_pattern(qy->text, &ok)) && !ok)
+    if (!(like = store_like_pattern(qy->text, &ok)) && !ok)
         return STORE_EIO;
     pthread_mutex_lock(&q->mu);
     /* Each optional filter is "(?N IS NULL OR ...)" so one statement
      * serves every combination. LIKE wildcards in the user's text match
-     * literally (like_pattern). */
+     * literally (store_like_pattern). */
     sqlite3_stmt *st = prep(q,
                             "SELECT " CERT_COLS " FROM certificate WHERE partition_id=?1 AND issuer_ca_pk=?2"
                             " AND (?3 IS NULL OR status=?3) AND (?4 IS NULL OR profile_id=?4)"

@@ -245,8 +245,9 @@ out:
 
 int crl_shard_of(const unsigned char *serial, size_t len, int shards)
 {
+    /* the last 32 bits: the serial's random part (x509_serial_new) */
     uint32_t v = 0;
-    for (size_t i = 0; i < len && i < 4; i++)
+    for (size_t i = len >= 4 ? len - 4 : 0; i < len; i++)
         v = v << 8 | serial[i];
     return shards > 1 ? (int)(v % (uint32_t)shards) : -1;
 }

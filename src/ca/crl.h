@@ -44,8 +44,8 @@ int crl_encode_entry(const struct revoked_entry *re, struct buf *out);
  * a partitioned CA: then with a critical issuingDistributionPoint naming the
  * shard's URL and onlyContainsUserCerts); returns it (caller releases). */
 struct crl_blob *crl_generate(const struct ca_env *env, const struct ca_rec *ca, int shard, struct err *e);
-/* Shard of a certificate serial (hex) for a CA with `shards` partitions:
- * the first 32 bits of the serial modulo shards. */
+/* Shard of a certificate serial (bytes) for a CA with `shards` partitions:
+ * the last 32 bits of the serial (its random part) modulo shards. */
 int crl_shard_of(const unsigned char *serial, size_t len, int shards);
 
 struct crl_cache;

@@ -3,9 +3,11 @@
 #include "util/codec.h"
 
 #include <openssl/evp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 int x509_ski_compute(EVP_PKEY *pk, unsigned char out[SKI_LEN])
 {
@@ -51,11 +53,14 @@ int x509_ski_compute_spki(const unsigned char *spki, size_t len, unsigned char o
 
 int x509_serial_new(unsigned char out[SERIAL_LEN])
 {
-    if (random_bytes(out, SERIAL_LEN) != 0)
+    struct timespec ts;
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0 || ts.tv_sec < 0)
         return -1;
-    out[0] &= 0x7f; /* positive (RFC 5280 4.1.2.2) */
-    out[0] |= 0x01; /* non-zero leading byte: fixed 16-byte encoding */
-    return 0;
+    uint64_t ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    out[0] = 0x40; /* positive (RFC 5280 4.1.2.2), non-zero: fixed 16-byte encoding */
+    for (int i = 6; i >= 1; i--, ms >>= 8)
+        out[i] = (unsigned char)(ms & 0xff);
+    return random_bytes(out + 7, SERIAL_LEN - 7);
 }
 
 int ext_push(STACK_OF(X509_EXTENSION) *sk, X509_EXTENSION *x)

@@ -532,6 +532,68 @@ static void test_concurrent_writers(void **state)
     assert_int_equal(vr.records, 1 + 1 + THREADS * PER_THREAD); /* bootstrap, CA, certificates */
 }
 
+/* A batch that mixes good and failing inserts (a serial taken twice): every
+ * job gets its own answer, the good ones are committed with their audit
+ * records and the failing ones leave nothing behind. */
+struct mixed {
+    int64_t ca;
+    int index;
+    int ok, dup_refused, wrong;
+};
+
+static void *mixed_writer(void *arg)
+{
+    struct mixed *m = arg;
+    struct audit_rec a = {"token:t", "cert.issue", "cert", NULL, NULL, NULL};
+    for (int i = 0; i < 60; i++) {
+        char serial[32];
+        bool dup = i % 3 == 0; /* "0dup" exists already */
+        snprintf(serial, sizeof serial, dup ? "0dup" : "%02x%04x", m->index, i);
+        struct cert_rec c = cert_of("conf-m", m->ca, serial, "CN=mixed");
+        int rc = OPS->cert_insert(S, &c, true, &a);
+        if (rc == STORE_OK && !dup)
+            m->ok++;
+        else if (rc != STORE_OK && dup)
+            m->dup_refused++;
+        else
+            m->wrong++;
+    }
+    return NULL;
+}
+
+static void test_concurrent_mixed_batches(void **state)
+{
+    (void)state;
+    int rc;
+    make_partition("conf-m", 10000, 5);
+    int64_t ca = make_ca("conf-m", "mixed", NULL, &rc);
+    assert_int_equal(rc, STORE_OK);
+    struct cert_rec first = cert_of("conf-m", ca, "0dup", "CN=first");
+    struct audit_rec a = {"token:t", "cert.issue", "cert", NULL, NULL, NULL};
+    assert_int_equal(OPS->cert_insert(S, &first, true, &a), STORE_OK);
+    struct mixed m[THREADS];
+    pthread_t th[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        memset(&m[i], 0, sizeof m[i]);
+        m[i].ca = ca;
+        m[i].index = i;
+        assert_int_equal(pthread_create(&th[i], NULL, mixed_writer, &m[i]), 0);
+    }
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(m[i].wrong, 0);
+        assert_int_equal(m[i].ok, 40);
+        assert_int_equal(m[i].dup_refused, 20);
+    }
+    struct inventory inv;
+    assert_int_equal(OPS->inventory(S, "conf-m", &inv), STORE_OK);
+    assert_int_equal(inv.certs_issued, 1 + THREADS * 40); /* refused jobs took no quota */
+    struct audit_verify_result vr;
+    assert_int_equal(audit_verify(S, "conf-m", &vr), 0);
+    assert_true(vr.ok);
+    assert_int_equal(vr.records, 1 + 1 + 1 + THREADS * 40); /* bootstrap, CA, first, the good ones */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -543,6 +605,7 @@ int main(void)
         cmocka_unit_test(test_rate_and_lease),
         cmocka_unit_test(test_users_sessions),
         cmocka_unit_test(test_concurrent_writers),
+        cmocka_unit_test(test_concurrent_mixed_batches),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

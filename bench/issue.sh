@@ -69,3 +69,22 @@ echo "bench/issue (${DURATION}s each, wrk -t2 -c$CONNS, durable commits; $SQ_ISS
 echo "                       pkiaas/SQLite   pkiaas/PostgreSQL   cfssl serve   SQLite:cfssl"
 printf "  P-256 issuing CA:    %10.0f/s   %14.0f/s   %9.0f/s   %s\n" "$SQ_EC" "$PG_EC" "$CF_EC" "$(ratio "$SQ_EC" "$CF_EC")"
 printf "  RSA-2048 issuing CA: %10.0f/s   %14.0f/s   %9.0f/s   %s\n" "$SQ_RSA" "$PG_RSA" "$CF_RSA" "$(ratio "$SQ_RSA" "$CF_RSA")"
+
+# The crypto ceiling of this machine, measured in the same run: every
+# certificate costs one ECDSA P-256 verification (the CSR's proof of
+# possession) and one signature by the CA key. With both cores doing nothing
+# else (no HTTP, no JSON, no store, no load generator), certificates/s can
+# be at most 1 / (1/signs + 1/verifies) at `openssl speed -multi 2` rates.
+SPEED=$(openssl speed -mr -multi 2 -seconds "${SPEED_SECONDS:-3}" ecdsap256 rsa2048 2>/dev/null | grep -E '^\+F[24]:')
+/usr/bin/python3 - "$SPEED" "$SQ_EC" "$SQ_RSA" "$CF_EC" "$CF_RSA" <<'PY'
+import sys
+rows = {l.split(":")[0]: l.split(":") for l in sys.argv[1].split()}
+rsa_sign = float(rows["+F2"][3]); ec_sign, ec_verify = float(rows["+F4"][3]), float(rows["+F4"][4])
+sq_ec, sq_rsa, cf_ec, cf_rsa = map(float, sys.argv[2:6])
+ceil_ec = 1 / (1 / ec_sign + 1 / ec_verify)
+ceil_rsa = 1 / (1 / rsa_sign + 1 / ec_verify)
+print(f"crypto ceiling on this machine (openssl speed -multi 2: P-256 sign {ec_sign:,.0f}/s, verify {ec_verify:,.0f}/s; "
+      f"RSA-2048 sign {rsa_sign:,.0f}/s)")
+print(f"  P-256 issuing CA:    {ceil_ec:8,.0f}/s   pkiaas {sq_ec / ceil_ec:5.1%} of it, cfssl {cf_ec / ceil_ec:5.1%}")
+print(f"  RSA-2048 issuing CA: {ceil_rsa:8,.0f}/s   pkiaas {sq_rsa / ceil_rsa:5.1%} of it, cfssl {cf_rsa / ceil_rsa:5.1%}")
+PY

@@ -1,5 +1,6 @@
 #include "http/http.h"
 #include "util/json_util.h"
+#include "util/jsonw.h"
 #include "util/utf8.h"
 
 #include <stdarg.h>
@@ -30,13 +31,16 @@ void resp_bytes(struct http_resp *r, int status, const char *ctype, const void *
 
 void resp_json(struct http_resp *r, int status, json_t *j)
 {
-    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    size_t n = 0;
+    char *s = j ? jsonw_compact(j, &n) : NULL;
+    if (!s && j && (s = json_dumps(j, JSON_COMPACT))) /* what jsonw leaves to jansson */
+        n = strlen(s);
     json_decref(j);
     if (!s) {
         resp_take(r, 500, "application/json", (unsigned char *)strdup("{\"error\":{\"code\":\"internal\"}}"), 29);
         return;
     }
-    resp_take(r, status, "application/json", (unsigned char *)s, strlen(s));
+    resp_take(r, status, "application/json", (unsigned char *)s, n);
 }
 
 void resp_error(struct http_resp *r, int status, const char *code, const char *field, const char *fmt, ...)

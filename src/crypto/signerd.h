@@ -22,7 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define SIGNERD_CHANNELS 4
+#define SIGNERD_CHANNELS 8
 #define SIGNERD_MSG_MAX (32 * 1024) /* a request or reply never exceeds this */
 
 struct signerd;

@@ -22,9 +22,13 @@ struct gc_job {
     bool count_quota;
     const struct audit_rec *a;
     int rc;
-    bool done;
     struct gc_job *next;
-    pthread_cond_t cv; /* its owner waits here (under gc_mu) */
+    /* Its owner waits on cv under m (not under gc_mu, so a leader waking a
+     * whole batch does not make each woken thread queue for gc_mu). */
+    pthread_mutex_t m;
+    pthread_cond_t cv;
+    bool done; /* committed (or failed): rc is final; under m */
+    bool lead; /* asked to lead the next batch; under m */
 };
 
 #define STMT_CACHE 128
@@ -1938,40 +1942,65 @@ unlock:
     pthread_mutex_unlock(&q->mu);
 }
 
+/* Wakes a waiting job's owner: done (the job is final) or lead. The owner
+ * may return as soon as m is released with done set, so the caller must not
+ * touch the job after this when `done`. */
+static void gc_wake(struct gc_job *j, bool done)
+{
+    pthread_mutex_lock(&j->m);
+    if (done)
+        j->done = true;
+    else
+        j->lead = true;
+    pthread_cond_signal(&j->cv);
+    pthread_mutex_unlock(&j->m);
+}
+
 static int sq_cert_insert(struct store *s, struct cert_rec *c, bool count_quota, const struct audit_rec *a)
 {
     struct sq *q = SQ(s);
-    struct gc_job job = {c, count_quota, a, STORE_EIO, false, NULL, PTHREAD_COND_INITIALIZER};
+    struct gc_job job = {.c = c, .count_quota = count_quota, .a = a, .rc = STORE_EIO};
+    pthread_mutex_init(&job.m, NULL);
+    pthread_cond_init(&job.cv, NULL);
     pthread_mutex_lock(&q->gc_mu);
     *q->gc_tail = &job;
     q->gc_tail = &job.next;
-    while (!job.done) {
-        if (q->gc_leader) {
-            /* Woken only by the leader: when this job is committed, or to
-             * lead the next batch (no broadcast, so no thundering herd). */
-            pthread_cond_wait(&job.cv, &q->gc_mu);
-            continue;
-        }
-        /* Become the leader: commit everything queued so far. */
-        q->gc_leader = true;
-        struct gc_job *batch = q->gc_head;
-        q->gc_head = NULL;
-        q->gc_tail = &q->gc_head;
+    while (q->gc_leader) {
+        /* Wait for the leader: it wakes this job when the job is committed,
+         * or, as the first job queued behind its batch, to lead the next. */
         pthread_mutex_unlock(&q->gc_mu);
-        gc_run_batch(q, batch);
-        pthread_mutex_lock(&q->gc_mu);
-        for (struct gc_job *j = batch, *n; j; j = n) {
-            n = j->next; /* read before `done`: the owner may return at once */
-            j->done = true;
-            if (j != &job)
-                pthread_cond_signal(&j->cv); /* under gc_mu: the owner cannot have returned yet */
-        }
-        q->gc_leader = false;
-        if (q->gc_head) /* the first of the jobs queued meanwhile leads next */
-            pthread_cond_signal(&q->gc_head->cv);
+        pthread_mutex_lock(&job.m);
+        while (!job.done && !job.lead)
+            pthread_cond_wait(&job.cv, &job.m);
+        bool done = job.done;
+        job.lead = false;
+        pthread_mutex_unlock(&job.m);
+        if (done)
+            goto out;
+        pthread_mutex_lock(&q->gc_mu); /* asked to lead: unless someone already does */
     }
+    /* Lead: commit everything queued so far (this job included). */
+    q->gc_leader = true;
+    struct gc_job *batch = q->gc_head;
+    q->gc_head = NULL;
+    q->gc_tail = &q->gc_head;
     pthread_mutex_unlock(&q->gc_mu);
+    gc_run_batch(q, batch);
+    for (struct gc_job *j = batch, *n; j; j = n) {
+        n = j->next; /* read first: the owner may return once woken */
+        if (j != &job)
+            gc_wake(j, true);
+    }
+    pthread_mutex_lock(&q->gc_mu);
+    q->gc_leader = false;
+    /* The first job queued meanwhile leads next. Under gc_mu: nobody else
+     * can take it into a batch (and finish it) while it is being woken. */
+    if (q->gc_head)
+        gc_wake(q->gc_head, false);
+    pthread_mutex_unlock(&q->gc_mu);
+out:
     pthread_cond_destroy(&job.cv);
+    pthread_mutex_destroy(&job.m);
     return job.rc;
 }
 

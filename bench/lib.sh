@@ -21,6 +21,7 @@ free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("12
 start_pg() { # DBNAME
   if [ -z "$PG_DIR" ]; then
     PG_DIR="$WORK/pg"
+    chmod 711 "$WORK" # mktemp made it 0700: the postgres user must pass through it
     PG_URL=$("$REPO/scripts/pg-cluster.sh" start "$PG_DIR")
   fi
   psql -X -q -d "$PG_URL" -c "CREATE DATABASE \"$1\"" >/dev/null

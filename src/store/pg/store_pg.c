@@ -402,15 +402,6 @@ static int audit_add(struct pgc *c, const char *partition, const struct audit_re
            "VALUES($1::text,$2::bigint,$3::text,$4::text,$5::text,$6::text,$7::text,$8::text,$9::text,$10::text)",
            "tlttttttt" "t", part, at, a->actor ? a->actor : "", a->ip ? a->ip : "", a->action ? a->action : "",
            a->target ? a->target : "", result, a->detail, prev, h);
-    if (rc != STORE_OK)
-        goto out;
-    /* Enrollment/management events mirror the audit entry for the partition
-     * views (browsing events); they are not chained. */
-    rc = q(c, NULL, NULL,
-           "INSERT INTO event(partition_id,at,actor,action,target,detail) "
-           "VALUES($1::text,$2::bigint,$3::text,$4::text,$5::text,$6::text)",
-           "tltttt", part, at / 1000, a->actor ? a->actor : "", a->action ? a->action : "",
-           a->target ? a->target : "", a->detail);
 out:
     PQclear(r);
     free(h);

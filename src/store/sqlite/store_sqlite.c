@@ -225,23 +225,6 @@ static int audit_append(struct sq *q, const char *partition, const struct audit_
     bind_text(st, 10, h);
     rc = step_done(st);
     release(st);
-    if (rc != STORE_OK)
-        goto out;
-    /* Enrollment/management events mirror the audit entry for the partition
-     * views (browsing events); they are not chained. */
-    st = prep(q, "INSERT INTO event(partition_id,at,actor,action,target,detail) VALUES(?,?,?,?,?,?)");
-    if (!st) {
-        rc = STORE_EIO;
-        goto out;
-    }
-    bind_text(st, 1, part);
-    sqlite3_bind_int64(st, 2, at / 1000);
-    bind_text(st, 3, a->actor ? a->actor : "");
-    bind_text(st, 4, a->action ? a->action : "");
-    bind_text(st, 5, a->target ? a->target : "");
-    bind_text(st, 6, a->detail);
-    rc = step_done(st);
-    release(st);
 out:
     free(h);
     return rc;

@@ -98,7 +98,8 @@ char *jsonw_compact(const json_t *j, size_t *len)
 {
     struct buf b;
     buf_init(&b, 0);
-    if (!j || (!json_is_object(j) && !json_is_array(j)) || put(&b, j, 1) != 0) {
+    /* an issued certificate's reply is ~4-5 KB: one allocation, no regrowth */
+    if (buf_reserve(&b, 8192) != 0 || !j || (!json_is_object(j) && !json_is_array(j)) || put(&b, j, 1) != 0) {
         buf_free(&b);
         return NULL;
     }

@@ -1,11 +1,14 @@
 #include "store/pg/store_pg.h"
 
 #include "audit/audit.h"
+#include "store/group_commit.h"
 #include "store/migrations.h"
+#include "util/buf.h"
 #include "util/log.h"
 #include "util/timeutil.h"
 
 #include <libpq-fe.h>
+#include <limits.h>
 #include <openssl/rand.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -21,12 +24,17 @@
  *  - cRLNumber: UPDATE ... RETURNING on the CA row (row lock);
  *  - quotas: the subscription row is locked before it is checked;
  *  - audit chain: appends take pg_advisory_xact_lock(partition), so the
- *    read of the head and the insert of the next link are serialised;
+ *    read of the head and the insert of the next link are serialised (a
+ *    group commit batch reads each head once, under that lock, and links
+ *    its records in memory);
  *  - rate limits and job leases: rows of rate_bucket / job_lease. */
 
 #define POOL_SIZE 10
 #define STMT_CACHE 128
 #define MAX_PARAMS 20
+/* Rows per multi-row INSERT of the group commit (14 parameters each: well
+ * below the protocol's 65535). */
+#define GC_ROWS 256
 /* advisory lock namespaces (first key of the two-key form) */
 #define LOCK_MIGRATE 0x706b6901
 #define LOCK_AUDIT 0x706b6902
@@ -43,6 +51,9 @@ struct pgc {
         char name[16];
     } stmts[STMT_CACHE];
     unsigned nstmt;
+    /* The group commit's multi-row INSERTs, prepared per row count:
+     * rows_prepared[kind][n] (kind 0 certificates, 1 audit records). */
+    bool rows_prepared[2][GC_ROWS + 1];
 };
 
 struct pg {
@@ -51,6 +62,12 @@ struct pg {
     pthread_cond_t cv;
     struct pgc conns[POOL_SIZE];
     char node[33]; /* this process's lease holder id */
+    /* group commit: concurrent certificate inserts share one transaction
+     * on one connection; each caller returns only after the COMMIT. The
+     * leader has a connection of its own (used by one batch at a time), so
+     * a batch never queues behind requests for the pool. */
+    struct group_commit gc;
+    struct pgc gc_conn;
 };
 
 #define PG(s) ((struct pg *)(s)->impl)
@@ -80,6 +97,7 @@ static int connect_conn(struct pg *g, struct pgc *c)
         PQfinish(c->conn);
     memset(c->stmts, 0, sizeof c->stmts);
     c->nstmt = 0;
+    memset(c->rows_prepared, 0, sizeof c->rows_prepared);
     c->conn = PQconnectdb(g->conninfo);
     if (!c->conn || PQstatus(c->conn) != CONNECTION_OK) {
         log_error("postgresql: connect: %s", c->conn ? PQerrorMessage(c->conn) : "out of memory");
@@ -1701,33 +1719,391 @@ out:
 
 /* ---- certificates -------------------------------------------------------- */
 
-static int pg_cert_insert(struct store *s, struct cert_rec *x, bool count_quota, const struct audit_rec *a)
+/* One certificate insert in the caller's transaction, as a single-insert
+ * transaction does it: quota (+1), certificate row, audit record. */
+static int cert_job_tx(struct pgc *c, struct cert_rec *x, bool count_quota, const struct audit_rec *a)
 {
-    struct pg *g = PG(s);
     long ch = 0;
-    int rc = STORE_EIO;
-    struct pgc *c = acquire(g);
-    if (!c)
-        return STORE_EIO;
-    if ((rc = begin(c)) != STORE_OK)
-        goto out;
+    int rc;
     if (count_quota) {
         if ((rc = q(c, NULL, &ch,
                     "UPDATE subscription SET certs_issued = certs_issued + 1 WHERE id = (SELECT subscription_id "
                     "FROM partition WHERE id=$1::text) AND certs_issued < certs_purchased",
                     "t", x->partition_id)) != STORE_OK)
+            return rc;
+        if (ch != 1)
+            return STORE_EQUOTA;
+    }
+    if ((rc = cert_insert_tx(c, x)) != STORE_OK || (rc = audit_add(c, x->partition_id, a)) != STORE_OK)
+        return rc;
+    return STORE_OK;
+}
+
+/* Runs `head` VALUES (row),(row)... `tail`: nrows rows (1..GC_ROWS) of
+ * ncols parameters, column k cast to types[k]; vals/lens/fmts hold
+ * nrows*ncols entries, row by row (as for PQexecPrepared). Prepared once per
+ * connection, kind (0 or 1: which statement this is) and row count. Codes
+ * as for q(). */
+static int q_rows(struct pgc *c, PGresult **out, int kind, const char *head, const char *tail,
+                  const char *const *types, int ncols, int nrows, const char *const *vals, const int *lens,
+                  const int *fmts)
+{
+    struct buf sql;
+    PGresult *r = NULL;
+    char name[24];
+    int rc = STORE_EIO;
+    buf_init(&sql, 0);
+    *out = NULL;
+    if (kind < 0 || kind > 1 || nrows < 1 || nrows > GC_ROWS)
+        goto out;
+    snprintf(name, sizeof name, "g%d_%d", kind, nrows);
+    if (!c->rows_prepared[kind][nrows]) {
+        if (buf_append_str(&sql, head) != 0 || buf_append_str(&sql, " VALUES") != 0)
+            goto out;
+        for (int i = 0; i < nrows; i++)
+            for (int k = 0; k < ncols; k++)
+                if (buf_printf(&sql, "%s$%d::%s%s", k ? "," : i ? ",(" : "(", i * ncols + k + 1, types[k],
+                               k == ncols - 1 ? ")" : "") < 0)
+                    goto out;
+        if (buf_append_str(&sql, " ") != 0 || buf_append_str(&sql, tail) != 0)
+            goto out;
+        r = PQprepare(c->conn, name, (const char *)sql.data, 0, NULL);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            log_error("postgresql prepare: %s", PQerrorMessage(c->conn));
+            goto out;
+        }
+        PQclear(r);
+        r = NULL;
+        c->rows_prepared[kind][nrows] = true;
+    }
+    r = PQexecPrepared(c->conn, name, nrows * ncols, vals, lens, fmts, 0);
+    ExecStatusType es = PQresultStatus(r);
+    if (es == PGRES_TUPLES_OK || es == PGRES_COMMAND_OK) {
+        rc = STORE_OK;
+        *out = r;
+        r = NULL;
+    } else {
+        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        rc = state && strncmp(state, "23", 2) == 0 ? STORE_ECONFLICT : STORE_EIO;
+        if (rc == STORE_EIO)
+            log_error("postgresql: %s", PQerrorMessage(c->conn));
+    }
+out:
+    PQclear(r);
+    buf_free(&sql);
+    return rc;
+}
+
+/* A partition with jobs in a batch. */
+struct gc_part {
+    const char *id;
+    long quota;       /* jobs counted against the purchase */
+    bool audit;       /* jobs with an audit record */
+    char *head;       /* the chain head, read under the partition's lock */
+    const char *last; /* running head: head, or the hash of its latest job */
+};
+
+static int gc_part_cmp(const void *a, const void *b)
+{
+    return strcmp(((const struct gc_part *)a)->id, ((const struct gc_part *)b)->id);
+}
+
+#define CERT_NCOLS 14
+#define AUDIT_NCOLS 10
+
+/* Inserts the certificates of jobs[0..n) (n <= GC_ROWS) in one statement
+ * and sets each cert_rec's pk. */
+static int gc_insert_certs(struct pgc *c, struct gc_job **jobs, int n)
+{
+    static const char *const types[CERT_NCOLS] = {"text", "bigint", "text", "text", "text",   "bigint", "bigint",
+                                                  "text", "text",   "text", "int",  "bytea", "bigint", "int"};
+    const char **vals = calloc((size_t)n * CERT_NCOLS, sizeof(*vals));
+    int *lens = calloc((size_t)n * CERT_NCOLS, sizeof(*lens));
+    int *fmts = calloc((size_t)n * CERT_NCOLS, sizeof(*fmts));
+    char(*num)[24] = calloc((size_t)n * 6, sizeof(*num));
+    PGresult *r = NULL;
+    int rc = STORE_EIO;
+    if (!vals || !lens || !fmts || !num)
+        goto out;
+    for (int i = 0; i < n; i++) {
+        const struct cert_rec *x = jobs[i]->c;
+        const char **v = vals + (size_t)i * CERT_NCOLS;
+        char(*nm)[24] = num + (size_t)i * 6;
+        if (x->der_len > INT_MAX)
+            goto out;
+        snprintf(nm[0], sizeof nm[0], "%lld", (long long)x->issuer_ca_pk);
+        snprintf(nm[1], sizeof nm[1], "%lld", (long long)x->not_before);
+        snprintf(nm[2], sizeof nm[2], "%lld", (long long)x->not_after);
+        snprintf(nm[3], sizeof nm[3], "%d", (int)x->is_ca);
+        snprintf(nm[4], sizeof nm[4], "%lld", (long long)x->created_at);
+        snprintf(nm[5], sizeof nm[5], "%d", x->crl_shard);
+        v[0] = x->partition_id;
+        v[1] = nm[0];
+        v[2] = x->serial;
+        v[3] = x->subject ? x->subject : "";
+        v[4] = x->sans;
+        v[5] = nm[1];
+        v[6] = nm[2];
+        v[7] = x->status[0] ? x->status : "issued";
+        v[8] = x->profile_id;
+        v[9] = x->requester;
+        v[10] = nm[3];
+        v[11] = (const char *)x->der;
+        lens[(size_t)i * CERT_NCOLS + 11] = x->der ? (int)x->der_len : 0;
+        fmts[(size_t)i * CERT_NCOLS + 11] = x->der ? 1 : 0;
+        v[12] = nm[4];
+        v[13] = x->crl_shard < 0 ? NULL : nm[5];
+    }
+    if ((rc = q_rows(c, &r, 0,
+                     "INSERT INTO certificate(partition_id,issuer_ca_pk,serial,subject,sans,not_before,not_after,"
+                     "status,profile_id,requester,is_ca,der,created_at,crl_shard)",
+                     "RETURNING pk,issuer_ca_pk,serial", types, CERT_NCOLS, n, vals, lens, fmts)) != STORE_OK)
+        goto out;
+    rc = STORE_EIO;
+    if (PQntuples(r) != n)
+        goto out;
+    /* Match the returned rows by (issuer, serial), unique: the order of
+     * RETURNING is the order of VALUES in practice, but not a promise. */
+    for (int i = 0; i < n; i++)
+        jobs[i]->c->pk = 0;
+    for (int k = 0; k < n; k++) {
+        int64_t issuer = gi(r, k, 1);
+        const char *serial = PQgetvalue(r, k, 2);
+        int i = k;
+        if (jobs[i]->c->issuer_ca_pk != issuer || strcmp(jobs[i]->c->serial, serial) != 0)
+            for (i = 0; i < n; i++)
+                if (jobs[i]->c->issuer_ca_pk == issuer && strcmp(jobs[i]->c->serial, serial) == 0)
+                    break;
+        if (i == n || jobs[i]->c->pk != 0)
+            goto out;
+        jobs[i]->c->pk = gi(r, k, 0);
+    }
+    rc = STORE_OK;
+out:
+    PQclear(r);
+    free(vals);
+    free(lens);
+    free(fmts);
+    free(num);
+    return rc;
+}
+
+/* Inserts the audit records of jobs[0..n) (n <= GC_ROWS, each with one),
+ * in order: seq follows the order of VALUES, which is the chain's order.
+ * prev[i] and hash[i] are job i's links. */
+static int gc_insert_audit(struct pgc *c, struct gc_job **jobs, const int64_t *at, const char *const *prev,
+                           char *const *hash, int n)
+{
+    static const char *const types[AUDIT_NCOLS] = {"text", "bigint", "text", "text", "text",
+                                                   "text", "text",   "text", "text", "text"};
+    const char **vals = calloc((size_t)n * AUDIT_NCOLS, sizeof(*vals));
+    char(*num)[24] = calloc((size_t)n, sizeof(*num));
+    PGresult *r = NULL;
+    int rc = STORE_EIO;
+    if (!vals || !num)
+        goto out;
+    for (int i = 0; i < n; i++) {
+        const struct audit_rec *a = jobs[i]->a;
+        const char **v = vals + (size_t)i * AUDIT_NCOLS;
+        snprintf(num[i], sizeof num[i], "%lld", (long long)at[i]);
+        v[0] = jobs[i]->c->partition_id;
+        v[1] = num[i];
+        v[2] = a->actor ? a->actor : "";
+        v[3] = a->ip ? a->ip : "";
+        v[4] = a->action ? a->action : "";
+        v[5] = a->target ? a->target : "";
+        v[6] = a->result ? a->result : "success";
+        v[7] = a->detail;
+        v[8] = prev[i];
+        v[9] = hash[i];
+    }
+    rc = q_rows(c, &r, 1,
+                "INSERT INTO audit(partition_id,at_ms,actor,source_ip,action,target,result,detail,prev_hash,hash)", "",
+                types, AUDIT_NCOLS, n, vals, NULL, NULL);
+out:
+    PQclear(r);
+    free(vals);
+    free(num);
+    return rc;
+}
+
+/* The whole batch in one transaction, with as few round trips as the
+ * locks allow: one quota update per partition (by its number of counted
+ * jobs), one multi-row INSERT of certificates, then per partition its
+ * audit lock and chain head (read once, the running head kept here), and
+ * one multi-row INSERT of audit records. Locks are taken in one order
+ * (quota rows by partition id, then audit locks by partition id), as a
+ * single insert takes them (quota, certificate, audit), so batches of
+ * several nodes queue instead of deadlocking. STORE_OK only once
+ * committed; any other result leaves the transaction to be rolled back. */
+static int gc_fast(struct pgc *c, struct gc_job *batch, size_t n)
+{
+    struct gc_job **jobs = calloc(n, sizeof(*jobs));
+    struct gc_part *parts = calloc(n, sizeof(*parts));
+    size_t *pix = calloc(n, sizeof(*pix));
+    int64_t *at = calloc(n, sizeof(*at));
+    int64_t *pk0 = calloc(n, sizeof(*pk0)); /* the pks as given, restored on failure */
+    const char **prev = calloc(n, sizeof(*prev)); /* borrowed: a head or a hash */
+    char **hash = calloc(n, sizeof(*hash)); /* owned */
+    struct gc_job **aj = calloc(n, sizeof(*aj)); /* the jobs with audit records */
+    PGresult *r = NULL;
+    size_t np = 0, na = 0;
+    long ch = 0;
+    int rc = STORE_EIO;
+    if (!jobs || !parts || !pix || !at || !pk0 || !prev || !hash || !aj)
+        goto out;
+    size_t i = 0;
+    for (struct gc_job *j = batch; j; j = j->next, i++) {
+        jobs[i] = j;
+        pk0[i] = j->c->pk;
+        parts[i].id = j->c->partition_id;
+    }
+    qsort(parts, n, sizeof(*parts), gc_part_cmp);
+    for (i = 0; i < n; i++)
+        if (np == 0 || strcmp(parts[np - 1].id, parts[i].id) != 0)
+            parts[np++].id = parts[i].id;
+    for (i = 0; i < n; i++) {
+        struct gc_part key = {.id = jobs[i]->c->partition_id};
+        struct gc_part *p = bsearch(&key, parts, np, sizeof(*parts), gc_part_cmp);
+        if (!p)
+            goto out;
+        pix[i] = (size_t)(p - parts);
+        p->quota += jobs[i]->count_quota;
+        p->audit |= jobs[i]->a != NULL;
+    }
+    if ((rc = begin(c)) != STORE_OK)
+        goto out;
+    for (size_t k = 0; k < np; k++) {
+        if (!parts[k].quota)
+            continue;
+        if ((rc = q(c, NULL, &ch,
+                    "UPDATE subscription SET certs_issued = certs_issued + $2::bigint WHERE id = (SELECT "
+                    "subscription_id FROM partition WHERE id=$1::text) AND certs_issued + $2::bigint <= "
+                    "certs_purchased",
+                    "tl", parts[k].id, (int64_t)parts[k].quota)) != STORE_OK)
             goto out;
         if (ch != 1) {
             rc = STORE_EQUOTA;
             goto out;
         }
     }
-    if ((rc = cert_insert_tx(c, x)) != STORE_OK || (rc = audit_add(c, x->partition_id, a)) != STORE_OK)
+    for (i = 0; i < n; i += GC_ROWS)
+        if ((rc = gc_insert_certs(c, jobs + i, (int)(n - i < GC_ROWS ? n - i : GC_ROWS))) != STORE_OK)
+            goto out;
+    for (size_t k = 0; k < np; k++) {
+        if (!parts[k].audit)
+            continue;
+        if ((rc = q(c, NULL, NULL, "SELECT pg_advisory_xact_lock($1::int, hashtext($2::text))", "dt", LOCK_AUDIT,
+                    parts[k].id)) != STORE_OK ||
+            (rc = q(c, &r, NULL, "SELECT hash FROM audit WHERE partition_id=$1::text ORDER BY seq DESC LIMIT 1",
+                    "t", parts[k].id)) != STORE_OK)
+            goto out;
+        parts[k].head = PQntuples(r) > 0 ? gdup(r, 0, 0) : strdup(AUDIT_GENESIS);
+        PQclear(r);
+        r = NULL;
+        if (!parts[k].head) {
+            rc = STORE_EIO;
+            goto out;
+        }
+        parts[k].last = parts[k].head;
+    }
+    for (i = 0; i < n; i++) {
+        const struct audit_rec *a = jobs[i]->a;
+        struct gc_part *p = &parts[pix[i]];
+        if (!a)
+            continue;
+        at[na] = now_ms();
+        prev[na] = p->last;
+        hash[na] = audit_record_hash(p->last, p->id, at[na], a->actor, a->ip, a->action, a->target,
+                                     a->result ? a->result : "success", a->detail);
+        if (!hash[na]) {
+            rc = STORE_EIO;
+            goto out;
+        }
+        p->last = hash[na];
+        aj[na++] = jobs[i];
+    }
+    for (i = 0; i < na; i += GC_ROWS)
+        if ((rc = gc_insert_audit(c, aj + i, at + i, prev + i, hash + i,
+                                  (int)(na - i < GC_ROWS ? na - i : GC_ROWS))) != STORE_OK)
+            goto out;
+    if ((rc = commit(c)) != STORE_OK)
         goto out;
-    rc = commit(c);
+    for (i = 0; i < n; i++)
+        jobs[i]->rc = STORE_OK;
 out:
-    release_conn(g, c);
+    if (rc != STORE_OK && jobs && pk0)
+        for (i = 0; i < n && jobs[i]; i++)
+            jobs[i]->c->pk = pk0[i];
+    PQclear(r);
+    if (parts)
+        for (size_t k = 0; k < np; k++)
+            free(parts[k].head);
+    if (hash)
+        for (i = 0; i < na; i++)
+            free(hash[i]);
+    free(jobs);
+    free(parts);
+    free(pix);
+    free(at);
+    free(pk0);
+    free(prev);
+    free(hash);
+    free(aj);
     return rc;
+}
+
+/* The group commit's batch. A batch of one is a single insert in its own
+ * transaction, as before. A larger one is first tried whole (gc_fast); if
+ * anything fails (quota used up, a duplicate serial, any SQL error), it is
+ * rolled back and rerun job by job, each in a savepoint, so each job
+ * succeeds or fails exactly as it would alone; still one COMMIT. */
+static void pg_gc_run(void *ctx, struct gc_job *batch)
+{
+    struct pg *g = ctx;
+    struct pgc *c = &g->gc_conn;
+    size_t n = 0;
+    for (struct gc_job *j = batch; j; j = j->next) {
+        j->rc = STORE_EIO;
+        n++;
+    }
+    if ((!c->conn || PQstatus(c->conn) != CONNECTION_OK) && connect_conn(g, c) != 0)
+        return;
+    if (n == 1) {
+        if ((batch->rc = begin(c)) == STORE_OK &&
+            (batch->rc = cert_job_tx(c, batch->c, batch->count_quota, batch->a)) == STORE_OK)
+            batch->rc = commit(c);
+        goto out;
+    }
+    if (gc_fast(c, batch, n) == STORE_OK)
+        goto out;
+    if (PQtransactionStatus(c->conn) != PQTRANS_IDLE && simple(c, "ROLLBACK", NULL) != STORE_OK)
+        goto out;
+    if (begin(c) != STORE_OK)
+        goto out;
+    for (struct gc_job *j = batch; j; j = j->next) {
+        if (simple(c, "SAVEPOINT job", NULL) != STORE_OK) {
+            j->rc = STORE_EIO;
+            continue;
+        }
+        if ((j->rc = cert_job_tx(c, j->c, j->count_quota, j->a)) != STORE_OK &&
+            simple(c, "ROLLBACK TO SAVEPOINT job", NULL) != STORE_OK)
+            j->rc = STORE_EIO;
+        if (simple(c, "RELEASE SAVEPOINT job", NULL) != STORE_OK)
+            j->rc = STORE_EIO;
+    }
+    if (commit(c) != STORE_OK)
+        for (struct gc_job *j = batch; j; j = j->next)
+            j->rc = STORE_EIO;
+out:
+    /* Whatever is left open (a failed transaction) is rolled back. */
+    if (PQstatus(c->conn) == CONNECTION_OK && PQtransactionStatus(c->conn) != PQTRANS_IDLE)
+        PQclear(PQexec(c->conn, "ROLLBACK"));
+}
+
+static int pg_cert_insert(struct store *s, struct cert_rec *x, bool count_quota, const struct audit_rec *a)
+{
+    return group_commit_submit(&PG(s)->gc, x, count_quota, a);
 }
 
 #define CERT_COLS                                                                                                  \
@@ -2584,8 +2960,11 @@ static void pg_close(struct store *s)
         for (size_t i = 0; i < POOL_SIZE; i++)
             if (g->conns[i].conn)
                 PQfinish(g->conns[i].conn);
+        if (g->gc_conn.conn)
+            PQfinish(g->gc_conn.conn);
         pthread_mutex_destroy(&g->mu);
         pthread_cond_destroy(&g->cv);
+        group_commit_destroy(&g->gc);
         free(g->conninfo);
         free(g);
     }
@@ -2726,6 +3105,10 @@ struct store *store_pg_open(const char *conninfo, char *err, size_t errlen)
     pthread_cond_init(&g->cv, NULL);
     s->ops = &pg_ops;
     s->impl = g;
+    if (group_commit_init(&g->gc, pg_gc_run, g) != 0) {
+        snprintf(err, errlen, "out of memory");
+        goto fail;
+    }
     if (RAND_bytes(rnd, sizeof rnd) != 1) {
         snprintf(err, errlen, "no randomness for the node id");
         goto fail;

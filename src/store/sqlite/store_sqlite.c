@@ -1,6 +1,7 @@
 #include "store/sqlite/store_sqlite.h"
 
 #include "audit/audit.h"
+#include "store/group_commit.h"
 #include "store/migrations.h"
 #include "util/codec.h"
 #include "util/timeutil.h"
@@ -16,21 +17,6 @@
 /* One connection serialised by a mutex: every op is short, and a single
  * writer is what SQLite allows anyway. Reads could use a pool of read
  * connections under WAL if profiling ever shows the lock. */
-/* A certificate insert waiting for the group commit. */
-struct gc_job {
-    struct cert_rec *c;
-    bool count_quota;
-    const struct audit_rec *a;
-    int rc;
-    struct gc_job *next;
-    /* Its owner waits on cv under m (not under gc_mu, so a leader waking a
-     * whole batch does not make each woken thread queue for gc_mu). */
-    pthread_mutex_t m;
-    pthread_cond_t cv;
-    bool done; /* committed (or failed): rc is final; under m */
-    bool lead; /* asked to lead the next batch; under m */
-};
-
 #define STMT_CACHE 128
 #define RATE_SLOTS 4096
 
@@ -50,14 +36,12 @@ struct sq {
         const char *sql;
         sqlite3_stmt *st;
     } stmts[STMT_CACHE];
+    pthread_mutex_t rate_mu;
+    struct rate_slot *rate; /* open addressing, RATE_SLOTS */
     /* group commit: concurrent certificate inserts share one transaction
      * (and one fsync); each still succeeds or fails on its own through a
      * savepoint, and each caller returns only after the COMMIT. */
-    pthread_mutex_t rate_mu;
-    struct rate_slot *rate; /* open addressing, RATE_SLOTS */
-    pthread_mutex_t gc_mu;
-    struct gc_job *gc_head, **gc_tail;
-    bool gc_leader;
+    struct group_commit gc;
 };
 
 #define SQ(s) ((struct sq *)(s)->impl)
@@ -1897,8 +1881,9 @@ static int gc_job_run(struct sq *q, struct gc_job *j)
  * job fails (quota used up, a duplicate serial, ...), the whole transaction
  * is rolled back and the batch runs again with a savepoint per job, so each
  * job still succeeds or fails on its own. */
-static void gc_run_batch(struct sq *q, struct gc_job *batch)
+static void gc_run_batch(void *ctx, struct gc_job *batch)
 {
+    struct sq *q = ctx;
     pthread_mutex_lock(&q->mu);
     bool fast = run_cached(q, SQL_GC_BEGIN) == 0;
     for (struct gc_job *j = batch; fast && j; j = j->next)
@@ -1925,66 +1910,9 @@ unlock:
     pthread_mutex_unlock(&q->mu);
 }
 
-/* Wakes a waiting job's owner: done (the job is final) or lead. The owner
- * may return as soon as m is released with done set, so the caller must not
- * touch the job after this when `done`. */
-static void gc_wake(struct gc_job *j, bool done)
-{
-    pthread_mutex_lock(&j->m);
-    if (done)
-        j->done = true;
-    else
-        j->lead = true;
-    pthread_cond_signal(&j->cv);
-    pthread_mutex_unlock(&j->m);
-}
-
 static int sq_cert_insert(struct store *s, struct cert_rec *c, bool count_quota, const struct audit_rec *a)
 {
-    struct sq *q = SQ(s);
-    struct gc_job job = {.c = c, .count_quota = count_quota, .a = a, .rc = STORE_EIO};
-    pthread_mutex_init(&job.m, NULL);
-    pthread_cond_init(&job.cv, NULL);
-    pthread_mutex_lock(&q->gc_mu);
-    *q->gc_tail = &job;
-    q->gc_tail = &job.next;
-    while (q->gc_leader) {
-        /* Wait for the leader: it wakes this job when the job is committed,
-         * or, as the first job queued behind its batch, to lead the next. */
-        pthread_mutex_unlock(&q->gc_mu);
-        pthread_mutex_lock(&job.m);
-        while (!job.done && !job.lead)
-            pthread_cond_wait(&job.cv, &job.m);
-        bool done = job.done;
-        job.lead = false;
-        pthread_mutex_unlock(&job.m);
-        if (done)
-            goto out;
-        pthread_mutex_lock(&q->gc_mu); /* asked to lead: unless someone already does */
-    }
-    /* Lead: commit everything queued so far (this job included). */
-    q->gc_leader = true;
-    struct gc_job *batch = q->gc_head;
-    q->gc_head = NULL;
-    q->gc_tail = &q->gc_head;
-    pthread_mutex_unlock(&q->gc_mu);
-    gc_run_batch(q, batch);
-    for (struct gc_job *j = batch, *n; j; j = n) {
-        n = j->next; /* read first: the owner may return once woken */
-        if (j != &job)
-            gc_wake(j, true);
-    }
-    pthread_mutex_lock(&q->gc_mu);
-    q->gc_leader = false;
-    /* The first job queued meanwhile leads next. Under gc_mu: nobody else
-     * can take it into a batch (and finish it) while it is being woken. */
-    if (q->gc_head)
-        gc_wake(q->gc_head, false);
-    pthread_mutex_unlock(&q->gc_mu);
-out:
-    pthread_cond_destroy(&job.cv);
-    pthread_mutex_destroy(&job.m);
-    return job.rc;
+    return group_commit_submit(&SQ(s)->gc, c, count_quota, a);
 }
 
 #define CERT_COLS                                                                                                  \
@@ -3065,7 +2993,7 @@ static void sq_close(struct store *s)
                 sqlite3_finalize(q->stmts[i].st);
         sqlite3_close(q->db);
         pthread_mutex_destroy(&q->mu);
-        pthread_mutex_destroy(&q->gc_mu);
+        group_commit_destroy(&q->gc);
         pthread_mutex_destroy(&q->rate_mu);
         free(q->rate);
         free(q);
@@ -3199,11 +3127,11 @@ struct store *store_sqlite_open(const char *path, char *err, size_t errlen)
     if (!s || !q)
         goto fail;
     pthread_mutex_init(&q->mu, NULL);
-    pthread_mutex_init(&q->gc_mu, NULL);
     pthread_mutex_init(&q->rate_mu, NULL);
-    q->gc_tail = &q->gc_head;
     s->ops = &sqlite_ops;
     s->impl = q;
+    if (group_commit_init(&q->gc, gc_run_batch, q) != 0)
+        goto fail;
     if (!(q->rate = calloc(RATE_SLOTS, sizeof(*q->rate))))
         goto fail;
     s->impl = q;

@@ -173,23 +173,40 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Appends to the partition's chain inside the caller's transaction. */
-static int audit_append(struct sq *q, const char *partition, const struct audit_rec *a)
+/* A partition's chain head carried from one append to the next inside one
+ * transaction (a group commit batch holds the store lock, so nothing else
+ * appends meanwhile): the next append need not read it back. */
+struct audit_head {
+    char partition[STORE_ID_MAX + 1];
+    char hash[65];
+    bool valid;
+};
+
+/* Appends to the partition's chain inside the caller's transaction. With
+ * `head` (may be NULL), the head is taken from it when it is this
+ * partition's, and left there afterwards. */
+static int audit_append_at(struct sq *q, const char *partition, const struct audit_rec *a, struct audit_head *head)
 {
     if (!a)
         return STORE_OK;
     const char *part = partition ? partition : "";
-    sqlite3_stmt *st = prep(q, "SELECT hash FROM audit WHERE partition_id=? ORDER BY seq DESC LIMIT 1");
     char prev[65] = AUDIT_GENESIS;
     char *h = NULL;
     int rc = STORE_EIO;
     int64_t at = now_ms();
-    if (!st)
-        return STORE_EIO;
-    bind_text(st, 1, part);
-    if (sqlite3_step(st) == SQLITE_ROW)
-        col_copy(st, 0, prev, sizeof prev);
-    release(st);
+    sqlite3_stmt *st;
+    if (head && head->valid && strcmp(head->partition, part) == 0) {
+        memcpy(prev, head->hash, sizeof prev);
+    } else {
+        if (!(st = prep(q, "SELECT hash FROM audit WHERE partition_id=? ORDER BY seq DESC LIMIT 1")))
+            return STORE_EIO;
+        bind_text(st, 1, part);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            col_copy(st, 0, prev, sizeof prev);
+        release(st);
+    }
+    if (head)
+        head->valid = false; /* until this append has succeeded */
     const char *result = a->result ? a->result : "success";
     if (!(h = audit_record_hash(prev, part, at, a->actor, a->ip, a->action, a->target, result, a->detail)))
         return STORE_EIO;
@@ -209,9 +226,19 @@ static int audit_append(struct sq *q, const char *partition, const struct audit_
     bind_text(st, 10, h);
     rc = step_done(st);
     release(st);
+    if (rc == STORE_OK && head && strlen(part) < sizeof head->partition && strlen(h) < sizeof head->hash) {
+        memcpy(head->partition, part, strlen(part) + 1);
+        memcpy(head->hash, h, strlen(h) + 1);
+        head->valid = true;
+    }
 out:
     free(h);
     return rc;
+}
+
+static int audit_append(struct sq *q, const char *partition, const struct audit_rec *a)
+{
+    return audit_append_at(q, partition, a, NULL);
 }
 
 static int sq_audit_append(struct store *s, const char *partition, const struct audit_rec *a)
@@ -1867,11 +1894,12 @@ static int run_cached(struct sq *q, const char *sql)
 }
 
 /* One job's writes: quota, certificate row, audit record. */
-static int gc_job_run(struct sq *q, struct gc_job *j)
+static int gc_job_run(struct sq *q, struct gc_job *j, struct audit_head *head)
 {
     int rc;
     if ((j->count_quota && (rc = quota_take(q, j->c->partition_id)) != STORE_OK) ||
-        (rc = cert_insert_locked(q, j->c)) != STORE_OK || (rc = audit_append(q, j->c->partition_id, j->a)) != STORE_OK)
+        (rc = cert_insert_locked(q, j->c)) != STORE_OK ||
+        (rc = audit_append_at(q, j->c->partition_id, j->a, head)) != STORE_OK)
         return rc;
     return STORE_OK;
 }
@@ -1885,9 +1913,12 @@ static void gc_run_batch(void *ctx, struct gc_job *batch)
 {
     struct sq *q = ctx;
     pthread_mutex_lock(&q->mu);
+    /* the fast path carries the audit chain head from job to job; the
+     * fallback (savepoints, jobs rolled back) reads it each time */
+    struct audit_head head = {.valid = false};
     bool fast = run_cached(q, SQL_GC_BEGIN) == 0;
     for (struct gc_job *j = batch; fast && j; j = j->next)
-        fast = (j->rc = gc_job_run(q, j)) == STORE_OK;
+        fast = (j->rc = gc_job_run(q, j, &head)) == STORE_OK;
     if (fast && run_cached(q, SQL_GC_COMMIT) == 0)
         goto unlock;
     rollback(q->db);
@@ -1897,7 +1928,7 @@ static void gc_run_batch(void *ctx, struct gc_job *batch)
             j->rc = STORE_EIO;
             continue;
         }
-        if ((j->rc = gc_job_run(q, j)) != STORE_OK)
+        if ((j->rc = gc_job_run(q, j, NULL)) != STORE_OK)
             run_cached(q, SQL_GC_ROLLBACK_TO);
         run_cached(q, SQL_GC_RELEASE);
     }

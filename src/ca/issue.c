@@ -349,27 +349,27 @@ static EVP_PKEY *gen_key(const char *kt)
     return NULL;
 }
 
-/* Last check before the signature: the assembled TBS matches the profile.
- * Any mismatch is our bug, never the requester's. */
-static int lint(X509 *x, const struct profile *p, X509 *issuer, int64_t ca_not_after, const char **why)
+/* Last check before the signature: what is about to be encoded matches
+ * the profile. The extensions are decoded from their encoded values, as a
+ * relying party would read them. Any mismatch is our bug, never the
+ * requester's. */
+static int lint(const struct cert_template *t, const struct profile *p, X509 *issuer, int64_t ca_not_after,
+                const char **why)
 {
     int crit = -1;
     *why = NULL;
-    if (X509_get_version(x) != X509_VERSION_3)
-        return *why = "version is not v3", -1;
-    const ASN1_INTEGER *sn = X509_get0_serialNumber(x);
-    if (ASN1_STRING_length(sn) != SERIAL_LEN || ASN1_STRING_type(sn) != V_ASN1_INTEGER)
+    if (t->serial[0] == 0 || (t->serial[0] & 0x80))
         return *why = "serial number is not 16 positive bytes", -1;
-    if (ASN1_TIME_compare(X509_get0_notBefore(x), X509_get0_notAfter(x)) >= 0)
+    if (t->not_before >= t->not_after)
         return *why = "notBefore is not before notAfter", -1;
-    if (X509_cmp_time(X509_get0_notAfter(x), &(time_t){(time_t)ca_not_after + 1}) > 0)
+    if (t->not_after > ca_not_after)
         return *why = "notAfter is past the CA's", -1;
-    BASIC_CONSTRAINTS *bc = X509_get_ext_d2i(x, NID_basic_constraints, &crit, NULL);
+    BASIC_CONSTRAINTS *bc = X509V3_get_d2i(t->exts, NID_basic_constraints, &crit, NULL);
     bool bc_ok = bc && crit == 1 && (bc->ca != 0) == p->ca;
     BASIC_CONSTRAINTS_free(bc);
     if (!bc_ok)
         return *why = "basicConstraints missing, not critical or cA mismatch", -1;
-    ASN1_BIT_STRING *ku = X509_get_ext_d2i(x, NID_key_usage, &crit, NULL);
+    ASN1_BIT_STRING *ku = X509V3_get_d2i(t->exts, NID_key_usage, &crit, NULL);
     unsigned bits = 0;
     for (int b = 0; ku && b < 9; b++)
         if (ASN1_BIT_STRING_get_bit(ku, b))
@@ -377,28 +377,27 @@ static int lint(X509 *x, const struct profile *p, X509 *issuer, int64_t ca_not_a
     ASN1_BIT_STRING_free(ku);
     if (bits != p->ku || (crit == 1) != p->ku_critical)
         return *why = "keyUsage differs from the profile", -1;
-    EXTENDED_KEY_USAGE *eku = X509_get_ext_d2i(x, NID_ext_key_usage, &crit, NULL);
+    EXTENDED_KEY_USAGE *eku = X509V3_get_d2i(t->exts, NID_ext_key_usage, &crit, NULL);
     bool eku_ok = p->neku == 0 ? true : eku != NULL;
     sk_ASN1_OBJECT_pop_free(eku, ASN1_OBJECT_free);
     if (!eku_ok)
         return *why = "extendedKeyUsage missing", -1;
-    /* Decode the extensions directly: the cached accessors are not
-     * meaningful on a certificate that is not signed yet. */
     unsigned char ski[SKI_LEN];
-    ASN1_OCTET_STRING *xs = X509_get_ext_d2i(x, NID_subject_key_identifier, NULL, NULL);
-    bool ski_ok = xs && x509_ski_from_xpub(X509_get_X509_PUBKEY(x), ski) == 0 && ASN1_STRING_length(xs) == SKI_LEN &&
-                  memcmp(ASN1_STRING_get0_data(xs), ski, SKI_LEN) == 0;
+    ASN1_OCTET_STRING *xs = X509V3_get_d2i(t->exts, NID_subject_key_identifier, NULL, NULL);
+    bool ski_ok = xs &&
+                  (t->spki ? x509_ski_from_xpub(t->spki, ski) : x509_ski_compute(t->pubkey, ski)) == 0 &&
+                  ASN1_STRING_length(xs) == SKI_LEN && memcmp(ASN1_STRING_get0_data(xs), ski, SKI_LEN) == 0;
     ASN1_OCTET_STRING_free(xs);
     if (!ski_ok)
         return *why = "subjectKeyIdentifier is not RFC 7093 method 1", -1;
-    AUTHORITY_KEYID *aki = X509_get_ext_d2i(x, NID_authority_key_identifier, NULL, NULL);
+    AUTHORITY_KEYID *aki = X509V3_get_d2i(t->exts, NID_authority_key_identifier, NULL, NULL);
     const ASN1_OCTET_STRING *iski = X509_get0_subject_key_id(issuer);
     bool aki_ok = aki && aki->keyid && (!iski || ASN1_OCTET_STRING_cmp(aki->keyid, iski) == 0);
     AUTHORITY_KEYID_free(aki);
     if (!aki_ok)
         return *why = "authorityKeyIdentifier does not match the issuer", -1;
-    GENERAL_NAMES *gn = X509_get_ext_d2i(x, NID_subject_alt_name, &crit, NULL);
-    bool empty_subject = X509_NAME_entry_count(X509_get_subject_name(x)) == 0;
+    GENERAL_NAMES *gn = X509V3_get_d2i(t->exts, NID_subject_alt_name, &crit, NULL);
+    bool empty_subject = X509_NAME_entry_count(t->subject) == 0;
     bool san_ok = !empty_subject || (gn && crit == 1);
     if (gn) {
         GENERAL_NAMES *tmp = GENERAL_NAMES_new();
@@ -409,7 +408,7 @@ static int lint(X509 *x, const struct profile *p, X509 *issuer, int64_t ca_not_a
     GENERAL_NAMES_free(gn);
     if (!san_ok)
         return *why = "subjectAltName syntax or criticality", -1;
-    if (X509_NAME_cmp(X509_get_issuer_name(x), X509_get_subject_name(issuer)) != 0)
+    if (X509_NAME_cmp(t->issuer, X509_get_subject_name(issuer)) != 0)
         return *why = "issuer name differs from the CA subject", -1;
     return 0;
 }
@@ -453,7 +452,7 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
     GENERAL_NAMES *sans = GENERAL_NAMES_new();
     STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
     struct req_exts rx = {sk_X509_EXTENSION_new_null(), NULL, NULL};
-    X509 *cacert = NULL, *tbs = NULL, *cert = NULL;
+    X509 *cacert = NULL, *cert = NULL;
     struct signer *sig = NULL;
     char *crl = NULL, *ocsp = NULL, *aia = NULL, *sans_text = NULL;
     unsigned char *der = NULL;
@@ -780,16 +779,14 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
     t.not_before = nb;
     t.not_after = na;
     t.exts = exts;
-    if (!(tbs = certbuild_prepare(&t, sig)))
-        goto internal;
     const char *why = NULL;
-    if (lint(tbs, p, cacert, ca_na, &why) != 0) {
+    if (lint(&t, p, cacert, ca_na, &why) != 0) {
         log_error("lint refused certificate for CA %s/%s profile %s: %s", r->partition, cap->id, p->id, why);
         err_set(e, 500, "internal", "", "internal error: the certificate failed its final profile check");
         goto out;
     }
     size_t dl = 0;
-    if (certbuild_finish_der(tbs, sig, &der, &dl) != 0)
+    if (certbuild_sign_der(&t, sig, &der, &dl) != 0)
         goto internal;
 
     /* Commit before anyone sees the certificate */
@@ -872,7 +869,6 @@ out:
     GENERAL_NAMES_free(sans);
     sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
     req_exts_free(&rx);
-    X509_free(tbs);
     X509_free(cert);
     free(crl);
     free(ocsp);

@@ -1,6 +1,10 @@
 #include "x509/certbuild.h"
 
 #include <openssl/asn1.h>
+#include <openssl/asn1t.h>
+#include <openssl/bn.h>
+
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,114 +47,113 @@ out:
     return rc;
 }
 
-X509 *certbuild_prepare(const struct cert_template *t, struct signer *s)
+/* TBSCertificate (RFC 5280 4.1) over OpenSSL's own types, holding
+ * pointers to the caller's objects: encoding it copies nothing but bytes,
+ * where filling an X509 would duplicate both names and every extension. */
+typedef struct {
+    ASN1_INTEGER *version;
+    ASN1_INTEGER *serial;
+    X509_ALGOR *sigalg;
+    X509_NAME *issuer;
+    X509_VAL *validity;
+    X509_NAME *subject;
+    X509_PUBKEY *spki;
+    STACK_OF(X509_EXTENSION) *exts;
+} TBS_VIEW;
+
+ASN1_SEQUENCE(TBS_VIEW) = {
+    ASN1_EXP(TBS_VIEW, version, ASN1_INTEGER, 0),
+    ASN1_SIMPLE(TBS_VIEW, serial, ASN1_INTEGER),
+    ASN1_SIMPLE(TBS_VIEW, sigalg, X509_ALGOR),
+    ASN1_SIMPLE(TBS_VIEW, issuer, X509_NAME),
+    ASN1_SIMPLE(TBS_VIEW, validity, X509_VAL),
+    ASN1_SIMPLE(TBS_VIEW, subject, X509_NAME),
+    ASN1_SIMPLE(TBS_VIEW, spki, X509_PUBKEY),
+    ASN1_EXP_SEQUENCE_OF_OPT(TBS_VIEW, exts, X509_EXTENSION, 3),
+} static_ASN1_SEQUENCE_END(TBS_VIEW)
+
+int certbuild_tbs_der(const struct cert_template *t, struct signer *s, unsigned char **out, size_t *outlen)
 {
-    X509 *x = X509_new();
-    ASN1_INTEGER *sn = NULL;
+    ASN1_INTEGER *version = ASN1_INTEGER_new(), *sn = NULL;
     X509_ALGOR *alg = NULL;
+    X509_PUBKEY *own_spki = NULL;
     BIGNUM *bn = NULL;
-    int ok = 0;
-    if (!x || X509_set_version(x, X509_VERSION_3) != 1)
+    X509_VAL val = {NULL, NULL};
+    unsigned char *der = NULL;
+    int rc = -1, n;
+    *out = NULL;
+    *outlen = 0;
+    if (!version || ASN1_INTEGER_set(version, X509_VERSION_3) != 1)
         goto out;
-    if (!(bn = BN_bin2bn(t->serial, SERIAL_LEN, NULL)) || !(sn = BN_to_ASN1_INTEGER(bn, NULL)) ||
-        X509_set_serialNumber(x, sn) != 1)
+    /* BN round trip: the minimal two's-complement INTEGER whatever the bytes */
+    if (!(bn = BN_bin2bn(t->serial, SERIAL_LEN, NULL)) || !(sn = BN_to_ASN1_INTEGER(bn, NULL)))
         goto out;
-    if (X509_set_issuer_name(x, t->issuer) != 1 || X509_set_subject_name(x, t->subject) != 1)
+    if (!(alg = signer_algor(s)))
         goto out;
     /* ASN1_TIME_set picks UTCTime before 2050 and GeneralizedTime after, as
      * RFC 5280 4.1.2.5 requires. */
-    if (!ASN1_TIME_set(X509_getm_notBefore(x), (time_t)t->not_before) ||
-        !ASN1_TIME_set(X509_getm_notAfter(x), (time_t)t->not_after))
+    if (!(val.notBefore = ASN1_TIME_set(NULL, (time_t)t->not_before)) ||
+        !(val.notAfter = ASN1_TIME_set(NULL, (time_t)t->not_after)))
         goto out;
-    if (t->spki) {
-        /* Copy algorithm, parameters and key bits as they are. */
-        const ASN1_OBJECT *kobj = NULL, *aobj = NULL;
-        const unsigned char *bits = NULL;
-        int blen = 0, ptype = V_ASN1_UNDEF;
-        const void *pval = NULL;
-        X509_ALGOR *kalg = NULL;
-        if (X509_PUBKEY_get0_param((ASN1_OBJECT **)&kobj, &bits, &blen, &kalg, t->spki) != 1 || !kalg)
-            goto out;
-        X509_ALGOR_get0(&aobj, &ptype, &pval, kalg);
-        void *pcopy = NULL;
-        if (ptype == V_ASN1_OBJECT)
-            pcopy = OBJ_dup(pval);
-        else if (ptype == V_ASN1_SEQUENCE)
-            pcopy = ASN1_STRING_dup(pval);
-        else if (ptype != V_ASN1_NULL && ptype != V_ASN1_UNDEF)
-            goto out;
-        unsigned char *bcopy = OPENSSL_memdup(bits, (size_t)blen);
-        ASN1_OBJECT *ocopy = OBJ_dup(kobj);
-        if (!bcopy || !ocopy || (ptype == V_ASN1_OBJECT || ptype == V_ASN1_SEQUENCE ? !pcopy : 0) ||
-            X509_PUBKEY_set0_param(X509_get_X509_PUBKEY(x), ocopy, ptype, pcopy, bcopy, blen) != 1) {
-            OPENSSL_free(bcopy);
-            ASN1_OBJECT_free(ocopy);
-            if (ptype == V_ASN1_OBJECT)
-                ASN1_OBJECT_free(pcopy);
-            else
-                ASN1_STRING_free(pcopy);
-            goto out;
-        }
-    } else if (X509_set_pubkey(x, t->pubkey) != 1) {
+    /* An X509_PUBKEY from a request is encoded as it came (algorithm,
+     * parameters and key bits untouched). */
+    if (!t->spki && (!t->pubkey || X509_PUBKEY_set(&own_spki, t->pubkey) != 1))
         goto out;
-    }
-    for (int i = 0; t->exts && i < sk_X509_EXTENSION_num(t->exts); i++)
-        if (X509_add_ext(x, sk_X509_EXTENSION_value(t->exts, i), -1) != 1)
-            goto out;
-    /* The TBS carries the signature algorithm too (4.1.2.3); OpenSSL only
-     * exposes it const because it normally fills it while signing. */
-    if (!(alg = signer_algor(s)) || X509_ALGOR_copy((X509_ALGOR *)X509_get0_tbs_sigalg(x), alg) != 1)
+    /* Encoding reads the borrowed objects only: both names come decoded
+     * (cached encoding) or are the caller's own. */
+    TBS_VIEW v = {
+        .version = version,
+        .serial = sn,
+        .sigalg = alg,
+        .issuer = (X509_NAME *)t->issuer,
+        .validity = &val,
+        .subject = (X509_NAME *)t->subject,
+        .spki = t->spki ? (X509_PUBKEY *)t->spki : own_spki,
+        /* extensions, when present, are SEQUENCE SIZE (1..MAX) */
+        .exts = t->exts && sk_X509_EXTENSION_num(t->exts) > 0 ? (STACK_OF(X509_EXTENSION) *)t->exts : NULL,
+    };
+    if ((n = ASN1_item_i2d((ASN1_VALUE *)&v, &der, ASN1_ITEM_rptr(TBS_VIEW))) <= 0)
         goto out;
-    ok = 1;
+    *out = der;
+    *outlen = (size_t)n;
+    der = NULL;
+    rc = 0;
 out:
+    OPENSSL_free(der);
+    ASN1_INTEGER_free(version);
     ASN1_INTEGER_free(sn);
     BN_free(bn);
     X509_ALGOR_free(alg);
-    if (!ok) {
-        X509_free(x);
-        x = NULL;
-    }
-    return x;
+    X509_PUBKEY_free(own_spki);
+    ASN1_TIME_free(val.notBefore);
+    ASN1_TIME_free(val.notAfter);
+    return rc;
 }
 
-X509 *certbuild_finish(X509 *tbsx, struct signer *s)
-{
-    unsigned char *tbs = NULL, *der = NULL;
-    size_t derlen = 0;
-    X509 *res = NULL;
-    int tbslen = i2d_re_X509_tbs(tbsx, &tbs);
-    if (tbslen <= 0 || certbuild_signed_der(s, tbs, (size_t)tbslen, &der, &derlen) != 0)
-        goto out;
-    const unsigned char *p = der;
-    res = d2i_X509(NULL, &p, (long)derlen);
-    if (res && p != der + derlen) {
-        X509_free(res);
-        res = NULL;
-    }
-out:
-    OPENSSL_free(tbs);
-    free(der);
-    return res;
-}
-
-int certbuild_finish_der(X509 *tbsx, struct signer *s, unsigned char **der, size_t *len)
+int certbuild_sign_der(const struct cert_template *t, struct signer *s, unsigned char **der, size_t *len)
 {
     unsigned char *tbs = NULL;
-    int tbslen = i2d_re_X509_tbs(tbsx, &tbs);
-    int rc = tbslen > 0 ? certbuild_signed_der(s, tbs, (size_t)tbslen, der, len) : -1;
+    size_t tbslen = 0;
+    int rc = certbuild_tbs_der(t, s, &tbs, &tbslen) == 0 ? certbuild_signed_der(s, tbs, tbslen, der, len) : -1;
     OPENSSL_free(tbs);
     return rc;
 }
 
 X509 *certbuild_sign(const struct cert_template *t, struct signer *s, char *err, size_t errlen)
 {
-    X509 *x = certbuild_prepare(t, s), *res = NULL;
-    if (!x) {
-        snprintf(err, errlen, "certificate assembly failed");
+    unsigned char *der = NULL;
+    size_t len = 0;
+    X509 *res = NULL;
+    if (certbuild_sign_der(t, s, &der, &len) != 0) {
+        snprintf(err, errlen, "certificate assembly or signing failed");
         return NULL;
     }
-    if (!(res = certbuild_finish(x, s)))
-        snprintf(err, errlen, "signing failed");
-    X509_free(x);
+    const unsigned char *p = der;
+    if (len > LONG_MAX || !(res = d2i_X509(NULL, &p, (long)len)) || p != der + len) {
+        X509_free(res);
+        res = NULL;
+        snprintf(err, errlen, "signed certificate does not decode");
+    }
+    free(der);
     return res;
 }

@@ -24,18 +24,15 @@ struct cert_template {
     const STACK_OF(X509_EXTENSION) *exts; /* in the order they are encoded */
 };
 
-/* Returns a new X509 (caller frees) or NULL with a message in err. */
-X509 *certbuild_sign(const struct cert_template *t, struct signer *s, char *err, size_t errlen);
+/* The TBSCertificate of t with the signer's signature algorithm, DER in
+ * *der (OPENSSL_free). The template's objects are only read. */
+int certbuild_tbs_der(const struct cert_template *t, struct signer *s, unsigned char **der, size_t *len);
 
-/* The two halves of certbuild_sign, for callers that lint the certificate
- * between assembly and signature: prepare returns an unsigned X509 whose TBS
- * is final (including the signer's algorithm); finish signs its TBS and
- * returns a new, signed X509. */
-X509 *certbuild_prepare(const struct cert_template *t, struct signer *s);
-X509 *certbuild_finish(X509 *tbs, struct signer *s);
-/* Same as certbuild_finish but returns the DER only (*der malloc'd),
- * sparing a decode on the hot path. */
-int certbuild_finish_der(X509 *tbs, struct signer *s, unsigned char **der, size_t *len);
+/* The signed certificate as DER in *der (malloc'd). */
+int certbuild_sign_der(const struct cert_template *t, struct signer *s, unsigned char **der, size_t *len);
+
+/* The same, decoded: a new X509 (caller frees) or NULL with a message in err. */
+X509 *certbuild_sign(const struct cert_template *t, struct signer *s, char *err, size_t errlen);
 
 /* Wraps `tbs` with the signer's algorithm and signature: the generic
  * SIGNED{} construction shared by certificates, CRLs and CSRs.

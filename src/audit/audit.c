@@ -6,35 +6,53 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+/* SHA-256 fetched once: an implicit fetch on every digest is a name lookup
+ * under a lock, per audit record. */
+static EVP_MD *sha256_md;
+static void sha256_fetch(void)
+{
+    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 char *audit_record_hash(const char *prev, const char *partition, int64_t at_ms, const char *actor, const char *ip,
                         const char *action, const char *target, const char *result, const char *detail)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
     char at[32];
     snprintf(at, sizeof at, "%lld", (long long)at_ms);
     const char *fields[] = {prev, partition ? partition : "", at, actor ? actor : "", ip ? ip : "",
                             action ? action : "", target ? target : "", result ? result : "success",
                             detail ? detail : ""};
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    unsigned char md[32];
-    char *out = NULL;
-    if (!c || EVP_DigestInit_ex(c, EVP_sha256(), NULL) != 1)
-        goto done;
-    for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-        /* "<len>:<bytes>": no field can imitate a boundary */
-        char len[24];
-        snprintf(len, sizeof len, "%zu:", strlen(fields[i]));
-        if (EVP_DigestUpdate(c, len, strlen(len)) != 1 || EVP_DigestUpdate(c, fields[i], strlen(fields[i])) != 1)
-            goto done;
+    enum { NF = sizeof fields / sizeof fields[0] };
+    size_t lens[NF], total = 0;
+    for (size_t i = 0; i < NF; i++) {
+        lens[i] = strlen(fields[i]);
+        total += 21 + 1 + lens[i]; /* decimal length, ':', bytes */
     }
-    if (EVP_DigestFinal_ex(c, md, NULL) == 1)
+    unsigned char md[32];
+    char *buf = NULL, *out = NULL;
+    size_t n = 0;
+    if (pthread_once(&once, sha256_fetch) != 0 || !sha256_md || !(buf = malloc(total)))
+        goto done;
+    for (size_t i = 0; i < NF; i++) {
+        /* "<len>:<bytes>": no field can imitate a boundary */
+        int w = snprintf(buf + n, total - n, "%zu:", lens[i]);
+        if (w < 0 || (size_t)w >= total - n)
+            goto done;
+        n += (size_t)w;
+        memcpy(buf + n, fields[i], lens[i]);
+        n += lens[i];
+    }
+    if (EVP_Digest(buf, n, md, NULL, sha256_md, NULL) == 1)
         out = hex_encode(md, sizeof md);
 done:
-    EVP_MD_CTX_free(c);
+    free(buf);
     return out;
 }
 

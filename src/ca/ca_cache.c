@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct entry {
     char partition[STORE_ID_MAX + 1];
@@ -134,6 +135,10 @@ static struct ca_runtime *load(const struct ca_env *env, const char *partition, 
         if (!(rt->cert = ca_cert(&rt->rec)) || !(rt->chain = ca_chain(env, &rt->rec)) ||
             !(rt->chain_pem = chain_pem(rt->chain)))
             goto internal;
+        struct tm tm;
+        if (ASN1_TIME_to_tm(X509_get0_notAfter(rt->cert), &tm) != 1)
+            goto internal;
+        rt->not_after = (int64_t)timegm(&tm);
         if (rt->rec.key_blob && !(rt->signer = ca_signer(env, &rt->rec)))
             goto internal;
     }

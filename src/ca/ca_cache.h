@@ -22,6 +22,7 @@ struct ca_runtime {
     _Atomic int refs;
     struct ca_rec rec;     /* key_blob removed */
     X509 *cert;
+    int64_t not_after;     /* cert's notAfter, seconds since the epoch */
     STACK_OF(X509) *chain; /* this CA first, up to the root */
     char **chain_pem;      /* the same certificates in PEM, encoded once */
     struct signer *signer; /* NULL for external / pending CAs */

@@ -449,6 +449,8 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
     EVP_PKEY *key = NULL; /* server-side key */
     EVP_PKEY *pub = NULL; /* borrowed */
     X509_NAME *subject = NULL;
+    bool subject_borrowed = false; /* the CSR's or the request's own */
+    char *subject_txt = NULL;      /* dn_print(subject), once */
     GENERAL_NAMES *sans = GENERAL_NAMES_new();
     STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
     struct req_exts rx = {sk_X509_EXTENSION_new_null(), NULL, NULL};
@@ -474,7 +476,7 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
     }
     cacert = rt->cert;
     sig = rt->signer;
-    if (X509_cmp_time(X509_get0_notAfter(cacert), NULL) <= 0) {
+    if (rt->not_after <= now) {
         err_set(e, 409, "conflict", "caId", "CA '%s' has expired", cap->id);
         goto out;
     }
@@ -562,25 +564,25 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
             goto out;
         }
     } else if (csr) {
-        subject = X509_NAME_dup(X509_REQ_get_subject_name(csr));
+        subject = (X509_NAME *)X509_REQ_get_subject_name(csr); /* lives as long as csr */
+        subject_borrowed = true;
         /* Re-validate what the CSR claims with our DN rules. */
-        char *txt = subject ? dn_print(subject) : NULL;
+        char *txt = subject_txt = dn_print(subject);
         X509_NAME *chk = NULL;
         char dnerr[200];
         int bad = X509_NAME_entry_count(subject) > 0 && (!txt || dn_parse(txt, &chk, dnerr, sizeof dnerr) != 0);
-        free(txt);
         X509_NAME_free(chk);
         if (bad) {
             err_set(e, 400, "invalid_field", "csr", "csr: subject: %s", dnerr);
             goto out;
         }
     } else if (r->subject_name) {
-        subject = X509_NAME_dup(r->subject_name);
-        char *txt = subject ? dn_print(subject) : NULL;
+        subject = (X509_NAME *)r->subject_name; /* the caller's, for the whole call; only read */
+        subject_borrowed = true;
+        char *txt = subject_txt = dn_print(subject);
         X509_NAME *chk = NULL;
         char dnerr[200];
-        int bad = subject && X509_NAME_entry_count(subject) > 0 && (!txt || dn_parse(txt, &chk, dnerr, sizeof dnerr) != 0);
-        free(txt);
+        int bad = X509_NAME_entry_count(subject) > 0 && (!txt || dn_parse(txt, &chk, dnerr, sizeof dnerr) != 0);
         X509_NAME_free(chk);
         if (bad) {
             err_set(e, 400, "invalid_field", "subject", "subject: %s", dnerr);
@@ -633,10 +635,7 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
     }
 
     /* Validity: request, else profile, else 3 years; never past the CA */
-    struct tm tm;
-    if (ASN1_TIME_to_tm(X509_get0_notAfter(cacert), &tm) != 1)
-        goto internal;
-    int64_t ca_na = (int64_t)timegm(&tm), na;
+    int64_t ca_na = rt->not_after, na;
     int64_t start = now; /* the validity period is counted from here */
     if (r->not_before) {
         /* a few minutes of client clock skew are forgiven, not backdating */
@@ -797,7 +796,7 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
     char *sn = hex_encode(t.serial, SERIAL_LEN); /* positive, non-zero first byte: no 00 prefix */
     snprintf(cr.serial, sizeof cr.serial, "%s", sn ? sn : "");
     free(sn);
-    cr.subject = dn_print(subject);
+    cr.subject = subject_txt ? subject_txt : (subject_txt = dn_print(subject));
     cr.sans = sans_text = san_to_text(sans);
     cr.not_before = nb;
     cr.not_after = na;
@@ -820,7 +819,6 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
     json_decref(dj);
     struct audit_rec a = {cr.requester, key ? "cert.issue.pkcs12" : "cert.issue", target, detail, r->requester_ip, NULL};
     s = env->store->ops->cert_insert(env->store, &cr, !p->ca, &a);
-    free(cr.subject);
     free(detail);
     if (s == STORE_EQUOTA) {
         err_set(e, 422, "quota_exceeded", "",
@@ -865,7 +863,9 @@ out:
     X509_REQ_free(csr);
     EVP_PKEY_free(csr_pub);
     EVP_PKEY_free(key);
-    X509_NAME_free(subject);
+    if (!subject_borrowed)
+        X509_NAME_free(subject);
+    free(subject_txt);
     GENERAL_NAMES_free(sans);
     sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
     req_exts_free(&rx);

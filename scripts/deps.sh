@@ -15,6 +15,8 @@ PKGS=(
   libpq-dev postgresql postgresql-client
   libcurl4-openssl-dev curl
   libcmocka-dev
+  # the daemon's allocator (CMake option PKIAAS_JEMALLOC; docs/benchmarks.md says why)
+  libjemalloc-dev
   python3 python3-pytest python3-cryptography python3-requests
   # real ACME clients and pebble-challtestsrv (DNS for validation) for the tests
   certbot lego uacme pebble util-linux

@@ -221,6 +221,10 @@ static int cmd_serve(int argc, char **argv)
         log_error("cannot start the scheduler");
         goto out;
     }
+    /* access lines through the background writer from now on (the signer
+     * process is already forked; it logs nothing) */
+    if (log_writer_start() != 0)
+        log_warn("access log writer not started: access lines are written one by one");
     log_info("pkiaasd %s serving http=%s https=%s data=%s", PKIAAS_VERSION, a.cfg.http_addr, a.cfg.https_addr,
              a.cfg.data_dir);
     int sig = 0;
@@ -231,6 +235,7 @@ static int cmd_serve(int argc, char **argv)
     rc = 0;
 out:
     http_server_stop(srv, 0);
+    log_writer_stop(); /* every access line is out before the daemon exits */
     scheduler_stop(sched);
     validator_free(a.api.acme_validator);
     a.api.acme_validator = NULL;

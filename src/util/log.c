@@ -3,7 +3,10 @@
 #include <jansson.h>
 #include <openssl/err.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <string.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,11 +40,164 @@ static void now_iso(char *out, size_t n)
     snprintf(out + k, n - k, ".%03ldZ", ts.tv_nsec / 1000000);
 }
 
+/* Whole-buffer write to stderr; a short write or EINTR continues. */
+static void write_all(const char *p, size_t len)
+{
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = write(STDERR_FILENO, p + off, len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return;
+        off += (size_t)w;
+    }
+}
+
+/* Access lines under load: request threads append to a buffer that one
+ * writer thread flushes every FLUSH_MS (or at HIGH bytes), so a request
+ * costs no write(2) and no wait on the log file's inode lock, which 64
+ * threads appending to one file queue on. Messages (log_msg) flush the
+ * buffer and are written at once, so lines keep their order and a warning
+ * or error is on stderr before the call returns. Without the writer
+ * (CLI, bootstrap, tests) every line is written at once. */
+enum { FLUSH_MS = 20, HIGH = 64 * 1024, CAP = 1024 * 1024 };
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    pthread_cond_t done; /* the writer finished a write(2) */
+    pthread_t thread;
+    bool running, stop, writing;
+    char *buf, *spare;
+    size_t len;
+} sink = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .done = PTHREAD_COND_INITIALIZER};
+
+static void *writer_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&sink.mu);
+    for (;;) {
+        while (!sink.stop && sink.len == 0)
+            pthread_cond_wait(&sink.cv, &sink.mu);
+        if (!sink.stop && sink.len < HIGH) {
+            /* gather more lines; appenders wake us early at HIGH bytes */
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += FLUSH_MS * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&sink.cv, &sink.mu, &until);
+        }
+        if (sink.len > 0) {
+            char *out = sink.buf;
+            size_t n = sink.len;
+            sink.buf = sink.spare;
+            sink.spare = NULL;
+            sink.len = 0;
+            sink.writing = true;
+            pthread_mutex_unlock(&sink.mu);
+            write_all(out, n);
+            pthread_mutex_lock(&sink.mu);
+            sink.spare = out;
+            sink.writing = false;
+            pthread_cond_broadcast(&sink.done);
+        }
+        if (sink.stop && sink.len == 0)
+            break;
+    }
+    pthread_mutex_unlock(&sink.mu);
+    return NULL;
+}
+
+int log_writer_start(void)
+{
+    int rc = -1;
+    pthread_mutex_lock(&sink.mu);
+    if (sink.running) {
+        rc = 0;
+        goto out;
+    }
+    if (!sink.buf && !(sink.buf = malloc(CAP)))
+        goto out;
+    if (!sink.spare && !(sink.spare = malloc(CAP)))
+        goto out;
+    sink.len = 0;
+    sink.stop = false;
+    if (pthread_create(&sink.thread, NULL, writer_main, NULL) != 0)
+        goto out;
+    sink.running = true;
+    rc = 0;
+out:
+    pthread_mutex_unlock(&sink.mu);
+    return rc;
+}
+
+void log_writer_stop(void)
+{
+    pthread_mutex_lock(&sink.mu);
+    bool was = sink.running;
+    sink.stop = true;
+    pthread_cond_signal(&sink.cv);
+    pthread_mutex_unlock(&sink.mu);
+    if (was)
+        pthread_join(sink.thread, NULL);
+    pthread_mutex_lock(&sink.mu);
+    sink.running = false;
+    free(sink.buf);
+    free(sink.spare);
+    sink.buf = sink.spare = NULL;
+    sink.len = 0;
+    pthread_mutex_unlock(&sink.mu);
+}
+
+/* Called with sink.mu held: pending access lines out first, after the
+ * older ones the writer may be writing right now. */
+static void flush_locked(void)
+{
+    while (sink.writing)
+        pthread_cond_wait(&sink.done, &sink.mu);
+    if (sink.len > 0) {
+        write_all(sink.buf, sink.len);
+        sink.len = 0;
+    }
+}
+
+/* One line (with its newline), written now or appended for the writer. */
+static void put_line(const char *line, size_t n, bool buffered)
+{
+    pthread_mutex_lock(&sink.mu);
+    if (!sink.running || !sink.buf) {
+        write_all(line, n);
+    } else if (!buffered || n > CAP) {
+        flush_locked();
+        write_all(line, n);
+    } else {
+        if (sink.len + n > CAP)
+            flush_locked(); /* the disk is slower than the requests: wait for it here */
+        bool was_empty = sink.len == 0;
+        memcpy(sink.buf + sink.len, line, n);
+        size_t before = sink.len;
+        sink.len += n;
+        if (was_empty || (before < HIGH && sink.len >= HIGH))
+            pthread_cond_signal(&sink.cv);
+    }
+    pthread_mutex_unlock(&sink.mu);
+}
+
 static void emit(json_t *o)
 {
     char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
     if (s) {
-        fprintf(stderr, "%s\n", s);
+        size_t n = strlen(s);
+        char *line = malloc(n + 1);
+        if (line) {
+            memcpy(line, s, n);
+            line[n] = '\n';
+            put_line(line, n + 1, false);
+            free(line);
+        }
         free(s);
     }
     json_decref(o);
@@ -112,19 +268,8 @@ void log_request(const char *method, const char *path, int status, double ms, co
                      ts, m, pth, status, ms, part);
     if (n <= 0)
         return;
-    /* One write(2), not stderr's stdio lock: request threads queued on that
-     * lock while another's write was in the kernel (1.4% of the daemon's
-     * context switches under load). A line below PIPE_BUF reaches a pipe in
-     * one piece; stderr is unbuffered, so nothing else is held back. */
-    size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1, off = 0;
-    while (off < len) {
-        ssize_t w = write(STDERR_FILENO, line + off, len - off);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return;
-        off += (size_t)w;
-    }
+    size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
+    put_line(line, len, true);
 }
 
 void log_openssl(const char *context)

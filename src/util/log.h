@@ -8,6 +8,11 @@ enum log_level { LOG_DEBUG, LOG_INFO, LOG_WARN, LOG_ERROR };
 void log_set_level(enum log_level lvl);
 void log_msg(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_request(const char *method, const char *path, int status, double ms, const char *partition);
+/* The daemon's access lines go through a background writer between these
+ * two calls (after the signer process is forked; stop flushes everything).
+ * Messages are always written before log_msg returns. */
+int log_writer_start(void);
+void log_writer_stop(void);
 /* Logs and clears the OpenSSL error queue with a context message. */
 void log_openssl(const char *context);
 

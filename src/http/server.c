@@ -19,7 +19,7 @@
 
 #define CONN_TIMEOUT_S LIMIT_HTTP_CONN_TIMEOUT_S
 #define CONN_LIMIT LIMIT_HTTP_CONNECTIONS
-#define CONN_MEMORY (64 * 1024)
+#define CONN_MEMORY LIMIT_HTTP_CONN_MEMORY
 
 struct http_server {
     struct MHD_Daemon *http;
@@ -282,9 +282,10 @@ struct http_server *http_server_start(const struct http_server_opts *o, char *er
     s->router = o->router;
     s->app = o->app;
     s->max_body = o->max_body;
-    if (o->http_addr && *o->http_addr && !(s->http = start_one(s, o, o->http_addr, false, err, errlen)))
-        goto fail;
+    /* HTTPS first: once the plain listener answers /healthz, both accept. */
     if (o->https_addr && *o->https_addr && !(s->https = start_one(s, o, o->https_addr, true, err, errlen)))
+        goto fail;
+    if (o->http_addr && *o->http_addr && !(s->http = start_one(s, o, o->http_addr, false, err, errlen)))
         goto fail;
     return s;
 fail:

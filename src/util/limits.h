@@ -19,6 +19,13 @@
 #define LIMIT_HTTP_CONN_TIMEOUT_S 30
 /* Concurrent connections: beyond this libmicrohttpd refuses new ones. */
 #define LIMIT_HTTP_CONNECTIONS 4096
+/* libmicrohttpd's memory per connection: request line and headers, the
+ * read buffer bodies stream through, the reply's headers. Ordinary large
+ * headers (8 KiB beyond the usual ones) fit; larger ones get a 4xx.
+ * libmicrohttpd zeroes the whole area after every request on a kept-alive
+ * connection, so its size is paid per request (64 KiB cost ~1% of the CPU
+ * under issuance load, and evicted the first-level cache each time). */
+#define LIMIT_HTTP_CONN_MEMORY (16 * 1024)
 /* Path parameters per route and their length: no route has more, no id is
  * longer (ids are at most 128 characters, base64 messages go in bodies). */
 #define LIMIT_HTTP_PARAMS 6

@@ -205,10 +205,9 @@ static int cmd_serve(int argc, char **argv)
         .router = api_router(),
         .app = &a.api,
     };
-    if (!(srv = http_server_start(&o, err, sizeof err))) {
-        log_error("%s", err);
-        goto out;
-    }
+    /* Everything a request can reach runs before the listeners open: a
+     * request that arrives at once (a health check, a client retrying) finds
+     * the ACME validator and the scheduler in place. */
     struct validate_cfg vc = {a.cfg.acme_http01_port, a.cfg.acme_tlsalpn01_port, a.cfg.acme_resolver,
                               a.cfg.acme_validation_timeout_ms, a.cfg.acme_validation_workers};
     if (!(a.api.acme_validator = validator_new(&vc))) {
@@ -225,6 +224,10 @@ static int cmd_serve(int argc, char **argv)
      * process is already forked; it logs nothing) */
     if (log_writer_start() != 0)
         log_warn("access log writer not started: access lines are written one by one");
+    if (!(srv = http_server_start(&o, err, sizeof err))) {
+        log_error("%s", err);
+        goto out;
+    }
     log_info("pkiaasd %s serving http=%s https=%s data=%s", PKIAAS_VERSION, a.cfg.http_addr, a.cfg.https_addr,
              a.cfg.data_dir);
     int sig = 0;

@@ -563,29 +563,19 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
             err_set(e, 400, "invalid_field", "subject", "subject: %s", dnerr);
             goto out;
         }
-    } else if (csr) {
-        subject = (X509_NAME *)X509_REQ_get_subject_name(csr); /* lives as long as csr */
+    } else if (csr || r->subject_name) {
+        /* The CSR's subject (or a CMP template's) is used where it is, and
+         * re-validated with our DN rules through its RFC 4514 text. */
+        subject = (X509_NAME *)(csr ? X509_REQ_get_subject_name(csr) : r->subject_name); /* only read */
         subject_borrowed = true;
-        /* Re-validate what the CSR claims with our DN rules. */
-        char *txt = subject_txt = dn_print(subject);
+        subject_txt = dn_print(subject);
         X509_NAME *chk = NULL;
-        char dnerr[200];
-        int bad = X509_NAME_entry_count(subject) > 0 && (!txt || dn_parse(txt, &chk, dnerr, sizeof dnerr) != 0);
+        char dnerr[200] = "cannot be written as an RFC 4514 string";
+        int bad = X509_NAME_entry_count(subject) > 0 &&
+                  (!subject_txt || dn_parse(subject_txt, &chk, dnerr, sizeof dnerr) != 0);
         X509_NAME_free(chk);
         if (bad) {
-            err_set(e, 400, "invalid_field", "csr", "csr: subject: %s", dnerr);
-            goto out;
-        }
-    } else if (r->subject_name) {
-        subject = (X509_NAME *)r->subject_name; /* the caller's, for the whole call; only read */
-        subject_borrowed = true;
-        char *txt = subject_txt = dn_print(subject);
-        X509_NAME *chk = NULL;
-        char dnerr[200];
-        int bad = X509_NAME_entry_count(subject) > 0 && (!txt || dn_parse(txt, &chk, dnerr, sizeof dnerr) != 0);
-        X509_NAME_free(chk);
-        if (bad) {
-            err_set(e, 400, "invalid_field", "subject", "subject: %s", dnerr);
+            err_set(e, 400, "invalid_field", csr ? "csr" : "subject", "%ssubject: %s", csr ? "csr: " : "", dnerr);
             goto out;
         }
     } else {

@@ -145,6 +145,8 @@ void log_writer_stop(void)
         pthread_join(sink.thread, NULL);
     pthread_mutex_lock(&sink.mu);
     sink.running = false;
+    if (sink.buf && sink.len > 0) /* appended after the writer's last round */
+        write_all(sink.buf, sink.len);
     free(sink.buf);
     free(sink.spare);
     sink.buf = sink.spare = NULL;

@@ -5,13 +5,13 @@
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/rsa.h>
-#include <openssl/sha.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -58,74 +58,153 @@ struct signerd {
 
 /* ---- the child ------------------------------------------------------------- */
 
+#define SIG_VARIANTS 4 /* prepared signing contexts per key (digest x padding) */
+
+/* An unsealed key, found by the exact bytes it was sent as (AAD, NUL, sealed
+ * blob), with the signing contexts prepared for it: each signature works on
+ * a copy of one, which skips the provider fetches of EVP_PKEY_sign_init and
+ * of the digest (several microseconds and global locks in OpenSSL 3). */
+struct cached_key {
+    unsigned char *id;
+    size_t id_len;
+    EVP_PKEY *key;
+    struct {
+        char md[NAME_MAX_LEN];
+        bool pss;
+        size_t md_size;
+        EVP_PKEY_CTX *ctx;
+    } sig[SIG_VARIANTS];
+};
+
 struct child {
     const unsigned char *mkey;
-    pthread_mutex_t mu;
-    struct {
-        unsigned char id[SHA256_DIGEST_LENGTH];
-        EVP_PKEY *key;
-    } cache[KEY_CACHE];
+    pthread_mutex_t mu; /* guards cache, next and open */
+    struct cached_key cache[KEY_CACHE];
     unsigned next;
+    int open; /* channels still open */
 };
 
-struct chan {
-    struct child *c;
-    int fd;
-};
-
-static int key_id(const char *aad, const unsigned char *blob, size_t bl, unsigned char id[SHA256_DIGEST_LENGTH])
+static void cached_key_clear(struct cached_key *e)
 {
-    EVP_MD_CTX *m = EVP_MD_CTX_new();
-    int ok = m && EVP_DigestInit_ex(m, EVP_sha256(), NULL) == 1 && EVP_DigestUpdate(m, aad, strlen(aad) + 1) == 1 &&
-             EVP_DigestUpdate(m, blob, bl) == 1 && EVP_DigestFinal_ex(m, id, NULL) == 1;
-    EVP_MD_CTX_free(m);
-    return ok ? 0 : -1;
+    free(e->id);
+    EVP_PKEY_free(e->key);
+    for (int i = 0; i < SIG_VARIANTS; i++)
+        EVP_PKEY_CTX_free(e->sig[i].ctx);
+    memset(e, 0, sizeof *e);
+}
+
+/* The cache entry for (aad, blob); call with c->mu held. */
+static struct cached_key *cache_find(struct child *c, const char *aad, size_t al, const unsigned char *blob, size_t bl)
+{
+    for (unsigned i = 0; i < KEY_CACHE; i++) {
+        struct cached_key *e = &c->cache[i];
+        if (e->key && e->id_len == al + 1 + bl && memcmp(e->id, aad, al + 1) == 0 &&
+            memcmp(e->id + al + 1, blob, bl) == 0)
+            return e;
+    }
+    return NULL;
 }
 
 /* The key of a sealed blob (a new reference), unsealing it once. */
 static EVP_PKEY *child_key(struct child *c, const char *aad, const unsigned char *blob, size_t bl)
 {
-    unsigned char id[SHA256_DIGEST_LENGTH];
+    size_t al = strlen(aad);
     EVP_PKEY *k = NULL;
+    unsigned char *id = NULL;
     if (!served(aad))
         return NULL; /* only CA and responder keys are served here */
-    if (key_id(aad, blob, bl, id) != 0)
-        return NULL;
     pthread_mutex_lock(&c->mu);
-    for (unsigned i = 0; i < KEY_CACHE && !k; i++)
-        if (c->cache[i].key && memcmp(c->cache[i].id, id, sizeof id) == 0 && EVP_PKEY_up_ref(c->cache[i].key) == 1)
-            k = c->cache[i].key;
+    struct cached_key *e = cache_find(c, aad, al, blob, bl);
+    if (e && EVP_PKEY_up_ref(e->key) == 1)
+        k = e->key;
     pthread_mutex_unlock(&c->mu);
     if (k)
         return k;
     if (!(k = keywrap_open_pkey(c->mkey, blob, bl, aad)))
         return NULL;
+    if (!(id = malloc(al + 1 + bl)) || EVP_PKEY_up_ref(k) != 1) {
+        free(id);
+        return k; /* served, only not cached */
+    }
+    memcpy(id, aad, al + 1);
+    memcpy(id + al + 1, blob, bl);
     pthread_mutex_lock(&c->mu);
-    unsigned slot = c->next++ % KEY_CACHE;
-    EVP_PKEY_free(c->cache[slot].key);
-    memcpy(c->cache[slot].id, id, sizeof id);
-    c->cache[slot].key = EVP_PKEY_up_ref(k) == 1 ? k : NULL;
+    e = &c->cache[c->next++ % KEY_CACHE];
+    cached_key_clear(e);
+    *e = (struct cached_key){.id = id, .id_len = al + 1 + bl, .key = k};
     pthread_mutex_unlock(&c->mu);
     return k;
 }
 
-static int child_sign(EVP_PKEY *k, const char *md_name, bool pss, const unsigned char *dig, size_t dl,
-                      unsigned char *out, size_t *outlen)
+/* A context ready for EVP_PKEY_sign with key k, digest md_name, PKCS#1 v1.5
+ * or PSS padding for RSA keys. */
+static EVP_PKEY_CTX *sign_ctx_new(EVP_PKEY *k, const char *md_name, bool pss, size_t *md_size)
 {
     EVP_PKEY_CTX *p = EVP_PKEY_CTX_new(k, NULL);
-    const EVP_MD *md = EVP_get_digestbyname(md_name);
-    int rc = -1;
-    if (!p || !md || (size_t)EVP_MD_get_size(md) != dl || EVP_PKEY_sign_init(p) != 1 ||
-        EVP_PKEY_CTX_set_signature_md(p, md) != 1)
-        goto out;
+    EVP_MD *md = EVP_MD_fetch(NULL, md_name, NULL);
+    if (!p || !md || EVP_PKEY_sign_init(p) != 1 || EVP_PKEY_CTX_set_signature_md(p, md) != 1)
+        goto fail;
     if (EVP_PKEY_get_base_id(k) == EVP_PKEY_RSA &&
         (EVP_PKEY_CTX_set_rsa_padding(p, pss ? RSA_PKCS1_PSS_PADDING : RSA_PKCS1_PADDING) != 1 ||
          (pss && (EVP_PKEY_CTX_set_rsa_pss_saltlen(p, RSA_PSS_SALTLEN_DIGEST) != 1 ||
                   EVP_PKEY_CTX_set_rsa_mgf1_md(p, md) != 1))))
+        goto fail;
+    *md_size = (size_t)EVP_MD_get_size(md);
+    EVP_MD_free(md);
+    return p;
+fail:
+    EVP_MD_free(md);
+    EVP_PKEY_CTX_free(p);
+    return NULL;
+}
+
+/* A copy of the prepared signing context for (aad, blob, md, pss) and the
+ * digest's size, preparing (and caching) it on first use. The caller frees
+ * it. */
+static EVP_PKEY_CTX *child_sign_ctx(struct child *c, const char *aad, const unsigned char *blob, size_t bl,
+                                    const char *md_name, bool pss, size_t *md_size)
+{
+    size_t al = strlen(aad);
+    EVP_PKEY_CTX *d = NULL, *fresh = NULL;
+    EVP_PKEY *k = NULL;
+    pthread_mutex_lock(&c->mu);
+    struct cached_key *e = cache_find(c, aad, al, blob, bl);
+    for (int i = 0; e && i < SIG_VARIANTS && !d; i++)
+        if (e->sig[i].ctx && e->sig[i].pss == pss && strcmp(e->sig[i].md, md_name) == 0) {
+            d = EVP_PKEY_CTX_dup(e->sig[i].ctx);
+            *md_size = e->sig[i].md_size;
+        }
+    pthread_mutex_unlock(&c->mu);
+    if (d)
+        return d;
+    if (!(k = child_key(c, aad, blob, bl)) || !(fresh = sign_ctx_new(k, md_name, pss, md_size)))
         goto out;
-    if (EVP_PKEY_sign(p, out, outlen, dig, dl) == 1)
-        rc = 0;
+    pthread_mutex_lock(&c->mu);
+    d = EVP_PKEY_CTX_dup(fresh);
+    e = cache_find(c, aad, al, blob, bl);
+    for (int i = 0; e && fresh && i < SIG_VARIANTS; i++)
+        if (!e->sig[i].ctx) {
+            snprintf(e->sig[i].md, sizeof e->sig[i].md, "%s", md_name);
+            e->sig[i].pss = pss;
+            e->sig[i].md_size = *md_size;
+            e->sig[i].ctx = fresh;
+            fresh = NULL;
+        }
+    pthread_mutex_unlock(&c->mu);
 out:
+    EVP_PKEY_CTX_free(fresh);
+    EVP_PKEY_free(k);
+    return d;
+}
+
+static int child_sign(struct child *c, const char *aad, const unsigned char *blob, size_t bl, const char *md_name,
+                      bool pss, const unsigned char *dig, size_t dl, unsigned char *out, size_t *outlen)
+{
+    size_t md_size = 0;
+    EVP_PKEY_CTX *p = child_sign_ctx(c, aad, blob, bl, md_name, pss, &md_size);
+    int rc = -1;
+    if (p && md_size == dl && EVP_PKEY_sign(p, out, outlen, dig, dl) == 1)
+        rc = 0;
     EVP_PKEY_CTX_free(p);
     return rc;
 }
@@ -166,7 +245,7 @@ static size_t child_handle(struct child *c, const unsigned char *msg, size_t n, 
     if (h.op == OP_SIGN) {
         unsigned char sig[1024];
         size_t siglen = sizeof sig;
-        if (!(k = child_key(c, aad, blob, h.blob_len)) || child_sign(k, h.name, h.pss, dig, h.dig_len, sig, &siglen) != 0 ||
+        if (child_sign(c, aad, blob, h.blob_len, h.name, h.pss, dig, h.dig_len, sig, &siglen) != 0 ||
             put(rep, &len, &r.len1, sig, siglen) != 0)
             goto out;
     } else if (h.op == OP_INFO) {
@@ -199,46 +278,97 @@ out:
     return len;
 }
 
+/* A worker: takes the next channel with a request waiting, answers it and
+ * re-arms the channel. The channels share one epoll set, each armed for one
+ * event at a time (EPOLLONESHOT), so a request is answered by exactly one
+ * worker and a worker that finishes a signature picks up the next waiting
+ * request without sleeping. */
+struct worker {
+    struct child *c;
+    int ep;
+};
+
 static void *child_serve(void *arg)
 {
-    struct chan *ch = arg;
+    struct worker *w = arg;
     unsigned char *msg = malloc(SIGNERD_MSG_MAX + 1), *rep = malloc(SIGNERD_MSG_MAX);
     while (msg && rep) {
-        ssize_t n = recv(ch->fd, msg, SIGNERD_MSG_MAX + 1, 0);
-        if (n < 0 && errno == EINTR)
+        struct epoll_event ev;
+        int k = epoll_wait(w->ep, &ev, 1, -1);
+        if (k < 0 && errno == EINTR)
             continue;
-        if (n <= 0)
-            break; /* the daemon closed the channel (or died) */
-        size_t rl = child_handle(ch->c, msg, (size_t)n, rep);
-        if (send(ch->fd, rep, rl, MSG_NOSIGNAL) < 0)
+        if (k < 0)
+            break;
+        if (k == 0)
+            continue;
+        int fd = ev.data.fd;
+        ssize_t n;
+        do
+            n = recv(fd, msg, SIGNERD_MSG_MAX + 1, MSG_DONTWAIT);
+        while (n < 0 && errno == EINTR);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+            /* the daemon closed the channel (or died): drop it; the last
+             * worker to see every channel gone ends the process */
+            epoll_ctl(w->ep, EPOLL_CTL_DEL, fd, NULL);
+            close(fd);
+            pthread_mutex_lock(&w->c->mu);
+            bool last = --w->c->open == 0;
+            pthread_mutex_unlock(&w->c->mu);
+            if (last)
+                break;
+            continue;
+        }
+        if (n > 0) {
+            size_t rl = child_handle(w->c, msg, (size_t)n, rep);
+            if (send(fd, rep, rl, MSG_NOSIGNAL) < 0) {
+                epoll_ctl(w->ep, EPOLL_CTL_DEL, fd, NULL);
+                close(fd);
+                pthread_mutex_lock(&w->c->mu);
+                bool last = --w->c->open == 0;
+                pthread_mutex_unlock(&w->c->mu);
+                if (last)
+                    break;
+                continue;
+            }
+        }
+        ev.events = EPOLLIN | EPOLLONESHOT;
+        if (epoll_ctl(w->ep, EPOLL_CTL_MOD, fd, &ev) != 0)
             break;
     }
     free(msg);
     free(rep);
+    _exit(0); /* every channel is closed (or the set failed): nothing to serve */
     return NULL;
 }
 
 static void child_main(int *fds, const unsigned char *mkey)
 {
     struct child c;
-    struct chan ch[SIGNERD_CHANNELS];
-    pthread_t t[SIGNERD_CHANNELS];
+    struct worker w;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int nw = ncpu < 1 ? 1 : ncpu > SIGNERD_CHANNELS ? SIGNERD_CHANNELS : (int)ncpu;
+    pthread_t t;
     memset(&c, 0, sizeof c);
     c.mkey = mkey;
+    c.open = SIGNERD_CHANNELS;
     pthread_mutex_init(&c.mu, NULL);
     /* ends with the daemon; shutdown signals are the daemon's business */
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     signal(SIGINT, SIG_IGN);
     signal(SIGTERM, SIG_IGN);
     prctl(PR_SET_NAME, "pkiaas-signer");
+    w = (struct worker){&c, epoll_create1(EPOLL_CLOEXEC)};
+    if (w.ep < 0)
+        _exit(1);
     for (int i = 0; i < SIGNERD_CHANNELS; i++) {
-        ch[i] = (struct chan){&c, fds[i]};
-        if (pthread_create(&t[i], NULL, child_serve, &ch[i]) != 0)
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLONESHOT, .data.fd = fds[i]};
+        if (epoll_ctl(w.ep, EPOLL_CTL_ADD, fds[i], &ev) != 0)
             _exit(1);
     }
-    for (int i = 0; i < SIGNERD_CHANNELS; i++)
-        pthread_join(t[i], NULL);
-    _exit(0);
+    for (int i = 1; i < nw; i++)
+        if (pthread_create(&t, NULL, child_serve, &w) != 0)
+            _exit(1);
+    child_serve(&w);
 }
 
 struct signerd *signerd_start(const unsigned char mkey[MASTER_KEY_LEN])

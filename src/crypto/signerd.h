@@ -12,7 +12,11 @@
  * length-capped message format; anything else is refused.
  *
  * Each request is one SOCK_SEQPACKET message on one of SIGNERD_CHANNELS
- * socket pairs (a channel per concurrent caller; callers take a free one). */
+ * socket pairs (a channel per concurrent caller; callers take a free one).
+ * In the signer process one worker thread per CPU serves all channels from
+ * one epoll set, so a worker that finishes a signature takes the next
+ * waiting request without sleeping; unsealed keys and their prepared
+ * signing contexts are cached there. */
 #ifndef PKIAAS_CRYPTO_SIGNERD_H
 #define PKIAAS_CRYPTO_SIGNERD_H
 
@@ -26,7 +30,7 @@
  * extra context switches); 32 cut context switches per certificate from
  * ~5.6 to ~5.3 and the CPU per certificate by 5-18% in three paired runs
  * under bench/issue load (docs/benchmarks.md). Each channel is one socket
- * pair and one blocked thread in the signer process. */
+ * pair. */
 #define SIGNERD_CHANNELS 32
 #define SIGNERD_MSG_MAX (32 * 1024) /* a request or reply never exceeds this */
 

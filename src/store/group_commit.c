@@ -1,5 +1,9 @@
 #include "store/group_commit.h"
 
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 int group_commit_init(struct group_commit *gc, group_commit_run_fn run, void *ctx)
 {
     if (pthread_mutex_init(&gc->mu, NULL) != 0)
@@ -18,45 +22,59 @@ void group_commit_destroy(struct group_commit *gc)
         pthread_mutex_destroy(&gc->mu);
 }
 
-/* Wakes a waiting job's owner: done (the job is final) or lead. The owner
- * may return as soon as m is released with done set, so the caller must not
- * touch the job after this when `done`. */
+enum { GC_WAIT, GC_DONE, GC_LEAD };
+
+/* Sets a waiting job's state (GC_DONE: the job is final; GC_LEAD) and wakes
+ * its owner. The owner may return as soon as it sees GC_DONE, so the
+ * caller must not touch the job after this when `done`; the wake-up itself
+ * may then reach a word that is no longer the job's, which every futex user
+ * treats as a spurious wake-up. */
 static void wake(struct gc_job *j, bool done)
 {
-    pthread_mutex_lock(&j->m);
-    if (done)
-        j->done = true;
-    else
-        j->lead = true;
-    pthread_cond_signal(&j->cv);
-    pthread_mutex_unlock(&j->m);
+    atomic_store_explicit(&j->state, done ? GC_DONE : GC_LEAD, memory_order_release);
+    syscall(SYS_futex, &j->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+}
+
+/* Sleeps until the job's state leaves GC_WAIT and returns it; a GC_LEAD is
+ * taken (back to GC_WAIT, so a later GC_DONE is not lost). */
+static int await(struct gc_job *j)
+{
+    for (;;) {
+        int s = atomic_load_explicit(&j->state, memory_order_acquire);
+        if (s == GC_DONE)
+            return GC_DONE;
+        if (s == GC_LEAD) {
+            if (atomic_compare_exchange_strong_explicit(&j->state, &s, GC_WAIT, memory_order_acq_rel,
+                                                        memory_order_acquire))
+                return GC_LEAD;
+            continue; /* became GC_DONE meanwhile */
+        }
+        syscall(SYS_futex, &j->state, FUTEX_WAIT_PRIVATE, GC_WAIT, NULL, NULL, 0); /* EAGAIN / EINTR: look again */
+    }
 }
 
 int group_commit_submit(struct group_commit *gc, struct cert_rec *c, bool count_quota, const struct audit_rec *a)
 {
     struct gc_job job = {.c = c, .count_quota = count_quota, .a = a, .rc = STORE_EIO};
-    if (pthread_mutex_init(&job.m, NULL) != 0)
-        return STORE_EIO;
-    if (pthread_cond_init(&job.cv, NULL) != 0) {
-        pthread_mutex_destroy(&job.m);
-        return STORE_EIO;
-    }
+    atomic_init(&job.state, GC_WAIT);
     pthread_mutex_lock(&gc->mu);
     *gc->tail = &job;
     gc->tail = &job.next;
-    while (gc->leader) {
+    for (;;) {
+        /* Asked to lead, another caller may have taken this job into its
+         * batch before this thread got the queue lock: then it is done. */
+        if (atomic_load_explicit(&job.state, memory_order_acquire) == GC_DONE) {
+            pthread_mutex_unlock(&gc->mu);
+            return job.rc;
+        }
+        if (!gc->leader)
+            break;
         /* Wait for the leader: it wakes this job when the job is committed,
          * or, as the first job queued behind its batch, to lead the next. */
         pthread_mutex_unlock(&gc->mu);
-        pthread_mutex_lock(&job.m);
-        while (!job.done && !job.lead)
-            pthread_cond_wait(&job.cv, &job.m);
-        bool done = job.done;
-        job.lead = false;
-        pthread_mutex_unlock(&job.m);
-        if (done)
-            goto out;
-        pthread_mutex_lock(&gc->mu); /* asked to lead: unless someone already does */
+        if (await(&job) == GC_DONE)
+            return job.rc;
+        pthread_mutex_lock(&gc->mu);
     }
     /* Lead: commit everything queued so far (this job included). */
     gc->leader = true;
@@ -65,6 +83,7 @@ int group_commit_submit(struct group_commit *gc, struct cert_rec *c, bool count_
     gc->tail = &gc->head;
     pthread_mutex_unlock(&gc->mu);
     gc->run(gc->ctx, batch);
+    int rc = job.rc;
     for (struct gc_job *j = batch, *n; j; j = n) {
         n = j->next; /* read first: the owner may return once woken */
         if (j != &job)
@@ -78,8 +97,5 @@ int group_commit_submit(struct group_commit *gc, struct cert_rec *c, bool count_
     if (gc->head)
         wake(gc->head, false);
     pthread_mutex_unlock(&gc->mu);
-out:
-    pthread_cond_destroy(&job.cv);
-    pthread_mutex_destroy(&job.m);
-    return job.rc;
+    return rc;
 }

@@ -7,10 +7,10 @@
  * becomes the leader, takes everything queued so far as one batch and hands
  * it to the backend's `run` callback (which commits the batch, typically in
  * one transaction, and sets every job's rc). The leader then wakes each
- * job's owner (on the job's own mutex and condition, outside the queue
- * lock) and hands the lead to the first job queued meanwhile (under the
- * queue lock, so nobody else can take that job into a batch while it is
- * being woken).
+ * job's owner (through the job's own state word, outside the queue lock)
+ * and hands the lead to the first job queued meanwhile (under the queue
+ * lock, so nobody else can take that job into a batch while it is being
+ * woken).
  *
  * Promises:
  *  - at most one batch of a given struct group_commit runs at a time;
@@ -26,6 +26,7 @@
 #include "store/store.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 /* A certificate insert waiting for the group commit. */
@@ -35,12 +36,12 @@ struct gc_job {
     const struct audit_rec *a;
     int rc;
     struct gc_job *next; /* next job of the same batch */
-    /* Its owner waits on cv under m (not under the queue lock, so a leader
-     * waking a whole batch does not make each woken thread queue for it). */
-    pthread_mutex_t m;
-    pthread_cond_t cv;
-    bool done; /* committed (or failed): rc is final; under m */
-    bool lead; /* asked to lead the next batch; under m */
+    /* GC_WAIT until the leader sets GC_DONE (rc is final) or GC_LEAD (lead
+     * the next batch). Its owner sleeps on this word itself (a futex), so a
+     * wake costs the leader one system call and the owner nothing more:
+     * with a mutex and condition per job, a woken owner often blocked again
+     * on the mutex the leader still held. */
+    _Atomic int state;
 };
 
 /* Commits `batch` (a list through ->next) and sets each job's rc. */

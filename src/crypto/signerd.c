@@ -306,7 +306,12 @@ static void *child_serve(void *arg)
         do
             n = recv(fd, msg, SIGNERD_MSG_MAX + 1, MSG_DONTWAIT);
         while (n < 0 && errno == EINTR);
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+        bool gone = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+        if (n > 0) {
+            size_t rl = child_handle(w->c, msg, (size_t)n, rep);
+            gone = send(fd, rep, rl, MSG_NOSIGNAL) < 0;
+        }
+        if (gone) {
             /* the daemon closed the channel (or died): drop it; the last
              * worker to see every channel gone ends the process */
             epoll_ctl(w->ep, EPOLL_CTL_DEL, fd, NULL);
@@ -317,19 +322,6 @@ static void *child_serve(void *arg)
             if (last)
                 break;
             continue;
-        }
-        if (n > 0) {
-            size_t rl = child_handle(w->c, msg, (size_t)n, rep);
-            if (send(fd, rep, rl, MSG_NOSIGNAL) < 0) {
-                epoll_ctl(w->ep, EPOLL_CTL_DEL, fd, NULL);
-                close(fd);
-                pthread_mutex_lock(&w->c->mu);
-                bool last = --w->c->open == 0;
-                pthread_mutex_unlock(&w->c->mu);
-                if (last)
-                    break;
-                continue;
-            }
         }
         ev.events = EPOLLIN | EPOLLONESHOT;
         if (epoll_ctl(w->ep, EPOLL_CTL_MOD, fd, &ev) != 0)

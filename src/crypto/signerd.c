@@ -297,10 +297,8 @@ static void *child_serve(void *arg)
         int k = epoll_wait(w->ep, &ev, 1, -1);
         if (k < 0 && errno == EINTR)
             continue;
-        if (k < 0)
+        if (k != 1)
             break;
-        if (k == 0)
-            continue;
         int fd = ev.data.fd;
         ssize_t n;
         do
@@ -330,7 +328,6 @@ static void *child_serve(void *arg)
     free(msg);
     free(rep);
     _exit(0); /* every channel is closed (or the set failed): nothing to serve */
-    return NULL;
 }
 
 static void child_main(int *fds, const unsigned char *mkey)

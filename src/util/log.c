@@ -166,25 +166,37 @@ static void flush_locked(void)
     }
 }
 
-/* One line (with its newline), written now or appended for the writer. */
-static void put_line(const char *line, size_t n, bool buffered)
+/* An access line (with its newline), appended for the writer, or written
+ * at once without one. */
+static void put_line(const char *line, size_t n)
 {
     pthread_mutex_lock(&sink.mu);
     if (!sink.running || !sink.buf) {
         write_all(line, n);
-    } else if (!buffered || n > CAP) {
+    } else if (n > CAP) {
         flush_locked();
         write_all(line, n);
     } else {
         if (sink.len + n > CAP)
             flush_locked(); /* the disk is slower than the requests: wait for it here */
-        bool was_empty = sink.len == 0;
-        memcpy(sink.buf + sink.len, line, n);
         size_t before = sink.len;
+        memcpy(sink.buf + sink.len, line, n);
         sink.len += n;
-        if (was_empty || (before < HIGH && sink.len >= HIGH))
+        if (before == 0 || (before < HIGH && sink.len >= HIGH))
             pthread_cond_signal(&sink.cv);
     }
+    pthread_mutex_unlock(&sink.mu);
+}
+
+/* A message and its newline, written now, after every access line logged
+ * before it, without copying it to add the newline. */
+static void put_msg(const char *s, size_t n)
+{
+    pthread_mutex_lock(&sink.mu);
+    if (sink.running && sink.buf)
+        flush_locked();
+    write_all(s, n);
+    write_all("\n", 1);
     pthread_mutex_unlock(&sink.mu);
 }
 
@@ -192,14 +204,7 @@ static void emit(json_t *o)
 {
     char *s = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII);
     if (s) {
-        size_t n = strlen(s);
-        char *line = malloc(n + 1);
-        if (line) {
-            memcpy(line, s, n);
-            line[n] = '\n';
-            put_line(line, n + 1, false);
-            free(line);
-        }
+        put_msg(s, strlen(s));
         free(s);
     }
     json_decref(o);
@@ -271,7 +276,7 @@ void log_request(const char *method, const char *path, int status, double ms, co
     if (n <= 0)
         return;
     size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
-    put_line(line, len, true);
+    put_line(line, len);
 }
 
 void log_openssl(const char *context)

@@ -188,7 +188,6 @@ static int cmd_serve(int argc, char **argv)
         trust = read_text(trust_path);
         free(trust_path);
     }
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     struct http_server_opts o = {
         .http_addr = a.cfg.http_addr,
         .https_addr = a.cfg.https_addr,
@@ -196,11 +195,12 @@ static int cmd_serve(int argc, char **argv)
         .tls_key_pem = key,
         .tls_trust_pem = trust,
         /* A request thread spends most of an issuance waiting (signer,
-         * group commit), and a thread pool thread blocks every connection it
-         * owns while it waits: at 16 threads on 2 cores the CPUs idled
-         * 15-18% under load, at 64-128 ~10% with 11-18% more certificates/s
-         * (docs/benchmarks.md). Threads are cheap; idle cores are not. */
-        .threads = a.cfg.threads ? (unsigned)a.cfg.threads : (unsigned)(ncpu > 4 ? ncpu * 16 : 64),
+         * group commit). In a pool, a thread that waits holds up every
+         * connection it owns: at 64 pool threads on 2 cores the CPUs idled
+         * 14-19% under load, with a thread per connection 8-9%, and 10-60%
+         * more certificates/s (docs/benchmarks.md). `threads = N` keeps a
+         * pool of N for operators who want a fixed number of threads. */
+        .threads = (unsigned)a.cfg.threads,
         .max_body = a.cfg.max_body,
         .router = api_router(),
         .app = &a.api,

@@ -1,5 +1,5 @@
-/* server: libmicrohttpd listeners (HTTP and HTTPS) with a thread pool,
- * request size limits, per-request JSON log lines and graceful shutdown. */
+/* server: libmicrohttpd listeners (HTTP and HTTPS), a thread per
+ * connection or a thread pool, request size limits, per-request JSON log lines and graceful shutdown. */
 #ifndef PKIAAS_HTTP_SERVER_H
 #define PKIAAS_HTTP_SERVER_H
 
@@ -15,7 +15,7 @@ struct http_server_opts {
     const char *tls_cert_pem; /* chain, PEM */
     const char *tls_key_pem;
     const char *tls_trust_pem; /* set: HTTPS asks clients for a certificate (checked by the application) */
-    unsigned threads;
+    unsigned threads;        /* 0: a thread per connection; N: a pool of N threads */
     size_t max_body;
     const struct router *router;
     void *app;

@@ -26,7 +26,7 @@ struct config {
     char *smtp_username;
     char *smtp_password;
     char *log_level;        /* debug|info|warn|error */
-    int threads;            /* HTTP worker threads; 0 = number of CPUs */
+    int threads;            /* HTTP thread pool size; 0 = a thread per connection */
     size_t max_body;        /* bytes; default 1 MiB */
     int shutdown_grace_s;   /* default 4 */
     int crl_period_s;       /* full CRL at least this often; default 86400 */

@@ -2598,8 +2598,10 @@ static int sq_cert_iter_revoked(struct store *s, const char *partition, int64_t 
     struct sq *q = SQ(s);
     int rc = STORE_EIO, r;
     pthread_mutex_lock(&q->mu);
+    /* status <> 'issued' is revoked or suspended (the column's CHECK), and
+     * the term of the partial index certificate_revoked (migration 0012) */
     sqlite3_stmt *st = prep(q, "SELECT serial, revoked_at, revocation_reason, invalidity_date FROM certificate "
-                                   "WHERE partition_id=?1 AND issuer_ca_pk=?2 AND status IN ('revoked','suspended') "
+                                   "WHERE partition_id=?1 AND issuer_ca_pk=?2 AND status <> 'issued' "
                                "AND (?3 < 0 OR crl_shard=?3)");
     if (!st)
         goto out;

@@ -197,9 +197,10 @@ static int cmd_serve(int argc, char **argv)
         /* A request thread spends most of an issuance waiting (signer,
          * group commit). In a pool, a thread that waits holds up every
          * connection it owns: at 64 pool threads on 2 cores the CPUs idled
-         * 14-19% under load, with a thread per connection 8-9%, and 10-60%
-         * more certificates/s (docs/benchmarks.md). `threads = N` keeps a
-         * pool of N for operators who want a fixed number of threads. */
+         * 14-20% under load, with a thread per connection 9-11%, and
+         * certificates/s rose 9-27% (docs/benchmarks.md). `threads = N`
+         * keeps a pool of N for operators who want a fixed number of
+         * threads. */
         .threads = (unsigned)a.cfg.threads,
         .max_body = a.cfg.max_body,
         .router = api_router(),

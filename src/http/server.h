@@ -1,5 +1,6 @@
-/* server: libmicrohttpd listeners (HTTP and HTTPS), a thread per
- * connection or a thread pool, request size limits, per-request JSON log lines and graceful shutdown. */
+/* server: libmicrohttpd listeners (HTTP and HTTPS) with a thread per
+ * connection or a thread pool, request size limits, per-request JSON log
+ * lines and graceful shutdown. */
 #ifndef PKIAAS_HTTP_SERVER_H
 #define PKIAAS_HTTP_SERVER_H
 

@@ -25,7 +25,13 @@ for h in "$BUILD"/fuzz_*; do
     echo "fuzz $short: ${runs:-?} inputs in ${SECONDS_EACH}s, no crash"
     rmdir "$ROOT/fuzz-artifacts/$short" 2>/dev/null || true
   else
-    echo "fuzz $short: FAILED"; grep -E "ERROR|SUMMARY|artifact" "$WORK/$short.log" | head -5; fail=1
+    # The harness's own message, the sanitizer's stack and the input itself,
+    # so a failure on a machine whose files are gone can still be reproduced.
+    echo "fuzz $short: FAILED"; tail -n 60 "$WORK/$short.log"
+    for a in "$ROOT/fuzz-artifacts/$short"/*; do
+      [ -f "$a" ] && { echo "input $(basename "$a") (base64):"; base64 -w 0 "$a" | head -c 65536; echo; }
+    done
+    fail=1
   fi
 done
 rmdir "$ROOT/fuzz-artifacts" 2>/dev/null || true

@@ -221,7 +221,11 @@ static struct ocsp_ca *get_ca(struct ocsp_cache *c, const struct ca_env *env, co
             break;
     if (o && o->responder_not_after - OCSP_ROLLOVER_DAYS * 86400LL + 3600 < time_now()) {
         *pp = o->next; /* stale: the scheduler has rolled it, or will */
+        /* a request or the refresh may hold this state and be inside its
+         * table right now: empty it under the table's own lock */
+        pthread_mutex_lock(&o->mu);
         table_clear(o);
+        pthread_mutex_unlock(&o->mu);
         o->next = c->retired;
         c->retired = o;
         o = NULL;

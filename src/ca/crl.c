@@ -395,6 +395,7 @@ struct slot {
     int shard;
     struct crl_blob *blob;
     int64_t dirty_since;
+    uint64_t dirty_seq; /* full-CRL slot: moves with every status change */
     int64_t checked_at; /* shared stores: when the store was last asked for a newer CRL */
     int64_t epoch;      /* full-CRL slot: store_epoch of the CA when its CRLs were last published */
 };
@@ -468,16 +469,28 @@ void crl_cache_mark_dirty(struct crl_cache *c, int64_t ca_pk, int64_t now)
 {
     pthread_mutex_lock(&c->mu);
     struct slot *s = slot_for(c, ca_pk, CRL_FULL, true);
-    if (s && !s->dirty_since)
-        s->dirty_since = now;
+    if (s) {
+        if (!s->dirty_since)
+            s->dirty_since = now;
+        s->dirty_seq++;
+    }
     pthread_mutex_unlock(&c->mu);
 }
 
-void crl_cache_clean(struct crl_cache *c, int64_t ca_pk, int64_t since)
+uint64_t crl_cache_dirty_seq(struct crl_cache *c, int64_t ca_pk)
 {
     pthread_mutex_lock(&c->mu);
     struct slot *s = slot_for(c, ca_pk, CRL_FULL, false);
-    if (s && s->dirty_since && s->dirty_since <= since)
+    uint64_t v = s ? s->dirty_seq : 0;
+    pthread_mutex_unlock(&c->mu);
+    return v;
+}
+
+void crl_cache_clean(struct crl_cache *c, int64_t ca_pk, uint64_t seq)
+{
+    pthread_mutex_lock(&c->mu);
+    struct slot *s = slot_for(c, ca_pk, CRL_FULL, false);
+    if (s && s->dirty_seq == seq)
         s->dirty_since = 0;
     pthread_mutex_unlock(&c->mu);
 }
@@ -556,7 +569,9 @@ struct crl_blob *crl_cache_get(struct crl_cache *c, const struct ca_env *env, co
 struct crl_blob *crl_publish_all(struct crl_cache *c, const struct ca_env *env, const struct ca_rec *ca,
                                  struct err *e)
 {
-    int64_t started = time_now();
+    /* A status change marked after this point may have been committed after
+     * crl_generate read the revoked list: it keeps the CA dirty. */
+    uint64_t seq = crl_cache_dirty_seq(c, ca->pk);
     struct crl_blob *full = crl_generate(env, ca, CRL_FULL, e);
     if (!full)
         return NULL;
@@ -570,6 +585,6 @@ struct crl_blob *crl_publish_all(struct crl_cache *c, const struct ca_env *env, 
         crl_cache_put(c, ca->pk, shard, b);
         crl_blob_release(b);
     }
-    crl_cache_clean(c, ca->pk, started);
+    crl_cache_clean(c, ca->pk, seq);
     return full;
 }

@@ -62,9 +62,13 @@ void crl_cache_mark_dirty(struct crl_cache *c, int64_t ca_pk, int64_t now);
 struct crl_blob *crl_publish_all(struct crl_cache *c, const struct ca_env *env, const struct ca_rec *ca,
                                  struct err *e);
 
-/* Clears the dirty mark when it is not newer than `since` (the time the
- * rebuild of every scope started). */
-void crl_cache_clean(struct crl_cache *c, int64_t ca_pk, int64_t since);
+/* Every crl_cache_mark_dirty moves the CA's change sequence. A rebuild
+ * reads it before it reads the revoked list and passes it to
+ * crl_cache_clean, which clears the dirty mark only if no change was marked
+ * since: a revocation committed while the CRL was being built (even within
+ * the same second) leaves the CA dirty, so the next tick rebuilds it. */
+uint64_t crl_cache_dirty_seq(struct crl_cache *c, int64_t ca_pk);
+void crl_cache_clean(struct crl_cache *c, int64_t ca_pk, uint64_t seq);
 /* Shared stores: the store_epoch of the CA at its last publication here
  * (0 = none); the scheduler marks the CA dirty when the store's moved. */
 int64_t crl_cache_epoch(struct crl_cache *c, int64_t ca_pk);

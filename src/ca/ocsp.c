@@ -106,9 +106,14 @@ struct ocsp_ca {
     int64_t responder_not_after;
     int64_t archive_cutoff;
     int64_t epoch;      /* store_epoch the table was filled at (shared stores) */
-    pthread_mutex_t mu; /* guards the table */
+    pthread_mutex_t mu; /* guards the table and gen */
     struct cached *tab;
     size_t cap, n;
+    /* Moves whenever a status may have changed (and when the table is
+     * emptied). An answer is stored only if gen has not moved since before
+     * its status was read, so an answer signed from a read that a
+     * revocation overtook is never cached after the revocation's purge. */
+    uint64_t gen;
     struct ocsp_ca *next;
 };
 
@@ -135,6 +140,7 @@ static void table_clear(struct ocsp_ca *o)
     free(o->tab);
     o->tab = NULL;
     o->cap = o->n = 0;
+    o->gen++;
 }
 
 static void ocsp_ca_free(struct ocsp_ca *o)
@@ -250,10 +256,13 @@ static struct cached *slot(struct ocsp_ca *o, const unsigned char key[32])
     return NULL;
 }
 
-static int cache_lookup(struct ocsp_ca *o, const unsigned char key[32], int64_t now, struct ocsp_answer *out)
+/* On a miss, *gen is the generation to pass to cache_store. */
+static int cache_lookup(struct ocsp_ca *o, const unsigned char key[32], int64_t now, struct ocsp_answer *out,
+                        uint64_t *gen)
 {
     int hit = 0;
     pthread_mutex_lock(&o->mu);
+    *gen = o->gen;
     struct cached *s = o->cap ? slot(o, key) : NULL;
     /* serve until half-way to nextUpdate, then sign afresh */
     if (s && s->der && now < s->this_update + (s->next_update - s->this_update) / 2 && (out->der = malloc(s->len))) {
@@ -269,9 +278,11 @@ static int cache_lookup(struct ocsp_ca *o, const unsigned char key[32], int64_t 
 }
 
 static void cache_store(struct ocsp_ca *o, const unsigned char key[32], const struct ocsp_answer *a,
-                        const unsigned char *reqder, size_t reqlen, const char *serial, bool multi)
+                        const unsigned char *reqder, size_t reqlen, const char *serial, bool multi, uint64_t gen)
 {
     pthread_mutex_lock(&o->mu);
+    if (o->gen != gen)
+        goto out; /* a status changed since the answer's status was read */
     if (o->n >= CACHE_MAX_PER_CA)
         table_clear(o);
     if (o->n * 2 >= o->cap) {
@@ -618,7 +629,8 @@ int ocsp_respond(const struct ca_env *env, struct ocsp_cache *cache, const char 
         }
         pthread_mutex_unlock(&o->mu);
     }
-    if (cache_lookup(o, key, now, out)) {
+    uint64_t gen = 0;
+    if (cache_lookup(o, key, now, out, &gen)) {
         rc = 0;
         goto out;
     }
@@ -628,7 +640,7 @@ int ocsp_respond(const struct ca_env *env, struct ocsp_cache *cache, const char 
         goto error;
     }
     if (r == 0 && nonce == 0)
-        cache_store(o, key, out, reqder, len, serial, multi);
+        cache_store(o, key, out, reqder, len, serial, multi, gen);
     rc = r;
     goto out;
 error:
@@ -645,6 +657,7 @@ void ocsp_cache_changed(struct ocsp_cache *c, const struct ca_env *env, int64_t 
      * request after the change is answered from memory. */
     struct cached *redo = NULL;
     size_t nredo = 0;
+    uint64_t gen = 0;
     struct ocsp_ca *target = NULL;
     pthread_mutex_lock(&c->mu);
     for (struct ocsp_ca *o = c->head; o; o = o->next) {
@@ -680,6 +693,9 @@ void ocsp_cache_changed(struct ocsp_cache *c, const struct ca_env *env, int64_t 
             o->n++;
         }
         free(old);
+        /* answers being signed from a status read before this change
+         * (including into an empty table) are not stored */
+        gen = ++o->gen;
         pthread_mutex_unlock(&o->mu);
         break;
     }
@@ -695,7 +711,7 @@ void ocsp_cache_changed(struct ocsp_cache *c, const struct ca_env *env, int64_t 
         if (rt && build_answer(env, target, &rt->rec, redo[i].req, redo[i].req_len, time_now(), &a, &nonce, sn,
                                &multi) == 0 &&
             nonce == 0)
-            cache_store(target, redo[i].key, &a, redo[i].req, redo[i].req_len, sn, multi);
+            cache_store(target, redo[i].key, &a, redo[i].req, redo[i].req_len, sn, multi, gen);
         free(a.der);
         free(redo[i].req);
     }
@@ -732,6 +748,7 @@ void ocsp_cache_refresh(struct ocsp_cache *c, const struct ca_env *env)
         /* Copy out the requests due for re-signing, sign without holding the
          * table lock, then store the fresh answers. */
         pthread_mutex_lock(&o->mu);
+        uint64_t gen = o->gen; /* before any status is read for re-signing */
         size_t due = 0;
         for (size_t i = 0; i < o->cap; i++)
             if (o->tab[i].der && now >= o->tab[i].this_update + (o->tab[i].next_update - o->tab[i].this_update) / 4)
@@ -758,7 +775,7 @@ void ocsp_cache_refresh(struct ocsp_cache *c, const struct ca_env *env)
             memset(&a, 0, sizeof a);
             if (build_answer(env, o, &rt->rec, work[i].req, work[i].req_len, now, &a, &nonce, serial, &multi) == 0 &&
                 nonce == 0)
-                cache_store(o, work[i].key, &a, work[i].req, work[i].req_len, serial, multi);
+                cache_store(o, work[i].key, &a, work[i].req, work[i].req_len, serial, multi, gen);
             free(a.der);
             free(work[i].req);
         }

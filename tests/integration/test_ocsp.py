@@ -377,6 +377,51 @@ def test_revoke_invalidates_cached_answer(hier):
     assert g.certificate_status == ocsp.OCSPCertStatus.REVOKED
 
 
+def test_revoke_racing_first_requests_leaves_no_stale_good(daemon, tmp):
+    """The first requests for a certificate miss the answer cache and sign a response from the status they
+    read; a revocation committed meanwhile purges the cache before they store. Their 'good' must not be
+    cached after the purge: once the revocation has returned, every answer says revoked. Each round
+    fires 8 concurrent first requests (half of them with 16 CertIDs, the leaf's first, so reading the statuses
+    takes a while) together with the revocation; an RSA CA makes the responder's signature slower."""
+    import threading
+    h = Hier(daemon, tmp, key="RSA-2048+PKCS15-SHA256", prefix="race")
+    others = [h.leaf() for _ in range(15)]  # 16 CertIDs: the most a request may carry
+    stale = []
+    for rnd in range(25):
+        leaf = h.leaf()
+        multi = h.tmp / f"race-{rnd}.der"
+        args = ["-issuer", h.sub.pem_path]
+        for c in [leaf] + others:
+            args += ["-cert", c.pem_path]
+        rc, out = run_ocsp(*args, "-no_nonce", "-reqout", multi)
+        assert rc == 0, out
+        reqs = {"multi": multi.read_bytes(), "single": ocsp_request(leaf.cert, h.sub.cert)}
+        go = threading.Barrier(9)
+        errors = []
+
+        def ask(kind):
+            try:
+                go.wait()
+                post_ocsp(h.d, h.sub.id, reqs[kind])
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append(repr(e))
+        ts = [threading.Thread(target=ask, args=("multi" if i % 2 else "single",)) for i in range(8)]
+        for t in ts:
+            t.start()
+        go.wait()
+        revoke(h.d, h.sub.id, leaf.serial, "keyCompromise")
+        for t in ts:
+            t.join()
+        assert not errors, errors
+        for kind, der in reqs.items():
+            _, r = post_ocsp(h.d, h.sub.id, der)
+            st = r.certificate_status if kind == "single" else next(
+                x.certificate_status for x in r.responses if x.serial_number == leaf.cert.serial_number)
+            if st != ocsp.OCSPCertStatus.REVOKED:
+                stale.append((rnd, kind, st))
+    assert not stale, f"answers still not 'revoked' after the revocation returned: {stale}"
+
+
 def test_suspend_and_unsuspend(hier):
     leaf = hier.leaf()
     req = ocsp_request(leaf.cert, hier.sub.cert)

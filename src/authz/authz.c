@@ -5,6 +5,7 @@
 
 #include <openssl/crypto.h>
 #include <pthread.h>
+#include <stdint.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,9 @@ struct tc_slot {
 struct token_cache {
     pthread_mutex_t mu;
     struct tc_slot slots[CACHE_SLOTS];
+    /* moves with every clear: a token read from the store before a clear
+     * (a revocation) is not cached after it */
+    uint64_t gen;
 };
 
 struct token_cache *token_cache_new(void)
@@ -48,6 +52,7 @@ void token_cache_clear(struct token_cache *c)
         return;
     pthread_mutex_lock(&c->mu);
     OPENSSL_cleanse(c->slots, sizeof c->slots);
+    c->gen++;
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -83,8 +88,10 @@ int authz_bearer(struct store *st, struct token_cache *cache, const char *author
         return -1;
     }
     int64_t now = time_now();
+    uint64_t gen = 0;
     if (cache) {
         pthread_mutex_lock(&cache->mu);
+        gen = cache->gen;
         struct tc_slot *sl = tc_slot(cache, h);
         int hit = sl->expires > now && strcmp(sl->hash, h) == 0;
         if (hit)
@@ -118,10 +125,12 @@ int authz_bearer(struct store *st, struct token_cache *cache, const char *author
     snprintf(out->roles, sizeof out->roles, "%s", t.roles ? t.roles : "");
     if (cache) {
         pthread_mutex_lock(&cache->mu);
-        struct tc_slot *sl = tc_slot(cache, h);
-        snprintf(sl->hash, sizeof sl->hash, "%s", h);
-        sl->p = *out;
-        sl->expires = now + AUTHZ_TOKEN_TTL_S;
+        if (cache->gen == gen) {
+            struct tc_slot *sl = tc_slot(cache, h);
+            snprintf(sl->hash, sizeof sl->hash, "%s", h);
+            sl->p = *out;
+            sl->expires = now + AUTHZ_TOKEN_TTL_S;
+        }
         pthread_mutex_unlock(&cache->mu);
     }
     rc = 0;

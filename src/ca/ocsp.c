@@ -32,6 +32,23 @@ static void responder_aad(char *out, size_t n, const char *partition, const char
     snprintf(out, n, "ocsp-key:%s/%s", partition, ca_id);
 }
 
+/* notAfter of a certificate as Unix time; 0 if it cannot be read. */
+static int64_t not_after_of(const X509 *x)
+{
+    struct tm tm;
+    if (!x || ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) != 1)
+        return 0;
+    return (int64_t)timegm(&tm);
+}
+
+/* Due for a new responder certificate: within the rollover period of its
+ * end, unless it already ends with the CA (a new one could not end later). */
+static bool responder_due(int64_t responder_not_after, int64_t ca_not_after, int64_t at)
+{
+    return responder_not_after <= at + OCSP_ROLLOVER_DAYS * 86400LL &&
+           (ca_not_after == 0 || responder_not_after < ca_not_after);
+}
+
 int ocsp_responder_ensure(const struct ca_env *env, const struct ca_rec *ca, struct err *e)
 {
     struct responder_rec rr;
@@ -46,10 +63,14 @@ int ocsp_responder_ensure(const struct ca_env *env, const struct ca_rec *ca, str
     memset(&rr, 0, sizeof rr);
     if (!ca->ocsp_enabled)
         return 0;
-    if (env->store->ops->responder_get(env->store, ca->partition_id, ca->pk, &rr) == STORE_OK &&
-        rr.not_after > now + OCSP_ROLLOVER_DAYS * 86400LL) {
-        responder_rec_free(&rr);
-        return 0;
+    if (env->store->ops->responder_get(env->store, ca->partition_id, ca->pk, &rr) == STORE_OK) {
+        X509 *cx = ca_cert(ca);
+        bool due = responder_due(rr.not_after, not_after_of(cx), now);
+        X509_free(cx);
+        if (!due) {
+            responder_rec_free(&rr);
+            return 0;
+        }
     }
     responder_rec_free(&rr);
     responder_aad(aad, sizeof aad, ca->partition_id, ca->id);
@@ -104,6 +125,8 @@ struct ocsp_ca {
     X509 *responder;
     struct signer *rsigner; /* the responder key (in the signer process) */
     int64_t responder_not_after;
+    int64_t issuer_not_after;
+    int64_t recheck_at; /* due for a new responder: when to look in the store again */
     int64_t archive_cutoff;
     int64_t epoch;      /* store_epoch the table was filled at (shared stores) */
     pthread_mutex_t mu; /* guards the table and gen */
@@ -205,6 +228,7 @@ static struct ocsp_ca *load_ca(const struct ca_env *env, const struct ca_rec *ca
         !(o->issuer = ca_cert(ca)))
         goto fail;
     o->responder_not_after = rr.not_after;
+    o->issuer_not_after = not_after_of(o->issuer);
     struct tm tm;
     if (ASN1_TIME_to_tm(X509_get0_notBefore(o->issuer), &tm) == 1)
         o->archive_cutoff = (int64_t)timegm(&tm);
@@ -225,8 +249,20 @@ static struct ocsp_ca *get_ca(struct ocsp_cache *c, const struct ca_env *env, co
     for (pp = &c->head; (o = *pp); pp = &o->next)
         if (o->ca_pk == ca->pk)
             break;
-    if (o && o->responder_not_after - OCSP_ROLLOVER_DAYS * 86400LL + 3600 < time_now()) {
-        *pp = o->next; /* stale: the scheduler has rolled it, or will */
+    int64_t now = time_now();
+    if (o && now >= o->recheck_at && responder_due(o->responder_not_after, o->issuer_not_after, now - 3600)) {
+        /* The scheduler has rolled the responder certificate, or will: take
+         * the new one from the store once it is there. Until then keep this
+         * state and look again in a minute (not on every request). */
+        struct ocsp_ca *fresh = load_ca(env, ca);
+        if (!fresh || fresh->responder_not_after <= o->responder_not_after) {
+            if (fresh)
+                ocsp_ca_free(fresh); /* never shared */
+            o->recheck_at = now + 60;
+            pthread_mutex_unlock(&c->mu);
+            return o;
+        }
+        *pp = o->next;
         /* a request or the refresh may hold this state and be inside its
          * table right now: empty it under the table's own lock */
         pthread_mutex_lock(&o->mu);
@@ -234,7 +270,9 @@ static struct ocsp_ca *get_ca(struct ocsp_cache *c, const struct ca_env *env, co
         pthread_mutex_unlock(&o->mu);
         o->next = c->retired;
         c->retired = o;
-        o = NULL;
+        o = fresh;
+        o->next = c->head;
+        c->head = o;
     }
     if (!o && (o = load_ca(env, ca))) {
         o->next = c->head;

@@ -7,6 +7,7 @@ import email.utils
 import os
 import re
 import subprocess
+import time
 
 import pytest
 from cryptography import x509
@@ -15,10 +16,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, SignatureAlgorithmOID
 
-from conftest import clean_env
+from conftest import _require_binaries, clean_env
 from helpers import aia_urls, crl_dp_urls, der_children, der_tlv, ext_or_none, parse_time, spki_public_key_bits
-from status_helpers import (get_ocsp, issue, make_root, make_sub, ocsp_path, ocsp_request, ok, post_ocsp, revoke,
-                            rfc3339, suspend, unsuspend, utcnow)
+from status_helpers import (ConfiguredDaemon, get_ocsp, issue, make_root, make_sub, ocsp_path, ocsp_request, ok,
+                            post_ocsp, revoke, rfc3339, suspend, unsuspend, utcnow)
 
 TOL = datetime.timedelta(minutes=2)
 MALFORMED = bytes.fromhex("30030a0101")      # OCSPResponse { responseStatus malformedRequest(1) }
@@ -420,6 +421,48 @@ def test_revoke_racing_first_requests_leaves_no_stale_good(daemon, tmp):
             if st != ocsp.OCSPCertStatus.REVOKED:
                 stale.append((rnd, kind, st))
     assert not stale, f"answers still not 'revoked' after the revocation returned: {stale}"
+
+
+@pytest.fixture
+def ticking_daemon(tmp_path):
+    """A daemon whose scheduler runs every second (responder renewal, CRLs)."""
+    _require_binaries()
+    d = ConfiguredDaemon(tmp_path / "pkiaasd-tick", ["scheduler_tick_s = 1"])
+    d.bootstrap()
+    d.start()
+    yield d
+    rc = d.stop()
+    assert rc in (0, None), f"pkiaasd exited with {rc} on SIGTERM\n{d.tail()}"
+
+
+def test_ca_in_its_last_week_keeps_one_responder(ticking_daemon, tmp_path):
+    """A CA that expires within the responder's 7-day rollover period: its responder certificate already
+    ends with the CA, so it is not renewed on every scheduler tick, and requests keep being answered by
+    that one responder (the previous build issued a new responder certificate every tick and reloaded
+    the responder state on every request)."""
+    d = ticking_daemon
+    root = make_root(d, tmp_path, "lwroot")
+    ends = utcnow() + datetime.timedelta(days=3)
+    sub = make_sub(d, tmp_path, root, "lwsub", expiryDate=rfc3339(ends))
+    assert abs(sub.cert.not_valid_after - ends) <= datetime.timedelta(seconds=1)
+    h = Hier.__new__(Hier)
+    h.d, h.root, h.sub, h.tmp = d, root, sub, tmp_path
+    leaf = issue(d, sub, tmp_path)
+    req = ocsp_request(leaf.cert, sub.cert)
+    seen = set()
+    for _ in range(8):
+        _, r = post_ocsp(d, sub.id, ocsp_request(leaf.cert, sub.cert, nonce=os.urandom(16)))
+        rc = check_signed(r, h)
+        assert r.certificate_status == ocsp.OCSPCertStatus.GOOD
+        assert rc.not_valid_after == sub.cert.not_valid_after, "the responder should end with its CA"
+        seen.add(rc.serial_number)
+        time.sleep(0.5)  # 4 s: four scheduler ticks
+    _, cached = post_ocsp(d, sub.id, req)
+    seen.add(check_signed(cached, h).serial_number)
+    assert len(seen) == 1, f"{len(seen)} responder certificates answered within 4 s"
+    listed = ok(d.api("GET", f"/cas/{sub.id}/certificates"))["certificates"]
+    responders = [c for c in listed if c.get("profileId") == "ocsp-responder"]
+    assert len(responders) == 1, f"{len(responders)} responder certificates issued for the CA"
 
 
 def test_suspend_and_unsuspend(hier):

@@ -708,7 +708,10 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
     memset(&t, 0, sizeof t);
     if (x509_serial_new(t.serial) != 0)
         goto internal;
-    int shard = crl_shard_of(t.serial, SERIAL_LEN, cap->crl_shards);
+    /* CA certificates stay on the full CRL: a shard's CRL says it holds
+     * only end-entity certificates (onlyContainsUserCerts), which RFC 5280
+     * 6.3.3 makes unusable for a certificate with cA=TRUE */
+    int shard = p->ca ? -1 : crl_shard_of(t.serial, SERIAL_LEN, cap->crl_shards);
     if (cap->crl_enabled &&
         (!(crl = shard >= 0 ? ca_url_crl_shard(env, r->partition, cap->id, shard) : ca_url_crl(env, r->partition, cap->id)) ||
          ext_push(exts, ext_crl_dp(crl))))

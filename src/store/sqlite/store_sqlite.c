@@ -2707,9 +2707,11 @@ static int sq_rate_take(struct store *s, const char *key, int limit, int window_
     int64_t interval = (int64_t)window_s * 1000 / limit, window = (int64_t)window_s * 1000;
     int rc = STORE_OK;
     pthread_mutex_lock(&q->rate_mu);
-    struct rate_slot *sl = NULL, *reuse = NULL;
+    struct rate_slot *sl = NULL, *reuse = NULL, *oldest = NULL;
     for (size_t k = 0; k < RATE_SLOTS; k++) {
         struct rate_slot *c = &q->rate[(h + k) % RATE_SLOTS];
+        if (c->key[0] && (!oldest || c->tat_ms < oldest->tat_ms))
+            oldest = c;
         if (!c->key[0]) {
             if (!reuse)
                 reuse = c;
@@ -2722,6 +2724,13 @@ static int sq_rate_take(struct store *s, const char *key, int limit, int window_
         if (!reuse && c->tat_ms < now_ms)
             reuse = c; /* an idle bucket (TAT in the past = full): same as no state */
     }
+    /* Every bucket busy (thousands of keys within one window, e.g. logins
+     * from as many addresses): the one closest to idle gives way. Letting
+     * the key through unlimited would switch limiting off for everyone
+     * once the table is full; refusing it would let such a flood refuse
+     * every new client. */
+    if (!sl && !reuse)
+        reuse = oldest;
     if (!sl && reuse) {
         sl = reuse;
         sl->tat_ms = 0;

@@ -410,6 +410,25 @@ static void test_rate_and_lease(void **state)
     assert_int_equal(OPS->lease_take(S, "conformance", 30), STORE_OK); /* renewal */
 }
 
+/* More keys busy at once than an in-memory limiter holds (the SQLite
+ * backend keeps 4096 buckets): a new key is still limited, not let through
+ * unlimited because no bucket is free. */
+static void test_rate_many_keys(void **state)
+{
+    (void)state;
+    int64_t retry = 0, t = (int64_t)NOW * 1000 + 7;
+    bool first = false;
+    char key[64];
+    for (int i = 0; i < 5000; i++) {
+        snprintf(key, sizeof key, "flood:%d", i);
+        assert_int_equal(OPS->rate_take(S, key, 1, 60, t, &retry, &first), STORE_OK);
+    }
+    snprintf(key, sizeof key, "late:%lld", (long long)t);
+    assert_int_equal(OPS->rate_take(S, key, 1, 60, t, &retry, &first), STORE_OK);
+    assert_int_equal(OPS->rate_take(S, key, 1, 60, t, &retry, &first), STORE_ELIMIT);
+    assert_true(first);
+}
+
 static void test_users_sessions(void **state)
 {
     (void)state;
@@ -600,6 +619,7 @@ int main(void)
         cmocka_unit_test(test_tenancy_and_tokens),
         cmocka_unit_test(test_cas),
         cmocka_unit_test(test_certificates),
+        cmocka_unit_test(test_rate_many_keys),
         cmocka_unit_test(test_crl_numbers),
         cmocka_unit_test(test_objects),
         cmocka_unit_test(test_rate_and_lease),

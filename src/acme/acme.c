@@ -1582,9 +1582,15 @@ static void h_finalize(struct http_req *req, struct http_resp *resp)
     }
     json_object_set_new(doc, "status", json_string("valid"));
     json_object_set_new(doc, "serial", json_string(res.serial));
-    for (int attempt = 0; attempt < UPDATE_RETRIES; attempt++)
-        if (save_doc(ctx, &o, doc, OBJ_UPDATE, NULL) != STORE_ECONFLICT)
-            break;
+    /* The order was claimed ("processing") by this request, so nothing else
+     * updates it meanwhile; a failure here is the store's. The client must
+     * not be told "valid" with a certificate URL that the order does not
+     * lead to. */
+    if (save_doc(ctx, &o, doc, OBJ_UPDATE, NULL) != STORE_OK) {
+        log_error("acme: order %s: certificate %s issued but the order could not be marked valid", o.id, res.serial);
+        problem(ctx, resp, 500, "serverInternal", "the order could not be updated; please place a new order");
+        goto out;
+    }
     char *loc = url_join(a.base, "/order/", o.id, NULL, NULL);
     reply_json(ctx, resp, 200, order_json(&a, &o, doc), loc);
     free(loc);

@@ -15,6 +15,7 @@
 #include "x509/ext.h"
 #include "x509/san.h"
 
+#include <openssl/err.h>
 #include <openssl/pkcs12.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
@@ -169,18 +170,31 @@ static void req_exts_free(struct req_exts *r)
 static int take_ext(struct req_exts *r, const struct profile *p, X509_EXTENSION *x, const char *field, bool from_csr,
                     struct err *e)
 {
-    char oid[80];
+    char oid[PROFILE_OID_MAX + 2];
     ASN1_OBJECT *obj = X509_EXTENSION_get_object(x);
     int nid = OBJ_obj2nid(obj);
-    OBJ_obj2txt(oid, sizeof oid, obj, 1);
+    int ol = OBJ_obj2txt(oid, sizeof oid, obj, 1);
+    if (ol <= 0 || (size_t)ol >= sizeof oid) {
+        X509_EXTENSION_free(x);
+        err_set(e, 400, "invalid_field", field, "%s: extension object identifier longer than %d characters", field,
+                PROFILE_OID_MAX);
+        return -1;
+    }
     bool allowed = profile_allows_ext(p, oid);
     /* CSRs routinely carry keyUsage / basicConstraints / EKU / SAN the
-     * requester's tool put there; the profile decides those, so they are
-     * not a reason to refuse (SANs are merged separately). */
-    if (from_csr && (nid == NID_subject_alt_name || (!allowed && (profile_controlled(nid) ||
-                                                                   nid == NID_ext_key_usage)))) {
+     * requester's tool put there; the profile and the CA decide those, so
+     * they are not a reason to refuse (SANs are merged separately). */
+    if (from_csr && (profile_controlled(nid) || (!allowed && nid == NID_ext_key_usage))) {
         X509_EXTENSION_free(x);
         return 0;
+    }
+    /* The CA writes these itself: taken from the request too, the
+     * certificate would carry two (and a raw SAN would skip its checks). */
+    if (profile_controlled(nid)) {
+        X509_EXTENSION_free(x);
+        err_set(e, 400, "invalid_field", field, "%s: extension %s is set by the CA%s", field, oid,
+                nid == NID_subject_alt_name ? "; give subject alternative names in subjectAltNames" : "");
+        return -1;
     }
     if (!allowed) {
         X509_EXTENSION_free(x);
@@ -191,19 +205,28 @@ static int take_ext(struct req_exts *r, const struct profile *p, X509_EXTENSION 
                 profile_controlled(nid) ? " (the profile sets it)" : " (ignore_unknown_extensions is false)");
         return -1;
     }
-    for (int i = 0; i < sk_X509_EXTENSION_num(r->extra); i++)
-        if (OBJ_cmp(X509_EXTENSION_get_object(sk_X509_EXTENSION_value(r->extra, i)), obj) == 0) {
-            X509_EXTENSION_free(x);
-            err_set(e, 400, "invalid_field", field, "%s: extension %s given twice", field, oid);
-            return -1;
-        }
+    bool twice = (nid == NID_ext_key_usage && r->eku) || (nid == NID_certificate_policies && r->policies);
+    for (int i = 0; !twice && i < sk_X509_EXTENSION_num(r->extra); i++)
+        twice = OBJ_cmp(X509_EXTENSION_get_object(sk_X509_EXTENSION_value(r->extra, i)), obj) == 0;
+    if (twice) {
+        X509_EXTENSION_free(x);
+        err_set(e, 400, "invalid_field", field, "%s: extension %s given twice (in the CSR or the request)", field,
+                oid);
+        return -1;
+    }
     /* The value must decode as the extension it claims to be (or at least
      * as one DER element for private extensions). */
     ASN1_OCTET_STRING *val = X509_EXTENSION_get_data(x);
     const unsigned char *vp = ASN1_STRING_get0_data(val);
     void *decoded = X509V3_EXT_d2i(x);
     bool ok;
+    bool empty = false;
     if (decoded) {
+        /* RFC 5280 4.2.1.4 / 4.2.1.12: SIZE (1..MAX) */
+        if (nid == NID_ext_key_usage)
+            empty = sk_ASN1_OBJECT_num(decoded) < 1;
+        else if (nid == NID_certificate_policies)
+            empty = sk_POLICYINFO_num(decoded) < 1;
         const X509V3_EXT_METHOD *m = X509V3_EXT_get(x);
         if (m && m->it)
             ASN1_item_free(decoded, ASN1_ITEM_ptr(m->it));
@@ -220,6 +243,11 @@ static int take_ext(struct req_exts *r, const struct profile *p, X509_EXTENSION 
     if (!ok) {
         X509_EXTENSION_free(x);
         err_set(e, 400, "invalid_field", field, "%s: the value of extension %s is not valid DER", field, oid);
+        return -1;
+    }
+    if (empty) {
+        X509_EXTENSION_free(x);
+        err_set(e, 400, "invalid_field", field, "%s: extension %s must list at least one entry", field, oid);
         return -1;
     }
     if (nid == NID_ext_key_usage && !r->eku) {
@@ -261,7 +289,7 @@ static int request_exts(struct req_exts *r, const struct profile *p, const json_
                     "\"value\": \"<base64 DER>\"}", field);
             return -1;
         }
-        ASN1_OBJECT *obj = strlen(oid) <= 100 ? OBJ_txt2obj(oid, 1) : NULL;
+        ASN1_OBJECT *obj = strlen(oid) <= PROFILE_OID_MAX ? OBJ_txt2obj(oid, 1) : NULL;
         if (!obj || strspn(oid, "0123456789.") != strlen(oid)) {
             ASN1_OBJECT_free(obj);
             err_set(e, 400, "invalid_field", field, "%s: oid must be a dotted object identifier", field);
@@ -297,6 +325,14 @@ static int csr_exts(struct req_exts *r, const struct profile *p, X509_REQ *csr, 
 {
     STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(csr);
     int rc = 0;
+    if (!exts && (X509_REQ_get_attr_by_NID(csr, NID_ext_req, -1) >= 0 ||
+                  X509_REQ_get_attr_by_NID(csr, NID_ms_ext_req, -1) >= 0)) {
+        /* present but not decodable: its SANs and extensions would be
+         * dropped without a word */
+        ERR_clear_error();
+        err_set(e, 400, "invalid_field", "csr", "csr: the extensionRequest attribute is malformed");
+        return -1;
+    }
     for (int i = 0; exts && i < sk_X509_EXTENSION_num(exts); i++) {
         X509_EXTENSION *x = sk_X509_EXTENSION_value(exts, i);
         if (OBJ_obj2nid(X509_EXTENSION_get_object(x)) == NID_subject_alt_name) {
@@ -358,6 +394,9 @@ static int lint(const struct cert_template *t, const struct profile *p, X509 *is
 {
     int crit = -1;
     *why = NULL;
+    for (int i = 0; i < sk_X509_EXTENSION_num(t->exts); i++)
+        if (X509v3_get_ext_by_OBJ(t->exts, X509_EXTENSION_get_object(sk_X509_EXTENSION_value(t->exts, i)), i) >= 0)
+            return *why = "an extension appears twice (RFC 5280 4.2)", -1;
     if (t->serial[0] == 0 || (t->serial[0] & 0x80))
         return *why = "serial number is not 16 positive bytes", -1;
     if (t->not_before >= t->not_after)
@@ -378,7 +417,7 @@ static int lint(const struct cert_template *t, const struct profile *p, X509 *is
     if (bits != p->ku || (crit == 1) != p->ku_critical)
         return *why = "keyUsage differs from the profile", -1;
     EXTENDED_KEY_USAGE *eku = X509V3_get_d2i(t->exts, NID_ext_key_usage, &crit, NULL);
-    bool eku_ok = p->neku == 0 ? true : eku != NULL;
+    bool eku_ok = (p->neku == 0 && crit == -1) || (eku != NULL && sk_ASN1_OBJECT_num(eku) > 0);
     sk_ASN1_OBJECT_pop_free(eku, ASN1_OBJECT_free);
     if (!eku_ok)
         return *why = "extendedKeyUsage missing", -1;

@@ -87,7 +87,7 @@ static bool oid_valid(const char *s)
 {
     /* dotted decimal, first arc 0-2, at least two arcs, no leading zeros */
     size_t n = strlen(s);
-    if (n < 3 || n > 128 || s[0] < '0' || s[0] > '2' || s[1] != '.')
+    if (n < 3 || n > PROFILE_OID_MAX || s[0] < '0' || s[0] > '2' || s[1] != '.')
         return false;
     int arcs = 1;
     for (size_t i = 2; i < n; i++) {
@@ -247,9 +247,10 @@ struct profile *profile_from_json(const json_t *j, bool system, struct err *e)
     }
 
     const char *vp = json_string_value(json_object_get(j, "validity_period"));
-    if (!vp || duration_parse(vp, &p->validity) != 0) {
+    if (!vp || strlen(vp) >= sizeof p->validity_text || duration_parse(vp, &p->validity) != 0) {
         err_set(e, 400, "invalid_field", "validity_period",
-                "validity_period: required ISO 8601 duration such as P1Y, P90D or P1Y6M (at most 100 years)");
+                "validity_period: required ISO 8601 duration such as P1Y, P90D or P1Y6M (at most 100 years, %zu "
+                "characters)", sizeof p->validity_text - 1);
         goto fail;
     }
     snprintf(p->validity_text, sizeof p->validity_text, "%s", vp);

@@ -16,6 +16,8 @@
 
 #define PROFILE_ID_MAX 64
 #define PROFILE_MAX_OIDS 32
+/* longest dotted object identifier a profile (and so a request) may name */
+#define PROFILE_OID_MAX 128
 
 enum { CATYPE_ROOT = 1, CATYPE_INTERMEDIATE = 2, CATYPE_SUBORD = 4 };
 enum {

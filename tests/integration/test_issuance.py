@@ -17,9 +17,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import ExtensionOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
-from helpers import (add_years, aia_urls, create_ca, crl_dp_urls, download_der, expect_error, expected_ski,
+from helpers import (add_years, aia_urls, create_ca, crl_dp_urls, der_tlv, download_der, expect_error, expected_ski,
                      ext_or_none, fmt_time, key_usage_names, openssl, parse_time, uid, utcnow)
 
 SYSTEM_JSON = Path(__file__).resolve().parents[2] / "src" / "ca" / "profiles" / "system.json"
@@ -533,6 +533,98 @@ def test_system_profile_strict_extensions(daemon, hier):
     r = issue(daemon, hier["sub"].id, expect=400, profileId=prof["id"], csr=make_csr(key),
               extensions=[_ext("1.2.3.4", "x")])
     expect_error(r, 400)
+
+
+def _policies_b64(*oids):
+    pol = x509.CertificatePolicies([x509.PolicyInformation(x509.ObjectIdentifier(o), None) for o in oids])
+    return base64.b64encode(pol.public_bytes()).decode()
+
+
+def test_extension_given_twice_400(daemon, hier):
+    """RFC 5280 4.2: an extension appears at most once. Two certificatePolicies in the request, or one in the
+    CSR and one beside it, or two EKUs, are refused; never a certificate with both, never a 500."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    before = inventory_issued(daemon)
+    pol = {"oid": "2.5.29.32", "critical": False, "value": _policies_b64("1.3.6.1.4.1.99999.7")}
+    r = issue(daemon, hier["sub"].id, expect=400, profileId="privatessl-tls-server", csr=make_csr(key),
+              extensions=[pol, pol])
+    assert "twice" in expect_error(r, 400)["message"]
+    csr = make_csr(key, extensions=[(x509.CertificatePolicies(
+        [x509.PolicyInformation(x509.ObjectIdentifier("1.3.6.1.4.1.99999.8"), None)]), False)])
+    r = issue(daemon, hier["sub"].id, expect=400, profileId="privatessl-tls-server", csr=csr, extensions=[pol])
+    assert "twice" in expect_error(r, 400)["message"]
+    eku = {"oid": "2.5.29.37", "critical": False,
+           "value": base64.b64encode(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]).public_bytes()).decode()}
+    prof = next(p for p in SUBSCRIBER if "2.5.29.37" in p["allowed_extensions"])
+    r = issue(daemon, hier["sub"].id, expect=400, profileId=prof["id"], csr=make_csr(key), extensions=[eku, eku])
+    assert "twice" in expect_error(r, 400)["message"]
+    assert inventory_issued(daemon) == before, "a refused request was counted as issued"
+
+
+def test_extension_with_no_entries_400(daemon, hier):
+    """An EKU or certificatePolicies extension must list at least one entry (an empty EKU would silently
+    replace the profile's usages)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    prof = next(p for p in SUBSCRIBER if "2.5.29.37" in p["allowed_extensions"])
+    for pid, oid in ((prof["id"], "2.5.29.37"), ("privatessl-tls-server", "2.5.29.32")):
+        r = issue(daemon, hier["sub"].id, expect=400, profileId=pid, csr=make_csr(key),
+                  extensions=[{"oid": oid, "critical": False, "value": "MAA="}])  # SEQUENCE {}
+        err = expect_error(r, 400)
+        assert oid in err["message"] and "at least one" in err["message"], err
+
+
+def test_ca_set_extensions_cannot_be_supplied(daemon, hier):
+    """Extensions the CA writes itself (SAN, basicConstraints, keyUsage, SKI, AKI, CDP, AIA) are refused in the
+    request even when a custom profile lists them: otherwise the certificate carries two, and a raw SAN skips
+    the SAN checks (a wildcard on a client profile)."""
+    pid = f"privatessl-raw-{secrets.token_hex(3)}"
+    ok(daemon.api("POST", "/profiles", json={"id": pid, "sourceProfileId": "privatessl-tls-client",
+                                             "allowed_extensions": ["2.5.29.17", "2.5.29.19", "2.5.29.15"]}), 201)
+    ok(daemon.api("POST", f"/cas/{hier['sub'].id}/profiles", json={"profileId": pid}))
+    key = ec.generate_private_key(ec.SECP256R1())
+    raw = {"2.5.29.17": x509.SubjectAlternativeName([x509.DNSName("*.evil.example")]),
+           "2.5.29.19": x509.BasicConstraints(ca=True, path_length=None),
+           "2.5.29.15": x509.KeyUsage(True, False, False, False, False, True, True, False, False)}
+    before = inventory_issued(daemon)
+    for oid, ext in raw.items():
+        r = issue(daemon, hier["sub"].id, expect=400, profileId=pid, csr=make_csr(key),
+                  extensions=[{"oid": oid, "critical": True, "value": base64.b64encode(ext.public_bytes()).decode()}])
+        err = expect_error(r, 400)
+        assert oid in err["message"] and "set by the CA" in err["message"], err
+    assert inventory_issued(daemon) == before
+
+
+def test_malformed_extension_request_400(daemon, hier):
+    """A CSR whose extensionRequest attribute cannot be decoded is refused, not issued without its SANs."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    good = x509.load_pem_x509_csr(make_csr(key, dns=()).encode())
+    # CertificationRequestInfo with attributes [0] { { extensionRequest, SET { INTEGER 5 } } }
+    raw, info = good.tbs_certrequest_bytes, []
+    _, pos, end = der_tlv(raw, 0)
+    while pos < end:  # version, subject, subjectPKInfo, attributes [0]
+        _, _, nxt = der_tlv(raw, pos)
+        info.append(raw[pos:nxt])
+        pos = nxt
+    ext_req = bytes.fromhex("06092a864886f70d01090e")  # 1.2.840.113549.1.9.14
+    attr = _der(0x30, ext_req + _der(0x31, bytes.fromhex("020105")))
+    tbs = _der(0x30, b"".join(info[:3]) + _der(0xA0, attr))
+    sig = key.sign(tbs, ec.ECDSA(hashes.SHA256()))
+    alg = _der(0x30, bytes.fromhex("06082a8648ce3d040302"))  # ecdsa-with-SHA256
+    der = _der(0x30, tbs + alg + _der(0x03, b"\x00" + sig))
+    csr = x509.load_der_x509_csr(der)
+    assert csr.is_signature_valid
+    r = issue(daemon, hier["sub"].id, expect=400, profileId="privatessl-tls-server",
+              csr=csr.public_bytes(serialization.Encoding.PEM).decode(),
+              subjectAltNames=[{"type": "dNSName", "value": CN}])
+    assert "extensionRequest" in expect_error(r, 400)["message"]
+
+
+def _der(tag, body):
+    n = len(body)
+    if n < 128:
+        return bytes([tag, n]) + body
+    ln = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(ln)]) + ln + body
 
 
 # ------------------------------------------------------------------ subject handling

@@ -155,6 +155,8 @@ def test_clone_of_clone(daemon):
     ({"usages": ["digitalSignature", "notAUsage"]}, "usages"),
     ({"validity_period": "P1X"}, "validity_period"),
     ({"validity_period": ""}, "validity_period"),
+    # a valid duration longer than the stored text: was truncated and saved (then every use answered 500)
+    ({"validity_period": "P" + "0" * 27 + "1Y6M"}, "validity_period"),
     ({"foo": 1}, "foo"),
     ({"id": "Bad_ID"}, "id"),
     ({"id": "a"}, "id"),
@@ -162,7 +164,8 @@ def test_clone_of_clone(daemon):
     ({"allowed_extensions": ["2.5.29.32", "bogus"]}, "allowed_extensions"),
     ({"key_usage_critical": "yes"}, "key_usage_critical"),
     ({"group": "Bad Group"}, "group"),
-], ids=["usage-bad-oid", "usage-bad-name", "duration-P1X", "duration-empty", "unknown-key", "id-Bad_ID",
+], ids=["usage-bad-oid", "usage-bad-name", "duration-P1X", "duration-empty", "duration-long", "unknown-key",
+        "id-Bad_ID",
         "id-short", "id-long", "ext-bad-oid", "bool-as-string", "group-bad"])
 def test_clone_invalid_400_names_field(daemon, override, field):
     body = {"id": pid("privatessl-bad"), "sourceProfileId": SOURCE}

@@ -400,10 +400,20 @@ struct slot {
     int64_t epoch;      /* full-CRL slot: store_epoch of the CA when its CRLs were last published */
 };
 
+/* One per CA, held while any of its CRLs is built: a CRL's number is
+ * reserved before its revoked list is read, so two builds at once could
+ * give the higher number the older list. Never freed before the cache. */
+struct build_lock {
+    int64_t ca_pk;
+    pthread_mutex_t mu;
+    struct build_lock *next;
+};
+
 struct crl_cache {
     pthread_mutex_t mu;
     struct slot *slots;
     size_t n, cap;
+    struct build_lock *builds;
 };
 
 struct crl_cache *crl_cache_new(void)
@@ -421,8 +431,33 @@ void crl_cache_free(struct crl_cache *c)
     for (size_t i = 0; i < c->n; i++)
         crl_blob_release(c->slots[i].blob);
     free(c->slots);
+    while (c->builds) {
+        struct build_lock *n = c->builds->next;
+        pthread_mutex_destroy(&c->builds->mu);
+        free(c->builds);
+        c->builds = n;
+    }
     pthread_mutex_destroy(&c->mu);
     free(c);
+}
+
+/* The CA's build lock, locked; NULL when out of memory. */
+static struct build_lock *build_begin(struct crl_cache *c, int64_t ca_pk)
+{
+    struct build_lock *b;
+    pthread_mutex_lock(&c->mu);
+    for (b = c->builds; b && b->ca_pk != ca_pk; b = b->next)
+        ;
+    if (!b && (b = calloc(1, sizeof(*b)))) {
+        b->ca_pk = ca_pk;
+        pthread_mutex_init(&b->mu, NULL);
+        b->next = c->builds;
+        c->builds = b;
+    }
+    pthread_mutex_unlock(&c->mu);
+    if (b)
+        pthread_mutex_lock(&b->mu);
+    return b;
 }
 
 static struct slot *slot_for(struct crl_cache *c, int64_t pk, int shard, bool create)
@@ -558,7 +593,25 @@ struct crl_blob *crl_cache_get(struct crl_cache *c, const struct ca_env *env, co
         crl_rec_free(&rec);
         if (cached)
             return cached; /* the scheduler (of whichever node leads) renews it */
-        b = crl_generate(env, ca, shard, e);
+        /* Nothing to serve: build it, one request at a time (each build
+         * holds the whole list in memory); those that waited take the
+         * result. */
+        struct build_lock *bl = build_begin(c, ca->pk);
+        if (!bl) {
+            err_set(e, 503, "unavailable", "", "out of memory");
+            return NULL;
+        }
+        pthread_mutex_lock(&c->mu);
+        struct slot *s2 = slot_for(c, ca->pk, shard, false);
+        if (s2 && s2->blob) {
+            b = s2->blob;
+            atomic_fetch_add(&b->refs, 1);
+        }
+        pthread_mutex_unlock(&c->mu);
+        if (!b && (b = crl_generate(env, ca, shard, e)))
+            crl_cache_put(c, ca->pk, shard, b);
+        pthread_mutex_unlock(&bl->mu);
+        return b;
     }
     crl_blob_release(cached);
     if (b)
@@ -569,22 +622,30 @@ struct crl_blob *crl_cache_get(struct crl_cache *c, const struct ca_env *env, co
 struct crl_blob *crl_publish_all(struct crl_cache *c, const struct ca_env *env, const struct ca_rec *ca,
                                  struct err *e)
 {
+    struct build_lock *bl = build_begin(c, ca->pk);
+    if (!bl) {
+        err_set(e, 503, "unavailable", "", "out of memory");
+        return NULL;
+    }
     /* A status change marked after this point may have been committed after
      * crl_generate read the revoked list: it keeps the CA dirty. */
     uint64_t seq = crl_cache_dirty_seq(c, ca->pk);
     struct crl_blob *full = crl_generate(env, ca, CRL_FULL, e);
     if (!full)
-        return NULL;
+        goto out;
     crl_cache_put(c, ca->pk, CRL_FULL, full);
     for (int shard = 0; ca->crl_shards > 1 && shard < ca->crl_shards; shard++) {
         struct crl_blob *b = crl_generate(env, ca, shard, e);
         if (!b) {
             crl_blob_release(full);
-            return NULL;
+            full = NULL;
+            goto out;
         }
         crl_cache_put(c, ca->pk, shard, b);
         crl_blob_release(b);
     }
     crl_cache_clean(c, ca->pk, seq);
+out:
+    pthread_mutex_unlock(&bl->mu);
     return full;
 }

@@ -349,3 +349,41 @@ def test_crl_number_survives_restart(fresh_daemon, tmp_path):
     assert leaf.cert.serial_number in crl_serials(crl3)
     listed = [x["crlNumber"] for x in ok(d.api("GET", f"/cas/{sub.id}/crls"))["crls"]]
     assert listed[0] == n2 and n1 in listed and listed == sorted(listed, reverse=True)
+
+
+def test_concurrent_publications_never_lose_a_revocation(daemon, tmp_path):
+    """A CRL number is reserved before the revoked list is read: with publications running at once (admin
+    publish, publishNow, the scheduler, a first download), a higher number must never carry an older list.
+    With revocations only, the full CRLs' entry counts may not fall as their numbers rise."""
+    import threading
+    root = make_root(daemon, tmp_path, "cproot")
+    sub = make_sub(daemon, tmp_path, root, "cpsub", ocsp_=False)
+    leaves = [issue(daemon, sub, tmp_path) for _ in range(24)]
+    errors = []
+
+    def publisher():
+        try:
+            for _ in range(12):
+                publish(daemon, sub.id)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+
+    def revoker():
+        try:
+            for i, leaf in enumerate(leaves):
+                revoke(daemon, sub.id, leaf.serial, "keyCompromise", publish=(i % 3 == 0))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(repr(e))
+    ts = [threading.Thread(target=publisher) for _ in range(4)] + [threading.Thread(target=revoker)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors, errors
+    publish(daemon, sub.id)
+    crls = ok(daemon.api("GET", f"/cas/{sub.id}/crls"))["crls"]
+    full = sorted((c["crlNumber"], c["entries"]) for c in crls if c["partition"] is None)
+    assert len(full) >= 40, full
+    falls = [(a, b) for a, b in zip(full, full[1:]) if b[1] < a[1]]
+    assert not falls, f"a higher CRL number lists fewer revocations: {falls}"
+    assert full[-1][1] == len(leaves)

@@ -21,8 +21,10 @@ static void ra_aad(char *out, size_t n, const char *partition, const char *id)
     snprintf(out, n, "ra-key:%s/%s", partition, id);
 }
 
-/* Loads a stored RA key + certificate still far from expiry. */
-static int ra_load(const struct ca_env *env, const char *partition, const char *id, EVP_PKEY **key, X509 **cert)
+/* Loads a stored RA key + certificate still far from expiry and not
+ * revoked or suspended (ca_pk: its CA's; 0 skips the status check). */
+static int ra_load(const struct ca_env *env, const char *partition, int64_t ca_pk, const char *id, EVP_PKEY **key,
+                   X509 **cert)
 {
     struct obj_rec o;
     json_t *j = NULL;
@@ -42,6 +44,21 @@ static int ra_load(const struct ca_env *env, const char *partition, const char *
     ra_aad(aad, sizeof aad, partition, id);
     if (!(*cert = d2i_X509(NULL, &p, (long)dl)))
         goto out;
+    if (ca_pk) {
+        /* an administrator revoked it: a new one takes its place */
+        char *sn = x509_serial_hex(*cert);
+        struct cert_rec cr;
+        bool live = sn && env->store->ops->cert_get(env->store, partition, ca_pk, sn, &cr) == STORE_OK &&
+                    strcmp(cr.status, "issued") == 0;
+        if (sn && live)
+            cert_rec_free(&cr);
+        free(sn);
+        if (!live) {
+            X509_free(*cert);
+            *cert = NULL;
+            goto out;
+        }
+    }
     if (!(*key = keywrap_open_pkey(env->mkey, o.blob, o.blob_len, aad))) {
         X509_free(*cert);
         *cert = NULL;
@@ -74,10 +91,12 @@ int ra_cert_get(const struct ca_env *env, const char *partition, const char *ca_
     *key = NULL;
     *cert = NULL;
     snprintf(id, sizeof id, "%s/%s", purpose, cfg_id);
-    if (ra_load(env, partition, id, key, cert) == 0)
-        return 0;
     if (env->store->ops->ca_get(env->store, partition, ca_id, &ca) != STORE_OK || strcmp(ca.status, "active") != 0) {
         err_set(e, 404, "not_found", "caId", "the configuration's CA '%s' is not active", ca_id);
+        goto out;
+    }
+    if (ra_load(env, partition, ca.pk, id, key, cert) == 0) {
+        rc = 0;
         goto out;
     }
     if (!(k = keyspec_generate(keyspec_find("RSA-2048+PKCS15-SHA256"))))
@@ -113,7 +132,7 @@ int ra_cert_get(const struct ca_env *env, const char *partition, const char *ca_
         if (env->store->ops->obj_put(env->store, &o, OBJ_UPDATE, NULL) != STORE_OK)
             goto fail;
     } else if (env->store->ops->obj_put(env->store, &o, OBJ_CREATE, NULL) != STORE_OK) {
-        if (ra_load(env, partition, id, key, cert) == 0)
+        if (ra_load(env, partition, ca.pk, id, key, cert) == 0)
             rc = 0;
         else
             err_set(e, 500, "internal", "", "cannot store the %s RA certificate", purpose);

@@ -63,6 +63,33 @@ def test_config_and_caps(scep):
                         params={"operation": "GetCACaps"}).status_code == 404
 
 
+def test_revoking_the_ra_certificate_frees_no_inventory(scep):
+    """The RA certificate is the service's own and never counted as issued; revoking it must not give back
+    purchased inventory (else deleting and recreating a configuration, each time revoking its RA
+    certificate, would issue past the purchase)."""
+    d = scep.d
+    r = requests.get(scep.http_url, params={"operation": "GetCACert"})
+    assert r.status_code == 200
+    ra = next(c for c in pkcs7.load_der_pkcs7_certificates(r.content) if "SCEP RA" in c.subject.rfc4514_string())
+    # one counted certificate first, so that a wrong decrement shows (the count never goes below 0)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "inventory.example")]))
+           .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode())
+    r = d.api("POST", "/cas/scep-sub/certificates", json={"profileId": PROFILE, "csr": csr})
+    assert r.status_code == 201, r.text
+    before = d.api("GET", "/inventory").json()["certificates"]["issued"]
+    assert before >= 1
+    serial = format(ra.serial_number, "x")
+    r = d.api("POST", f"/cas/scep-sub/certificates/{serial}/revoke", json={"reason": "superseded"})
+    assert r.status_code == 200, r.text
+    assert d.api("GET", "/inventory").json()["certificates"]["issued"] == before
+    # a new RA certificate takes its place for the next client
+    r = requests.get(scep.http_url, params={"operation": "GetCACert"})
+    ra2 = next(c for c in pkcs7.load_der_pkcs7_certificates(r.content) if "SCEP RA" in c.subject.rfc4514_string())
+    assert ra2.serial_number != ra.serial_number, "the revoked RA certificate is still handed out"
+
+
 def test_get_ca_cert(scep):
     r = requests.get(scep.http_url, params={"operation": "GetCACert"})
     assert r.status_code == 200

@@ -2196,8 +2196,9 @@ static int pg_cert_set_status(struct store *s, const char *partition, int64_t is
     if (revoke && (rc = lock_subscription(c, partition)) != STORE_OK)
         goto out;
     if ((rc = one(q(c, &r, NULL,
-                    "SELECT status, is_ca, coalesce(profile_id,'') FROM certificate WHERE partition_id=$1::text AND "
-                    "issuer_ca_pk=$2::bigint AND serial=$3::text FOR UPDATE",
+                    "SELECT status, is_ca, coalesce(profile_id,''), (coalesce(requester,'')='system')::int FROM "
+                    "certificate WHERE partition_id=$1::text AND issuer_ca_pk=$2::bigint AND serial=$3::text FOR "
+                    "UPDATE",
                     "tlt", partition, issuer_ca_pk, serial),
                   &r)) != STORE_OK)
         goto out;
@@ -2208,9 +2209,10 @@ static int pg_cert_set_status(struct store *s, const char *partition, int64_t is
         rc = STORE_ESTATE;
         goto out;
     }
-    /* Revoking frees purchased capacity (guide "Quotas"); CA and responder
-     * certificates never took any. */
-    if (revoke && gi(r, 0, 1) == 0 && strcmp(PQgetvalue(r, 0, 2), "ocsp-responder") != 0 &&
+    /* Revoking frees purchased capacity (guide "Quotas"); CA certificates
+     * and the service's own (OCSP responder, SCEP/CMP RA: requester
+     * 'system') never took any. */
+    if (revoke && gi(r, 0, 1) == 0 && gi(r, 0, 3) == 0 && strcmp(PQgetvalue(r, 0, 2), "ocsp-responder") != 0 &&
         (rc = q(c, NULL, NULL,
                 "UPDATE subscription SET certs_issued = greatest(certs_issued - 1, 0) WHERE id = (SELECT "
                 "subscription_id FROM partition WHERE id=$1::text)",
@@ -2250,8 +2252,9 @@ static int pg_cert_revoke_batch(struct store *s, const char *partition, int64_t 
         PQclear(r);
         r = NULL;
         if ((rc = q(c, &r, NULL,
-                    "SELECT status, is_ca, coalesce(profile_id,'') FROM certificate WHERE partition_id=$1::text AND "
-                    "issuer_ca_pk=$2::bigint AND serial=$3::text FOR UPDATE",
+                    "SELECT status, is_ca, coalesce(profile_id,''), (coalesce(requester,'')='system')::int FROM "
+                    "certificate WHERE partition_id=$1::text AND issuer_ca_pk=$2::bigint AND serial=$3::text FOR "
+                    "UPDATE",
                     "tlt", partition, issuer_ca_pk, serials[i])) != STORE_OK)
             goto out;
         if (PQntuples(r) == 0) {
@@ -2268,8 +2271,8 @@ static int pg_cert_revoke_batch(struct store *s, const char *partition, int64_t 
                     "serial=$6::text",
                     "mlztlt", (int64_t)reason, at, invalidity, partition, issuer_ca_pk, serials[i])) != STORE_OK)
             goto out;
-        /* revoking frees purchased capacity */
-        if (gi(r, 0, 1) == 0 && strcmp(PQgetvalue(r, 0, 2), "ocsp-responder") != 0 &&
+        /* revoking frees purchased capacity (not the service's own) */
+        if (gi(r, 0, 1) == 0 && gi(r, 0, 3) == 0 && strcmp(PQgetvalue(r, 0, 2), "ocsp-responder") != 0 &&
             (rc = q(c, NULL, NULL,
                     "UPDATE subscription SET certs_issued = greatest(certs_issued - 1, 0) WHERE id = (SELECT "
                     "subscription_id FROM partition WHERE id=$1::text)",

@@ -2061,13 +2061,14 @@ static int sq_cert_set_status(struct store *s, const char *partition, int64_t is
         goto fail;
     }
     bool back = strcmp(status, "issued") == 0;
-    /* Revoking frees purchased capacity (guide "Quotas"); CA and responder
-     * certificates never took any. */
+    /* Revoking frees purchased capacity (guide "Quotas"); CA certificates
+     * and the service's own (OCSP responder, SCEP/CMP RA: requester
+     * 'system') never took any. */
     if (strcmp(status, "revoked") == 0) {
         st = prep(q, "UPDATE subscription SET certs_issued = max(certs_issued - 1, 0) WHERE id = (SELECT "
                      "subscription_id FROM partition WHERE id=?1) AND EXISTS (SELECT 1 FROM certificate WHERE "
                      "partition_id=?1 AND issuer_ca_pk=?2 AND serial=?3 AND is_ca=0 AND "
-                     "coalesce(profile_id,'')<>'ocsp-responder')");
+                     "coalesce(profile_id,'')<>'ocsp-responder' AND coalesce(requester,'')<>'system')");
         if (!st)
             goto fail;
         bind_text(st, 1, partition);
@@ -2130,8 +2131,8 @@ static int sq_cert_revoke_batch(struct store *s, const char *partition, int64_t 
     if (begin(q->db) != 0)
         goto unlock;
     for (size_t i = 0; i < n; i++) {
-        st = prep(q, "SELECT status, is_ca, coalesce(profile_id,'') FROM certificate WHERE partition_id=? AND "
-                     "issuer_ca_pk=? AND serial=?");
+        st = prep(q, "SELECT status, is_ca, coalesce(profile_id,''), coalesce(requester,'')='system' FROM "
+                     "certificate WHERE partition_id=? AND issuer_ca_pk=? AND serial=?");
         if (!st)
             goto fail;
         bind_text(st, 1, partition);
@@ -2144,7 +2145,7 @@ static int sq_cert_revoke_batch(struct store *s, const char *partition, int64_t 
         }
         char cur[16], prof[80];
         col_copy(st, 0, cur, sizeof cur);
-        int is_ca = sqlite3_column_int(st, 1);
+        int is_ca = sqlite3_column_int(st, 1), svc = sqlite3_column_int(st, 3);
         col_copy(st, 2, prof, sizeof prof);
         release(st);
         if (strcmp(cur, "revoked") == 0) {
@@ -2171,8 +2172,8 @@ static int sq_cert_revoke_batch(struct store *s, const char *partition, int64_t 
             goto fail;
         release(st);
         st = NULL;
-        if (!is_ca && strcmp(prof, "ocsp-responder") != 0) {
-            /* revoking frees purchased capacity */
+        if (!is_ca && !svc && strcmp(prof, "ocsp-responder") != 0) {
+            /* revoking frees purchased capacity (not the service's own) */
             st = prep(q, "UPDATE subscription SET certs_issued = max(certs_issued - 1, 0) WHERE id = (SELECT "
                          "subscription_id FROM partition WHERE id=?)");
             if (!st)

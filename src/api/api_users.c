@@ -278,7 +278,13 @@ void api_user_roles(struct http_req *req, struct http_resp *resp)
     char target[300];
     snprintf(target, sizeof target, "user:%s", u.email);
     struct audit_rec a = {p.actor, "user.roles", target, NULL, p.ip, NULL};
-    if (ctx->store->ops->user_put(ctx->store, &u, false, &a) != STORE_OK) {
+    int s = ctx->store->ops->user_put(ctx->store, &u, false, &a);
+    if (s == STORE_ECONFLICT) {
+        resp_error(resp, 409, "conflict", "email", "user '%.254s' changed meanwhile; read it again and retry",
+                   u.email);
+        goto out;
+    }
+    if (s != STORE_OK) {
         resp_error(resp, 503, "unavailable", NULL, "store unavailable");
         goto out;
     }
@@ -355,7 +361,12 @@ static void start_enrolment(struct api_ctx *ctx, struct http_resp *resp, struct 
     char target[300];
     snprintf(target, sizeof target, "user:%s", u->email);
     struct audit_rec a = {u->email, "user.enrol.password", target, NULL, ip, NULL};
-    if (ctx->store->ops->user_put(ctx->store, u, false, &a) != STORE_OK)
+    int s = ctx->store->ops->user_put(ctx->store, u, false, &a);
+    if (s == STORE_ECONFLICT) {
+        resp_error(resp, 409, "conflict", NULL, "the account changed meanwhile; try again");
+        goto out;
+    }
+    if (s != STORE_OK)
         goto fail;
     if (asprintf(&uri, "otpauth://totp/pkiaas:%s?secret=%s&issuer=pkiaas&algorithm=SHA1&digits=6&period=30",
                  u->email, b32) < 0) {
@@ -473,11 +484,16 @@ void api_invite_confirm(struct http_req *req, struct http_resp *resp)
     char target[300];
     snprintf(target, sizeof target, "user:%s", u.email);
     struct audit_rec a = {u.email, "user.enrol.totp", target, NULL, req->ip, NULL};
-    if (ctx->store->ops->invite_use(ctx->store, h, time_now()) != STORE_OK ||
-        ctx->store->ops->user_put(ctx->store, &u, false, &a) != STORE_OK) {
+    /* The user first (only if unchanged since read: a second confirmation
+     * with the same code loses here), then the invitation: a failure between
+     * leaves an active user whose invitation can no longer be used, never a
+     * used invitation with a user stuck in enrolment. */
+    if (ctx->store->ops->user_put(ctx->store, &u, false, &a) != STORE_OK) {
         resp_error(resp, 409, "conflict", "token", "invitation already used");
         goto out;
     }
+    if (ctx->store->ops->invite_use(ctx->store, h, time_now()) != STORE_OK)
+        log_warn("user %s: enrolled, but the invitation could not be marked used", u.email);
     resp_json(resp, 200, json_pack("{s:s,s:s,s:s}", "status", "active", "partition", part, "email", email));
 out:
     free(h);
@@ -530,6 +546,28 @@ static int login_fields(struct http_req *req, struct http_resp *resp, json_t **b
     return 0;
 }
 
+/* Counts a failed login on the user (locking it after LOCK_AFTER), re-read
+ * and re-applied when a concurrent login or change moved it meanwhile, so
+ * parallel guesses are each counted. */
+static void count_failure(struct api_ctx *ctx, struct user_rec *u, const struct audit_rec *a)
+{
+    for (int attempt = 0; attempt < 8; attempt++) {
+        u->failed_logins++;
+        if (u->failed_logins >= LOCK_AFTER) {
+            u->locked_until = time_now() + LOCK_S;
+            u->failed_logins = 0;
+        }
+        if (ctx->store->ops->user_put(ctx->store, u, false, a) != STORE_ECONFLICT)
+            return;
+        char part[STORE_ID_MAX + 1], email[256];
+        snprintf(part, sizeof part, "%s", u->partition_id);
+        snprintf(email, sizeof email, "%s", u->email ? u->email : "");
+        user_rec_free(u);
+        if (ctx->store->ops->user_get(ctx->store, part, email, u) != STORE_OK)
+            return;
+    }
+}
+
 /* Verifies password (and lockout); updates the failure counter. 0 = ok. */
 static int check_password(struct api_ctx *ctx, struct http_req *req, struct http_resp *resp, struct user_rec *u,
                           const char *part, const char *email, const char *pw)
@@ -557,13 +595,8 @@ static int check_password(struct api_ctx *ctx, struct http_req *req, struct http
         return -1;
     }
     if (!secret_password_verify(pw, u->password_hash)) {
-        u->failed_logins++;
-        if (u->failed_logins >= LOCK_AFTER) {
-            u->locked_until = now + LOCK_S;
-            u->failed_logins = 0;
-        }
         struct audit_rec a = {email, "auth.login", "user", NULL, req->ip, "failure"};
-        ctx->store->ops->user_put(ctx->store, u, false, &a);
+        count_failure(ctx, u, &a);
         resp_error(resp, 401, "unauthorized", NULL, "wrong email, password or code");
         return -1;
     }
@@ -622,7 +655,12 @@ void api_login_setup_confirm(struct http_req *req, struct http_resp *resp)
     }
     snprintf(u.status, sizeof u.status, "active");
     struct audit_rec a = {email, "user.enrol.totp", "user", NULL, req->ip, NULL};
-    if (ctx->store->ops->user_put(ctx->store, &u, false, &a) != STORE_OK) {
+    int s = ctx->store->ops->user_put(ctx->store, &u, false, &a);
+    if (s == STORE_ECONFLICT) {
+        resp_error(resp, 400, "invalid_field", "code", "code: wrong or already used TOTP code");
+        goto out;
+    }
+    if (s != STORE_OK) {
         resp_error(resp, 503, "unavailable", NULL, "store unavailable");
         goto out;
     }
@@ -652,19 +690,21 @@ void api_login(struct http_req *req, struct http_resp *resp)
         goto out;
     }
     if (!totp_check(ctx, &u, json_string_value(json_object_get(body, "code")))) {
-        u.failed_logins++;
-        if (u.failed_logins >= LOCK_AFTER) {
-            u.locked_until = time_now() + LOCK_S;
-            u.failed_logins = 0;
-        }
         struct audit_rec a = {email, "auth.login", "user", "{\"reason\":\"totp\"}", req->ip, "failure"};
-        ctx->store->ops->user_put(ctx->store, &u, false, &a);
+        count_failure(ctx, &u, &a);
         resp_error(resp, 401, "unauthorized", NULL, "wrong email, password or code");
         goto out;
     }
     u.failed_logins = 0;
     struct audit_rec a = {email, "auth.login", "user", NULL, req->ip, NULL};
-    if (ctx->store->ops->user_put(ctx->store, &u, false, &a) != STORE_OK)
+    int ps = ctx->store->ops->user_put(ctx->store, &u, false, &a);
+    if (ps == STORE_ECONFLICT) {
+        /* another login (or a change) came first: the code it consumed, or
+         * the roles it set, win; this attempt opens no session */
+        resp_error(resp, 401, "unauthorized", NULL, "wrong email, password or code");
+        goto out;
+    }
+    if (ps != STORE_OK)
         goto unavailable;
     struct session_rec sr;
     memset(&sr, 0, sizeof sr);

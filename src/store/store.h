@@ -118,6 +118,7 @@ struct user_rec {
     int failed_logins;
     int64_t locked_until;
     int64_t created_at;
+    int64_t version; /* as read by user_get; user_put (update) needs it unchanged */
 };
 void user_rec_free(struct user_rec *u);
 
@@ -291,7 +292,10 @@ struct store_ops {
     int (*subscription_assign)(struct store *s, const char *sub_id, const struct partition_rec *p,
                                const struct user_rec *owner, const char *actor, const struct audit_rec *a);
     int (*token_get)(struct store *s, const char *token_hash, struct token_rec *out);
-    /* Users. user_put inserts (create) or replaces every mutable field. */
+    /* Users. user_put inserts (create) or replaces every mutable field of
+     * the user as user_get read it: STORE_ECONFLICT when it was changed
+     * since (its version moved; re-read and re-apply), STORE_ENOTFOUND when
+     * it is gone. */
     int (*user_get)(struct store *s, const char *partition, const char *email, struct user_rec *out);
     int (*user_put)(struct store *s, const struct user_rec *u, bool create, const struct audit_rec *a);
     int (*user_list)(struct store *s, const char *partition, struct user_rec **out, size_t *n);

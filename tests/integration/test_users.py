@@ -459,6 +459,29 @@ def test_totp_code_replay_is_refused(daemon):
     login_failure(c.login(user, code=code))
 
 
+def test_totp_code_replay_refused_in_parallel(daemon):
+    """Two logins sent at once with the same fresh code (each spends ~0.1 s in scrypt after reading the user):
+    exactly one opens a session. Before user updates named the version they read, both did."""
+    import threading
+    d = daemon
+    user = enrol(d, Client(d), tag="preplay")
+    for _ in range(3):
+        code = user.code()
+        clients = [Client(d) for _ in range(4)]
+        go = threading.Barrier(len(clients))
+        codes = []
+
+        def attempt(cl):
+            go.wait()
+            codes.append(cl.login(user, code=code).status_code)
+        ts = [threading.Thread(target=attempt, args=(cl,)) for cl in clients]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        assert sorted(codes) == [200, 401, 401, 401], f"one code, {codes.count(200)} sessions: {codes}"
+
+
 def test_expired_invitation(daemon):
     d, c = daemon, Client(daemon)
     # expired before accepting

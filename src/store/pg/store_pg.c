@@ -1220,6 +1220,7 @@ static void user_from_row(const PGresult *r, int i, struct user_rec *u)
     u->failed_logins = (int)gi(r, i, 10);
     u->locked_until = gi(r, i, 11);
     u->created_at = gi(r, i, 12);
+    u->version = gi(r, i, 13);
 }
 
 static int pg_user_get(struct store *s, const char *partition, const char *email, struct user_rec *out)
@@ -1230,7 +1231,7 @@ static int pg_user_get(struct store *s, const char *partition, const char *email
     if (!c)
         return STORE_EIO;
     int rc = one(q(c, &r, NULL,
-                   "SELECT " USER_COLS " FROM app_user WHERE partition_id=$1::text AND email=$2::text", "tt",
+                   "SELECT " USER_COLS ", version FROM app_user WHERE partition_id=$1::text AND email=$2::text", "tt",
                    partition, email),
                  &r);
     if (rc == STORE_OK)
@@ -1251,20 +1252,28 @@ static int pg_user_put(struct store *s, const struct user_rec *u, bool create, c
     if ((rc = begin(c)) != STORE_OK)
         goto out;
     rc = q(c, NULL, &ch,
-           create ? "INSERT INTO app_user(" USER_COLS ") VALUES($1::text,$2::text,$3::text,$4::text,$5::text,"
-                    "$6::text,$7::text,$8::int,$9::bytea,$10::bigint,$11::int,$12::bigint,$13::bigint)"
+           create ? "INSERT INTO app_user(" USER_COLS ", version) VALUES($1::text,$2::text,$3::text,$4::text,"
+                    "$5::text,$6::text,$7::text,$8::int,$9::bytea,$10::bigint,$11::int,$12::bigint,$13::bigint,"
+                    "$14::bigint)"
                   : "UPDATE app_user SET password_hash=$3::text, roles=$4::text, first_name=$5::text, "
                     "last_name=$6::text, status=$7::text, must_change_password=$8::int, totp_blob=$9::bytea, "
-                    "totp_last_step=$10::bigint, failed_logins=$11::int, locked_until=$12::bigint "
-                    "WHERE partition_id=$1::text AND email=$2::text AND $13::bigint IS NOT NULL",
-           "tttttttdbldll", u->partition_id, u->email, u->password_hash ? u->password_hash : "",
+                    "totp_last_step=$10::bigint, failed_logins=$11::int, locked_until=$12::bigint, "
+                    "version=version+1 WHERE partition_id=$1::text AND email=$2::text AND $13::bigint IS NOT NULL "
+                    "AND version=$14::bigint",
+           "tttttttdbldlll", u->partition_id, u->email, u->password_hash ? u->password_hash : "",
            u->roles ? u->roles : "", u->first_name ? u->first_name : "", u->last_name ? u->last_name : "", u->status,
            (int)u->must_change_password, u->totp_blob, u->totp_len, u->totp_last_step, u->failed_logins,
-           u->locked_until, u->created_at);
+           u->locked_until, u->created_at, u->version);
     if (rc != STORE_OK)
         goto out;
     if (!create && ch != 1) {
-        rc = STORE_ENOTFOUND;
+        /* gone, or changed since it was read */
+        PGresult *ex = NULL;
+        rc = one(q(c, &ex, NULL, "SELECT 1 FROM app_user WHERE partition_id=$1::text AND email=$2::text", "tt",
+                   u->partition_id, u->email),
+                 &ex);
+        PQclear(ex);
+        rc = rc == STORE_OK ? STORE_ECONFLICT : rc;
         goto out;
     }
     if ((rc = audit_add(c, u->partition_id, a)) != STORE_OK)
@@ -1284,7 +1293,7 @@ static int pg_user_list(struct store *s, const char *partition, struct user_rec 
     struct pgc *c = acquire(g);
     if (!c)
         return STORE_EIO;
-    int rc = q(c, &r, NULL, "SELECT " USER_COLS " FROM app_user WHERE partition_id=$1::text ORDER BY email", "t",
+    int rc = q(c, &r, NULL, "SELECT " USER_COLS ", version FROM app_user WHERE partition_id=$1::text ORDER BY email", "t",
                partition);
     if (rc != STORE_OK)
         goto out;

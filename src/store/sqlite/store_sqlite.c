@@ -1222,6 +1222,7 @@ static void user_from_row(sqlite3_stmt *st, struct user_rec *u)
     u->failed_logins = sqlite3_column_int(st, 10);
     u->locked_until = sqlite3_column_int64(st, 11);
     u->created_at = sqlite3_column_int64(st, 12);
+    u->version = sqlite3_column_int64(st, 13);
 }
 
 static int sq_user_get(struct store *s, const char *partition, const char *email, struct user_rec *out)
@@ -1229,7 +1230,7 @@ static int sq_user_get(struct store *s, const char *partition, const char *email
     struct sq *q = SQ(s);
     int rc = STORE_EIO;
     pthread_mutex_lock(&q->mu);
-    sqlite3_stmt *st = prep(q, "SELECT " USER_COLS " FROM app_user WHERE partition_id=? AND email=?");
+    sqlite3_stmt *st = prep(q, "SELECT " USER_COLS ", version FROM app_user WHERE partition_id=? AND email=?");
     if (st) {
         bind_text(st, 1, partition);
         bind_text(st, 2, email);
@@ -1254,10 +1255,12 @@ static int sq_user_put(struct store *s, const struct user_rec *u, bool create, c
     pthread_mutex_lock(&q->mu);
     if (begin(q->db) != 0)
         goto unlock;
-    st = prep(q, create ? "INSERT INTO app_user(" USER_COLS ") VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13)"
+    st = prep(q, create ? "INSERT INTO app_user(" USER_COLS ", version) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,"
+                          "?13,?14)"
                         : "UPDATE app_user SET password_hash=?3, roles=?4, first_name=?5, last_name=?6, status=?7, "
                           "must_change_password=?8, totp_blob=?9, totp_last_step=?10, failed_logins=?11, "
-                          "locked_until=?12 WHERE partition_id=?1 AND email=?2");
+                          "locked_until=?12, version=version+1 WHERE partition_id=?1 AND email=?2 AND "
+                          "?13 IS NOT NULL AND version=?14");
     if (!st)
         goto fail;
     bind_text(st, 1, u->partition_id);
@@ -1273,10 +1276,18 @@ static int sq_user_put(struct store *s, const struct user_rec *u, bool create, c
     sqlite3_bind_int(st, 11, u->failed_logins);
     sqlite3_bind_int64(st, 12, u->locked_until);
     sqlite3_bind_int64(st, 13, u->created_at);
+    sqlite3_bind_int64(st, 14, u->version);
     if ((rc = step_done(st)) != STORE_OK)
         goto fail;
     if (!create && sqlite3_changes(q->db) != 1) {
-        rc = STORE_ENOTFOUND;
+        /* gone, or changed since it was read */
+        release(st);
+        st = prep(q, "SELECT 1 FROM app_user WHERE partition_id=? AND email=?");
+        if (!st)
+            goto fail;
+        bind_text(st, 1, u->partition_id);
+        bind_text(st, 2, u->email);
+        rc = sqlite3_step(st) == SQLITE_ROW ? STORE_ECONFLICT : STORE_ENOTFOUND;
         goto fail;
     }
     release(st);
@@ -1302,7 +1313,7 @@ static int sq_user_list(struct store *s, const char *partition, struct user_rec 
     struct user_rec *items = NULL;
     *n = 0;
     pthread_mutex_lock(&q->mu);
-    sqlite3_stmt *st = prep(q, "SELECT " USER_COLS " FROM app_user WHERE partition_id=? ORDER BY email");
+    sqlite3_stmt *st = prep(q, "SELECT " USER_COLS ", version FROM app_user WHERE partition_id=? ORDER BY email");
     if (!st)
         goto out;
     bind_text(st, 1, partition);

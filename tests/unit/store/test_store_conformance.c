@@ -453,6 +453,26 @@ static void test_users_sessions(void **state)
     assert_int_equal(got.failed_logins, 2);
     assert_int_equal(got.totp_len, 3);
     assert_memory_equal(got.totp_blob, totp, 3);
+    /* an update names the version it read: a second writer that read the
+     * same version (two logins with one TOTP code, a login and a role
+     * change) changes nothing */
+    struct user_rec w1, w2;
+    assert_int_equal(OPS->user_get(S, "conf-a", "alice@example.com", &w1), STORE_OK);
+    assert_int_equal(OPS->user_get(S, "conf-a", "alice@example.com", &w2), STORE_OK);
+    assert_int_equal(w1.version, got.version);
+    w1.totp_last_step = 1000;
+    assert_int_equal(OPS->user_put(S, &w1, false, &a), STORE_OK);
+    w2.totp_last_step = 1000;
+    assert_int_equal(OPS->user_put(S, &w2, false, &a), STORE_ECONFLICT);
+    user_rec_free(&w2);
+    assert_int_equal(OPS->user_get(S, "conf-a", "alice@example.com", &w2), STORE_OK);
+    assert_true(w2.version > w1.version);
+    assert_int_equal(w2.totp_last_step, 1000);
+    user_rec_free(&w1);
+    user_rec_free(&w2);
+    struct user_rec gone = got;
+    gone.email = "nobody@example.com";
+    assert_int_equal(OPS->user_put(S, &gone, false, &a), STORE_ENOTFOUND);
     user_rec_free(&got);
 
     char part[STORE_ID_MAX + 1], email[256];

@@ -219,6 +219,9 @@ static bool csv_has_owner(const char *csv)
 /* A partition keeps at least one Owner who has accepted their invitation:
  * 0 when `email` may lose the role (or is not an Owner), else a 409 has
  * been answered (503 when the store fails). */
+#define LAST_OWNER_MSG                                                                                             \
+    "%.254s is the partition's last Owner; make another user an Owner (who has accepted the invitation) first"
+
 static int keep_an_owner(struct api_ctx *ctx, struct http_resp *resp, const char *partition, const char *email)
 {
     struct user_rec *items = NULL;
@@ -238,10 +241,7 @@ static int keep_an_owner(struct api_ctx *ctx, struct http_resp *resp, const char
             others++;
     }
     if (target_owner && others == 0) {
-        resp_error(resp, 409, "conflict", "email",
-                   "%.254s is the partition's last Owner; make another user an Owner (who has accepted the "
-                   "invitation) first",
-                   email);
+        resp_error(resp, 409, "conflict", "email", LAST_OWNER_MSG, email);
         goto out;
     }
     rc = 0;
@@ -284,6 +284,10 @@ void api_user_roles(struct http_req *req, struct http_resp *resp)
                    u.email);
         goto out;
     }
+    if (s == STORE_ESTATE) {
+        resp_error(resp, 409, "conflict", "email", LAST_OWNER_MSG, u.email);
+        goto out;
+    }
     if (s != STORE_OK) {
         resp_error(resp, 503, "unavailable", NULL, "store unavailable");
         goto out;
@@ -310,6 +314,8 @@ void api_user_delete(struct http_req *req, struct http_resp *resp)
     int s = ctx->store->ops->user_delete(ctx->store, p.partition, who, &a);
     if (s == STORE_ENOTFOUND)
         resp_error(resp, 404, "not_found", "email", "no user '%.254s' in this partition", req->params[1]);
+    else if (s == STORE_ESTATE)
+        resp_error(resp, 409, "conflict", "email", LAST_OWNER_MSG, who);
     else if (s != STORE_OK)
         resp_error(resp, 503, "unavailable", NULL, "store unavailable");
     else

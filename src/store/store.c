@@ -79,6 +79,27 @@ void store_free_ids(char **ids, size_t n)
     free(ids);
 }
 
+bool store_roles_have_owner(const char *csv)
+{
+    /* comma-separated role names, spaces around them ignored */
+    static const char owner[] = "Owners";
+    const char *p = csv;
+    while (p && *p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *end = p;
+        while (*end && *end != ',')
+            end++;
+        const char *last = end;
+        while (last > p && last[-1] == ' ')
+            last--;
+        if ((size_t)(last - p) == sizeof owner - 1 && memcmp(p, owner, sizeof owner - 1) == 0)
+            return true;
+        p = end;
+    }
+    return false;
+}
+
 void token_rec_free(struct token_rec *t)
 {
     free(t->roles);

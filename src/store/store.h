@@ -121,6 +121,8 @@ struct user_rec {
     int64_t version; /* as read by user_get; user_put (update) needs it unchanged */
 };
 void user_rec_free(struct user_rec *u);
+/* Whether a comma-separated role list names the Owners role. */
+bool store_roles_have_owner(const char *csv);
 
 struct session_rec {
     char partition_id[STORE_ID_MAX + 1];
@@ -295,7 +297,10 @@ struct store_ops {
     /* Users. user_put inserts (create) or replaces every mutable field of
      * the user as user_get read it: STORE_ECONFLICT when it was changed
      * since (its version moved; re-read and re-apply), STORE_ENOTFOUND when
-     * it is gone. */
+     * it is gone. user_put and user_delete answer STORE_ESTATE, changing
+     * nothing, when they would take the Owners role from the partition's
+     * last Owner who is not merely invited (checked in the same transaction
+     * as the change, so two concurrent demotions cannot both pass). */
     int (*user_get)(struct store *s, const char *partition, const char *email, struct user_rec *out);
     int (*user_put)(struct store *s, const struct user_rec *u, bool create, const struct audit_rec *a);
     int (*user_list)(struct store *s, const char *partition, struct user_rec **out, size_t *n);

@@ -1241,6 +1241,35 @@ static int pg_user_get(struct store *s, const char *partition, const char *email
     return rc;
 }
 
+/* Inside a write transaction, before the change: STORE_ESTATE when giving
+ * `email` the roles `roles` (NULL: deleting it) takes the Owners role from
+ * the partition's last Owner who is not merely invited. Such changes lock
+ * the partition row first, so two of them (on any nodes) run one after the
+ * other and the second counts what the first committed. */
+static int pg_keeps_an_owner(struct pgc *c, const char *partition, const char *email, const char *roles)
+{
+    PGresult *r = NULL;
+    int rc = q(c, &r, NULL, "SELECT roles FROM app_user WHERE partition_id=$1::text AND email=$2::text", "tt",
+               partition, email);
+    bool had = rc == STORE_OK && PQntuples(r) > 0 && store_roles_have_owner(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    r = NULL;
+    if (rc != STORE_OK || !had || (roles && store_roles_have_owner(roles)))
+        return rc;
+    if ((rc = q(c, NULL, NULL, "SELECT 1 FROM partition WHERE id=$1::text FOR UPDATE", "t", partition)) != STORE_OK ||
+        (rc = q(c, &r, NULL,
+                "SELECT roles FROM app_user WHERE partition_id=$1::text AND email<>$2::text AND status<>'invited'",
+                "tt", partition, email)) != STORE_OK)
+        goto out;
+    rc = STORE_ESTATE;
+    for (int i = 0; rc == STORE_ESTATE && i < PQntuples(r); i++)
+        if (store_roles_have_owner(PQgetvalue(r, i, 0)))
+            rc = STORE_OK;
+out:
+    PQclear(r);
+    return rc;
+}
+
 static int pg_user_put(struct store *s, const struct user_rec *u, bool create, const struct audit_rec *a)
 {
     struct pg *g = PG(s);
@@ -1250,6 +1279,8 @@ static int pg_user_put(struct store *s, const struct user_rec *u, bool create, c
     if (!c)
         return STORE_EIO;
     if ((rc = begin(c)) != STORE_OK)
+        goto out;
+    if (!create && (rc = pg_keeps_an_owner(c, u->partition_id, u->email, u->roles ? u->roles : "")) != STORE_OK)
         goto out;
     rc = q(c, NULL, &ch,
            create ? "INSERT INTO app_user(" USER_COLS ", version) VALUES($1::text,$2::text,$3::text,$4::text,"
@@ -1321,6 +1352,8 @@ static int pg_user_delete(struct store *s, const char *partition, const char *em
     if (!c)
         return STORE_EIO;
     if ((rc = begin(c)) != STORE_OK)
+        goto out;
+    if ((rc = pg_keeps_an_owner(c, partition, email, NULL)) != STORE_OK)
         goto out;
     if ((rc = q(c, NULL, &ch, "DELETE FROM app_user WHERE partition_id=$1::text AND email=$2::text", "tt", partition,
                 email)) != STORE_OK)

@@ -1247,6 +1247,33 @@ static int sq_user_get(struct store *s, const char *partition, const char *email
     return rc;
 }
 
+/* Inside a write transaction, before the change: STORE_ESTATE when giving
+ * `email` the roles `roles` (NULL: deleting it) takes the Owners role from
+ * the partition's last Owner who is not merely invited. */
+static int sq_keeps_an_owner(struct sq *q, const char *partition, const char *email, const char *roles)
+{
+    sqlite3_stmt *st = prep(q, "SELECT roles FROM app_user WHERE partition_id=? AND email=?");
+    if (!st)
+        return STORE_EIO;
+    bind_text(st, 1, partition);
+    bind_text(st, 2, email);
+    bool had = sqlite3_step(st) == SQLITE_ROW &&
+               store_roles_have_owner((const char *)sqlite3_column_text(st, 0));
+    release(st);
+    if (!had || (roles && store_roles_have_owner(roles)))
+        return STORE_OK;
+    if (!(st = prep(q, "SELECT roles FROM app_user WHERE partition_id=? AND email<>? AND status<>'invited'")))
+        return STORE_EIO;
+    bind_text(st, 1, partition);
+    bind_text(st, 2, email);
+    int rc = STORE_ESTATE, r;
+    while (rc == STORE_ESTATE && (r = sqlite3_step(st)) == SQLITE_ROW)
+        if (store_roles_have_owner((const char *)sqlite3_column_text(st, 0)))
+            rc = STORE_OK;
+    release(st);
+    return rc;
+}
+
 static int sq_user_put(struct store *s, const struct user_rec *u, bool create, const struct audit_rec *a)
 {
     struct sq *q = SQ(s);
@@ -1255,6 +1282,9 @@ static int sq_user_put(struct store *s, const struct user_rec *u, bool create, c
     pthread_mutex_lock(&q->mu);
     if (begin(q->db) != 0)
         goto unlock;
+    if (!create && (rc = sq_keeps_an_owner(q, u->partition_id, u->email, u->roles ? u->roles : "")) != STORE_OK)
+        goto fail;
+    rc = STORE_EIO;
     st = prep(q, create ? "INSERT INTO app_user(" USER_COLS ", version) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,"
                           "?13,?14)"
                         : "UPDATE app_user SET password_hash=?3, roles=?4, first_name=?5, last_name=?6, status=?7, "
@@ -1349,6 +1379,9 @@ static int sq_user_delete(struct store *s, const char *partition, const char *em
     pthread_mutex_lock(&q->mu);
     if (begin(q->db) != 0)
         goto unlock;
+    if ((rc = sq_keeps_an_owner(q, partition, email, NULL)) != STORE_OK)
+        goto fail;
+    rc = STORE_EIO;
     st = prep(q, "DELETE FROM app_user WHERE partition_id=? AND email=?");
     if (!st)
         goto fail;

@@ -429,6 +429,59 @@ static void test_rate_many_keys(void **state)
     assert_true(first);
 }
 
+static void put_user(const char *email, const char *roles, const char *status)
+{
+    struct user_rec u;
+    struct audit_rec a = {"token:t", "user.invite", "user", NULL, NULL, NULL};
+    memset(&u, 0, sizeof u);
+    snprintf(u.partition_id, sizeof u.partition_id, "conf-a");
+    u.email = (char *)email;
+    u.roles = (char *)roles;
+    snprintf(u.status, sizeof u.status, "%s", status);
+    u.created_at = NOW;
+    assert_int_equal(OPS->user_put(S, &u, true, &a), STORE_OK);
+}
+
+static int set_roles(const char *email, const char *roles)
+{
+    struct user_rec u;
+    struct audit_rec a = {"token:t", "user.roles", "user", NULL, NULL, NULL};
+    assert_int_equal(OPS->user_get(S, "conf-a", email, &u), STORE_OK);
+    free(u.roles);
+    assert_non_null(u.roles = strdup(roles));
+    int rc = OPS->user_put(S, &u, false, &a);
+    user_rec_free(&u);
+    return rc;
+}
+
+/* The partition keeps an Owner who is not merely invited: the store refuses
+ * the change that would take the role from the last one. */
+static void test_last_owner(void **state)
+{
+    (void)state;
+    struct audit_rec a = {"token:t", "user.delete", "user", NULL, NULL, NULL};
+    put_user("o1@example.com", "Owners", "active");
+    put_user("o2@example.com", "CA Auditors, Owners", "enrolling");
+    put_user("o3@example.com", "Owners", "invited");
+    assert_int_equal(set_roles("owner@conf-a.example", "CA Auditors"), STORE_OK); /* the bootstrap Owner */
+    assert_int_equal(set_roles("o1@example.com", "CA Auditors"), STORE_OK);
+    /* o2 is the last Owner who accepted (o3 is only invited) */
+    assert_int_equal(set_roles("o2@example.com", "CA Auditors"), STORE_ESTATE);
+    assert_int_equal(OPS->user_delete(S, "conf-a", "o2@example.com", &a), STORE_ESTATE);
+    assert_int_equal(set_roles("o2@example.com", "Owners,Certificate Administrators"), STORE_OK); /* still one */
+    assert_int_equal(OPS->user_delete(S, "conf-a", "o3@example.com", &a), STORE_OK);
+    assert_int_equal(set_roles("o1@example.com", "Owners"), STORE_OK);
+    assert_int_equal(OPS->user_delete(S, "conf-a", "o2@example.com", &a), STORE_OK);
+    assert_int_equal(OPS->user_delete(S, "conf-a", "o1@example.com", &a), STORE_ESTATE);
+    struct user_rec u;
+    assert_int_equal(OPS->user_get(S, "conf-a", "o1@example.com", &u), STORE_OK);
+    assert_true(store_roles_have_owner(u.roles));
+    user_rec_free(&u);
+    assert_int_equal(set_roles("owner@conf-a.example", "Owners"), STORE_OK);
+    assert_false(store_roles_have_owner("Ownersx, CA Auditors"));
+    assert_true(store_roles_have_owner(" CA Auditors ,  Owners "));
+}
+
 static void test_users_sessions(void **state)
 {
     (void)state;
@@ -644,6 +697,7 @@ int main(void)
         cmocka_unit_test(test_objects),
         cmocka_unit_test(test_rate_and_lease),
         cmocka_unit_test(test_users_sessions),
+        cmocka_unit_test(test_last_owner),
         cmocka_unit_test(test_concurrent_writers),
         cmocka_unit_test(test_concurrent_mixed_batches),
     };

@@ -9,6 +9,8 @@ PKGS=(
   libssl-dev openssl
   libmicrohttpd-dev libgnutls28-dev
   libjansson-dev
+  # IDNA2008: "xn--" labels in DNS names must be real A-labels (x509/san.c)
+  libidn2-dev
   libsqlite3-dev sqlite3
   # PostgreSQL store backend (multi-node, issue #11): libpq to build; the
   # server and psql for the tests' private cluster (scripts/pg-cluster.sh)

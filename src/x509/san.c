@@ -5,6 +5,7 @@
 #include "util/utf8.h"
 
 #include <arpa/inet.h>
+#include <idn2.h>
 #include <openssl/asn1.h>
 #include <openssl/err.h>
 #include <openssl/objects.h>
@@ -17,6 +18,23 @@
 /* Longest registeredID (dotted OID text) accepted. */
 #define RID_MAX_LEN 128
 
+/* An "xn--" label that is a real A-label (RFC 5890 2.3.2.1): it decodes
+ * (Punycode) to a U-label that IDNA2008 permits and encodes back to the
+ * same label, so neither undecodable Punycode nor a disguised ASCII or
+ * disallowed code point passes. */
+static bool a_label_ok(const char *s, size_t n)
+{
+    char lower[64], *u = NULL, *back = NULL;
+    for (size_t i = 0; i < n; i++)
+        lower[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + ('a' - 'A') : s[i]);
+    lower[n] = 0;
+    bool ok = idn2_to_unicode_8z8z(lower, &u, 0) == IDN2_OK && u &&
+              idn2_to_ascii_8z(u, &back, IDN2_NO_TR46) == IDN2_OK && back && strcmp(back, lower) == 0;
+    idn2_free(u);
+    idn2_free(back);
+    return ok;
+}
+
 static bool label_ok(const char *s, size_t n)
 {
     if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
@@ -28,8 +46,8 @@ static bool label_ok(const char *s, size_t n)
     }
     /* "xn--" A-labels are LDH and pass; other "??--" reserved forms are
      * refused (RFC 5891 4.2.3.1). */
-    if (n >= 4 && s[2] == '-' && s[3] == '-' && strncasecmp(s, "xn", 2) != 0)
-        return false;
+    if (n >= 4 && s[2] == '-' && s[3] == '-')
+        return strncasecmp(s, "xn", 2) == 0 && a_label_ok(s, n);
     return true;
 }
 
@@ -47,11 +65,13 @@ bool san_dns_valid(const char *name, bool allow_wildcard)
         p += 2;
     }
     int labels = 0;
+    bool numeric = false; /* the last label so far is all digits */
     while (*p) {
         const char *dot = strchr(p, '.');
         size_t len = dot ? (size_t)(dot - p) : strlen(p);
         if (!label_ok(p, len))
             return false;
+        numeric = strspn(p, "0123456789") >= len;
         labels++;
         p += len;
         if (*p == '.')
@@ -59,7 +79,9 @@ bool san_dns_valid(const char *name, bool allow_wildcard)
         if (dot && !*p)
             return false;
     }
-    return labels >= (name[0] == '*' ? 2 : 1);
+    /* an all-numeric last label is no host name (an IPv4 address goes in an
+     * iPAddress entry) */
+    return labels >= (name[0] == '*' ? 2 : 1) && !numeric;
 }
 
 static bool email_valid(const char *v)

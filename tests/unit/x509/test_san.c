@@ -19,7 +19,8 @@ static void test_dns_valid(void **state)
     (void)state;
     static const char *good[] = {
         "example.com", "a-b.example", "xn--bcher-kva.example", "localhost", "EXAMPLE.com", "a.b.c.d.e",
-        "0.example", "x1-2-3.example",
+        "0.example", "x1-2-3.example", "XN--BCHER-KVA.example", "xn--nxasmq6b.example", "xn--55qx5d.cn",
+        "123.example",
     };
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         if (!san_dns_valid(good[i], false))
@@ -39,6 +40,11 @@ static void test_dns_valid(void **state)
     static const char *bad[] = {
         "", "-a.example", "a-.example", "a..b", "example.com.", ".example.com", ".", "ex ample.com",
         "_srv.example", "ab--cd.example", "bücher.example", "a_b.example", "a/b.example", "a@b.example",
+        /* "xn--" labels that are no A-label: U+0080, undecodable Punycode,
+         * a trailing hyphen, an IDNA2008-disallowed code point (U+1F4A9) */
+        "xn--a.example.com", "xn--zzzzzzzz.example.com", "xn--abc-.example", "xn--ls8h.example",
+        /* an all-numeric last label: an IPv4 address is an iPAddress entry */
+        "1.2.3.4", "host.123",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         if (san_dns_valid(bad[i], false) || san_dns_valid(bad[i], true))

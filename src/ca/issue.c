@@ -260,6 +260,7 @@ static int take_ext(struct req_exts *r, const struct profile *p, X509_EXTENSION 
     }
     if (!sk_X509_EXTENSION_push(r->extra, x)) {
         X509_EXTENSION_free(x);
+        err_set(e, 500, "internal", "", "out of memory");
         return -1;
     }
     return 0;
@@ -351,7 +352,12 @@ static int csr_exts(struct req_exts *r, const struct profile *p, X509_REQ *csr, 
             continue;
         }
         X509_EXTENSION *dup = X509_EXTENSION_dup(x);
-        if (!dup || take_ext(r, p, dup, "csr", true, e) != 0) {
+        if (!dup) {
+            err_set(e, 500, "internal", "", "out of memory");
+            rc = -1;
+            break;
+        }
+        if (take_ext(r, p, dup, "csr", true, e) != 0) {
             rc = -1;
             break;
         }

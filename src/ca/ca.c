@@ -314,6 +314,9 @@ static int store_err(int rc, const char *id, struct err *e)
         err_set(e, 422, "quota_exceeded", "", "the subscription's purchased CAs are all in use (deleted CAs count "
                 "for 24 hours); purchase more to create '%s'", id);
         break;
+    case STORE_ESTATE:
+        err_set(e, 409, "conflict", "parentId", "parentId: the parent CA was deleted while '%s' was being created", id);
+        break;
     default:
         err_set(e, 500, "internal", "", "storage failure");
         break;

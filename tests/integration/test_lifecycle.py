@@ -78,6 +78,37 @@ def test_delete(daemon):
     error_of(r)
 
 
+def test_parent_deleted_while_child_is_created(daemon):
+    """The parent is checked before the child's key is generated (RSA-4096: seconds). Deleted meanwhile, the
+    child must not appear as an active CA under a deleted parent: its creation is refused (409), or it was
+    committed first and deleted with its parent."""
+    import threading
+    import time
+    d = daemon
+    for _ in range(2):
+        root = create_ca(d, id=uid("race-root"), type="root", signingKeyDetails=EC, subject="CN=Race Root")
+        child_id = uid("race-sub")
+        out = {}
+
+        def create():
+            out["r"] = d.api("POST", "/cas", json={"id": child_id, "type": "subord", "parentId": root["id"],
+                                                  "signingKeyDetails": "RSA-4096+PKCS15-SHA512",
+                                                  "subject": "CN=Race Sub", "enableCrl": False})
+        t = threading.Thread(target=create)
+        t.start()
+        time.sleep(0.15)  # the child's key is being generated
+        assert d.api("DELETE", f"/cas/{root['id']}").status_code == 200
+        t.join()
+        cas = list_cas(d, include_deleted=True)
+        assert cas[root["id"]]["status"] == "deleted"
+        if out["r"].status_code == 201:
+            assert cas[child_id]["status"] == "deleted", "an active CA under a deleted parent"
+        else:
+            assert out["r"].status_code == 409, out["r"].text
+            assert error_of(out["r"]).get("field") == "parentId"
+            assert child_id not in cas or cas[child_id]["status"] == "deleted"
+
+
 def test_restart(fresh_daemon, tmp_path):
     d = fresh_daemon
     root = create_ca(d, id="rs-root", type="root", signingKeyDetails="RSA-2048+PSS-SHA256", subject="CN=RS Root")

@@ -1556,6 +1556,20 @@ static int pg_ca_insert(struct store *s, struct ca_rec *x, const struct cert_rec
         return STORE_EIO;
     if ((rc = begin(c)) != STORE_OK || (rc = lock_subscription(c, x->partition_id)) != STORE_OK)
         goto out;
+    /* The parent is still active now that the child is written (it was
+     * checked before the key was generated, which takes seconds); CA
+     * deletion takes the same subscription lock, so it sees this child. */
+    if (x->parent_id[0]) {
+        if ((rc = q(c, &r, NULL, "SELECT 1 FROM ca WHERE partition_id=$1::text AND ca_id=$2::text AND "
+                                 "status='active'", "tt", x->partition_id, x->parent_id)) != STORE_OK)
+            goto out;
+        if (PQntuples(r) == 0) {
+            rc = STORE_ESTATE;
+            goto out;
+        }
+        PQclear(r);
+        r = NULL;
+    }
     if ((rc = q(c, &r, NULL,
                 "SELECT status, deleted_at FROM ca WHERE partition_id=$1::text AND ca_id=$2::text "
                 "AND (status<>'deleted' OR deleted_at>$3::bigint)",
@@ -1724,7 +1738,10 @@ static int pg_ca_delete(struct store *s, const char *partition, const char *id, 
     struct pgc *c = acquire(g);
     if (!c)
         return STORE_EIO;
-    if ((rc = begin(c)) != STORE_OK)
+    /* the subscription lock first, as CA creation takes it: a child being
+     * created now is either committed before this walk (and deleted with
+     * its parent) or sees its parent deleted and is refused */
+    if ((rc = begin(c)) != STORE_OK || (rc = lock_subscription(c, partition)) != STORE_OK)
         goto out;
     /* The CA and every live descendant, walking parent links. */
     if ((rc = q(c, &r, NULL,

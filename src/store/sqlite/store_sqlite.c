@@ -1624,6 +1624,21 @@ static int sq_ca_insert(struct store *s, struct ca_rec *c, const struct cert_rec
     pthread_mutex_lock(&q->mu);
     if (begin(q->db) != 0)
         goto unlock;
+    if (c->parent_id[0]) {
+        /* the parent is still active now that the child is written (it was
+         * checked before the key was generated, which takes seconds) */
+        if (!(st = prep(q, "SELECT 1 FROM ca WHERE partition_id=? AND ca_id=? AND status='active'")))
+            goto fail;
+        bind_text(st, 1, c->partition_id);
+        bind_text(st, 2, c->parent_id);
+        bool live = sqlite3_step(st) == SQLITE_ROW;
+        release(st);
+        st = NULL;
+        if (!live) {
+            rc = STORE_ESTATE;
+            goto fail;
+        }
+    }
     st = prep(q, "SELECT status, deleted_at FROM ca WHERE partition_id=? AND ca_id=? "
                      "AND (status<>'deleted' OR deleted_at>?)");
     if (!st)

@@ -8,6 +8,7 @@
 #include "crypto/signer.h"
 #include "util/codec.h"
 #include "util/json_util.h"
+#include "util/log.h"
 #include "util/timeutil.h"
 #include "x509/certbuild.h"
 #include "x509/dn.h"
@@ -328,8 +329,18 @@ void api_cagw_cred_create(struct http_req *req, struct http_resp *resp)
         resp_error(resp, 409, "conflict", "id", "id: a credential '%s' exists", id);
         goto out;
     }
+    if (s != STORE_OK) {
+        resp_error(resp, 503, "unavailable", NULL, "store unavailable");
+        goto out;
+    }
     struct audit_rec ga = {p.actor, "cagw.credential.grants", target, NULL, p.ip, NULL};
-    if (s != STORE_OK || ctx->store->ops->cagw_grants_set(ctx->store, p.partition, id, g, ng, &ga) != STORE_OK) {
+    if (ctx->store->ops->cagw_grants_set(ctx->store, p.partition, id, g, ng, &ga) != STORE_OK) {
+        /* no credential without its grants: a retry must not find the id
+         * taken by one whose certificate nobody received */
+        struct audit_rec da = {p.actor, "cagw.credential.delete", target, "{\"reason\":\"grants not stored\"}",
+                               p.ip, "failure"};
+        if (ctx->store->ops->cagw_cred_delete(ctx->store, p.partition, id, &da) != STORE_OK)
+            log_error("cagw credential %s/%s: created without its grants and not removed", p.partition, id);
         resp_error(resp, 503, "unavailable", NULL, "store unavailable");
         goto out;
     }

@@ -115,7 +115,35 @@ static bool uri_valid(const char *v)
         if ((unsigned char)*c <= ' ' || (unsigned char)*c >= 0x7f || *c == '"' || *c == '<' || *c == '>' ||
             *c == '\\' || *c == '{' || *c == '}' || *c == '|' || *c == '^' || *c == '`')
             return false;
-    return colon[1] != 0;
+    if (colon[1] == 0)
+        return false;
+    if (colon[1] != '/' || colon[2] != '/')
+        return true; /* no authority (urn:, mailto:, ...) */
+    /* RFC 5280 4.2.1.6: with an authority, the host is a fully qualified
+     * domain name or an IP address (no wildcard, no user information) */
+    const char *h = colon + 3, *end = h + strcspn(h, "/?#");
+    if (memchr(h, '@', (size_t)(end - h)))
+        return false;
+    char host[256];
+    if (*h == '[') {
+        const char *rb = memchr(h, ']', (size_t)(end - h));
+        if (!rb || (size_t)(rb - h - 1) >= sizeof host || (rb[1] != ':' && rb + 1 != end))
+            return false;
+        memcpy(host, h + 1, (size_t)(rb - h - 1));
+        host[rb - h - 1] = 0;
+        unsigned char a6[16];
+        return inet_pton(AF_INET6, host, a6) == 1;
+    }
+    const char *port = memchr(h, ':', (size_t)(end - h));
+    const char *hend = port ? port : end;
+    if (hend == h || (size_t)(hend - h) >= sizeof host)
+        return false;
+    if (port && (port + 1 == end || strspn(port + 1, "0123456789") < (size_t)(end - port - 1)))
+        return false;
+    memcpy(host, h, (size_t)(hend - h));
+    host[hend - h] = 0;
+    unsigned char a4[4];
+    return inet_pton(AF_INET, host, a4) == 1 || san_dns_valid(host, false);
 }
 
 /* Non-empty strict UTF-8 of at most maxlen bytes, no control characters. */

@@ -104,6 +104,18 @@ static void test_add_types(void **state)
         {"uniformResourceIdentifier", "http://a b", false},
         {"uniformResourceIdentifier", "1http://x.example", false},
         {"uniformResourceIdentifier", "http:", false},
+        /* with an authority: a fully qualified host name or an IP address (RFC 5280 4.2.1.6) */
+        {"uniformResourceIdentifier", "https://*.example.com/", false},
+        {"uniformResourceIdentifier", "https://user@x.example/", false},
+        {"uniformResourceIdentifier", "https:///path", false},
+        {"uniformResourceIdentifier", "https://x.example:8443/p?q#f", true},
+        {"uniformResourceIdentifier", "https://x.example:/p", false},
+        {"uniformResourceIdentifier", "https://x.example:84a3/p", false},
+        {"uniformResourceIdentifier", "https://192.0.2.1/p", true},
+        {"uniformResourceIdentifier", "https://[2001:db8::1]:443/p", true},
+        {"uniformResourceIdentifier", "https://[2001:db8::zz]/p", false},
+        {"uniformResourceIdentifier", "spiffe://trust.example/ns/prod/sa/web", true},
+        {"uniformResourceIdentifier", "mailto:a@example.com", true},
         {"userPrincipalName", "u@corp.example", true},
         {"userPrincipalName", "jürgen@corp.example", true}, /* UTF-8 allowed in a UPN */
         {"userPrincipalName", "u", false},

@@ -503,60 +503,6 @@ out:
 
 /* The subjectAltName names of a CSR: 0 with *out (NULL when absent), -1
  * when the extension cannot be decoded. */
-static int csr_sans(X509_REQ *csr, GENERAL_NAMES **out)
-{
-    int crit = -1, rc = -1;
-    *out = NULL;
-    STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(csr);
-    GENERAL_NAMES *g = exts ? X509V3_get_d2i(exts, NID_subject_alt_name, &crit, NULL) : NULL;
-    if (!g && crit != -1 && exts)
-        goto out;
-    *out = g;
-    rc = 0;
-out:
-    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-    ERR_clear_error();
-    return rc;
-}
-
-static bool names_within(const GENERAL_NAMES *a, const GENERAL_NAMES *b)
-{
-    for (int i = 0; i < sk_GENERAL_NAME_num(a); i++) {
-        bool found = false;
-        for (int j = 0; j < sk_GENERAL_NAME_num(b) && !found; j++)
-            found = GENERAL_NAME_cmp(sk_GENERAL_NAME_value(a, i), sk_GENERAL_NAME_value(b, j)) == 0;
-        if (!found)
-            return false;
-    }
-    return true;
-}
-
-/* RFC 7030 4.2.2: the renewal request keeps the subject and SANs. */
-static int reenroll_match(X509_REQ *csr, X509 *cur, char *why, size_t wn)
-{
-    GENERAL_NAMES *cn = NULL, *xn = NULL;
-    int crit = -1, rc = -1;
-    if (X509_NAME_cmp(X509_REQ_get_subject_name(csr), X509_get_subject_name(cur)) != 0) {
-        snprintf(why, wn, "the request's subject must equal the subject of the certificate being renewed");
-        goto out;
-    }
-    if (csr_sans(csr, &cn) != 0) {
-        snprintf(why, wn, "the request's subjectAltName extension cannot be decoded");
-        goto out;
-    }
-    xn = X509_get_ext_d2i(cur, NID_subject_alt_name, &crit, NULL);
-    if (!names_within(cn, xn) || !names_within(xn, cn)) {
-        snprintf(why, wn, "the request's subjectAltName must equal that of the certificate being renewed");
-        goto out;
-    }
-    rc = 0;
-out:
-    GENERAL_NAMES_free(cn);
-    GENERAL_NAMES_free(xn);
-    ERR_clear_error();
-    return rc;
-}
-
 /* ---- server-side key generation ----------------------------------------- */
 
 /* The key to generate: the CSR key's type when the profile accepts it, else
@@ -686,7 +632,7 @@ static void enroll(struct http_req *req, struct http_resp *resp, enum est_op op)
         goto out;
     if (!(csr = body_csr(req, resp, &der, &dl)))
         goto out;
-    if (op == EST_REENROLL && reenroll_match(csr, cur, why, sizeof why) != 0) {
+    if (op == EST_REENROLL && csr_names_match_cert(csr, cur, true, why, sizeof why) != 0) {
         text_error(resp, 400, "%s", why);
         goto out;
     }

@@ -21,6 +21,7 @@
 #include "proto/proto.h"
 #include "util/codec.h"
 #include "util/log.h"
+#include "x509/csr.h"
 #include "util/timeutil.h"
 #include "x509/dn.h"
 
@@ -512,10 +513,15 @@ static int renewal_signer_ok(struct api_ctx *ctx, struct scep_req *s, X509 *sign
         goto out;
     char *hex = NULL, serial[48];
     BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(signer), NULL);
+    unsigned char *der = NULL;
+    int dl = i2d_X509(signer, &der);
+    /* the very certificate this CA issued (same bytes), still issued */
     if (bn && (hex = BN_bn2hex(bn)) && api_serial_norm(hex, serial, sizeof serial) == 0 &&
         ctx->store->ops->cert_get(ctx->store, s->cfg.partition, s->ca.pk, serial, &cr) == STORE_OK &&
-        strcmp(cr.status, "issued") == 0)
+        strcmp(cr.status, "issued") == 0 && dl > 0 && cr.der && cr.der_len == (size_t)dl &&
+        memcmp(cr.der, der, (size_t)dl) == 0)
         ok = 1;
+    OPENSSL_free(der);
     OPENSSL_free(hex);
     BN_free(bn);
 out:
@@ -572,6 +578,13 @@ static void do_enroll(struct http_req *req, struct http_resp *resp, struct scep_
                    "renewal not signed by a current certificate of this CA");
             goto out;
         }
+        /* a renewal renews an identity: the certificate that signs it
+         * proves only its own subject and names (RFC 8894 3.3.1.2) */
+        char why[128];
+        if (csr_names_match_cert(csr, m->signer, false, why, sizeof why) != 0) {
+            refuse(req, resp, s, m, FAIL_BADREQUEST, who, ident, why);
+            goto out;
+        }
         snprintf(who, sizeof who, "%s:%s/renewal", s->cfg.type, s->cfg.id);
     } else if (strcmp(s->cfg.type, "mdmws") == 0) {
         /* a one-time challenge from the MDM web service fixes subject and profile */
@@ -622,6 +635,9 @@ static void do_enroll(struct http_req *req, struct http_resp *resp, struct scep_
         .ca_id = s->cfg.ca_id,
         .profile_id = grant.subject ? grant.profile_id : s->cfg.profile_id,
         .subject = grant.subject,
+        /* an MDM grant fixes the identity: the CSR's own names are not
+         * the MDM's to vouch for */
+        .ignore_csr_sans = grant.subject != NULL,
         .csr = m->inner,
         .csr_len = m->inner_len,
         .requester = who,

@@ -7,7 +7,10 @@
 #include <openssl/err.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
+#include <openssl/x509v3.h>
 #include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -405,4 +408,60 @@ X509_REQ *csr_parse_key(const unsigned char *data, size_t len, const struct csr_
     }
     free(owned);
     return r;
+}
+
+/* ---- renewal names ------------------------------------------------------- */
+
+int csr_sans(X509_REQ *csr, GENERAL_NAMES **out)
+{
+    int crit = -1, rc = -1;
+    *out = NULL;
+    STACK_OF(X509_EXTENSION) *exts = X509_REQ_get_extensions(csr);
+    GENERAL_NAMES *g = exts ? X509V3_get_d2i(exts, NID_subject_alt_name, &crit, NULL) : NULL;
+    if (!g && crit != -1 && exts)
+        goto out;
+    *out = g;
+    rc = 0;
+out:
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    ERR_clear_error();
+    return rc;
+}
+
+static bool names_within(const GENERAL_NAMES *a, const GENERAL_NAMES *b)
+{
+    for (int i = 0; i < sk_GENERAL_NAME_num(a); i++) {
+        bool found = false;
+        for (int j = 0; j < sk_GENERAL_NAME_num(b) && !found; j++)
+            found = GENERAL_NAME_cmp(sk_GENERAL_NAME_value(a, i), sk_GENERAL_NAME_value(b, j)) == 0;
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+int csr_names_match_cert(X509_REQ *csr, X509 *cur, bool exact, char *why, size_t wn)
+{
+    GENERAL_NAMES *cn = NULL, *xn = NULL;
+    int crit = -1, rc = -1;
+    if (X509_NAME_cmp(X509_REQ_get_subject_name(csr), X509_get_subject_name(cur)) != 0) {
+        snprintf(why, wn, "the request's subject must equal the subject of the certificate being renewed");
+        goto out;
+    }
+    if (csr_sans(csr, &cn) != 0) {
+        snprintf(why, wn, "the request's subjectAltName extension cannot be decoded");
+        goto out;
+    }
+    xn = X509_get_ext_d2i(cur, NID_subject_alt_name, &crit, NULL);
+    if (!names_within(cn, xn) || (exact && !names_within(xn, cn))) {
+        snprintf(why, wn, exact ? "the request's subjectAltName must equal that of the certificate being renewed"
+                                : "the request's subjectAltName names what the certificate being renewed does not");
+        goto out;
+    }
+    rc = 0;
+out:
+    GENERAL_NAMES_free(cn);
+    GENERAL_NAMES_free(xn);
+    ERR_clear_error();
+    return rc;
 }

@@ -10,6 +10,8 @@
 #include "util/err.h"
 
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #define CSR_MAX LIMIT_CSR_BYTES
@@ -31,5 +33,15 @@ void csr_keys_free(struct csr_keys *k);
  * SubjectPublicKeyInfo is the request's as received. */
 X509_REQ *csr_parse_key(const unsigned char *data, size_t len, const struct csr_keys *keys, EVP_PKEY **pub,
                         struct err *e);
+
+/* The request's subjectAltName (NULL when it has none): 0, or -1 when its
+ * extension request or SAN does not decode. */
+int csr_sans(X509_REQ *csr, GENERAL_NAMES **out);
+
+/* Renewal rule: the request has the subject of the certificate being
+ * renewed and, when exact (RFC 7030 4.2.2), exactly its subject alternative
+ * names; otherwise (SCEP RenewalReq) no name the certificate does not have.
+ * 0, or -1 with the reason in why. */
+int csr_names_match_cert(X509_REQ *csr, X509 *cur, bool exact, char *why, size_t wn);
 
 #endif

@@ -134,6 +134,25 @@ def test_dynamic_challenge_enrolment_list_revoke(mdm, tmp_path):
     assert any(e["identifier"] == ch["subject"] for e in ees), ees
 
 
+def test_challenge_fixes_the_names_too(mdm, tmp_path):
+    """A one-time challenge grants the Digital ID's subject, nothing else: names the device puts in its CSR
+    (an e-mail address, a host name) are not the MDM's to vouch for and stay out of the certificate."""
+    from test_scep import open_rep, pkcs_req
+    r = ws(mdm, "POST", "/challenges", json={"digitalId": "device", "variables": VARS})
+    assert r.status_code == 201, r.text
+    env = type("Env", (), {"http_url": mdm.cfg["scepUrl"].replace(mdm.d.https_url, mdm.d.url)})()
+    asked = [x509.RFC822Name("ceo@example.com"), x509.DNSName("login.example.com")]
+    rep, key, signer, _ = pkcs_req(env, tmp_path, r.json()["challenge"], cn="ignored", sans=asked)
+    assert rep.status == "0", rep.fail
+    cert = open_rep(tmp_path, rep, signer, key)[0]
+    assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == "alice"
+    try:
+        names = list(cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value)
+    except x509.ExtensionNotFound:
+        names = []
+    assert not [n for n in asked if n in names], f"the CSR's own names were certified: {names}"
+
+
 def test_pkcs12_through_the_web_service(mdm):
     v = dict(VARS, profileid="P-17")
     r = ws(mdm, "POST", "/pkcs12", json={"digitalId": "user-p12", "variables": v, "password": "Passw0rd!x",

@@ -300,11 +300,13 @@ def post(scep, der, use_get=False):
 
 
 def pkcs_req(scep, tmp_path, challenge, cipher="-aes-128-cbc", oaep=False, use_get=False, tamper=False,
-             signing_time=None, cn=None, msg_type=19, signer=None, signer_key=None, key=None):
+             signing_time=None, cn=None, msg_type=19, signer=None, signer_key=None, key=None, sans=None):
     key = key or rsa.generate_private_key(65537, 2048)
     cn = cn or uid("hand")
     b = x509.CertificateSigningRequestBuilder().subject_name(
         x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+    if sans:
+        b = b.add_extension(x509.SubjectAlternativeName(sans), critical=False)
     if challenge is not None:
         b = b.add_attribute(x509.oid.AttributeOID.CHALLENGE_PASSWORD, challenge.encode())
     csr = b.sign(key, hashes.SHA256())
@@ -399,6 +401,11 @@ def test_renewal_poll_getcert_getcrl(scep, tmp_path):
     renewed = open_rep(tmp_path, rep2, leaf, key)[0]
     assert renewed.public_key().public_numbers() == new_key.public_key().public_numbers()
     assert renewed.serial_number != leaf.serial_number
+    # a renewal renews the signer's own identity: another subject is refused (badRequest), even though the
+    # signer is a current certificate of this CA
+    rep4, *_ = pkcs_req(scep, tmp_path, None, msg_type=17, signer=leaf, signer_key=key,
+                        key=rsa.generate_private_key(65537, 2048), cn="Administrator")
+    assert (rep4.status, rep4.fail) == ("2", "2")
     # renewal signed with a certificate we did not issue
     stranger = rsa.generate_private_key(65537, 2048)
     rep3, *_ = pkcs_req(scep, tmp_path, None, msg_type=17, signer=_self_signed(stranger, cn), signer_key=stranger)

@@ -777,11 +777,23 @@ static OSSL_CMP_PKISI *cb_cert_request(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG
     free(dn);
     if (!authorize(c, srv, req, type == BODY_IR || type == BODY_P10CR ? NEED_MAC_OR_SIG : NEED_SIG))
         goto reject;
-    time_t oldest = (time_t)(time_now() - CMP_TXN_TTL_S);
-    if (c->hdr->message_time && X509_cmp_time(c->hdr->message_time, &oldest) < 0) {
-        /* older than the claims on transactionIDs: could be a replay */
+    /* Replay protection: a transactionID is claimed for CMP_TXN_TTL_S, so
+     * a certificate request must carry a messageTime within that window
+     * (and not beyond the clock skew ahead): without one, a request
+     * captured over plain HTTP could be sent again once its claim expired. */
+    time_t oldest = (time_t)(time_now() - CMP_TXN_TTL_S), latest = (time_t)(time_now() + CMP_MAX_SKEW_S);
+    if (!c->hdr->message_time) {
+        refuse(c, OSSL_CMP_PKIFAILUREINFO_badTime, "messageTime is required in certificate requests");
+        goto reject;
+    }
+    if (X509_cmp_time(c->hdr->message_time, &oldest) < 0) {
         refuse(c, OSSL_CMP_PKIFAILUREINFO_badTime, "messageTime is more than %d minutes in the past",
                CMP_TXN_TTL_S / 60);
+        goto reject;
+    }
+    if (X509_cmp_time(c->hdr->message_time, &latest) > 0) {
+        refuse(c, OSSL_CMP_PKIFAILUREINFO_badTime, "messageTime is more than %d minutes in the future",
+               CMP_MAX_SKEW_S / 60);
         goto reject;
     }
     if (!txn_reserve(c))

@@ -29,6 +29,8 @@ extern const size_t cmp_routes_count;
  * living CMP_TXN_TTL_S seconds. */
 #define CMP_TXN_KIND "cmp-txn"
 #define CMP_TXN_TTL_S LIMIT_CMP_TXN_TTL_S
+/* how far ahead of our clock a request's messageTime may be */
+#define CMP_MAX_SKEW_S 300
 
 /* Drops expired transaction rows (call from the daemon's housekeeping). */
 void cmp_housekeeping(struct store *st);

@@ -398,9 +398,11 @@ void api_proto_delete(struct http_req *req, struct http_resp *resp)
     struct audit_rec a = {p.actor, "protocol.delete", target, NULL, p.ip, NULL};
     int r = ctx->store->ops->obj_delete(ctx->store, p.partition, PROTO_KIND, o.id, &a);
     if (r == STORE_OK) {
-        /* its EAB keys and credentials go with it: a secret must never
-         * work for a later configuration that reuses the id */
-        static const char *const secret_kinds[] = {ACME_KIND_EAB, PROTO_CRED_KIND};
+        /* its EAB keys, credentials, MDM Digital IDs and one-time
+         * challenges go with it: a secret must never work for a later
+         * configuration that reuses the id */
+        static const char *const secret_kinds[] = {ACME_KIND_EAB, PROTO_CRED_KIND, MDM_DIGITAL_ID_KIND,
+                                                   MDM_CHALLENGE_KIND};
         for (size_t k = 0; k < sizeof secret_kinds / sizeof secret_kinds[0]; k++) {
             struct obj_rec *keys = NULL;
             size_t n = 0;

@@ -430,6 +430,7 @@ static void h_challenge(struct http_req *req, struct http_resp *resp)
     snprintf(o.partition_id, sizeof o.partition_id, "%s", m.cfg.partition);
     snprintf(o.kind, sizeof o.kind, "%s", MDM_CHALLENGE_KIND);
     challenge_key(m.cfg.id, chal, o.id, sizeof o.id);
+    o.parent = m.cfg.id; /* deleted with the configuration */
     o.expires_at = expires;
     doc = json_pack("{s:s,s:s,s:s,s:s}", "digitalId", did, "profileId", profile, "subject", subject, "user", m.user);
     o.json = json_dumps(doc, JSON_COMPACT);
@@ -457,6 +458,7 @@ out:
     free(subject);
     json_decref(doc);
     json_decref(body);
+    o.parent = NULL; /* borrowed from the configuration */
     obj_rec_free(&o);
     proto_cfg_free(&m.cfg);
 }

@@ -153,6 +153,42 @@ def test_challenge_fixes_the_names_too(mdm, tmp_path):
     assert not [n for n in asked if n in names], f"the CSR's own names were certified: {names}"
 
 
+def test_challenge_dies_with_its_configuration(mdm, tmp_path):
+    """Deleting a configuration deletes its one-time challenges and Digital IDs: a configuration created
+    later with the same id does not honour a challenge handed out for the old one."""
+    from test_scep import pkcs_req
+    d = mdm.d
+
+    def make():
+        r = d.api("POST", "/protocols", json={"id": "jamf2", "type": "mdmws", "caId": "mdm-sub",
+                                               "profileId": SCEP_PROFILE})
+        assert r.status_code == 201, r.text
+        env = type("Env", (), {})()
+        env.d, env.cfg = d, r.json()
+        env.ws = env.cfg["mdmWebServiceUrl"].replace(d.https_url, d.url)
+        env.http_url = env.cfg["scepUrl"].replace(d.https_url, d.url)
+        r = d.api("POST", "/protocols/jamf2/credentials", json={"name": "jamf pro", "id": "jamfpro"})
+        assert r.status_code == 201, r.text
+        env.auth = ("jamfpro", r.json()["secret"])
+        r = d.api("POST", "/protocols/jamf2/digital-ids", json={"name": "device", "rdnFormat": "CN=<igusername>",
+                                                                 "parentDn": "O=Example"})
+        assert r.status_code == 201, r.text
+        return env
+    old = make()
+    r = ws(old, "POST", "/challenges", json={"digitalId": "device", "variables": VARS})
+    assert r.status_code == 201, r.text
+    challenge = r.json()["challenge"]
+    assert d.api("DELETE", "/protocols/jamf2").status_code == 200
+    new = make()
+    rep, *_ = pkcs_req(new, tmp_path, challenge, cn="ignored")
+    assert rep.status == "2", "a challenge of the deleted configuration was honoured"
+    # a challenge of the new configuration works
+    r = ws(new, "POST", "/challenges", json={"digitalId": "device", "variables": VARS})
+    rep, *_ = pkcs_req(new, tmp_path, r.json()["challenge"], cn="ignored")
+    assert rep.status == "0", rep.fail
+    assert d.api("DELETE", "/protocols/jamf2").status_code == 200
+
+
 def test_pkcs12_through_the_web_service(mdm):
     v = dict(VARS, profileid="P-17")
     r = ws(mdm, "POST", "/pkcs12", json={"digitalId": "user-p12", "variables": v, "password": "Passw0rd!x",

@@ -48,9 +48,9 @@ static int ra_load(const struct ca_env *env, const char *partition, int64_t ca_p
         /* an administrator revoked it: a new one takes its place */
         char *sn = x509_serial_hex(*cert);
         struct cert_rec cr;
-        bool live = sn && env->store->ops->cert_get(env->store, partition, ca_pk, sn, &cr) == STORE_OK &&
-                    strcmp(cr.status, "issued") == 0;
-        if (sn && live)
+        int gs = sn ? env->store->ops->cert_get(env->store, partition, ca_pk, sn, &cr) : STORE_EIO;
+        bool live = gs == STORE_OK && strcmp(cr.status, "issued") == 0;
+        if (gs == STORE_OK)
             cert_rec_free(&cr);
         free(sn);
         if (!live) {

@@ -169,7 +169,7 @@ void api_audit_verify(struct http_req *req, struct http_resp *resp)
     struct audit_verify_result r;
     if (api_auth(req, resp, req->params[0], OP_AUDIT_READ, &p) != 0)
         return;
-    if (audit_verify(ctx->store, p.partition, &r) != 0) {
+    if (audit_verify(ctx->store, ctx->env.mkey, p.partition, &r) != 0) {
         resp_error(resp, 503, "unavailable", NULL, "store unavailable");
         return;
     }
@@ -190,9 +190,17 @@ void api_audit_checkpoints(struct http_req *req, struct http_resp *resp)
     /* Checkpoint the head now too, so a verifier always has a fresh one. */
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    if (audit_checkpoint_now(ctx->store, ctx->env.mkey, p.partition,
-                             (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000) != 0) {
-        resp_error(resp, 500, "internal", NULL, "cannot sign a checkpoint");
+    int64_t broken = 0;
+    int cr = audit_checkpoint_now(ctx->store, ctx->env.mkey, p.partition,
+                                  (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, &broken);
+    if (cr == AUDIT_EBROKEN) {
+        resp_error(resp, 409, "conflict", NULL,
+                   "the audit chain is broken at record %lld: no checkpoint is signed over it (see GET /audit/verify)",
+                   (long long)broken);
+        return;
+    }
+    if (cr != 0) {
+        resp_error(resp, 503, "unavailable", NULL, "cannot sign a checkpoint");
         return;
     }
     if (ctx->store->ops->audit_checkpoint_list(ctx->store, p.partition, &cps, &n) != STORE_OK) {
@@ -211,7 +219,7 @@ void api_audit_checkpoints(struct http_req *req, struct http_resp *resp)
         free(cps[i].sig);
     }
     free(cps);
-    char *pem = audit_public_key_pem(ctx->store, p.partition);
+    char *pem = audit_public_key_pem(ctx->store, ctx->env.mkey, p.partition);
     resp_json(resp, 200, json_pack("{s:o,s:s?,s:s}", "checkpoints", a, "publicKey", pem, "signatureAlgorithm",
                                    "ecdsa-with-SHA256"));
     free(pem);

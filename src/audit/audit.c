@@ -101,59 +101,139 @@ out:
     return k;
 }
 
+/* The sealed key, opened with the master key (NULL if none or it does not open). */
+static EVP_PKEY *open_key(struct store *st, const unsigned char *mkey, const char *partition, unsigned char **pubder,
+                          size_t *publen)
+{
+    unsigned char *blob = NULL, *pub = NULL;
+    size_t bl = 0, pl = 0;
+    char aad[128];
+    EVP_PKEY *k = NULL;
+    key_aad(aad, sizeof aad, partition);
+    if (st->ops->audit_key_get(st, partition, &blob, &bl, &pub, &pl) == STORE_OK)
+        k = keywrap_open_pkey(mkey, blob, bl, aad);
+    free(blob);
+    if (pubder) {
+        *pubder = pub;
+        *publen = pl;
+        pub = NULL;
+    }
+    free(pub);
+    return k;
+}
+
+static int verify_text(EVP_PKEY *k, const struct audit_checkpoint *cp, const char *partition)
+{
+    char *text = audit_checkpoint_text(partition, cp->seq, cp->hash, cp->at_ms);
+    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    int ok = text && c && k && EVP_DigestVerifyInit(c, NULL, EVP_sha256(), NULL, k) == 1 &&
+             EVP_DigestVerify(c, cp->sig, cp->sig_len, (unsigned char *)text, strlen(text)) == 1;
+    EVP_MD_CTX_free(c);
+    free(text);
+    return ok ? 0 : -1;
+}
+
+/* The records since the last checkpoint: each must follow its predecessor
+ * (the first one the checkpointed record) and match its hash, or the
+ * checkpoint would sign a forged or rewritten tail. */
 struct head {
     int64_t seq;
     char hash[65];
+    char prev[65];
     long count_since;
-    int64_t last_cp_seq;
+    int64_t bad_seq;
 };
 
 static int head_cb(const struct audit_row *r, void *ctx)
 {
     struct head *h = ctx;
+    char *rh = NULL;
+    if (strcmp(r->prev_hash, h->prev) != 0 ||
+        !(rh = audit_record_hash(r->prev_hash, r->partition, r->at_ms, r->actor, r->ip, r->action, r->target,
+                                 r->result, r->detail)) ||
+        strcmp(rh, r->hash) != 0) {
+        free(rh);
+        h->bad_seq = r->seq;
+        return 1; /* stop */
+    }
+    free(rh);
     h->seq = r->seq;
     snprintf(h->hash, sizeof h->hash, "%s", r->hash);
-    if (r->seq > h->last_cp_seq)
-        h->count_since++;
+    snprintf(h->prev, sizeof h->prev, "%s", r->hash);
+    h->count_since++;
     return 0;
 }
 
 static int checkpoint(struct store *st, const unsigned char *mkey, const char *partition, int64_t now_ms,
-                      bool force)
+                      bool force, int64_t *broken_seq)
 {
     struct audit_checkpoint *cps = NULL;
     size_t ncp = 0;
     struct head h;
-    int rc = -1;
-    memset(&h, 0, sizeof h);
-    if (st->ops->audit_checkpoint_list(st, partition, &cps, &ncp) != STORE_OK)
-        return -1;
-    int64_t last_at = ncp ? cps[ncp - 1].at_ms : 0;
-    h.last_cp_seq = ncp ? cps[ncp - 1].seq : 0;
-    for (size_t i = 0; i < ncp; i++)
-        free(cps[i].sig);
-    free(cps);
-    struct audit_filter f = {0};
-    f.after_seq = h.last_cp_seq;
-    if (st->ops->audit_iter(st, partition, &f, head_cb, &h) != STORE_OK)
-        return -1;
-    if (h.count_since == 0)
-        return 0; /* nothing new since the last checkpoint */
-    if (!force && h.count_since < AUDIT_CHECKPOINT_EVERY && now_ms - last_at < AUDIT_CHECKPOINT_MAX_AGE_MS)
-        return 0;
-    EVP_PKEY *k = signing_key(st, mkey, partition);
-    char *text = audit_checkpoint_text(partition, h.seq, h.hash, now_ms);
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
+    EVP_PKEY *k = NULL;
+    char *text = NULL;
+    EVP_MD_CTX *c = NULL;
     unsigned char *sig = NULL;
     size_t sl = 0;
-    if (!k || !text || !c || EVP_DigestSignInit(c, NULL, EVP_sha256(), NULL, k) != 1 ||
+    int rc = -1;
+    memset(&h, 0, sizeof h);
+    snprintf(h.prev, sizeof h.prev, "%s", AUDIT_GENESIS);
+    if (st->ops->audit_checkpoint_list(st, partition, &cps, &ncp) != STORE_OK)
+        goto out;
+    const struct audit_checkpoint *last = ncp ? &cps[ncp - 1] : NULL;
+    struct audit_filter f = {0};
+    if (last) {
+        f.after_seq = last->seq;
+        snprintf(h.prev, sizeof h.prev, "%s", last->hash);
+    }
+    int it = st->ops->audit_iter(st, partition, &f, head_cb, &h);
+    if (it != STORE_OK && it != 1)
+        goto out;
+    if (h.bad_seq) {
+        rc = AUDIT_EBROKEN;
+        if (broken_seq)
+            *broken_seq = h.bad_seq;
+        log_error("audit: partition '%s': the chain is broken at record %lld; no checkpoint is signed over it "
+                  "(see `pkiaas audit verify`)",
+                  partition, (long long)h.bad_seq);
+        goto out;
+    }
+    if (h.count_since == 0) {
+        rc = 0; /* nothing new since the last checkpoint */
+        goto out;
+    }
+    if (!force && h.count_since < AUDIT_CHECKPOINT_EVERY && last && now_ms - last->at_ms < AUDIT_CHECKPOINT_MAX_AGE_MS) {
+        rc = 0;
+        goto out;
+    }
+    if (!(k = signing_key(st, mkey, partition)))
+        goto out;
+    /* the checkpoint this one extends must be genuine too */
+    if (last && verify_text(k, last, partition) != 0) {
+        rc = AUDIT_EBROKEN;
+        if (broken_seq)
+            *broken_seq = last->seq;
+        log_error("audit: partition '%s': checkpoint %lld does not verify; no checkpoint is signed after it",
+                  partition, (long long)last->seq);
+        goto out;
+    }
+    if (!(text = audit_checkpoint_text(partition, h.seq, h.hash, now_ms)) || !(c = EVP_MD_CTX_new()) ||
+        EVP_DigestSignInit(c, NULL, EVP_sha256(), NULL, k) != 1 ||
         EVP_DigestSign(c, NULL, &sl, (unsigned char *)text, strlen(text)) != 1 || !(sig = malloc(sl)) ||
         EVP_DigestSign(c, sig, &sl, (unsigned char *)text, strlen(text)) != 1)
         goto out;
     struct audit_checkpoint cp = {h.seq, now_ms, "", sig, sl};
     snprintf(cp.hash, sizeof cp.hash, "%s", h.hash);
-    rc = st->ops->audit_checkpoint_put(st, partition, &cp) == STORE_OK ? 0 : -1;
+    if (st->ops->audit_checkpoint_put(st, partition, &cp) != STORE_OK)
+        goto out;
+    /* a copy outside the database, for whoever keeps the daemon's log */
+    log_info("audit: checkpoint partition=%s seq=%lld hash=%s at_ms=%lld", partition, (long long)h.seq, h.hash,
+             (long long)now_ms);
+    rc = 0;
 out:
+    for (size_t i = 0; i < ncp; i++)
+        free(cps[i].sig);
+    free(cps);
     EVP_MD_CTX_free(c);
     EVP_PKEY_free(k);
     free(text);
@@ -162,9 +242,9 @@ out:
 }
 
 int audit_checkpoint_now(struct store *st, const unsigned char mkey[MASTER_KEY_LEN], const char *partition,
-                         int64_t now_ms)
+                         int64_t now_ms, int64_t *broken_seq)
 {
-    return checkpoint(st, mkey, partition, now_ms, true);
+    return checkpoint(st, mkey, partition, now_ms, true, broken_seq);
 }
 
 void audit_checkpoint_due(struct store *st, const unsigned char mkey[MASTER_KEY_LEN], int64_t now_ms)
@@ -174,7 +254,7 @@ void audit_checkpoint_due(struct store *st, const unsigned char mkey[MASTER_KEY_
     if (st->ops->audit_partitions(st, &ids, &n) != STORE_OK)
         return;
     for (size_t i = 0; i < n; i++)
-        if (checkpoint(st, mkey, ids[i], now_ms, false) != 0)
+        if (checkpoint(st, mkey, ids[i], now_ms, false, NULL) == -1)
             log_error("audit: checkpoint for partition '%s' failed", ids[i]);
     store_free_ids(ids, n);
 }
@@ -200,13 +280,7 @@ static int bad(struct walk *w, int64_t seq, const char *what)
 
 static int verify_cp(struct walk *w, const struct audit_checkpoint *cp)
 {
-    char *text = audit_checkpoint_text(w->partition, cp->seq, cp->hash, cp->at_ms);
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    int ok = text && c && w->pub && EVP_DigestVerifyInit(c, NULL, EVP_sha256(), NULL, w->pub) == 1 &&
-             EVP_DigestVerify(c, cp->sig, cp->sig_len, (unsigned char *)text, strlen(text)) == 1;
-    EVP_MD_CTX_free(c);
-    free(text);
-    return ok ? 0 : -1;
+    return verify_text(w->pub, cp, w->partition);
 }
 
 static int walk_cb(const struct audit_row *row, void *ctx)
@@ -241,11 +315,24 @@ static int walk_cb(const struct audit_row *row, void *ctx)
     return 0;
 }
 
-int audit_verify(struct store *st, const char *partition, struct audit_verify_result *r)
+/* The public key as DER (malloc'd), or NULL. */
+static unsigned char *pub_der(EVP_PKEY *k, size_t *len)
+{
+    unsigned char *der = NULL;
+    int n = k ? i2d_PUBKEY(k, &der) : -1;
+    if (n <= 0)
+        return NULL;
+    *len = (size_t)n;
+    return der;
+}
+
+int audit_verify(struct store *st, const unsigned char mkey[MASTER_KEY_LEN], const char *partition,
+                 struct audit_verify_result *r)
 {
     struct walk w;
-    unsigned char *blob = NULL, *pubder = NULL;
-    size_t bl = 0, pl = 0;
+    unsigned char *stored_pub = NULL, *derived = NULL;
+    size_t spl = 0, dl = 0;
+    bool key_bad = false, pub_replaced = false;
     memset(r, 0, sizeof(*r));
     memset(&w, 0, sizeof w);
     r->ok = true;
@@ -254,52 +341,55 @@ int audit_verify(struct store *st, const char *partition, struct audit_verify_re
     snprintf(w.prev, sizeof w.prev, "%s", AUDIT_GENESIS);
     if (st->ops->audit_checkpoint_list(st, partition, &w.cps, &w.ncp) != STORE_OK)
         return -1;
-    if (st->ops->audit_key_get(st, partition, &blob, &bl, &pubder, &pl) == STORE_OK) {
-        const unsigned char *p = pubder;
-        w.pub = d2i_PUBKEY(NULL, &p, (long)pl);
-    }
+    /* Checkpoints are checked against the sealed key, which only this
+     * service's master key opens, not against the public key stored beside
+     * the log, which anyone who can write the database could replace. */
+    w.pub = open_key(st, mkey, partition, &stored_pub, &spl);
+    if (stored_pub && !w.pub)
+        key_bad = true;
+    else if (w.pub && (!(derived = pub_der(w.pub, &dl)) || dl != spl || memcmp(derived, stored_pub, dl) != 0))
+        pub_replaced = true;
     struct audit_filter f = {0};
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     /* a record more than an hour (plus slack for the scheduler) old must be
      * covered by a checkpoint: missing ones mean checkpoints were deleted */
     w.stale_before_ms = (int64_t)ts.tv_sec * 1000 - AUDIT_CHECKPOINT_MAX_AGE_MS - 15 * 60 * 1000;
-    int rc = st->ops->audit_iter(st, partition, &f, walk_cb, &w);
+    int rc = STORE_OK;
+    if (key_bad && w.ncp)
+        bad(&w, w.cps[0].seq, "the audit key does not open with this service's master key (key replaced)");
+    else
+        rc = st->ops->audit_iter(st, partition, &f, walk_cb, &w);
     if (rc == STORE_OK && r->ok && w.next_cp < w.ncp)
         bad(&w, w.cps[w.next_cp].seq, "the log ends before a signed checkpoint (records deleted at the end)");
     if (rc == STORE_OK && r->ok && w.first_stale_uncovered)
         bad(&w, w.first_stale_uncovered,
             "records older than an hour are not covered by a signed checkpoint (checkpoints deleted?)");
+    if (rc == STORE_OK && r->ok && pub_replaced && w.ncp)
+        bad(&w, w.cps[0].seq, "the audit public key stored beside the log is not the sealed key's (replaced)");
     for (size_t i = 0; i < w.ncp; i++)
         free(w.cps[i].sig);
     free(w.cps);
     EVP_PKEY_free(w.pub);
-    free(blob);
-    free(pubder);
+    free(stored_pub);
+    OPENSSL_free(derived);
     return rc == STORE_OK || rc == 1 ? 0 : -1;
 }
 
-char *audit_public_key_pem(struct store *st, const char *partition)
+char *audit_public_key_pem(struct store *st, const unsigned char mkey[MASTER_KEY_LEN], const char *partition)
 {
-    unsigned char *blob = NULL, *pubder = NULL;
-    size_t bl = 0, pl = 0;
-    char *out = NULL;
-    if (st->ops->audit_key_get(st, partition, &blob, &bl, &pubder, &pl) != STORE_OK)
-        return NULL;
-    const unsigned char *p = pubder;
-    EVP_PKEY *k = d2i_PUBKEY(NULL, &p, (long)pl);
-    BIO *b = BIO_new(BIO_s_mem());
-    char *d = NULL;
-    if (k && b && PEM_write_bio_PUBKEY(b, k) == 1) {
+    char *out = NULL, *d = NULL;
+    /* derived from the sealed key: what verifies the checkpoints */
+    EVP_PKEY *k = open_key(st, mkey, partition, NULL, NULL);
+    BIO *b = k ? BIO_new(BIO_s_mem()) : NULL;
+    if (b && PEM_write_bio_PUBKEY(b, k) == 1) {
         long n = BIO_get_mem_data(b, &d);
-        if ((out = malloc((size_t)n + 1))) {
+        if (n > 0 && (out = malloc((size_t)n + 1))) {
             memcpy(out, d, (size_t)n);
             out[n] = 0;
         }
     }
     BIO_free(b);
     EVP_PKEY_free(k);
-    free(blob);
-    free(pubder);
     return out;
 }

@@ -11,6 +11,11 @@
  *    rewriting and truncation.
  *  - The signed bytes are audit_checkpoint_text(): anyone can check a
  *    checkpoint with `openssl dgst -sha256 -verify key.pem -signature sig`.
+ *  - A checkpoint is signed only over a tail that verifies from the previous
+ *    (verified) checkpoint, and each one is also written to the daemon's log:
+ *    a copy outside the database, as are the checkpoints a client exports
+ *    (`pkiaas audit checkpoints -o DIR`, then `audit verify --against DIR`),
+ *    which is what exposes a log cut back to an older checkpoint.
  *  - Limits: records appended with correct hashes by someone with write
  *    access to the database after the last checkpoint are indistinguishable
  *    from genuine ones until a checkpoint is due; the checkpoint interval
@@ -37,9 +42,13 @@ char *audit_checkpoint_text(const char *partition, int64_t seq, const char *hash
 
 /* Signs the chain heads that are due (scheduler). */
 void audit_checkpoint_due(struct store *st, const unsigned char mkey[MASTER_KEY_LEN], int64_t now_ms);
-/* Signs the head of one partition now (0, or -1). */
+/* Returned when the records since the last checkpoint do not form a valid
+ * chain (or that checkpoint does not verify): nothing is signed over them. */
+#define AUDIT_EBROKEN (-2)
+/* Signs the head of one partition now: 0, AUDIT_EBROKEN (the first bad
+ * record's seq in *broken_seq if not NULL), or -1. */
 int audit_checkpoint_now(struct store *st, const unsigned char mkey[MASTER_KEY_LEN], const char *partition,
-                         int64_t now_ms);
+                         int64_t now_ms, int64_t *broken_seq);
 
 struct audit_verify_result {
     bool ok;
@@ -47,8 +56,12 @@ struct audit_verify_result {
     int64_t first_bad_seq; /* 0 when ok */
     char problem[200];
 };
-int audit_verify(struct store *st, const char *partition, struct audit_verify_result *r);
-/* PEM of the partition's checkpoint public key (malloc'd), NULL if none. */
-char *audit_public_key_pem(struct store *st, const char *partition);
+/* Walks the partition's chain and checks every checkpoint with the sealed
+ * audit key (opened with mkey; the stored public key must match it). */
+int audit_verify(struct store *st, const unsigned char mkey[MASTER_KEY_LEN], const char *partition,
+                 struct audit_verify_result *r);
+/* PEM of the partition's checkpoint public key, derived from the sealed key
+ * (malloc'd), NULL if none or it does not open. */
+char *audit_public_key_pem(struct store *st, const unsigned char mkey[MASTER_KEY_LEN], const char *partition);
 
 #endif

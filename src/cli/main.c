@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
@@ -108,6 +109,7 @@ enum opt_id {
     O_BATCH,
     O_REPORT,
     O_STATE,
+    O_AGAINST,
     O_COUNT
 };
 
@@ -187,6 +189,7 @@ static const struct optdef optdefs[] = {
     {"batch", 0, 1, O_BATCH},
     {"report", 0, 1, O_REPORT},
     {"state", 0, 1, O_STATE},
+    {"against", 0, 1, O_AGAINST},
 };
 
 struct args {
@@ -265,7 +268,7 @@ static const char usage_text[] =
     "  key-details\n"
     "  audit list [--from RFC3339] [--to RFC3339] [--actor A] [--action A] [--result R]\n"
     "            [--limit N] [--all] [--csv]\n"
-    "  audit verify\n"
+    "  audit verify [--against DIR]\n"
     "  audit checkpoints [-o DIR]\n"
     "  token create --name NAME --role ROLE [--role ROLE]...\n"
     "  token list\n"
@@ -3684,14 +3687,165 @@ out:
     return rc;
 }
 
+static char *dir_file(const char *dir, const char *name);
+
+/* One checkpoint kept by `audit checkpoints -o DIR`: its signed text must
+ * verify with DIR's key; *seq and hash[] are read from the text. 0, or
+ * EXIT_API (reported). */
+static int kept_checkpoint(const char *dir, const char *txt_name, EVP_PKEY *key, long long *seq, char hash[65])
+{
+    int rc = EXIT_API;
+    struct buf t, sg;
+    char *tf = NULL, *sf = NULL, *text = NULL;
+    EVP_MD_CTX *c = NULL;
+    const char *p;
+    int used = 0;
+
+    buf_init(&t, 64 * 1024);
+    buf_init(&sg, 64 * 1024);
+    if (!(tf = dir_file(dir, txt_name)) || !(sf = strdup(tf))) {
+        fprintf(stderr, "error: out of memory\n");
+        goto out;
+    }
+    memcpy(sf + strlen(sf) - 3, "sig", 3); /* the name ends in ".txt" */
+    if (read_file(tf, &t) != 0 || read_file(sf, &sg) != 0)
+        goto out;
+    if (!(text = strndup((const char *)t.data, t.len))) {
+        fprintf(stderr, "error: out of memory\n");
+        goto out;
+    }
+    if (strlen(text) != t.len || !(c = EVP_MD_CTX_new()) ||
+        EVP_DigestVerifyInit(c, NULL, EVP_sha256(), NULL, key) != 1 ||
+        EVP_DigestVerify(c, sg.data, sg.len, t.data, t.len) != 1) {
+        fprintf(stderr, "error: '%s' does not verify with %s/audit-key.pem\n", tf, dir);
+        goto out;
+    }
+    if (strncmp(text, "pkiaas-audit-checkpoint\n", 24) != 0 || !(p = strstr(text, "\nseq=")) ||
+        sscanf(p, "\nseq=%lld%n", seq, &used) != 1 || !(p = strstr(text, "\nhash=")) ||
+        sscanf(p, "\nhash=%64[0-9a-f]\n", hash) != 1 || strlen(hash) != 64) {
+        fprintf(stderr, "error: '%s' is not a pkiaas audit checkpoint\n", tf);
+        goto out;
+    }
+    rc = 0;
+out:
+    EVP_MD_CTX_free(c);
+    free(text);
+    free(tf);
+    free(sf);
+    buf_free(&t);
+    buf_free(&sg);
+    return rc;
+}
+
+/* Compares the checkpoints kept in DIR (by an earlier `audit checkpoints -o
+ * DIR`) with the server's: the key must be the same and every kept
+ * checkpoint must still be there with the same hash, or the log was cut back
+ * or rewritten, and checkpoints with it, which the server alone cannot see.
+ * Marks `res` (the server's verdict) broken if not; *kept counts them.
+ * 0, or an exit code (reported). */
+static int verify_against(struct ctx *x, const char *dir, json_t *res, size_t *kept)
+{
+    int rc = EXIT_API;
+    json_t *cpres = NULL;
+    char *path = api_path(x, "/audit/checkpoints", END), *kf = NULL;
+    FILE *f = NULL;
+    EVP_PKEY *saved = NULL, *server = NULL;
+    BIO *b = NULL;
+    DIR *d = NULL;
+    struct dirent *e;
+    const char *pem;
+    long long bad = -1, first = -1;
+    const char *problem = NULL;
+
+    *kept = 0;
+    if (!path || !(kf = dir_file(dir, "audit-key.pem")))
+        goto out;
+    if (!(f = fopen(kf, "r")) || !(saved = PEM_read_PUBKEY(f, NULL, NULL, NULL))) {
+        fprintf(stderr, "error: cannot read a public key from '%s'%s%s\n", kf, f ? "" : ": ",
+                f ? "" : strerror(errno));
+        goto out;
+    }
+    if (!(d = opendir(dir))) {
+        fprintf(stderr, "error: cannot open directory '%s': %s\n", dir, strerror(errno));
+        goto out;
+    }
+    if ((rc = api_json(x, "GET", path, NULL, &cpres)) != 0)
+        goto out;
+    rc = EXIT_API;
+    const json_t *cps = json_object_get(cpres, "checkpoints");
+    if (!json_is_array(cps) || !(pem = get_str(cpres, "publicKey")) || !(b = BIO_new_mem_buf(pem, -1)) ||
+        !(server = PEM_read_bio_PUBKEY(b, NULL, NULL, NULL))) {
+        fprintf(stderr, "error: unexpected response: no checkpoints or public key\n");
+        goto out;
+    }
+    while ((e = readdir(d))) {
+        long long seq = -1;
+        char hash[65] = "";
+        int used = 0;
+        size_t i;
+        json_t *cp;
+        bool held = false;
+        if (sscanf(e->d_name, "checkpoint-%lld.txt%n", &seq, &used) != 1 || used <= 0 ||
+            (size_t)used != strlen(e->d_name) || seq < 0)
+            continue;
+        if (kept_checkpoint(dir, e->d_name, saved, &seq, hash) != 0)
+            goto out;
+        (*kept)++;
+        if (first < 0 || seq < first)
+            first = seq;
+        json_array_foreach(cps, i, cp) {
+            json_t *s = json_object_get(cp, "seq");
+            const char *h = get_str(cp, "hash");
+            if (json_is_integer(s) && json_integer_value(s) == seq && h && strcmp(h, hash) == 0)
+                held = true;
+        }
+        if (!held && (bad < 0 || seq < bad))
+            bad = seq;
+    }
+    if (*kept == 0) {
+        fprintf(stderr, "error: '%s' holds no checkpoint-SEQ.txt (write some with: audit checkpoints -o DIR)\n",
+                dir);
+        goto out;
+    }
+    if (EVP_PKEY_eq(saved, server) != 1) {
+        bad = first;
+        problem = "the server's audit key is not the one kept with the checkpoints (key replaced)";
+    } else if (bad >= 0) {
+        problem = "a checkpoint kept outside the server is no longer in its log (records and checkpoints "
+                  "removed or rewritten)";
+    }
+    if (problem && (json_object_set_new(res, "ok", json_false()) != 0 ||
+                    json_object_set_new(res, "firstBadSeq", json_integer(bad)) != 0 ||
+                    json_object_set_new(res, "problem", json_string(problem)) != 0)) {
+        fprintf(stderr, "error: out of memory\n");
+        goto out;
+    }
+    rc = 0;
+out:
+    if (d)
+        closedir(d);
+    if (f)
+        fclose(f);
+    BIO_free(b);
+    EVP_PKEY_free(saved);
+    EVP_PKEY_free(server);
+    json_decref(cpres);
+    free(kf);
+    free(path);
+    return rc;
+}
+
 static int cmd_audit_verify(struct ctx *x, const struct args *a, const char *const *argv)
 {
     int rc = EXIT_API;
     json_t *res = NULL, *ok;
     char *path = api_path(x, "/audit/verify", END);
+    const char *dir = a->val[O_AGAINST];
+    size_t kept = 0;
 
-    (void)a;
     (void)argv;
+    if (dir && !*dir)
+        return usage_error("audit verify [--against DIR]", "%s", "audit verify: --against takes a directory");
     if (!path)
         goto out;
     rc = api_json(x, "GET", path, NULL, &res);
@@ -3699,6 +3853,15 @@ static int cmd_audit_verify(struct ctx *x, const struct args *a, const char *con
         goto out;
     rc = EXIT_API;
     ok = json_object_get(res, "ok");
+    /* the server's own verdict first: a broken chain is reported as such */
+    if (dir && json_is_true(ok)) {
+        if ((rc = verify_against(x, dir, res, &kept)) != 0)
+            goto out;
+        rc = EXIT_API;
+        if (x->json && json_is_true(ok) && json_object_set_new(res, "keptCheckpoints", json_integer((json_int_t)kept)) != 0)
+            goto out;
+        ok = json_object_get(res, "ok");
+    }
     if (!json_is_boolean(ok)) {
         fprintf(stderr, "error: unexpected response: no \"ok\" field\n");
         goto out;
@@ -3711,6 +3874,8 @@ static int cmd_audit_verify(struct ctx *x, const struct args *a, const char *con
         fputs(" records, ", stdout);
         put_value(json_object_get(res, "checkpoints"));
         fputs(" signed checkpoints\n", stdout);
+        if (dir)
+            printf("all %zu checkpoint%s kept in the directory are still in the log\n", kept, kept == 1 ? "" : "s");
         rc = 0;
     } else {
         fputs("audit chain BROKEN at record ", stdout);
@@ -4117,7 +4282,7 @@ static const struct cmd cmds[] = {
     {"audit", "list", NULL, 0, 0,
      BIT(O_FROM) | BIT(O_TO) | BIT(O_ACTOR) | BIT(O_ACTION) | BIT(O_RESULT) | BIT(O_LIMIT) | BIT(O_ALL) | BIT(O_CSV),
      cmd_audit_list, audit_list_usage},
-    {"audit", "verify", NULL, 0, 0, 0, cmd_audit_verify, "audit verify"},
+    {"audit", "verify", NULL, 0, 0, BIT(O_AGAINST), cmd_audit_verify, "audit verify [--against DIR]"},
     {"audit", "checkpoints", NULL, 0, 0, BIT(O_OUTPUT), cmd_audit_checkpoints, "audit checkpoints [-o DIR]"},
     {"token", "create", NULL, 0, 0, BIT(O_NAME) | BIT(O_ROLE), cmd_token_create, token_create_usage},
     {"token", "list", NULL, 0, 0, 0, cmd_token_list, "token list"},

@@ -4,6 +4,7 @@ checked with `openssl dgst`, role gating, and the `pkiaas audit` / `pkiaas token
 
 Tampering tests each run on a daemon of their own (`fresh_daemon`) and edit `pkiaas.db` with Python's sqlite3
 module while the daemon runs (the store uses WAL, so that is safe)."""
+import base64
 import csv
 import datetime
 import hashlib
@@ -513,6 +514,83 @@ def test_tamper_truncate(fresh_daemon):
     assert _db_checkpoints(d)[-1][0] == head
     _db_exec(d, "DELETE FROM audit WHERE partition_id=? AND seq>=?", d.account, recs[-2]["seq"])
     _assert_broken(d, head, "ends before a signed checkpoint")
+
+
+@sqlite_only("cuts the log back through Python's sqlite3 on the database file")
+def test_truncated_to_older_checkpoint_found_against_kept_copies(fresh_daemon, tmp_path):
+    """A log cut back to an older checkpoint, the later checkpoints deleted with it, verifies on the server (nothing
+    left in the database contradicts it); the checkpoints an auditor exported earlier do."""
+    d = fresh_daemon
+    kept = tmp_path / "kept"
+    _populate(d)
+    _cli_ok(d.cli("audit", "checkpoints", "-o", str(kept)), "audit checkpoints -o")
+    older = _db_checkpoints(d)[-1]
+    _populate(d)
+    _cli_ok(d.cli("audit", "checkpoints", "-o", str(kept)), "audit checkpoints -o (again)")
+    newer = _db_checkpoints(d)[-1]
+    assert newer[0] > older[0]
+    cp = _cli_ok(d.cli("audit", "verify", "--against", str(kept)), "audit verify --against (intact)")
+    lines = cp.stdout.splitlines()
+    assert lines[0].startswith("audit chain OK: "), cp.stdout
+    n_kept = len(list(kept.glob("checkpoint-*.txt")))
+    assert n_kept >= 2
+    assert lines[1] == f"all {n_kept} checkpoints kept in the directory are still in the log", cp.stdout
+
+    _db_exec(d, "DELETE FROM audit WHERE partition_id=? AND seq>?", d.account, older[0])
+    _db_exec(d, "DELETE FROM audit_checkpoint WHERE partition_id=? AND seq>?", d.account, older[0])
+    v = _verify(d)
+    assert v["ok"] is True, v  # the server alone cannot tell
+    cp = d.cli("audit", "verify", "--against", str(kept))
+    assert cp.returncode == EXIT_BROKEN, (cp.returncode, cp.stdout, cp.stderr)
+    assert cp.stdout.startswith(f"audit chain BROKEN at record {newer[0]}: a checkpoint kept outside the server "
+                                "is no longer in its log"), cp.stdout
+    cp = d.cli("--json", "audit", "verify", "--against", str(kept))
+    assert cp.returncode == EXIT_BROKEN, (cp.returncode, cp.stdout, cp.stderr)
+    body = json.loads(cp.stdout)
+    assert body["ok"] is False and body["firstBadSeq"] == newer[0], body
+
+    # A kept checkpoint that was altered locally is an error of its own, not a verdict on the server.
+    txt = kept / f"checkpoint-{older[0]}.txt"
+    txt.write_text(txt.read_text().replace("at_ms=", "at_ms=1"))
+    cp = d.cli("audit", "verify", "--against", str(kept))
+    assert cp.returncode == 1 and "does not verify with" in cp.stderr, (cp.returncode, cp.stdout, cp.stderr)
+
+
+@sqlite_only("swaps the stored public key through Python's sqlite3 on the database file")
+def test_stored_public_key_is_not_trusted(fresh_daemon, tmp_path):
+    """Checkpoints are checked with the sealed key: a public key swapped in beside the log is reported, and the
+    server keeps publishing the sealed key's public half."""
+    d = fresh_daemon
+    _populate(d)
+    before = ok(d.api("GET", "/audit/checkpoints"))
+    other = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    _db_exec(d, "UPDATE audit_key SET public_der=? WHERE partition_id=?", other, d.account)
+    first_cp = _db_checkpoints(d)[0][0]
+    _assert_broken(d, first_cp, "public key stored beside the log is not the sealed key's")
+    after = ok(d.api("GET", "/audit/checkpoints"))
+    assert after["publicKey"] == before["publicKey"]
+    pub = serialization.load_pem_public_key(after["publicKey"].encode())
+    c = after["checkpoints"][-1]
+    pub.verify(base64.b64decode(c["signature"]), c["signedText"].encode(), ec.ECDSA(hashes.SHA256()))
+
+
+def test_no_checkpoint_over_a_broken_tail(fresh_daemon):
+    """A record altered after the last checkpoint is never signed over: the request for a fresh checkpoint is
+    refused with 409 naming the record, and no checkpoint is added."""
+    d = fresh_daemon
+    recs = _populate(d)
+    ok(d.api("GET", "/audit/checkpoints"))
+    n_before = len(ok(d.api("GET", "/audit/checkpoints"))["checkpoints"])
+    ok(d.api("POST", "/tokens", json={"name": _name("tail"), "roles": ["CA Auditors"]}), 201)
+    victim = _records(d)[-1]
+    assert victim["seq"] > recs[-1]["seq"]
+    _db_exec(d, "UPDATE audit SET target=? WHERE seq=?", "token:someone-else", victim["seq"])
+    r = d.api("GET", "/audit/checkpoints")
+    expect_error(r, 409, mention=f"broken at record {victim['seq']}", code="conflict")
+    _assert_broken(d, victim["seq"], "do not match its hash")
+    _db_exec(d, "UPDATE audit SET target=? WHERE seq=?", victim["target"], victim["seq"])
+    assert len(ok(d.api("GET", "/audit/checkpoints"))["checkpoints"]) == n_before + 1
 
 
 # ------------------------------------------------------------------ token CLI

@@ -45,6 +45,7 @@
 #include "util/codec.h"
 #include "util/log.h"
 #include "util/timeutil.h"
+#include "x509/csr.h"
 #include "x509/dn.h"
 #include "x509/san.h"
 
@@ -86,6 +87,7 @@ enum {
     BODY_GENM = 21,
     BODY_ERROR = 23,
     BODY_CERTCONF = 24,
+    BODY_PKICONF = 19,
     BODY_POLLREQ = 25,
 };
 
@@ -187,6 +189,21 @@ ASN1_SEQUENCE(RRMSG_VIEW) = {
     ASN1_EXP_SEQUENCE_OF_OPT(RRMSG_VIEW, extra_certs, ASN1_ANY, 1),
 } static_ASN1_SEQUENCE_END(RRMSG_VIEW)
 
+/* A certConf message, to count its CertStatus entries. */
+typedef struct {
+    ASN1_TYPE *header;
+    STACK_OF(ASN1_TYPE) *statuses;
+    ASN1_BIT_STRING *protection;
+    STACK_OF(ASN1_TYPE) *extra_certs;
+} CCMSG_VIEW;
+
+ASN1_SEQUENCE(CCMSG_VIEW) = {
+    ASN1_SIMPLE(CCMSG_VIEW, header, ASN1_ANY),
+    ASN1_EXP_SEQUENCE_OF(CCMSG_VIEW, statuses, ASN1_ANY, 24),
+    ASN1_EXP_OPT(CCMSG_VIEW, protection, ASN1_BIT_STRING, 0),
+    ASN1_EXP_SEQUENCE_OF_OPT(CCMSG_VIEW, extra_certs, ASN1_ANY, 1),
+} static_ASN1_SEQUENCE_END(CCMSG_VIEW)
+
 /* Decodes DER produced by OpenSSL's i2d of a parsed structure with a view. */
 static void *view_d2i(const unsigned char *der, int len, const ASN1_ITEM *it)
 {
@@ -235,6 +252,18 @@ static long si_status(const OSSL_CMP_PKISI *si)
     view_free(v, ASN1_ITEM_rptr(SI_VIEW));
     OPENSSL_free(der);
     return st;
+}
+
+/* The number of CertStatus entries of a certConf; -1 when unreadable. */
+static int certconf_count(const OSSL_CMP_MSG *m)
+{
+    unsigned char *der = NULL;
+    int n = i2d_OSSL_CMP_MSG(m, &der);
+    CCMSG_VIEW *v = n > 0 ? view_d2i(der, n, ASN1_ITEM_rptr(CCMSG_VIEW)) : NULL;
+    int count = v ? sk_ASN1_TYPE_num(v->statuses) : -1;
+    view_free(v, ASN1_ITEM_rptr(CCMSG_VIEW));
+    OPENSSL_free(der);
+    return count;
 }
 
 /* The CRL reason code of the (single) rr entry: 0 when absent, -1 when
@@ -666,6 +695,13 @@ out:
 
 /* ---- certificate requests (ir, cr, p10cr, kur) -------------------------- */
 
+/* A certificate authenticates its own identity and nothing more: a request
+ * signed with one (cr, kur, or an ir / p10cr without the MAC credential) is
+ * for the signer's subject and names it already has. New identities come
+ * through the configuration's MAC credential. Without this, any certificate
+ * of the CA, whichever protocol issued it, would buy one for any name. */
+#define SIGNED_FOR_SIGNER "a request signed with a certificate is for that certificate's identity: "
+
 static bool profile_decides(int nid)
 {
     return nid == NID_basic_constraints || nid == NID_key_usage || nid == NID_ext_key_usage ||
@@ -814,6 +850,12 @@ static OSSL_CMP_PKISI *cb_cert_request(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG
         }
         ir.csr = csr;
         ir.csr_len = (size_t)n;
+        char why[160];
+        /* X509_REQ_get_extensions() takes a non-const request in OpenSSL 3.0; nothing is changed */
+        if (!c->mac && csr_names_match_cert((X509_REQ *)p10cr, c->signer, false, why, sizeof why) != 0) {
+            refuse(c, OSSL_CMP_PKIFAILUREINFO_badCertTemplate, SIGNED_FOR_SIGNER "%s", why);
+            goto reject;
+        }
     } else {
         const OSSL_CRMF_CERTTEMPLATE *t = tmpl;
         if (!t || !(tv = tmpl_view(t))) {
@@ -869,6 +911,19 @@ static OSSL_CMP_PKISI *cb_cert_request(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG
         if (!subject) {
             refuse(c, OSSL_CMP_PKIFAILUREINFO_badCertTemplate, "the template has no subject");
             goto reject;
+        }
+        if (!c->mac) {
+            int crit = -1;
+            const X509_EXTENSIONS *te = OSSL_CRMF_CERTTEMPLATE_get0_extensions(t);
+            GENERAL_NAMES *asked_sans = te ? X509V3_get_d2i(te, NID_subject_alt_name, &crit, NULL) : NULL;
+            char why[160];
+            int mismatch = names_match_cert(subject, asked_sans ? asked_sans : old_sans, c->signer, false, why,
+                                            sizeof why);
+            GENERAL_NAMES_free(asked_sans);
+            if (mismatch != 0) {
+                refuse(c, OSSL_CMP_PKIFAILUREINFO_badCertTemplate, SIGNED_FOR_SIGNER "%s", why);
+                goto reject;
+            }
         }
         ir.sans = sans;
         ir.extensions = extra;
@@ -1318,6 +1373,17 @@ static void h_cmp(struct http_req *req, struct http_resp *resp)
         goto out;
     }
     int rt = OSSL_CMP_MSG_get_bodytype(rsp);
+    /* RFC 4210 5.3.18: a certConf with no CertStatus rejects every
+     * certificate supplied. OpenSSL answers it with a pkiConf without asking
+     * the certConf callback, so the rejection is carried out here. */
+    if (c.type == BODY_CERTCONF && c.txn_open && rt == BODY_PKICONF && certconf_count(msg) == 0) {
+        if (txn_owner(&c, srv, msg)) {
+            txn_revoke(&c, "CMP: the requester rejected every certificate (an empty certConf)");
+            txn_done(&c);
+        } else {
+            log_info("cmp %s/%s: empty certConf ignored: %s", c.cfg.partition, c.cfg.id, c.why);
+        }
+    }
     if ((is_cert_request(c.type) || c.type == BODY_RR) && !c.decided)
         audit_refusal(&c, c.mac && !secret ? "unknown reference or wrong MAC"
                                            : "the request failed the protocol checks (protection, proof of "

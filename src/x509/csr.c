@@ -440,28 +440,38 @@ static bool names_within(const GENERAL_NAMES *a, const GENERAL_NAMES *b)
     return true;
 }
 
-int csr_names_match_cert(X509_REQ *csr, X509 *cur, bool exact, char *why, size_t wn)
+int names_match_cert(const X509_NAME *subject, const GENERAL_NAMES *sans, X509 *cur, bool exact, char *why,
+                     size_t wn)
 {
-    GENERAL_NAMES *cn = NULL, *xn = NULL;
+    GENERAL_NAMES *xn = NULL;
     int crit = -1, rc = -1;
-    if (X509_NAME_cmp(X509_REQ_get_subject_name(csr), X509_get_subject_name(cur)) != 0) {
+    if (!subject || X509_NAME_cmp(subject, X509_get_subject_name(cur)) != 0) {
         snprintf(why, wn, "the request's subject must equal the subject of the certificate being renewed");
         goto out;
     }
-    if (csr_sans(csr, &cn) != 0) {
-        snprintf(why, wn, "the request's subjectAltName extension cannot be decoded");
-        goto out;
-    }
     xn = X509_get_ext_d2i(cur, NID_subject_alt_name, &crit, NULL);
-    if (!names_within(cn, xn) || (exact && !names_within(xn, cn))) {
+    if (!names_within(sans, xn) || (exact && !names_within(xn, sans))) {
         snprintf(why, wn, exact ? "the request's subjectAltName must equal that of the certificate being renewed"
                                 : "the request's subjectAltName names what the certificate being renewed does not");
         goto out;
     }
     rc = 0;
 out:
-    GENERAL_NAMES_free(cn);
     GENERAL_NAMES_free(xn);
     ERR_clear_error();
+    return rc;
+}
+
+int csr_names_match_cert(X509_REQ *csr, X509 *cur, bool exact, char *why, size_t wn)
+{
+    GENERAL_NAMES *cn = NULL;
+    int rc = -1;
+    if (csr_sans(csr, &cn) != 0) {
+        snprintf(why, wn, "the request's subjectAltName extension cannot be decoded");
+        goto out;
+    }
+    rc = names_match_cert(X509_REQ_get_subject_name(csr), cn, cur, exact, why, wn);
+out:
+    GENERAL_NAMES_free(cn);
     return rc;
 }

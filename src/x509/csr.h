@@ -43,5 +43,9 @@ int csr_sans(X509_REQ *csr, GENERAL_NAMES **out);
  * names; otherwise (SCEP RenewalReq) no name the certificate does not have.
  * 0, or -1 with the reason in why. */
 int csr_names_match_cert(X509_REQ *csr, X509 *cur, bool exact, char *why, size_t wn);
+/* The same rule for a subject and subjectAltName given apart (a CRMF
+ * template); sans may be NULL (no names). */
+int names_match_cert(const X509_NAME *subject, const GENERAL_NAMES *sans, X509 *cur, bool exact, char *why,
+                     size_t wn);
 
 #endif

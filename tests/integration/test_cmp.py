@@ -317,16 +317,37 @@ def test_p10cr(cmp):
 
 
 def test_cr_with_certificate_protection(cmp):
-    k1, kp1, c1, cp1 = enroll_mac(cmp, "cmp-cr-base")
+    k1, kp1, c1, cp1 = enroll_mac(cmp, "cmp-cr-base", "-sans", "base.example.com")
     k2, kp2 = new_key(cmp, "cmp-cr-new")
     out = cmp.work / "cmp-cr-new.pem"
-    cp = run_cmp(cmp, "-cmd", "cr", *sig_args(cmp, cp1, kp1), "-newkey", kp2, "-subject", "/CN=cmp-cr-new",
-                 "-certout", out)
+    # a further certificate for the signer's own identity (subject and names default to the signer's)
+    cp = run_cmp(cmp, "-cmd", "cr", *sig_args(cmp, cp1, kp1), "-newkey", kp2, "-certout", out)
     assert cp.returncode == 0, cp.log
     assert "sending CERTCONF" in cp.log and "received PKICONF" in cp.log, cp.log
     c2 = x509.load_pem_x509_certificate(out.read_bytes())
-    rec = check_issued(cmp, c2, k2, "cmp-cr-new")
+    rec = check_issued(cmp, c2, k2, "cmp-cr-base")
     assert rec["requester"] == f"cmp:cmp1/cert:{cert_record(cmp, c1)['serialNumber']}", rec
+    san = c2.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert san.get_values_for_type(x509.DNSName) == ["base.example.com"]
+    # ... and nothing else: another subject, or a name the signer does not have, is refused
+    for extra, cn in ((["-subject", "/CN=cmp-cr-new"], "cmp-cr-new"),
+                      (["-subject", "/CN=cmp-cr-base", "-sans", "base.example.com,other.example.com"],
+                       "cmp-cr-base")):
+        before = len(list_subject(cmp, cn))
+        cp = run_cmp(cmp, "-cmd", "cr", *sig_args(cmp, cp1, kp1), "-newkey", new_key(cmp, "cmp-cr-x")[1], *extra,
+                     "-certout", cmp.work / "x.pem")
+        assert cp.returncode != 0 and "badCertTemplate" in cp.log, cp.log
+        assert "for that certificate's identity" in cp.log, cp.log
+        assert len(list_subject(cmp, cn)) == before
+    # a signed p10cr follows the same rule
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cmp-cr-p10")]))
+           .sign(k2, hashes.SHA256()))
+    path = cmp.work / "cmp-cr-p10.csr"
+    path.write_bytes(csr.public_bytes(serialization.Encoding.DER))
+    cp = run_cmp(cmp, "-cmd", "p10cr", *sig_args(cmp, cp1, kp1), "-csr", path, "-certout", cmp.work / "x.pem")
+    assert cp.returncode != 0 and "badCertTemplate" in cp.log, cp.log
+    assert list_subject(cmp, "cmp-cr-p10") == []
     # a cr protected with the MAC credential is refused (MAC is for initial requests)
     cp = run_cmp(cmp, "-cmd", "cr", *mac_args(cmp), "-newkey", kp2, "-subject", "/CN=cmp-cr-mac", "-certout",
                  cmp.work / "x.pem")
@@ -377,6 +398,13 @@ def test_kur(cmp):
     cp = run_cmp(cmp, "-cmd", "kur", *mac_args(cmp), "-oldcert", out, "-newkey", new_key(cmp, "cmp-kur-y")[1],
                  "-certout", cmp.work / "x.pem")
     assert cp.returncode != 0 and "wrongIntegrity" in cp.log, cp.log
+    # kur keeps the identity: another subject or an added name is refused
+    for extra in (["-subject", "/CN=cmp-kur-elsewhere"], ["-sans", "kur.example.com,evil.example.com"]):
+        cp = run_cmp(cmp, "-cmd", "kur", *sig_args(cmp, out, kp2), "-newkey", new_key(cmp, "cmp-kur-z")[1], *extra,
+                     "-certout", cmp.work / "x.pem")
+        assert cp.returncode != 0 and "badCertTemplate" in cp.log, cp.log
+        assert "for that certificate's identity" in cp.log, cp.log
+    assert list_subject(cmp, "cmp-kur-elsewhere") == []
 
 
 def test_rr(cmp):
@@ -427,6 +455,94 @@ def test_certconf_rejection_revokes(cmp):
     assert len(recs) == 1 and recs[0]["status"] == "revoked", recs
     full = cmp.d.api("GET", f"/cas/{cmp.sub['id']}/certificates/{recs[0]['serialNumber']}").json()
     assert full["revocationReason"] == "cessationOfOperation", full
+
+
+def _der(tag, content):
+    n = len(content)
+    if n < 0x80:
+        return bytes([tag, n]) + content
+    nb = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(nb)]) + nb + content
+
+
+def _elements(buf, start, end):
+    """(tag, whole element bytes, content_start, content_end) of each element in buf[start:end]."""
+    out, pos = [], start
+    for tag, s, e in der_children(buf, start, end):
+        out.append((tag, buf[pos:e], s, e))
+        pos = e
+    return out
+
+
+def _content(whole):
+    _, s, e = der_tlv(whole, 0)
+    return whole[s:e]
+
+
+def _pbm_mac(secret, alg_der, protected_part):
+    """RFC 4211 4.4 PasswordBasedMac over `protected_part`, with the parameters of the protectionAlg `alg_der`
+    (an AlgorithmIdentifier: id-PasswordBasedMac, PBMParameter)."""
+    import hashlib
+    import hmac
+    _, params = _elements(alg_der, *der_tlv(alg_der, 0)[1:])[:2]
+    salt, owf, count, mac = _elements(alg_der, params[2], params[3])
+    owf_oid = _content(_elements(owf[1], *der_tlv(owf[1], 0)[1:])[0][1]).hex()
+    mac_oid = _content(_elements(mac[1], *der_tlv(mac[1], 0)[1:])[0][1]).hex()
+    owf_name = {"608648016503040201": "sha256", "2b0e03021a": "sha1"}[owf_oid]
+    mac_name = {"2a864886f70d0209": "sha256", "2b06010505080102": "sha1", "2a864886f70d0207": "sha1"}[mac_oid]
+    key = secret.encode() + _content(salt[1])
+    for _ in range(int.from_bytes(_content(count[1]), "big")):
+        key = hashlib.new(owf_name, key).digest()
+    return hmac.new(key, protected_part, mac_name).digest()
+
+
+def test_empty_certconf_rejects_the_certificate(cmp):
+    """RFC 4210 5.3.18: a certConf with no CertStatus rejects every certificate supplied. The ir comes from
+    `openssl cmp` (written out, never sent by it); the empty certConf is built here, MAC-protected with the same
+    credential, and the certificate is revoked."""
+    import os
+    name = "cmp-empty-conf"
+    ir = cmp.work / f"{name}-ir.der"
+    cp = run_cmp(cmp, "-cmd", "ir", *mac_args(cmp), "-newkey", new_key(cmp, name)[1], "-subject", f"/CN={name}",
+                 "-certout", cmp.work / "x.pem", "-reqout", ir, "-server", "127.0.0.1:1", timeout=30)
+    assert ir.exists(), cp.log
+    r = post_raw(cmp, ir.read_bytes())
+    assert r.status_code == 200 and body_of(r.content)[0] == BODY_IP, r.content.hex()
+    recs = list_subject(cmp, name)
+    assert len(recs) == 1 and recs[0]["status"] == "issued", recs
+
+    req = ir.read_bytes()
+    _, s, e = der_tlv(req, 0)
+    hdr = _elements(req, s, e)[0]
+    fields = _elements(req, hdr[2], hdr[3])
+    _, rs, re_ = der_tlv(r.content, 0)
+    rhdr = _elements(r.content, rs, re_)[0]
+    ip_nonce = next(f for f in _elements(r.content, rhdr[2], rhdr[3]) if f[0] == 0xA5)
+    new_fields, alg = [], None
+    for tag, whole, _, _ in fields:
+        if tag == 0xA8:           # generalInfo: not needed
+            continue
+        if tag == 0xA1:
+            alg = _content(whole)
+        if tag == 0xA5:           # a fresh senderNonce, then the ip's senderNonce as recipNonce
+            new_fields.append(_der(0xA5, _der(0x04, os.urandom(16))))
+            new_fields.append(_der(0xA6, _content(ip_nonce[1])))
+            continue
+        new_fields.append(whole)
+    header = _der(0x30, b"".join(new_fields))
+    body = _der(0xB8, _der(0x30, b""))  # certConf [24], an empty SEQUENCE OF CertStatus
+    mac = _pbm_mac(cmp.secret, alg, _der(0x30, header + body))
+    conf = _der(0x30, header + body + _der(0xA0, _der(0x03, b"\x00" + mac)))
+    r = post_raw(cmp, conf)
+    assert r.status_code == 200 and body_of(r.content)[0] == 19, r.content.hex()  # pkiConf
+    recs = list_subject(cmp, name)
+    assert len(recs) == 1 and recs[0]["status"] == "revoked", recs
+    full = cmp.d.api("GET", f"/cas/{cmp.sub['id']}/certificates/{recs[0]['serialNumber']}").json()
+    assert full["revocationReason"] == "cessationOfOperation", full
+    # the transaction is closed: the same certConf again is an error
+    r = post_raw(cmp, conf)
+    assert r.status_code == 200 and body_of(r.content)[0] == BODY_ERROR, r.content.hex()
+    healthy(cmp)
 
 
 def test_certconf_is_single_use(cmp):
@@ -560,9 +676,9 @@ def test_tampered_messages(cmp):
     assert [c["subject"] for c in list_subject(cmp, "cmp-tamper")] == ["CN=cmp-tamper"]
     assert list_subject(cmp, "Cmp-tamper") == []
     # a signed cr with its template changed
-    _, kp, _, cpath = enroll_mac(cmp, "cmp-tamper-sig", "-implicit_confirm")
+    _, kp, _, cpath = enroll_mac(cmp, "cmp-tamper-cr", "-implicit_confirm")
     req = cmp.work / "tamper-cr.der"
-    cp = run_cmp(cmp, "-cmd", "cr", *sig_args(cmp, cpath, kp), "-newkey", new_key(cmp, "cmp-tamper-cr")[1],
+    cp = run_cmp(cmp, "-cmd", "cr", *sig_args(cmp, cpath, kp), "-newkey", new_key(cmp, "cmp-tamper-cr2")[1],
                  "-subject", "/CN=cmp-tamper-cr", "-certout", cmp.work / "x.pem", "-implicit_confirm",
                  "-reqout", req)
     assert cp.returncode == 0, cp.log
@@ -572,7 +688,7 @@ def test_tampered_messages(cmp):
     r = post_raw(cmp, bytes(bad))
     assert r.status_code == 200
     assert failinfo_bits(r.content)[0] == 2
-    assert len(list_subject(cmp, "cmp-tamper-cr")) == 1
+    assert len(list_subject(cmp, "cmp-tamper-cr")) == 2  # the ir's and the untampered cr's
     healthy(cmp)
 
 

@@ -20,6 +20,7 @@ struct api_ctx {
     struct ocsp_cache *ocsp;
     struct token_cache *tokens;
     int rate_standard, rate_premium, rate_window_s; /* requests per window; 0 = off */
+    int crl_max_age_s; /* HTTP caching of a served CRL: a new one can appear this soon after a change */
     const char *regions;        /* comma-separated regions a subscription may be assigned to */
     struct mail_relay mail;     /* url NULL: no relay configured */
     const char *swagger_dir;    /* swagger-ui-dist files; NULL = the build's ui/swagger */

@@ -70,7 +70,7 @@ static int crl_file_shard(const char *f)
 }
 
 /* GET /crl/{accountId}/{caId}/crl.crl (or crl-<shard>.crl) — DER, cacheable
- * until nextUpdate. */
+ * for crl_max_age_s (never past nextUpdate). */
 void api_public_crl(struct http_req *req, struct http_resp *resp)
 {
     struct api_ctx *ctx = req->app;
@@ -100,10 +100,17 @@ void api_public_crl(struct http_req *req, struct http_resp *resp)
     }
     const char *inm = http_header(req, "If-None-Match");
     char lm[64], exp[64], cc[64];
+    /* A CRL is valid to nextUpdate (7 days), but a newer one is published
+     * within crl_delay_s of any status change: an HTTP cache may keep this
+     * one that long at most, then revalidate (a 304 by ETag). */
+    int64_t now = time_now(), age = b->next_update - now;
+    if (age > ctx->crl_max_age_s)
+        age = ctx->crl_max_age_s;
+    if (age < 0)
+        age = 0;
     http_date(b->this_update, lm, sizeof lm);
-    http_date(b->next_update, exp, sizeof exp);
-    int64_t age = b->next_update - time_now();
-    snprintf(cc, sizeof cc, "public, max-age=%lld, no-transform", (long long)(age > 0 ? age : 0));
+    http_date(now + age, exp, sizeof exp);
+    snprintf(cc, sizeof cc, "public, max-age=%lld, no-transform", (long long)age);
     if (inm && strcmp(inm, b->etag) == 0)
         resp_bytes(resp, 304, NULL, "", 0);
     else

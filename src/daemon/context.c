@@ -30,6 +30,7 @@ int app_open(struct app *a, char *err, size_t errlen)
     a->api.rate_standard = a->cfg.rate_limit_standard;
     a->api.rate_premium = a->cfg.rate_limit_premium;
     a->api.rate_window_s = a->cfg.rate_limit_window_s;
+    a->api.crl_max_age_s = a->cfg.crl_delay_s;
     a->api.regions = a->cfg.regions;
     a->api.swagger_dir = a->cfg.swagger_ui_dir;
     a->api.portal_dir = a->cfg.portal_dir;

@@ -18,6 +18,8 @@ from status_helpers import (FLAG_OF, ConfiguredDaemon, crl_number, crl_path, crl
                             issue, make_root, make_sub, ok, openssl_crl_verify, publish, revoke, rfc3339, suspend,
                             unsuspend, utcnow, wait_for)
 
+DEFAULT_CRL_DELAY_S = 900  # config.c: crl_delay_s
+
 SEVEN_DAYS = datetime.timedelta(days=7)
 TOL = datetime.timedelta(minutes=2)
 EXPIRED_CERTS_ON_CRL = "2.5.29.60"
@@ -125,11 +127,13 @@ def test_crl_fields_entries_and_headers(daemon, hier, tmp):
     # HTTP caching headers
     assert r.headers["ETag"].startswith('"') and r.headers["ETag"].endswith('"')
     assert http_time(r.headers["Last-Modified"]) == crl.last_update
-    assert http_time(r.headers["Expires"]) == crl.next_update
+    # cacheable for crl_delay_s (a newer CRL can appear that soon after a change), not up to nextUpdate
     m = re.search(r"max-age=(\d+)", r.headers.get("Cache-Control", ""))
     assert m, r.headers.get("Cache-Control")
-    want = (crl.next_update - utcnow()).total_seconds()
-    assert abs(int(m.group(1)) - want) < 120, (m.group(1), want)
+    assert int(m.group(1)) == DEFAULT_CRL_DELAY_S, (m.group(1), DEFAULT_CRL_DELAY_S)
+    want = utcnow() + datetime.timedelta(seconds=DEFAULT_CRL_DELAY_S)
+    assert abs((http_time(r.headers["Expires"]) - want).total_seconds()) < 120, r.headers["Expires"]
+    assert http_time(r.headers["Expires"]) < crl.next_update
 
 
 def test_crl_number_increases_and_crls_list(daemon, hier, tmp):
@@ -307,8 +311,9 @@ def test_automatic_crl_within_window(fast_daemon, tmp_path):
     revoke(d, sub.id, leaf.serial, "keyCompromise")
     suspend(d, sub.id, held.serial)
     t0 = time.monotonic()
-    _, right_away = fetch_crl(d, sub.id)
+    r, right_away = fetch_crl(d, sub.id)
     assert leaf.cert.serial_number not in crl_serials(right_away), "listed before crl_delay_s elapsed"
+    assert "max-age=2," in r.headers["Cache-Control"], r.headers  # caches revalidate as often as it can change
 
     def listed():
         _, crl = fetch_crl(d, sub.id)

@@ -863,6 +863,11 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
                 "the subscription's purchased certificates are all issued; purchase more to continue");
         goto out;
     }
+    if (s == STORE_ESTATE) {
+        err_set(e, 409, "conflict", "caId", "CA '%s' was deleted while the certificate was being issued; nothing was "
+                "issued", r->ca_id);
+        goto out;
+    }
     if (s != STORE_OK)
         goto unavailable;
     snprintf(out->serial, sizeof out->serial, "%s", cr.serial);

@@ -1793,6 +1793,15 @@ static int cert_job_tx(struct pgc *c, struct cert_rec *x, bool count_quota, cons
         if (ch != 1)
             return STORE_EQUOTA;
     }
+    /* The issuing CA is not deleted: checked before signing, but a deletion
+     * may have committed since. CA deletion takes the subscription row's
+     * lock, which the quota update above holds now, so it cannot commit
+     * between this check and ours. */
+    if ((rc = q(c, NULL, &ch, "SELECT 1 FROM ca WHERE pk=$1::bigint AND status<>'deleted'", "l",
+                x->issuer_ca_pk)) != STORE_OK)
+        return rc;
+    if (ch != 1)
+        return STORE_ESTATE;
     if ((rc = cert_insert_tx(c, x)) != STORE_OK || (rc = audit_add(c, x->partition_id, a)) != STORE_OK)
         return rc;
     return STORE_OK;
@@ -1986,6 +1995,32 @@ out:
     return rc;
 }
 
+/* Every job's issuing CA is not deleted: STORE_OK, STORE_ESTATE or an error. */
+static int gc_issuers_live(struct pgc *c, struct gc_job **jobs, size_t n)
+{
+    struct buf arr;
+    long ch = 0;
+    int rc = STORE_EIO;
+    buf_init(&arr, 0);
+    if (buf_append_str(&arr, "{") != 0)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        char num[32];
+        snprintf(num, sizeof num, "%s%lld", i ? "," : "", (long long)jobs[i]->c->issuer_ca_pk);
+        if (buf_append_str(&arr, num) != 0)
+            goto out;
+    }
+    if (buf_append_str(&arr, "}") != 0 || buf_append(&arr, (const unsigned char *)"", 1) != 0)
+        goto out;
+    if ((rc = q(c, NULL, &ch, "SELECT 1 FROM ca WHERE pk = ANY($1::bigint[]) AND status='deleted'", "t",
+                (const char *)arr.data)) != STORE_OK)
+        goto out;
+    rc = ch == 0 ? STORE_OK : STORE_ESTATE;
+out:
+    buf_free(&arr);
+    return rc;
+}
+
 /* The whole batch in one transaction, with as few round trips as the
  * locks allow: one quota update per partition (by its number of counted
  * jobs), one multi-row INSERT of certificates, then per partition its
@@ -2046,6 +2081,10 @@ static int gc_fast(struct pgc *c, struct gc_job *batch, size_t n)
             goto out;
         }
     }
+    /* no certificate of a CA deleted since it signed (see cert_job_tx); a
+     * batch with one goes job by job, where that job alone fails */
+    if ((rc = gc_issuers_live(c, jobs, n)) != STORE_OK)
+        goto out;
     for (i = 0; i < n; i += GC_ROWS)
         if ((rc = gc_insert_certs(c, jobs + i, (int)(n - i < GC_ROWS ? n - i : GC_ROWS))) != STORE_OK)
             goto out;

@@ -1952,11 +1952,25 @@ static int run_cached(struct sq *q, const char *sql)
     return 0;
 }
 
+/* The issuing CA is not deleted (it was checked before signing, but a
+ * deletion may have committed since): STORE_OK, or STORE_ESTATE. */
+static int issuer_live(struct sq *q, int64_t ca_pk)
+{
+    sqlite3_stmt *st = prep(q, "SELECT 1 FROM ca WHERE pk=? AND status<>'deleted'");
+    if (!st)
+        return STORE_EIO;
+    sqlite3_bind_int64(st, 1, ca_pk);
+    int r = sqlite3_step(st);
+    release(st);
+    return r == SQLITE_ROW ? STORE_OK : r == SQLITE_DONE ? STORE_ESTATE : STORE_EIO;
+}
+
 /* One job's writes: quota, certificate row, audit record. */
 static int gc_job_run(struct sq *q, struct gc_job *j, struct audit_head *head)
 {
     int rc;
-    if ((j->count_quota && (rc = quota_take(q, j->c->partition_id)) != STORE_OK) ||
+    if ((rc = issuer_live(q, j->c->issuer_ca_pk)) != STORE_OK ||
+        (j->count_quota && (rc = quota_take(q, j->c->partition_id)) != STORE_OK) ||
         (rc = cert_insert_locked(q, j->c)) != STORE_OK ||
         (rc = audit_append_at(q, j->c->partition_id, j->a, head)) != STORE_OK)
         return rc;

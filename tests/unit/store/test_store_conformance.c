@@ -687,6 +687,39 @@ static void test_concurrent_mixed_batches(void **state)
     assert_int_equal(vr.records, 1 + 1 + 1 + THREADS * 40); /* bootstrap, CA, first, the good ones */
 }
 
+/* A certificate signed by a CA that was deleted meanwhile is not stored:
+ * the issuing CA's state is checked inside the insert's transaction, and
+ * the refused job takes no quota and leaves no audit record. */
+static void test_cert_of_deleted_ca(void **state)
+{
+    (void)state;
+    int rc;
+    make_partition("conf-gone", 100, 5);
+    int64_t ca = make_ca("conf-gone", "doomed", NULL, &rc);
+    assert_int_equal(rc, STORE_OK);
+    struct audit_rec a = {"token:t", "cert.issue", "cert", NULL, NULL, NULL};
+    struct cert_rec before = cert_of("conf-gone", ca, "01", "CN=before");
+    assert_int_equal(OPS->cert_insert(S, &before, true, &a), STORE_OK);
+    char **ids = NULL;
+    size_t nids = 0;
+    struct audit_rec del = {"token:t", "ca.delete", "ca", NULL, NULL, NULL};
+    assert_int_equal(OPS->ca_delete(S, "conf-gone", "doomed", NOW, &ids, &nids, &del), STORE_OK);
+    store_free_ids(ids, nids);
+    struct cert_rec after = cert_of("conf-gone", ca, "02", "CN=after");
+    assert_int_equal(OPS->cert_insert(S, &after, true, &a), STORE_ESTATE);
+    struct cert_rec svc = cert_of("conf-gone", ca, "03", "CN=service");
+    assert_int_equal(OPS->cert_insert(S, &svc, false, &a), STORE_ESTATE);
+    struct cert_rec got;
+    assert_int_equal(OPS->cert_get(S, "conf-gone", ca, "02", &got), STORE_ENOTFOUND);
+    struct inventory inv;
+    assert_int_equal(OPS->inventory(S, "conf-gone", &inv), STORE_OK);
+    assert_int_equal(inv.certs_issued, 1);
+    struct audit_verify_result vr;
+    assert_int_equal(audit_verify(S, no_mkey, "conf-gone", &vr), 0);
+    assert_true(vr.ok);
+    assert_int_equal(vr.records, 1 + 1 + 1 + 1); /* bootstrap, CA, the first certificate, the deletion */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -701,6 +734,7 @@ int main(void)
         cmocka_unit_test(test_last_owner),
         cmocka_unit_test(test_concurrent_writers),
         cmocka_unit_test(test_concurrent_mixed_batches),
+        cmocka_unit_test(test_cert_of_deleted_ca),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -256,7 +256,12 @@ int api_assign_profile(struct api_ctx *ctx, const struct principal *p, const str
     char target[192];
     snprintf(target, sizeof target, "ca:%s/profile:%s", c->id, pr->id);
     struct audit_rec a = {p->actor, "ca.profile.add", target, NULL, p->ip, NULL};
-    if (ctx->store->ops->ca_profile_set(ctx->store, p->partition, c->pk, pr->id, true, &a) != STORE_OK) {
+    int s = ctx->store->ops->ca_profile_set(ctx->store, p->partition, c->pk, pr->id, true, !pr->system, &a);
+    if (s == STORE_ENOTFOUND) {
+        err_set(e, 404, "not_found", "profileId", "profile '%s' was deleted", pr->id);
+        goto out;
+    }
+    if (s != STORE_OK) {
         err_set(e, 503, "unavailable", "", "store unavailable");
         goto out;
     }
@@ -318,7 +323,7 @@ void api_ca_profiles_remove(struct http_req *req, struct http_resp *resp)
     char target[192];
     snprintf(target, sizeof target, "ca:%s/profile:%.64s", c.id, req->params[2]);
     struct audit_rec a = {p.actor, "ca.profile.remove", target, NULL, p.ip, NULL};
-    int s = ctx->store->ops->ca_profile_set(ctx->store, p.partition, c.pk, req->params[2], false, &a);
+    int s = ctx->store->ops->ca_profile_set(ctx->store, p.partition, c.pk, req->params[2], false, false, &a);
     ca_cache_invalidate(&ctx->env, p.partition);
     if (s == STORE_ENOTFOUND)
         resp_error(resp, 404, "not_found", "profileId", "profile '%.64s' is not assigned to CA '%s'", req->params[2],

@@ -384,8 +384,12 @@ struct store_ops {
     /* STORE_ECONFLICT while a CA uses it. */
     int (*profile_delete)(struct store *s, const char *partition, const char *id, const struct audit_rec *a);
     int (*ca_profile_list)(struct store *s, const char *partition, int64_t ca_pk, char ***ids, size_t *n);
+    /* Assigns (add) or unassigns a profile. With add and custom, the custom
+     * profile must still exist when the assignment is written (STORE_ENOTFOUND
+     * if it was deleted meanwhile); profile_delete answers STORE_ECONFLICT for
+     * an assignment committed before it, whichever transaction started first. */
     int (*ca_profile_set)(struct store *s, const char *partition, int64_t ca_pk, const char *profile_id, bool add,
-                          const struct audit_rec *a);
+                          bool custom, const struct audit_rec *a);
     int (*cert_get)(struct store *s, const char *partition, int64_t issuer_ca_pk, const char *serial,
                     struct cert_rec *out);
 

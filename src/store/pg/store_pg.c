@@ -2512,6 +2512,15 @@ static int pg_profile_delete(struct store *s, const char *partition, const char 
         return STORE_EIO;
     if ((rc = begin(c)) != STORE_OK)
         goto out;
+    /* Delete first (the row lock waits for an assignment holding it), then
+     * look for assignments: this statement sees any committed meanwhile. */
+    if ((rc = q(c, NULL, &ch, "DELETE FROM profile WHERE partition_id=$1::text AND profile_id=$2::text", "tt",
+                partition, id)) != STORE_OK)
+        goto out;
+    if (ch != 1) {
+        rc = STORE_ENOTFOUND;
+        goto out;
+    }
     if ((rc = q(c, &r, NULL,
                 "SELECT 1 FROM ca_profile cp JOIN ca ON ca.pk=cp.ca_pk WHERE cp.partition_id=$1::text AND "
                 "cp.profile_id=$2::text AND ca.status<>'deleted' LIMIT 1",
@@ -2519,13 +2528,6 @@ static int pg_profile_delete(struct store *s, const char *partition, const char 
         goto out;
     if (PQntuples(r) > 0) {
         rc = STORE_ECONFLICT;
-        goto out;
-    }
-    if ((rc = q(c, NULL, &ch, "DELETE FROM profile WHERE partition_id=$1::text AND profile_id=$2::text", "tt",
-                partition, id)) != STORE_OK)
-        goto out;
-    if (ch != 1) {
-        rc = STORE_ENOTFOUND;
         goto out;
     }
     if ((rc = audit_add(c, partition, a)) != STORE_OK)
@@ -2556,7 +2558,7 @@ static int pg_ca_profile_list(struct store *s, const char *partition, int64_t ca
 }
 
 static int pg_ca_profile_set(struct store *s, const char *partition, int64_t ca_pk, const char *profile_id,
-                             bool add, const struct audit_rec *a)
+                             bool add, bool custom, const struct audit_rec *a)
 {
     struct pg *g = PG(s);
     long ch = 0;
@@ -2566,6 +2568,20 @@ static int pg_ca_profile_set(struct store *s, const char *partition, int64_t ca_
         return STORE_EIO;
     if ((rc = begin(c)) != STORE_OK)
         goto out;
+    /* The custom profile's row, share-locked: a profile_delete that deleted
+     * it first makes this wait and then find nothing; one that comes later
+     * waits for this commit and then sees the assignment (it deletes before
+     * it looks for assignments). */
+    if (add && custom) {
+        if ((rc = q(c, NULL, &ch,
+                    "SELECT 1 FROM profile WHERE partition_id=$1::text AND profile_id=$2::text FOR SHARE", "tt",
+                    partition, profile_id)) != STORE_OK)
+            goto out;
+        if (ch != 1) {
+            rc = STORE_ENOTFOUND;
+            goto out;
+        }
+    }
     if ((rc = q(c, NULL, &ch,
                 add ? "INSERT INTO ca_profile(partition_id,ca_pk,profile_id) VALUES($1::text,$2::bigint,$3::text) "
                       "ON CONFLICT DO NOTHING"

@@ -2485,7 +2485,7 @@ out:
 }
 
 static int sq_ca_profile_set(struct store *s, const char *partition, int64_t ca_pk, const char *profile_id, bool add,
-                             const struct audit_rec *a)
+                             bool custom, const struct audit_rec *a)
 {
     struct sq *q = SQ(s);
     int rc = STORE_EIO;
@@ -2493,6 +2493,20 @@ static int sq_ca_profile_set(struct store *s, const char *partition, int64_t ca_
     pthread_mutex_lock(&q->mu);
     if (begin(q->db) != 0)
         goto unlock;
+    if (add && custom) {
+        /* under the store lock, as profile_delete runs: one or the other */
+        if (!(st = prep(q, "SELECT 1 FROM profile WHERE partition_id=? AND profile_id=?")))
+            goto fail;
+        bind_text(st, 1, partition);
+        bind_text(st, 2, profile_id);
+        bool exists = sqlite3_step(st) == SQLITE_ROW;
+        release(st);
+        st = NULL;
+        if (!exists) {
+            rc = STORE_ENOTFOUND;
+            goto fail;
+        }
+    }
     st = prep(q, add ? "INSERT OR IGNORE INTO ca_profile(partition_id,ca_pk,profile_id) VALUES(?,?,?)"
                          : "DELETE FROM ca_profile WHERE partition_id=? AND ca_pk=? AND profile_id=?");
     if (!st)

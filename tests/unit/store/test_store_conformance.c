@@ -720,6 +720,83 @@ static void test_cert_of_deleted_ca(void **state)
     assert_int_equal(vr.records, 1 + 1 + 1 + 1); /* bootstrap, CA, the first certificate, the deletion */
 }
 
+/* Assigning a custom profile and deleting it, at once: afterwards either
+ * the profile is gone and no CA has it, or it is assigned and still exists.
+ * Sequentially, an assignment after the deletion is refused. */
+struct prace {
+    int64_t ca;
+    char id[32];
+    int assign_rc, delete_rc;
+    pthread_barrier_t *go;
+};
+
+static void *prace_assign(void *arg)
+{
+    struct prace *r = arg;
+    struct audit_rec a = {"token:t", "ca.profile.add", "p", NULL, NULL, NULL};
+    pthread_barrier_wait(r->go);
+    r->assign_rc = OPS->ca_profile_set(S, "conf-prof", r->ca, r->id, true, true, &a);
+    return NULL;
+}
+
+static void *prace_delete(void *arg)
+{
+    struct prace *r = arg;
+    struct audit_rec a = {"token:t", "profile.delete", "p", NULL, NULL, NULL};
+    pthread_barrier_wait(r->go);
+    r->delete_rc = OPS->profile_delete(S, "conf-prof", r->id, &a);
+    return NULL;
+}
+
+static void test_profile_assign_vs_delete(void **state)
+{
+    (void)state;
+    int rc;
+    make_partition("conf-prof", 100, 5);
+    int64_t ca = make_ca("conf-prof", "pca", NULL, &rc);
+    assert_int_equal(rc, STORE_OK);
+    struct audit_rec a = {"token:t", "profile.x", "p", NULL, NULL, NULL};
+    assert_int_equal(OPS->profile_put(S, "conf-prof", "gone-before", "privatessl", "{}", true, &a), STORE_OK);
+    assert_int_equal(OPS->profile_delete(S, "conf-prof", "gone-before", &a), STORE_OK);
+    assert_int_equal(OPS->ca_profile_set(S, "conf-prof", ca, "gone-before", true, true, &a), STORE_ENOTFOUND);
+    /* a system profile has no row: not checked */
+    assert_int_equal(OPS->ca_profile_set(S, "conf-prof", ca, "privatessl-tls-server", true, false, &a), STORE_OK);
+    pthread_barrier_t go;
+    assert_int_equal(pthread_barrier_init(&go, NULL, 2), 0);
+    int both_ok = 0;
+    for (int i = 0; i < 40; i++) {
+        struct prace r;
+        memset(&r, 0, sizeof r);
+        r.ca = ca;
+        r.go = &go;
+        snprintf(r.id, sizeof r.id, "race-%d", i);
+        assert_int_equal(OPS->profile_put(S, "conf-prof", r.id, "privatessl", "{}", true, &a), STORE_OK);
+        pthread_t t1, t2;
+        assert_int_equal(pthread_create(&t1, NULL, prace_assign, &r), 0);
+        assert_int_equal(pthread_create(&t2, NULL, prace_delete, &r), 0);
+        pthread_join(t1, NULL);
+        pthread_join(t2, NULL);
+        char *json = NULL;
+        bool exists = OPS->profile_get(S, "conf-prof", r.id, &json) == STORE_OK;
+        free(json);
+        char **ids = NULL;
+        size_t n = 0;
+        assert_int_equal(OPS->ca_profile_list(S, "conf-prof", ca, &ids, &n), STORE_OK);
+        bool assigned = false;
+        for (size_t k = 0; k < n; k++)
+            assigned |= strcmp(ids[k], r.id) == 0;
+        store_free_ids(ids, n);
+        if (r.assign_rc == STORE_OK && r.delete_rc == STORE_OK)
+            both_ok++;
+        /* assigned implies it exists */
+        assert_true(!assigned || exists);
+        assert_true((r.assign_rc == STORE_OK && r.delete_rc == STORE_ECONFLICT && assigned && exists) ||
+                    (r.assign_rc == STORE_ENOTFOUND && r.delete_rc == STORE_OK && !assigned && !exists));
+    }
+    assert_int_equal(both_ok, 0);
+    pthread_barrier_destroy(&go);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -735,6 +812,7 @@ int main(void)
         cmocka_unit_test(test_concurrent_writers),
         cmocka_unit_test(test_concurrent_mixed_batches),
         cmocka_unit_test(test_cert_of_deleted_ca),
+        cmocka_unit_test(test_profile_assign_vs_delete),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

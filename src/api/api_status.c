@@ -31,9 +31,9 @@ void api_status_changed(struct api_ctx *ctx, const struct ca_rec *ca, const char
 
 void api_status_changed_crl(struct api_ctx *ctx, const struct ca_rec *ca, bool publish_now)
 {
-    /* other nodes' OCSP and CRL caches (shared stores) see the change */
-    if (store_epoch_bump(ctx->store, ca->partition_id, ca->pk) != STORE_OK)
-        log_warn("status change of %s/%s: the change counter was not bumped", ca->partition_id, ca->id);
+    /* other nodes' OCSP and CRL caches (shared stores) see the change by
+     * the CA's change counter, which the store bumped in the status
+     * change's own transaction */
     if (!ca->crl_enabled)
         return;
     crl_cache_mark_dirty(ctx->crls, ca->pk, time_now());

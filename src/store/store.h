@@ -479,8 +479,9 @@ struct store {
 struct store *store_open(const char *uri, char *err, size_t errlen);
 
 /* Per-CA change counter for caches on several nodes (shared stores only):
- * store_epoch_bump after every status change of a certificate of the CA
- * (any node); store_epoch returns the current value (0 before the first
+ * bumped by the backend inside every status change of a certificate of the
+ * CA (cert_set_status, cert_revoke_batch), or by store_epoch_bump for other
+ * changes (ca_pk 0: the partition's CA list); store_epoch returns the current value (0 before the first
  * change, and always 0 on a store that is not shared), -1 on failure. Kept
  * as an `object` document (kind "ca-epoch"), so both backends have it. */
 int store_epoch_bump(struct store *s, const char *partition, int64_t ca_pk);

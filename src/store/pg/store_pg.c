@@ -2277,6 +2277,21 @@ out:
     return rc;
 }
 
+/* The CA's change counter (store_epoch, kind "ca-epoch"), bumped inside
+ * the status change's own transaction: other nodes' OCSP and CRL caches
+ * cannot miss a change that committed. Lock order for status changes:
+ * subscription, this row, certificates, audit. */
+static int epoch_bump_tx(struct pgc *c, const char *partition, int64_t ca_pk)
+{
+    char id[24];
+    snprintf(id, sizeof id, "%lld", (long long)ca_pk);
+    return q(c, NULL, NULL,
+             "INSERT INTO object(partition_id,kind,id,json,version,created_at,updated_at) VALUES($1::text,"
+             "'ca-epoch',$2::text,'{}',1," NOW_S "," NOW_S ") ON CONFLICT (partition_id,kind,id) DO UPDATE SET "
+             "version=object.version+1, updated_at=EXCLUDED.updated_at",
+             "tt", partition, id);
+}
+
 static int pg_cert_set_status(struct store *s, const char *partition, int64_t issuer_ca_pk, const char *serial,
                               const char *status, int reason, int64_t at, int64_t invalidity, const char *comment,
                               const struct audit_rec *a)
@@ -2290,8 +2305,9 @@ static int pg_cert_set_status(struct store *s, const char *partition, int64_t is
         return STORE_EIO;
     if ((rc = begin(c)) != STORE_OK)
         goto out;
-    /* lock order everywhere: subscription, certificate, audit */
-    if (revoke && (rc = lock_subscription(c, partition)) != STORE_OK)
+    /* lock order everywhere: subscription, CA epoch, certificate, audit */
+    if ((revoke && (rc = lock_subscription(c, partition)) != STORE_OK) ||
+        (rc = epoch_bump_tx(c, partition, issuer_ca_pk)) != STORE_OK)
         goto out;
     if ((rc = one(q(c, &r, NULL,
                     "SELECT status, is_ca, coalesce(profile_id,''), (coalesce(requester,'')='system')::int FROM "
@@ -2344,7 +2360,8 @@ static int pg_cert_revoke_batch(struct store *s, const char *partition, int64_t 
     struct pgc *c = acquire(g);
     if (!c)
         return STORE_EIO;
-    if ((rc = begin(c)) != STORE_OK || (rc = lock_subscription(c, partition)) != STORE_OK)
+    if ((rc = begin(c)) != STORE_OK || (rc = lock_subscription(c, partition)) != STORE_OK ||
+        (rc = epoch_bump_tx(c, partition, issuer_ca_pk)) != STORE_OK)
         goto out;
     for (size_t i = 0; i < n; i++) {
         PQclear(r);

@@ -580,6 +580,20 @@ struct crl_blob *crl_cache_get(struct crl_cache *c, const struct ca_env *env, co
         return b;
     struct crl_rec rec;
     memset(&rec, 0, sizeof rec);
+    if (cached) {
+        /* the number first: the whole CRL (megabytes for a large one) is
+         * read only when another node published a newer one */
+        struct crl_rec *head = NULL;
+        size_t nh = 0;
+        bool newer = env->store->ops->crl_list(env->store, ca->partition_id, ca->pk, shard, 1, &head, &nh) ==
+                         STORE_OK &&
+                     nh == 1 && head[0].number > cached->number && head[0].next_update > now;
+        for (size_t i = 0; i < nh; i++)
+            crl_rec_free(&head[i]);
+        free(head);
+        if (!newer)
+            return cached;
+    }
     if (env->store->ops->crl_latest(env->store, ca->partition_id, ca->pk, shard, &rec) == STORE_OK &&
         rec.next_update > now) {
         if (cached && rec.number <= cached->number) {

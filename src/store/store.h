@@ -399,7 +399,8 @@ struct store_ops {
     int (*crl_next_number)(struct store *s, const char *partition, int64_t ca_pk, int64_t *number);
     int (*crl_save)(struct store *s, const char *partition, int64_t ca_pk, const struct crl_rec *c);
     int (*crl_latest)(struct store *s, const char *partition, int64_t ca_pk, int shard, struct crl_rec *out);
-    /* All scopes (full and shards) when shard < -1. */
+    /* All scopes (full and shards) when shard < -1. Without the DER (der
+     * NULL): cheap enough to learn the latest number of a large CRL. */
     int (*crl_list)(struct store *s, const char *partition, int64_t ca_pk, int shard, size_t max, struct crl_rec **out,
                     size_t *n);
     /* Streams revoked and suspended certificates of a CA (any order), of one

@@ -2682,7 +2682,8 @@ static int pg_crl_save(struct store *s, const char *partition, int64_t ca_pk, co
     return rc;
 }
 
-static int pg_crl_list(struct store *s, const char *partition, int64_t ca_pk, int shard, size_t max,
+/* The rows of crl, newest first; der only when with_der. */
+static int pg_crl_rows(struct store *s, const char *partition, int64_t ca_pk, int shard, size_t max, bool with_der,
                        struct crl_rec **out, size_t *n)
 {
     struct pg *g = PG(s);
@@ -2694,7 +2695,7 @@ static int pg_crl_list(struct store *s, const char *partition, int64_t ca_pk, in
     if (!c)
         return STORE_EIO;
     int rc = q(c, &r, NULL,
-               max == 1 ? "SELECT number,this_update,next_update,entries,der,shard FROM crl WHERE partition_id=$1::text "
+               with_der ? "SELECT number,this_update,next_update,entries,der,shard FROM crl WHERE partition_id=$1::text "
                           "AND ca_pk=$2::bigint AND ($4::int < -1 OR shard=$4::int) ORDER BY number DESC LIMIT $3::bigint"
                         : "SELECT number,this_update,next_update,entries,NULL::bytea,shard FROM crl WHERE "
                           "partition_id=$1::text AND ca_pk=$2::bigint AND ($4::int < -1 OR shard=$4::int) "
@@ -2722,11 +2723,17 @@ out:
     return rc;
 }
 
+static int pg_crl_list(struct store *s, const char *partition, int64_t ca_pk, int shard, size_t max,
+                       struct crl_rec **out, size_t *n)
+{
+    return pg_crl_rows(s, partition, ca_pk, shard, max, false, out, n);
+}
+
 static int pg_crl_latest(struct store *s, const char *partition, int64_t ca_pk, int shard, struct crl_rec *out)
 {
     struct crl_rec *items = NULL;
     size_t n = 0;
-    int rc = pg_crl_list(s, partition, ca_pk, shard, 1, &items, &n);
+    int rc = pg_crl_rows(s, partition, ca_pk, shard, 1, true, &items, &n);
     if (rc == STORE_OK && n == 0)
         rc = STORE_ENOTFOUND;
     if (rc == STORE_OK)

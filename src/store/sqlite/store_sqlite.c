@@ -2626,7 +2626,8 @@ static int sq_crl_save(struct store *s, const char *partition, int64_t ca_pk, co
     return rc;
 }
 
-static int sq_crl_list(struct store *s, const char *partition, int64_t ca_pk, int shard, size_t max,
+/* The rows of crl, newest first; der only when with_der. */
+static int sq_crl_rows(struct store *s, const char *partition, int64_t ca_pk, int shard, size_t max, bool with_der,
                        struct crl_rec **out, size_t *n)
 {
     struct sq *q = SQ(s);
@@ -2634,7 +2635,7 @@ static int sq_crl_list(struct store *s, const char *partition, int64_t ca_pk, in
     *out = NULL;
     *n = 0;
     pthread_mutex_lock(&q->mu);
-    sqlite3_stmt *st = prep(q, max == 1 ? "SELECT number,this_update,next_update,entries,der,shard FROM crl WHERE "
+    sqlite3_stmt *st = prep(q, with_der ? "SELECT number,this_update,next_update,entries,der,shard FROM crl WHERE "
                                           "partition_id=?1 AND ca_pk=?2 AND (?4 < -1 OR shard=?4) "
                                           "ORDER BY number DESC LIMIT ?3"
                                         : "SELECT number,this_update,next_update,entries,NULL,shard FROM crl WHERE "
@@ -2667,11 +2668,17 @@ out:
     return rc;
 }
 
+static int sq_crl_list(struct store *s, const char *partition, int64_t ca_pk, int shard, size_t max,
+                       struct crl_rec **out, size_t *n)
+{
+    return sq_crl_rows(s, partition, ca_pk, shard, max, false, out, n);
+}
+
 static int sq_crl_latest(struct store *s, const char *partition, int64_t ca_pk, int shard, struct crl_rec *out)
 {
     struct crl_rec *items = NULL;
     size_t n = 0;
-    int rc = sq_crl_list(s, partition, ca_pk, shard, 1, &items, &n);
+    int rc = sq_crl_rows(s, partition, ca_pk, shard, 1, true, &items, &n);
     if (rc == STORE_OK && n == 0)
         rc = STORE_ENOTFOUND;
     if (rc == STORE_OK)

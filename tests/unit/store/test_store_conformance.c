@@ -318,6 +318,15 @@ static void test_crl_numbers(void **state)
     assert_int_equal(OPS->crl_latest(S, "conf-d", ca, 3, &latest), STORE_ENOTFOUND);
     struct crl_rec *items = NULL;
     size_t cnt = 0;
+    /* the newest number alone, without the CRL itself */
+    assert_int_equal(OPS->crl_list(S, "conf-d", ca, -1, 1, &items, &cnt), STORE_OK);
+    assert_int_equal(cnt, 1);
+    assert_int_equal(items[0].number, prev);
+    assert_null(items[0].der);
+    crl_rec_free(&items[0]);
+    free(items);
+    items = NULL;
+    cnt = 0;
     assert_int_equal(OPS->crl_list(S, "conf-d", ca, -2, 3, &items, &cnt), STORE_OK);
     assert_int_equal(cnt, 3);
     assert_int_equal(items[0].number, prev);

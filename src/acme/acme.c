@@ -26,6 +26,7 @@
 #include "util/log.h"
 #include "util/timeutil.h"
 #include "util/utf8.h"
+#include "x509/san.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -460,9 +461,13 @@ static int acme_begin(struct http_req *req, struct http_resp *resp, enum key_mod
         problem_err(ctx, resp, &e);
         return -1;
     }
-    /* url: exactly the URL this request was sent to (RFC 8555 6.4) */
+    /* url: exactly the URL this request was sent to (RFC 8555 6.4); the
+     * one query any ACME resource here takes is the orders list's cursor,
+     * which this server writes into its "next" links unescaped */
     char *want = NULL;
-    if (asprintf(&want, "%s%s", ctx->env.https_base, req->path) < 0)
+    const char *cursor = http_query(req, "cursor");
+    if (asprintf(&want, "%s%s%s%s", ctx->env.https_base, req->path, cursor ? "?cursor=" : "", cursor ? cursor : "") <
+        0)
         want = NULL;
     bool url_ok = want && a->jws.url && strcmp(want, a->jws.url) == 0;
     free(want);
@@ -698,7 +703,12 @@ static void h_new_account(struct http_req *req, struct http_resp *resp)
         goto out;
     snprintf(lookup, sizeof lookup, "%s:%s", a.cfg.id, a.thumb);
     if (ctx->store->ops->obj_find(ctx->store, a.cfg.partition, ACME_KIND_ACCOUNT, lookup, &a.acct) == STORE_OK) {
-        /* an existing account for this key: 200 with its URL */
+        /* an existing account for this key: 200 with its URL, unless it was
+         * deactivated (RFC 8555 7.3.6: nothing more by that key) */
+        if (strcmp(a.acct.status, "valid") != 0) {
+            problem(ctx, resp, 401, "unauthorized", "the account of this key is %s", a.acct.status);
+            goto out;
+        }
         a.acct_doc = doc_of(&a.acct);
         loc = url_join(a.base, "/acct/", a.acct.id, NULL, NULL);
         reply_json(ctx, resp, 200, account_json(&a, &a.acct, a.acct_doc), loc);
@@ -961,8 +971,14 @@ static int identifier_norm(const json_t *id, char *type, size_t tn, char *value,
         size_t n = strlen(v);
         for (size_t i = 0; i <= n; i++)
             low[i] = (char)tolower((unsigned char)v[i]);
-        if (!dns_name_ok(low, true)) {
-            snprintf(msg, mn, "\"%.80s\" is not a DNS name in A-labels (IDNA names must be given as xn--)", v);
+        /* and by the issuance core's rule too (real A-labels, no IP
+         * literal as a name), so an order never validates what finalize
+         * would refuse, nor an address allowedIpRanges keeps out */
+        if (!dns_name_ok(low, true) || !san_dns_valid(low, true)) {
+            snprintf(msg, mn,
+                     "\"%.80s\" is not a DNS name in A-labels (IDNA names must be given as xn--; addresses as "
+                     "\"ip\" identifiers)",
+                     v);
             return -1;
         }
         snprintf(type, tn, "dns");
@@ -1154,9 +1170,12 @@ static void order_refresh(struct api_ctx *ctx, struct obj_rec *o, json_t *doc)
 {
     const char *st = o->status;
     const char *next = NULL;
-    if ((strcmp(st, "pending") == 0 || strcmp(st, "ready") == 0) && doc_expired(doc)) {
+    bool ready = strcmp(st, "ready") == 0;
+    if ((strcmp(st, "pending") == 0 || ready) && doc_expired(doc)) {
         next = "invalid";
-    } else if (strcmp(st, "pending") == 0) {
+    } else if (strcmp(st, "pending") == 0 || ready) {
+        /* a ready order too: an authorization deactivated since makes it
+         * invalid (RFC 8555 7.1.6, 7.5.2), so it is never finalized */
         bool all_valid = true, failed = false;
         size_t i;
         json_t *v;
@@ -1169,10 +1188,10 @@ static void order_refresh(struct api_ctx *ctx, struct obj_rec *o, json_t *doc)
             }
             all_valid &= strcmp(az.status, "valid") == 0;
             failed |= strcmp(az.status, "invalid") == 0 || strcmp(az.status, "deactivated") == 0 ||
-                      strcmp(az.status, "revoked") == 0;
+                      strcmp(az.status, "revoked") == 0 || strcmp(az.status, "expired") == 0;
             obj_rec_free(&az);
         }
-        next = failed ? "invalid" : all_valid ? "ready" : NULL;
+        next = failed ? "invalid" : all_valid && !ready ? "ready" : NULL;
         if (failed)
             json_object_set_new(doc, "error", problem_json("unauthorized", "an authorization of this order failed"));
     }
@@ -1463,12 +1482,8 @@ static int csr_names_match(X509_REQ *csr, const json_t *idents, char *msg, size_
             goto out;
         }
     }
-    for (size_t k = 0; k < nid; k++)
-        if (!seen[k]) {
-            snprintf(msg, mn, "the CSR does not name \"%s\" of the order",
-                     jstr(json_array_get(idents, k), "value"));
-            goto out;
-        }
+    /* RFC 8555 7.4: each identifier in the commonName, a subjectAltName
+     * or both; a commonName must be one of them */
     X509_NAME *sn = X509_REQ_get_subject_name(csr);
     int pos = -1;
     while ((pos = X509_NAME_get_index_by_NID(sn, NID_commonName, pos)) >= 0) {
@@ -1478,14 +1493,24 @@ static int csr_names_match(X509_REQ *csr, const json_t *idents, char *msg, size_
         size_t k;
         json_t *x;
         if (ul > 0)
-            json_array_foreach(idents, k, x) ok |= strlen(jstr(x, "value")) == (size_t)ul &&
-                                                  strncasecmp(jstr(x, "value"), (char *)u, (size_t)ul) == 0;
+            json_array_foreach(idents, k, x) if (strlen(jstr(x, "value")) == (size_t)ul &&
+                                                 strncasecmp(jstr(x, "value"), (char *)u, (size_t)ul) == 0)
+            {
+                ok = true;
+                seen[k] = true;
+            }
         OPENSSL_free(u);
         if (!ok) {
             snprintf(msg, mn, "the CSR's common name is not one of the order's identifiers");
             goto out;
         }
     }
+    for (size_t k = 0; k < nid; k++)
+        if (!seen[k]) {
+            snprintf(msg, mn, "the CSR does not name \"%s\" of the order",
+                     jstr(json_array_get(idents, k), "value"));
+            goto out;
+        }
     rc = 0;
 out:
     free(seen);
@@ -1752,6 +1777,10 @@ static void h_revoke(struct http_req *req, struct http_resp *resp)
                 problem(ctx, resp, 403, "unauthorized", "the JWS key is neither the certificate's key nor an account's");
                 goto out;
             }
+            if (strcmp(a.acct.status, "valid") != 0) {
+                problem(ctx, resp, 401, "unauthorized", "the account of this key is %s", a.acct.status);
+                goto out;
+            }
             requester(&a, who, sizeof who);
         } else {
             snprintf(who, sizeof who, "acme:%s/certificate-key", a.cfg.id);
@@ -1804,6 +1833,28 @@ const struct route acme_routes[] = {
     {"POST", A "/cert/{}/{}", h_cert_alt, 0, LIMIT_ACME_JWS_BYTES},
 };
 const size_t acme_routes_count = sizeof acme_routes / sizeof acme_routes[0];
+
+/* Deletes every object of `kind` whose parent is `parent`, and first, for
+ * each, its children of `child_kind` (and theirs, of `grandchild_kind`). */
+static void delete_tree(struct store *st, const char *partition, const char *kind, const char *parent,
+                        const char *child_kind, const char *grandchild_kind)
+{
+    struct obj_rec *items = NULL;
+    size_t n = 0;
+    if (st->ops->obj_list(st, partition, kind, parent, NULL, 0, &items, &n) != STORE_OK)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        if (child_kind)
+            delete_tree(st, partition, child_kind, items[i].id, grandchild_kind, NULL);
+        st->ops->obj_delete(st, partition, kind, items[i].id, NULL);
+    }
+    obj_list_free(items, n);
+}
+
+void acme_forget_configuration(struct store *st, const char *partition, const char *cfg)
+{
+    delete_tree(st, partition, ACME_KIND_ACCOUNT, cfg, ACME_KIND_ORDER, ACME_KIND_AUTHZ);
+}
 
 void acme_housekeeping(struct store *st)
 {

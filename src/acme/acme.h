@@ -37,5 +37,9 @@ extern const size_t acme_routes_count;
 
 /* Housekeeping from the scheduler: expired nonces, orders, authorizations. */
 void acme_housekeeping(struct store *st);
+/* A deleted configuration's accounts, their orders and authorizations go
+ * with it: a later configuration with the same id (another CA, EAB now
+ * required) must not honour them. */
+void acme_forget_configuration(struct store *st, const char *partition, const char *cfg);
 
 #endif

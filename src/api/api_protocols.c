@@ -412,6 +412,7 @@ void api_proto_delete(struct http_req *req, struct http_resp *resp)
                     ctx->store->ops->obj_delete(ctx->store, p.partition, secret_kinds[k], keys[i].id, NULL);
             obj_list_free(keys, n);
         }
+        acme_forget_configuration(ctx->store, p.partition, o.id);
         resp_json(resp, 200, json_pack("{s:s,s:s}", "id", o.id, "status", "deleted"));
     } else if (r == STORE_ENOTFOUND) {
         resp_error(resp, 404, "not_found", "configId", "no protocol configuration '%s'", o.id);

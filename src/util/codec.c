@@ -149,6 +149,19 @@ int b64url_decode(const char *s, size_t slen, unsigned char **out, size_t *outle
         }
         t[j++] = c == '-' ? '+' : c == '_' ? '/' : c;
     }
+    /* canonical only (RFC 4648 3.5): the bits of the last character that
+     * encode nothing must be zero, or one value would have several
+     * encodings (a JWK thumbprint taken over the text would then differ
+     * for the same key) */
+    if (slen % 4 >= 2) {
+        static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        const char *pos = strchr(alphabet, t[j - 1]);
+        unsigned v = pos && t[j - 1] ? (unsigned)(pos - alphabet) : 0;
+        if (v & (slen % 4 == 2 ? 0x0Fu : 0x03u)) {
+            free(t);
+            return -1;
+        }
+    }
     while (j % 4)
         t[j++] = '=';
     int rc = b64_decode(t, j, out, outlen);

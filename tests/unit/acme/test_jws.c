@@ -377,6 +377,24 @@ static void test_bad_base64url(void **state)
                 false, "malformed");
     parse_fails("{\"protected\":\"eyJhbGciOiJFUzI1NiIsImtpZCI6ImsifQ\",\"payload\":\"A\",\"signature\":\"AQID\"}",
                 false, "malformed");
+    /* non-canonical: unused low bits of the last character set ("AQ" is
+     * 0x01; "AR" and "AB" decode to the same byte with bits left over,
+     * as "AQE" / "AQF" for two bytes) */
+    unsigned char *raw = NULL;
+    size_t rl = 0;
+    assert_int_equal(b64url_decode("AQ", 2, &raw, &rl), 0);
+    assert_int_equal(rl, 1);
+    free(raw);
+    raw = NULL;
+    assert_int_equal(b64url_decode("AR", 2, &raw, &rl), -1);
+    assert_int_equal(b64url_decode("AB", 2, &raw, &rl), -1);
+    assert_int_equal(b64url_decode("AQE", 3, &raw, &rl), 0);
+    assert_int_equal(rl, 2);
+    free(raw);
+    raw = NULL;
+    assert_int_equal(b64url_decode("AQF", 3, &raw, &rl), -1);
+    parse_fails("{\"protected\":\"eyJhbGciOiJFUzI1NiIsImtpZCI6ImsifR\",\"payload\":\"\",\"signature\":\"AQID\"}",
+                false, "malformed");
     json_decref(o);
     free(t);
 }

@@ -454,6 +454,12 @@ int api_cert_set_status(struct api_ctx *ctx, const struct ca_rec *c, const char 
         err_set(e, 503, "unavailable", "", "store unavailable");
         return -1;
     }
+    /* a CA certificate: that CA stops (or resumes) issuing */
+    struct cert_rec cr;
+    memset(&cr, 0, sizeof cr);
+    if (ctx->store->ops->cert_get(ctx->store, c->partition_id, c->pk, serial, &cr) != STORE_OK || cr.is_ca)
+        ca_cache_invalidate(&ctx->env, c->partition_id);
+    cert_rec_free(&cr);
     api_status_changed(ctx, c, serial, publish_now);
     return 0;
 }
@@ -607,8 +613,10 @@ void api_cert_revoke_batch(struct http_req *req, struct http_resp *resp)
     free(ptrs);
     free(res);
     if (revoked > 0) {
-        /* one CRL build and one OCSP cache drop for the whole batch */
+        /* one CRL build and one OCSP cache drop for the whole batch (and
+         * the CA cache: a revoked CA certificate stops its CA issuing) */
         ocsp_cache_invalidate(ctx->ocsp, c.pk);
+        ca_cache_invalidate(&ctx->env, c.partition_id);
         api_status_changed_crl(ctx, &c, json_is_true(json_object_get(body, "publishNow")));
     }
     resp_json(resp, 200, json_pack("{s:o,s:{s:i,s:i,s:i,s:i}}", "results", results, "summary", "revoked", (int)revoked,

@@ -250,7 +250,7 @@ out:
 }
 
 /* A PKCS#10 request for a CA whose certificate an external root signs. */
-static X509_REQ *build_csr(const X509_NAME *subject, EVP_PKEY *key, struct signer *sig)
+static X509_REQ *build_csr(const X509_NAME *subject, EVP_PKEY *key, int path_len, struct signer *sig)
 {
     X509_REQ *r = X509_REQ_new(), *res = NULL;
     unsigned char *tbs = NULL, *der = NULL;
@@ -262,7 +262,7 @@ static X509_REQ *build_csr(const X509_NAME *subject, EVP_PKEY *key, struct signe
     STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
     if (!exts)
         goto out;
-    if (ext_push(exts, ext_basic_constraints(true, 0)) || ext_push(exts, ext_key_usage(CA_KU)) ||
+    if (ext_push(exts, ext_basic_constraints(true, path_len)) || ext_push(exts, ext_key_usage(CA_KU)) ||
         X509_REQ_add_extensions(r, exts) != 1) {
         sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
         goto out;
@@ -372,6 +372,17 @@ static int create_external(const struct ca_env *env, const char *partition, cons
     }
     if (check_ca_cert_shape(x, e, "certificate") != 0)
         goto out;
+    /* a root: its own issuer, and its signature verifies with its key */
+    if (X509_check_issued(x, x) != X509_V_OK || X509_verify(x, X509_get0_pubkey(x)) != 1) {
+        err_set(e, 400, "invalid_field", "certificate",
+                "certificate: not a self-signed root (its issuer must be its subject and its signature must "
+                "verify with its own key)");
+        goto out;
+    }
+    if (X509_cmp_time(X509_get0_notBefore(x), NULL) > 0) {
+        err_set(e, 400, "invalid_field", "certificate", "certificate: not valid yet (notBefore is in the future)");
+        goto out;
+    }
     if (der_of(x, &c->cert_der, &c->cert_len) != 0 || !(c->subject = dn_print(X509_get_subject_name(x)))) {
         err_set(e, 500, "internal", "", "out of memory");
         goto out;
@@ -620,7 +631,7 @@ int ca_create(const struct ca_env *env, const char *partition, const struct ca_c
     int s;
     if (pcert && strcmp(parent.type, "externalKey") == 0) {
         /* The external root signs: we keep the key and hand out a CSR. */
-        if (!(csr = build_csr(subject, key, own)))
+        if (!(csr = build_csr(subject, key, c.path_len, own)))
             goto io;
         unsigned char *p = NULL;
         int n = i2d_X509_REQ(csr, &p);
@@ -739,6 +750,44 @@ int ca_import_cert(const struct ca_env *env, const char *partition, const char *
     if (X509_cmp_time(X509_get0_notAfter(x), NULL) <= 0 ||
         ASN1_TIME_compare(X509_get0_notAfter(x), X509_get0_notAfter(root)) > 0) {
         err_set(e, 400, "invalid_field", "certificate", "certificate: expires after its issuer or has expired");
+        goto out;
+    }
+    if (X509_cmp_time(X509_get0_notBefore(x), NULL) > 0) {
+        err_set(e, 400, "invalid_field", "certificate", "certificate: not valid yet (notBefore is in the future)");
+        goto out;
+    }
+    /* the subject asked for in the CSR */
+    const unsigned char *cp = c.csr_der;
+    X509_REQ *csr = cp ? d2i_X509_REQ(NULL, &cp, (long)c.csr_len) : NULL;
+    bool same_subject = csr && X509_NAME_cmp(X509_get_subject_name(x), X509_REQ_get_subject_name(csr)) == 0;
+    X509_REQ_free(csr);
+    if (!same_subject) {
+        err_set(e, 400, "invalid_field", "certificate", "certificate: its subject is not the subject of the CSR of CA '%s'",
+                id);
+        goto out;
+    }
+    /* CRLs are signed with this key (RFC 5280 4.2.1.3) */
+    if (c.crl_enabled && !(X509_get_key_usage(x) & KU_CRL_SIGN)) {
+        err_set(e, 400, "invalid_field", "certificate",
+                "certificate: the keyUsage extension must include cRLSign (CRLs are enabled for this CA)");
+        goto out;
+    }
+    /* Path length (RFC 5280 4.2.1.9): the root allows this CA below it, and
+     * this CA allows no more below it than it was created for (0 for an
+     * issuing CA), so the CAs it certifies are bounded along the chain. */
+    long root_pl = X509_get_pathlen(root), own_pl = X509_get_pathlen(x);
+    if (root_pl == 0) {
+        err_set(e, 400, "invalid_field", "certificate",
+                "certificate: the root's pathLenConstraint 0 allows no CA certificate below it");
+        goto out;
+    }
+    long bound = c.path_len;
+    if (root_pl > 0 && (bound < 0 || root_pl - 1 < bound))
+        bound = root_pl - 1;
+    if (bound >= 0 && (own_pl < 0 || own_pl > bound)) {
+        err_set(e, 400, "invalid_field", "certificate",
+                "certificate: its pathLenConstraint must be at most %ld (%s)", bound,
+                bound == c.path_len ? "what this CA was created for" : "below the root's");
         goto out;
     }
     if (der_of(x, &der, &derlen) != 0) {

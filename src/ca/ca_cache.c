@@ -4,6 +4,7 @@
 #include "util/log.h"
 #include "util/timeutil.h"
 #include "x509/csr.h"
+#include "x509/ext.h"
 
 #include <openssl/pem.h>
 #include <pthread.h>
@@ -116,6 +117,34 @@ bool ca_runtime_has_profile(const struct ca_runtime *rt, const char *pid)
     return false;
 }
 
+/* rt->cert_status from the parent's record of the CA's certificate: 0, or
+ * -1 when the store cannot tell. */
+static int own_cert_status(const struct ca_env *env, struct ca_runtime *rt)
+{
+    struct ca_rec parent;
+    struct cert_rec cr;
+    char *serial = NULL;
+    int rc = -1;
+    memset(&parent, 0, sizeof parent);
+    memset(&cr, 0, sizeof cr);
+    int s = env->store->ops->ca_get(env->store, rt->rec.partition_id, rt->rec.parent_id, &parent);
+    if (s == STORE_ENOTFOUND) {
+        rc = 0;
+        goto out;
+    }
+    if (s != STORE_OK || !(serial = x509_serial_hex(rt->cert)))
+        goto out;
+    s = env->store->ops->cert_get(env->store, rt->rec.partition_id, parent.pk, serial, &cr);
+    if (s == STORE_OK)
+        snprintf(rt->cert_status, sizeof rt->cert_status, "%s", cr.status);
+    rc = s == STORE_OK || s == STORE_ENOTFOUND ? 0 : -1; /* not found: an external parent's */
+out:
+    free(serial);
+    cert_rec_free(&cr);
+    ca_rec_free(&parent);
+    return rc;
+}
+
 static struct ca_runtime *load(const struct ca_env *env, const char *partition, const char *id, struct err *e)
 {
     struct ca_runtime *rt = calloc(1, sizeof(*rt));
@@ -141,6 +170,8 @@ static struct ca_runtime *load(const struct ca_env *env, const char *partition, 
         rt->not_after = (int64_t)timegm(&tm);
         if (rt->rec.key_blob && !(rt->signer = ca_signer(env, &rt->rec)))
             goto internal;
+        if (rt->rec.parent_id[0] && own_cert_status(env, rt) != 0)
+            goto unavailable;
     }
     free(rt->rec.key_blob); /* the signer holds the key; no sealed copy needed */
     rt->rec.key_blob = NULL;

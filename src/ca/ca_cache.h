@@ -31,6 +31,11 @@ struct ca_runtime {
     int64_t loaded_at;
     unsigned gen;
     int64_t epoch; /* the partition's store_epoch before loading (shared stores) */
+    /* The CA's own certificate as its parent in this partition records it:
+     * "issued", "revoked" or "suspended" ("" when the parent is not managed
+     * here, e.g. a root or an external root). A status change of a CA
+     * certificate invalidates the partition's entries. */
+    char cert_status[16];
 };
 
 struct ca_cache;

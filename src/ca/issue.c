@@ -521,6 +521,12 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
     }
     cacert = rt->cert;
     sig = rt->signer;
+    if (strcmp(rt->cert_status, "revoked") == 0 || strcmp(rt->cert_status, "suspended") == 0) {
+        /* whatever it signed now would not validate (RFC 5280 6.3) */
+        err_set(e, 409, "conflict", "caId", "CA '%s' cannot issue: its own certificate is %s", cap->id,
+                rt->cert_status);
+        goto out;
+    }
     if (rt->not_after <= now) {
         err_set(e, 409, "conflict", "caId", "CA '%s' has expired", cap->id);
         goto out;
@@ -558,6 +564,12 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
     } else if (r->key_type) {
         if (strcmp(cap->type, "root") == 0) {
             err_set(e, 400, "invalid_field", "keyType", "keyType: root CAs cannot issue PKCS#12");
+            goto out;
+        }
+        if (p->ca) {
+            /* a CA's private key is never generated here and handed out */
+            err_set(e, 400, "invalid_field", "keyType",
+                    "keyType: profile '%s' issues CA certificates, which are issued from a CSR only", p->id);
             goto out;
         }
         if (!r->p12_password || strlen(r->p12_password) < 8 || strlen(r->p12_password) > 128) {
@@ -724,7 +736,32 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
     unsigned char caski_buf[SKI_LEN];
     if ((csr ? x509_ski_from_xpub(X509_REQ_get_X509_PUBKEY(csr), ski) : x509_ski_compute(pub, ski)) != 0)
         goto internal;
-    if (ext_push(exts, ext_basic_constraints(p->ca, p->ca ? p->path_len : -1)))
+    int path_len = p->ca ? p->path_len : -1;
+    if (p->ca) {
+        /* RFC 5280 4.2.1.9, 6.1.4 (l), (m): every CA above allows at most
+         * its pathLenConstraint CA certificates below it. The issuing CA at
+         * depth d of its chain (0: itself) is followed by d CA certificates
+         * and this one, so this certificate may exist only if d + 1 <= L
+         * for each, and its own pathLen is at most L - d - 1. */
+        long bound = -1;
+        for (int d = 0; d < sk_X509_num(rt->chain); d++) {
+            long l = X509_get_pathlen(sk_X509_value(rt->chain, d));
+            if (l < 0)
+                continue;
+            if (l < d + 1) {
+                err_set(e, 409, "conflict", "profileId",
+                        "CA '%s' cannot issue a CA certificate: the pathLenConstraint of %s allows no further CA "
+                        "below it",
+                        cap->id, d == 0 ? "this CA" : "a CA above it");
+                goto out;
+            }
+            if (bound < 0 || l - d - 1 < bound)
+                bound = l - d - 1;
+        }
+        if (bound >= 0 && (path_len < 0 || path_len > bound))
+            path_len = (int)bound;
+    }
+    if (ext_push(exts, ext_basic_constraints(p->ca, path_len)))
         goto oom;
     X509_EXTENSION *kux = ext_key_usage(p->ku);
     if (!kux)

@@ -76,7 +76,13 @@ int time_parse_rfc3339(const char *s, int64_t *out)
     tm.tm_hour = h;
     tm.tm_min = mi;
     tm.tm_sec = se > 59 ? 59 : se;
-    *out = (int64_t)timegm(&tm) - off;
+    int64_t t = (int64_t)timegm(&tm) - off;
+    /* the instant itself within 1950-01-01T00:00:00Z .. 9999-12-31T23:59:59Z
+     * (an offset can carry a date in range past either end, and X.509
+     * times have no year 10000, RFC 5280 4.1.2.5) */
+    if (t < TIME_MIN_S || t > TIME_MAX_S)
+        return -1;
+    *out = t;
     return 0;
 }
 

@@ -103,6 +103,43 @@ static void log_path(const char *url, char *out, size_t n)
     snprintf(out, n, "%s", url);
 }
 
+/* Message framing headers of a request (RFC 9112 6.3). */
+struct framing {
+    int content_length, transfer_encoding;
+    bool te_not_chunked;
+};
+
+static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    struct framing *f = cls;
+    (void)kind;
+    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+        f->content_length++;
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+        f->transfer_encoding++;
+        f->te_not_chunked |= !value || strcasecmp(value, "chunked") != 0;
+    }
+    return MHD_YES;
+}
+
+/* A request whose length two parties could read differently (a repeated
+ * Content-Length, Content-Length with Transfer-Encoding, an encoding other
+ * than chunked) is how a second request is hidden in a body behind a proxy
+ * that reads it the other way: NULL when the framing is unambiguous, else
+ * what is wrong. */
+static const char *framing_problem(struct MHD_Connection *c)
+{
+    struct framing f = {0, 0, false};
+    MHD_get_connection_values(c, MHD_HEADER_KIND, count_framing, &f);
+    if (f.content_length > 1)
+        return "the request has more than one Content-Length header";
+    if (f.content_length && f.transfer_encoding)
+        return "the request has both Content-Length and Transfer-Encoding";
+    if (f.transfer_encoding > 1 || f.te_not_chunked)
+        return "the only Transfer-Encoding accepted is a single \"chunked\"";
+    return NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload, size_t *upload_size, void **con_cls)
 {
@@ -146,6 +183,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         }
         *con_cls = st;
         atomic_fetch_add(&s->inflight, 1);
+        const char *bad = framing_problem(c);
+        if (bad) {
+            /* answered before the body is read, and the connection closed:
+             * nothing after this request's headers is ever parsed */
+            struct http_resp rs;
+            memset(&rs, 0, sizeof rs);
+            resp_error(&rs, 400, "bad_request", NULL, "%s (RFC 9112 6.3)", bad);
+            resp_header(&rs, MHD_HTTP_HEADER_CONNECTION, "close");
+            enum MHD_Result r = queue(c, &rs, false);
+            char lp[512];
+            log_path(url, lp, sizeof lp);
+            log_request(method, lp, 400, time_mono_ms() - st->started, NULL);
+            resp_free(&rs);
+            return r;
+        }
         return MHD_YES;
     }
     if (*upload_size) {

@@ -245,3 +245,51 @@ def test_hostile_corpus(hz):
     # that says something is the plain build's
     bound = 768 * 1024 if "ASAN_OPTIONS" in os.environ else 128 * 1024
     assert rss1 - rss0 < bound, f"RSS grew by {(rss1 - rss0) // 1024} MiB"
+
+
+def _read_all(d, data, timeout=5):
+    """Sends raw bytes on a new connection and reads until the server closes it (or the timeout)."""
+    s = socket.create_connection(("127.0.0.1", d.http_port), timeout=timeout)
+    out = b""
+    try:
+        s.sendall(data)
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            out += chunk
+    except socket.timeout:
+        pass
+    finally:
+        s.close()
+    return out
+
+
+@pytest.mark.parametrize("framing", ["two Content-Length", "Content-Length and Transfer-Encoding",
+                                     "Transfer-Encoding other than chunked"])
+def test_ambiguous_framing_is_refused_and_closes(hz, framing):
+    """RFC 9112 6.3: a request whose length could be read two ways is answered 400 and the connection closed, so
+    a request hidden in its body (smuggled past a proxy that reads the length the other way) is never run."""
+    d = hz
+    smuggled = (b"GET /api/v1/partitions/%s/cas HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                b"Connection: close\r\n\r\n" % (d.account.encode(), d.token.encode()))
+    head = b"POST /api/v1/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    if framing == "two Content-Length":
+        req = head + b"Content-Length: 0\r\nContent-Length: %d\r\n\r\n%s" % (len(smuggled), smuggled)
+    elif framing == "Content-Length and Transfer-Encoding":
+        req = head + b"Content-Length: %d\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n%s" % (
+            5 + len(smuggled), smuggled)
+    else:
+        req = head + b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n%s" % smuggled
+    out = _read_all(d, req)
+    assert out.startswith(b"HTTP/1.1 400 "), out[:300]
+    assert out.count(b"HTTP/1.1 ") == 1, out  # the hidden request got no answer
+    assert b'"cas"' not in out
+    # one Content-Length, or chunked alone, still work
+    body = b'{"partition":"x","email":"a@b.c","password":"p"}'
+    ok1 = _read_all(d, head + b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body))
+    assert ok1.startswith(b"HTTP/1.1 401 ") or ok1.startswith(b"HTTP/1.1 400 "), ok1[:200]
+    ok2 = _read_all(d, head + b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (
+        len(body), body))
+    assert ok2.startswith(b"HTTP/1.1 401 ") or ok2.startswith(b"HTTP/1.1 400 "), ok2[:200]
+    assert b"bad_request" not in ok1 + ok2

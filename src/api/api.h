@@ -28,6 +28,11 @@ struct api_ctx {
     struct validator *acme_validator; /* ACME challenge workers; NULL: challenges stay pending */
 };
 
+/* A user's address as stored (users are keyed by it): checked (one '@', a
+ * dot in the domain, printable ASCII without '"' or '/', at most 254
+ * bytes) and lower-cased into out. false when it is not an address. */
+bool api_email_normalize(const char *in, char *out, size_t n);
+
 /* After any status change of a certificate issued by `ca`: the CRL is due
  * (now, when publish_now) and cached OCSP answers are dropped. */
 void api_status_changed(struct api_ctx *ctx, const struct ca_rec *ca, const char *serial, bool publish_now);

@@ -189,10 +189,12 @@ void api_sup_assign(struct http_req *req, struct http_resp *resp)
         resp_error(resp, 400, "invalid_field", "label", "label: required");
         goto out;
     }
-    if (!email || !strchr(email, '@') || strchr(email, ' ')) {
-        resp_error(resp, 400, "invalid_field", "ownerEmail", "ownerEmail: the partition's first owner");
+    char owner_email[256];
+    if (!email || !api_email_normalize(email, owner_email, sizeof owner_email)) {
+        resp_error(resp, 400, "invalid_field", "ownerEmail", "ownerEmail: the address of the partition's first owner");
         goto out;
     }
+    email = owner_email; /* lower-cased, as every user's address is kept */
     struct partition_rec p;
     struct user_rec owner;
     memset(&p, 0, sizeof p);

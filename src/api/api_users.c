@@ -39,6 +39,19 @@ static bool email_ok(const char *e)
     return true;
 }
 
+bool api_email_normalize(const char *in, char *out, size_t n)
+{
+    if (!email_ok(in) || strlen(in) >= n)
+        return false;
+    for (size_t i = 0;; i++) {
+        char c = in[i];
+        out[i] = c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+        if (!c)
+            break;
+    }
+    return true;
+}
+
 /* Users are keyed by the lower-cased address. */
 static void lower_copy(char *dst, size_t n, const char *src)
 {
@@ -105,16 +118,12 @@ void api_user_invite(struct http_req *req, struct http_resp *resp)
         resp_error(resp, 400, "invalid_field", je.field, "%s", je.msg);
         goto out;
     }
-    if (!email_ok(email)) {
+    /* addresses are compared case-insensitively: stored in lower case */
+    char lower_email[256];
+    if (!api_email_normalize(email, lower_email, sizeof lower_email)) {
         resp_error(resp, 400, "invalid_field", "email", "email: not a valid address");
         goto out;
     }
-    /* addresses are compared case-insensitively: stored in lower case */
-    char lower_email[256];
-    snprintf(lower_email, sizeof lower_email, "%s", email);
-    for (char *c = lower_email; *c; c++)
-        if (*c >= 'A' && *c <= 'Z')
-            *c = (char)(*c - 'A' + 'a');
     email = lower_email;
     if (!fn || !*fn || !ln || !*ln) {
         resp_error(resp, 400, "invalid_field", !fn || !*fn ? "firstName" : "lastName", "%s: required",
@@ -552,45 +561,57 @@ static int login_fields(struct http_req *req, struct http_resp *resp, json_t **b
     return 0;
 }
 
-/* Counts a failed login on the user (locking it after LOCK_AFTER), re-read
- * and re-applied when a concurrent login or change moved it meanwhile, so
- * parallel guesses are each counted. */
-static void count_failure(struct api_ctx *ctx, struct user_rec *u, const struct audit_rec *a)
+/* Takes one of the account's LOCK_AFTER attempts before the password is
+ * checked, so guesses sent in parallel cannot all be checked before any
+ * failure is recorded: 0 (u re-read, holding the attempt), 1 when the
+ * account is (now) locked, -1 when the store is unavailable. A login that
+ * succeeds gives the attempts back (failed_logins = 0). */
+static int take_attempt(struct api_ctx *ctx, struct user_rec *u, const char *part, const char *email)
 {
-    for (int attempt = 0; attempt < 8; attempt++) {
-        u->failed_logins++;
-        if (u->failed_logins >= LOCK_AFTER) {
-            u->locked_until = time_now() + LOCK_S;
+    for (int attempt = 0; attempt < 16; attempt++) {
+        int64_t now = time_now();
+        if (u->locked_until > now)
+            return 1;
+        bool lock = u->failed_logins >= LOCK_AFTER;
+        if (lock) {
+            u->locked_until = now + LOCK_S;
             u->failed_logins = 0;
+        } else {
+            u->failed_logins++;
         }
-        if (ctx->store->ops->user_put(ctx->store, u, false, a) != STORE_ECONFLICT)
-            return;
-        char part[STORE_ID_MAX + 1], email[256];
-        snprintf(part, sizeof part, "%s", u->partition_id);
-        snprintf(email, sizeof email, "%s", u->email ? u->email : "");
+        struct audit_rec a = {email, "auth.locked", "user", NULL, NULL, NULL};
+        int s = ctx->store->ops->user_put(ctx->store, u, false, lock ? &a : NULL);
         user_rec_free(u);
+        if (s != STORE_OK && s != STORE_ECONFLICT)
+            return -1;
+        /* re-read either way: the version moved (ours, or another's) */
         if (ctx->store->ops->user_get(ctx->store, part, email, u) != STORE_OK)
-            return;
+            return -1;
+        if (s == STORE_OK)
+            return lock ? 1 : 0;
     }
+    return -1;
 }
 
-/* Verifies password (and lockout); updates the failure counter. 0 = ok. */
+static void locked_answer(struct http_resp *resp, const struct user_rec *u)
+{
+    int64_t now = time_now();
+    char ra[24];
+    resp_error(resp, 429, "TooManyRequests", NULL, "account locked after repeated failures; try again later");
+    snprintf(ra, sizeof ra, "%lld", (long long)(u->locked_until > now ? u->locked_until - now : LOCK_S));
+    resp_header(resp, "Retry-After", ra);
+}
+
+/* Verifies password (and lockout), each check taking one of the account's
+ * attempts first. 0 = ok. */
 static int check_password(struct api_ctx *ctx, struct http_req *req, struct http_resp *resp, struct user_rec *u,
                           const char *part, const char *email, const char *pw)
 {
-    int64_t now = time_now();
     int s = ctx->store->ops->user_get(ctx->store, part, email, u);
     /* same answer for unknown users and wrong passwords */
     if (s != STORE_OK) {
         (void)secret_password_verify(pw, "scrypt$15$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
         resp_error(resp, 401, "unauthorized", NULL, "wrong email, password or code");
-        return -1;
-    }
-    if (u->locked_until > now) {
-        resp_error(resp, 429, "TooManyRequests", NULL, "account locked after repeated failures; try again later");
-        char ra[24];
-        snprintf(ra, sizeof ra, "%lld", (long long)(u->locked_until - now));
-        resp_header(resp, "Retry-After", ra);
         return -1;
     }
     if (!u->password_hash || !*u->password_hash) {
@@ -600,9 +621,18 @@ static int check_password(struct api_ctx *ctx, struct http_req *req, struct http
         resp_error(resp, 401, "unauthorized", NULL, "wrong email, password or code");
         return -1;
     }
+    int t = take_attempt(ctx, u, part, email);
+    if (t == 1) {
+        locked_answer(resp, u);
+        return -1;
+    }
+    if (t != 0) {
+        resp_error(resp, 503, "unavailable", NULL, "store unavailable");
+        return -1;
+    }
     if (!secret_password_verify(pw, u->password_hash)) {
         struct audit_rec a = {email, "auth.login", "user", NULL, req->ip, "failure"};
-        count_failure(ctx, u, &a);
+        ctx->store->ops->audit_append(ctx->store, part, &a);
         resp_error(resp, 401, "unauthorized", NULL, "wrong email, password or code");
         return -1;
     }
@@ -620,13 +650,9 @@ void api_login_setup(struct http_req *req, struct http_resp *resp)
     const char *part, *email, *pw;
     memset(&u, 0, sizeof u);
     char email_buf[LOGIN_EMAIL_MAX];
-    if (login_fields(req, resp, &body, &part, &email, &pw, email_buf) != 0 ||
-        check_password(ctx, req, resp, &u, part, email, pw) != 0)
+    if (login_fields(req, resp, &body, &part, &email, &pw, email_buf) != 0)
         goto out;
-    if (strcmp(u.status, "enrolling") != 0 || !u.must_change_password) {
-        resp_error(resp, 409, "conflict", NULL, "this account is already set up");
-        goto out;
-    }
+    /* the new password's own checks first: they spend no attempt */
     const char *npw = json_string_value(json_object_get(body, "newPassword"));
     if (!password_ok(npw, resp, "newPassword"))
         goto out;
@@ -634,6 +660,15 @@ void api_login_setup(struct http_req *req, struct http_resp *resp)
         resp_error(resp, 400, "invalid_field", "newPassword", "newPassword: must differ from the one-time password");
         goto out;
     }
+    if (check_password(ctx, req, resp, &u, part, email, pw) != 0)
+        goto out;
+    if (strcmp(u.status, "enrolling") != 0 || !u.must_change_password) {
+        /* the answer a wrong password gets: this endpoint must not tell a
+         * right password from a wrong one for accounts it is not for */
+        resp_error(resp, 401, "unauthorized", NULL, "wrong email, password or code");
+        goto out;
+    }
+    u.failed_logins = 0;
     start_enrolment(ctx, resp, &u, npw, req->ip);
 out:
     user_rec_free(&u);
@@ -652,7 +687,7 @@ void api_login_setup_confirm(struct http_req *req, struct http_resp *resp)
         check_password(ctx, req, resp, &u, part, email, pw) != 0)
         goto out;
     if (strcmp(u.status, "enrolling") != 0 || u.must_change_password) {
-        resp_error(resp, 409, "conflict", NULL, "nothing to confirm");
+        resp_error(resp, 401, "unauthorized", NULL, "wrong email, password or code");
         goto out;
     }
     if (!totp_check(ctx, &u, json_string_value(json_object_get(body, "code")))) {
@@ -660,6 +695,7 @@ void api_login_setup_confirm(struct http_req *req, struct http_resp *resp)
         goto out;
     }
     snprintf(u.status, sizeof u.status, "active");
+    u.failed_logins = 0;
     struct audit_rec a = {email, "user.enrol.totp", "user", NULL, req->ip, NULL};
     int s = ctx->store->ops->user_put(ctx->store, &u, false, &a);
     if (s == STORE_ECONFLICT) {
@@ -690,14 +726,18 @@ void api_login(struct http_req *req, struct http_resp *resp)
         check_password(ctx, req, resp, &u, part, email, pw) != 0)
         goto out;
     if (strcmp(u.status, "active") != 0) {
+        /* the right password: its attempt is given back */
+        u.failed_logins = 0;
+        (void)ctx->store->ops->user_put(ctx->store, &u, false, NULL);
         resp_error(resp, 403, "enrolment_required", NULL,
                    u.must_change_password ? "set your password and TOTP first (POST /api/v1/login/setup)"
                                           : "confirm your TOTP enrolment first");
         goto out;
     }
     if (!totp_check(ctx, &u, json_string_value(json_object_get(body, "code")))) {
+        /* the attempt was counted when it was taken */
         struct audit_rec a = {email, "auth.login", "user", "{\"reason\":\"totp\"}", req->ip, "failure"};
-        count_failure(ctx, &u, &a);
+        ctx->store->ops->audit_append(ctx->store, part, &a);
         resp_error(resp, 401, "unauthorized", NULL, "wrong email, password or code");
         goto out;
     }
@@ -792,7 +832,7 @@ int api_session_principal(struct http_req *req, const char *partition, struct pr
     }
     memset(p, 0, sizeof(*p));
     snprintf(p->partition, sizeof p->partition, "%s", sr.partition_id);
-    snprintf(p->actor, sizeof p->actor, "user:%.60s", sr.email);
+    snprintf(p->actor, sizeof p->actor, "user:%s", sr.email);
     snprintf(p->roles, sizeof p->roles, "%s", u.roles ? u.roles : "");
     rc = 0;
 out:

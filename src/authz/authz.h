@@ -68,7 +68,7 @@ int authz_roles_parse(const char *csv, unsigned *mask);
 
 struct principal {
     char partition[STORE_ID_MAX + 1];
-    char actor[STORE_ID_MAX + 16]; /* "token:<name>" — safe to log and audit */
+    char actor[5 + 255 + 1]; /* "token:<name>" or "user:<email>" (session emails fit whole): safe to log and audit */
     char roles[256];
     char ip[48];                   /* source address of the request */
 };

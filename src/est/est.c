@@ -210,6 +210,7 @@ struct est_req {
     bool loaded;
     bool cert_mode;                      /* authentication "certificate" */
     char who[EST_REQUESTER_MAX + 1];     /* credential id or certificate subject */
+    char cur_profile[STORE_ID_MAX + 1];  /* profile of the verified client certificate */
 };
 
 static void est_req_free(struct est_req *r)
@@ -408,6 +409,7 @@ static int verify_client_cert(struct http_req *req, struct est_req *r, const cha
     }
     subj = dn_print(X509_get_subject_name(x));
     snprintf(r->who, sizeof r->who, "%s", subj && *subj ? subj : norm);
+    snprintf(r->cur_profile, sizeof r->cur_profile, "%s", cr.profile_id ? cr.profile_id : "");
     *leaf = x;
     x = NULL;
     rc = 0;
@@ -445,7 +447,17 @@ static int auth_enroll(struct http_req *req, struct http_resp *resp, struct est_
         text_error(resp, 403, "client certificate authentication failed: %s", why);
         return -1;
     }
+    /* a credential for a new enrolment is a client-authentication
+     * certificate (extendedKeyUsage clientAuth, or none): a TLS server's or
+     * an S/MIME certificate of the same CA is not one */
+    int purpose = X509_check_purpose(leaf, X509_PURPOSE_SSL_CLIENT, 0);
     X509_free(leaf);
+    if (purpose != 1) {
+        text_error(resp, 403,
+                   "client certificate authentication failed: the certificate is not for TLS client authentication "
+                   "(its extendedKeyUsage lacks clientAuth)");
+        return -1;
+    }
     return 0;
 }
 
@@ -636,6 +648,14 @@ static void enroll(struct http_req *req, struct http_resp *resp, enum est_op op)
         text_error(resp, 400, "%s", why);
         goto out;
     }
+    /* re-enrolment renews a certificate as what it is: one issued under
+     * this configuration's profile, not any certificate of the CA turned
+     * into this profile's kind (another EKU) */
+    if (op == EST_REENROLL && (!r.cur_profile[0] || strcmp(r.cur_profile, r.cfg.profile_id) != 0)) {
+        text_error(resp, 403, "re-enrolment renews certificates of profile '%s'; this one is of profile '%s'",
+                   r.cfg.profile_id, r.cur_profile[0] ? r.cur_profile : "(none)");
+        goto out;
+    }
     char who[EST_REQUESTER_MAX + 64];
     snprintf(who, sizeof who, "est:%s/%s", r.cfg.id, r.who);
     struct issue_req ir = {
@@ -660,6 +680,12 @@ static void enroll(struct http_req *req, struct http_resp *resp, enum est_op op)
         }
         if (gn && !(sans = san_to_json(gn))) {
             text_error(resp, 503, "out of memory, retry later");
+            goto out;
+        }
+        /* every name carried over, or the request refused as simpleenroll
+         * refuses it: never a certificate silently missing a name */
+        if (gn && json_array_size(sans) != (size_t)sk_GENERAL_NAME_num(gn)) {
+            text_error(resp, 400, "the request's subjectAltName has an unsupported or malformed name form");
             goto out;
         }
         if (!(pass = random_token(24))) {

@@ -326,6 +326,18 @@ static int mdm_begin(struct http_req *req, struct http_resp *resp, struct mdm_re
         proto_cfg_free(&m->cfg);
         return -1;
     }
+    /* the partition's rate limits, as for every other interface (the
+     * route's class: certificates for /pkcs12) */
+    char ra[24];
+    int limit = 0;
+    bool premium = false;
+    if (api_rate_limited(req, m->cfg.partition, ra, &limit, &premium)) {
+        resp_error(resp, 429, "TooManyRequests", NULL, "rate limit of %d %s requests reached for this partition",
+                   limit, api_capability_name(req->capability));
+        resp_header(resp, "Retry-After", ra);
+        proto_cfg_free(&m->cfg);
+        return -1;
+    }
     return 0;
 }
 
@@ -513,6 +525,20 @@ static void h_pkcs12(struct http_req *req, struct http_resp *resp)
         resp_err(resp, &e);
         goto out;
     }
+    struct profile const *pr = profile_resolve(ctx->store, m.cfg.partition, profile, &e);
+    bool p12_profile = pr && pr->pkcs12;
+    profile_release(pr);
+    if (!p12_profile) {
+        resp_error(resp, 400, "invalid_field", "digitalId",
+                   "Digital ID '%s' enrols by SCEP (profile '%s'): use the challenges operation", did, profile);
+        goto out;
+    }
+    /* the end entity (its subject) may be deactivated or decommissioned */
+    if (proto_ee_allowed(ctx->store, m.cfg.partition, m.cfg.id, subject) != 0) {
+        resp_error(resp, 409, "conflict", "digitalId", "the end entity '%s' is deactivated or decommissioned",
+                   subject);
+        goto out;
+    }
     const char *pw = json_string_value(json_object_get(body, "password"));
     const char *kt = json_string_value(json_object_get(body, "keyType"));
     snprintf(who, sizeof who, "mdmws:%s/%s", m.cfg.id, m.user);
@@ -530,6 +556,8 @@ static void h_pkcs12(struct http_req *req, struct http_resp *resp)
         resp_err(resp, &e);
         goto out;
     }
+    /* recorded on the end entity, so its decommissioning revokes it */
+    proto_ee_record(ctx->store, m.cfg.partition, m.cfg.id, subject, res.serial, res.not_after);
     if (!(p12 = b64_encode(res.p12, res.p12_len))) {
         resp_error(resp, 500, "internal", NULL, "out of memory");
         goto out;

@@ -571,6 +571,20 @@ static void do_enroll(struct http_req *req, struct http_resp *resp, struct scep_
         refuse(req, resp, s, m, FAIL_BADREQUEST, who, NULL, "the envelope does not hold a PKCS#10 request");
         goto out;
     }
+    /* the partition's certificate rate first, before anything single-use
+     * (an MDM challenge) is spent on a request that would be refused */
+    char ra[24];
+    int limit;
+    bool premium;
+    int cap = req->capability;
+    req->capability = 1; /* certificate class */
+    bool limited = api_rate_limited(req, s->cfg.partition, ra, &limit, &premium);
+    req->capability = cap;
+    if (limited) {
+        refuse(req, resp, s, m, FAIL_BADREQUEST, who, NULL, "rate limit reached");
+        resp_header(resp, "Retry-After", ra);
+        goto out;
+    }
     if (m->type == MT_RENEWAL) {
         ident = dn_print(X509_get_subject_name(m->signer));
         if (!renewal_signer_ok(ctx, s, m->signer)) {
@@ -616,18 +630,6 @@ static void do_enroll(struct http_req *req, struct http_resp *resp, struct scep_
         ident = dn_print(X509_REQ_get_subject_name(csr));
     if (!ident || proto_ee_allowed(ctx->store, s->cfg.partition, s->cfg.id, ident) != 0) {
         refuse(req, resp, s, m, FAIL_BADREQUEST, who, ident, "the end entity is deactivated or decommissioned");
-        goto out;
-    }
-    char ra[24];
-    int limit;
-    bool premium;
-    int cap = req->capability;
-    req->capability = 1; /* certificate class */
-    bool limited = api_rate_limited(req, s->cfg.partition, ra, &limit, &premium);
-    req->capability = cap;
-    if (limited) {
-        refuse(req, resp, s, m, FAIL_BADREQUEST, who, ident, "rate limit reached");
-        resp_header(resp, "Retry-After", ra);
         goto out;
     }
     struct issue_req ir = {

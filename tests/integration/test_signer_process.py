@@ -41,9 +41,18 @@ def sd(tmp_path):
         d.stop()
 
 
+def wait_signer(pid):
+    """The signer children of pid, waiting up to 10 s for one: the child names itself just after the fork, which
+    on a loaded machine can come after /healthz answers."""
+    deadline = time.monotonic() + 10
+    while not signer_children(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return signer_children(pid)
+
+
 def test_signer_process_holds_the_keys(sd):
     d = sd
-    kids = signer_children(d.proc.pid)
+    kids = wait_signer(d.proc.pid)
     assert len(kids) == 1, "pkiaasd has no signer process"
     child = kids[0]
     # nothing but stdio and its channels: no database, no sockets to clients
@@ -66,7 +75,7 @@ def test_signer_process_holds_the_keys(sd):
     assert crl.is_signature_valid(sub.public_key())
     # the daemon restarts with a new signer process; the old one is gone
     d.restart()
-    assert signer_children(d.proc.pid) and child not in signer_children(d.proc.pid)
+    assert wait_signer(d.proc.pid) and child not in signer_children(d.proc.pid)
     assert not os.path.exists(f"/proc/{child}")
 
 

@@ -39,6 +39,9 @@
 #include <string.h>
 #include <time.h>
 
+/* A challenge "processing" longer than this (validation takes seconds;
+ * its node stopped meanwhile) may be asked for again. */
+#define ACME_PROCESSING_STALE_S 120
 #define NONCE_TTL_S LIMIT_ACME_NONCE_TTL_S
 #define ORDER_TTL_S LIMIT_ACME_ORDER_TTL_S
 #define RETAIN_S (90 * 86400) /* documents outlive their ACME expiry this long */
@@ -1369,8 +1372,13 @@ static void h_challenge(struct http_req *req, struct http_resp *resp)
         problem(ctx, resp, 404, "malformed", "no %.16s challenge in this authorization", req->params[3]);
         goto out;
     }
-    /* A payload ({}) asks for validation; POST-as-GET only reads. */
-    if (a.payload && strcmp(jstr(ch, "status"), "pending") == 0 && strcmp(o.status, "pending") == 0) {
+    /* A payload ({}) asks for validation; POST-as-GET only reads. A
+     * challenge left "processing" far longer than any validation takes (the
+     * node validating it stopped) may be asked for again. */
+    json_t *since = json_object_get(ch, "processingSince");
+    bool stalled = strcmp(jstr(ch, "status"), "processing") == 0 &&
+                   (!json_is_integer(since) || time_now() - json_integer_value(since) > ACME_PROCESSING_STALE_S);
+    if (a.payload && (strcmp(jstr(ch, "status"), "pending") == 0 || stalled) && strcmp(o.status, "pending") == 0) {
         if (doc_expired(doc)) {
             problem(ctx, resp, 400, "malformed", "the authorization has expired");
             goto out;
@@ -1380,6 +1388,7 @@ static void h_challenge(struct http_req *req, struct http_resp *resp)
             goto out;
         }
         json_object_set_new(ch, "status", json_string("processing"));
+        json_object_set_new(ch, "processingSince", json_integer((json_int_t)time_now()));
         if (save_doc(ctx, &o, doc, OBJ_UPDATE, NULL) != STORE_OK) {
             problem(ctx, resp, 409, "malformed", "the authorization changed meanwhile; retry");
             goto out;
@@ -1404,6 +1413,7 @@ static void h_challenge(struct http_req *req, struct http_resp *resp)
             free(job);
             /* back to pending so the client may retry */
             json_object_set_new(ch, "status", json_string("pending"));
+            json_object_del(ch, "processingSince");
             save_doc(ctx, &o, doc, OBJ_UPDATE, NULL);
             problem(ctx, resp, 503, "rateLimited", "the validation queue is full; retry shortly");
             resp_header(resp, "Retry-After", "5");

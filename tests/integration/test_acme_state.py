@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from acme_helpers import PROBLEM, Client, b64u, b64u_dec, jws, jwk_of, make_csr, thumbprint
+from conftest import sqlite_only
 from helpers import uid
 from test_acme import acme, client, problem_of, order_for, solve_http01, load_chain  # noqa: F401
 
@@ -191,3 +192,32 @@ def test_old_order_finalized_after_config_recreated_on_other_ca(acme):
         leaf = load_chain(c.post(r.json()["certificate"], None).content)[0]
     assert r.status_code != 200, f"old order finalized in the new configuration; issuer={leaf.issuer.rfc4514_string()}"
 
+
+
+@sqlite_only("edits the authorization document through Python's sqlite3 on the database file")
+def test_stalled_challenge_can_be_asked_again(acme):
+    """A challenge left "processing" (its node stopped mid-validation) can be asked for again once stale, instead
+    of blocking the authorization until it expires."""
+    import sqlite3
+    import time as _time
+    c = client(acme)
+    name = f"{uid('st')}.example.test"
+    order_url, order = order_for(c, [{"type": "dns", "value": name}])
+    az_url = order["authorizations"][0]
+    az_id = az_url.rstrip("/").rsplit("/", 1)[1]
+    db = sqlite3.connect(str(acme.d.data_dir / "pkiaas.db"), timeout=30)
+    try:
+        with db:
+            (doc,) = db.execute("SELECT json FROM object WHERE kind='acme-authz' AND id=?", (az_id,)).fetchone()
+            d = json.loads(doc)
+            for ch in d["challenges"]:
+                if ch["type"] == "http-01":
+                    ch["status"] = "processing"
+                    ch["processingSince"] = int(_time.time()) - 3600
+            db.execute("UPDATE object SET json=? WHERE kind='acme-authz' AND id=?", (json.dumps(d), az_id))
+    finally:
+        db.close()
+    az = c.post(az_url, None).json()
+    assert next(x for x in az["challenges"] if x["type"] == "http-01")["status"] == "processing"
+    solve_http01(acme, c, order)  # asks again, and it validates
+    assert c.wait(order_url)["status"] == "ready"

@@ -220,11 +220,18 @@ static int take_ext(struct req_exts *r, const struct profile *p, X509_EXTENSION 
     const unsigned char *vp = ASN1_STRING_get0_data(val);
     void *decoded = X509V3_EXT_d2i(x);
     bool ok;
-    bool empty = false;
+    bool empty = false, reserved = false;
     if (decoded) {
         /* RFC 5280 4.2.1.4 / 4.2.1.12: SIZE (1..MAX) */
-        if (nid == NID_ext_key_usage)
+        if (nid == NID_ext_key_usage) {
             empty = sk_ASN1_OBJECT_num(decoded) < 1;
+            /* no purpose that acts for the CA (an OCSP responder's, any) */
+            for (int k = 0; k < sk_ASN1_OBJECT_num(decoded); k++) {
+                char eo[PROFILE_OID_MAX + 1];
+                if (OBJ_obj2txt(eo, sizeof eo, sk_ASN1_OBJECT_value(decoded, k), 1) > 0 && profile_eku_reserved(eo))
+                    reserved = true;
+            }
+        }
         else if (nid == NID_certificate_policies)
             empty = sk_POLICYINFO_num(decoded) < 1;
         const X509V3_EXT_METHOD *m = X509V3_EXT_get(x);
@@ -248,6 +255,14 @@ static int take_ext(struct req_exts *r, const struct profile *p, X509_EXTENSION 
     if (empty) {
         X509_EXTENSION_free(x);
         err_set(e, 400, "invalid_field", field, "%s: extension %s must list at least one entry", field, oid);
+        return -1;
+    }
+    if (reserved) {
+        X509_EXTENSION_free(x);
+        err_set(e, 400, "invalid_field", field,
+                "%s: extendedKeyUsage may not ask for OCSP signing, anyExtendedKeyUsage, CMC CA/RA or Certificate "
+                "Request Agent (reserved for the CA's and the service's own certificates)",
+                field);
         return -1;
     }
     if (nid == NID_ext_key_usage && !r->eku) {

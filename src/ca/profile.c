@@ -83,6 +83,26 @@ unsigned profile_key_type(const EVP_PKEY *pk)
     return 0;
 }
 
+/* Extended key usages that make a certificate act for the CA or the
+ * service: an OCSP responder's, anyExtendedKeyUsage, the CMC RA and CA
+ * purposes (this service's SCEP/CMP responders), and Microsoft's
+ * Certificate Request Agent (enrolling on behalf of others). */
+static const char *const reserved_ekus[] = {
+    "1.3.6.1.5.5.7.3.9",        /* id-kp-OCSPSigning */
+    "2.5.29.37.0",              /* anyExtendedKeyUsage */
+    "1.3.6.1.5.5.7.3.27",       /* id-kp-cmcCA */
+    "1.3.6.1.5.5.7.3.28",       /* id-kp-cmcRA */
+    "1.3.6.1.4.1.311.20.2.1",   /* Microsoft Certificate Request Agent */
+};
+
+bool profile_eku_reserved(const char *oid)
+{
+    for (size_t i = 0; oid && i < sizeof reserved_ekus / sizeof reserved_ekus[0]; i++)
+        if (strcmp(oid, reserved_ekus[i]) == 0)
+            return true;
+    return false;
+}
+
 static bool oid_valid(const char *s)
 {
     /* dotted decimal, first arc 0-2, at least two arcs, no leading zeros */
@@ -245,6 +265,13 @@ struct profile *profile_from_json(const json_t *j, bool system, struct err *e)
         }
         p->ca_types |= t;
     }
+    /* end-entity certificates come from issuing (subord) CAs only, as the
+     * system subscriber profiles say: a custom one may not widen that */
+    if (!system && !p->authority && p->ca_types != profile_catype("subord")) {
+        err_set(e, 400, "invalid_field", "allowedCATypes",
+                "allowedCATypes: subscriber profiles are for issuing CAs only ([\"subord\"])");
+        goto fail;
+    }
 
     const char *vp = json_string_value(json_object_get(j, "validity_period"));
     if (!vp || strlen(vp) >= sizeof p->validity_text || duration_parse(vp, &p->validity) != 0) {
@@ -275,6 +302,18 @@ struct profile *profile_from_json(const json_t *j, bool system, struct err *e)
                     "usages[%zu]: '%.40s' is neither a key usage name (digitalSignature, keyEncipherment, ...) nor an "
                     "EKU OID",
                     i, u ? u : "?");
+            goto fail;
+        }
+        if (!system && profile_eku_reserved(u)) {
+            err_set(e, 400, "invalid_field", "usages",
+                    "usages[%zu]: %s is reserved for the CA's and the service's own certificates", i, u);
+            goto fail;
+        }
+        /* the X.500 attribute and X.509 extension arcs name no purpose */
+        if (!system && (strncmp(u, "2.5.4.", 6) == 0 || strncmp(u, "2.5.29.", 7) == 0)) {
+            err_set(e, 400, "invalid_field", "usages",
+                    "usages[%zu]: %s is an X.500 attribute or X.509 extension identifier, not an extended key usage",
+                    i, u);
             goto fail;
         }
         for (size_t n = 0; n < p->neku; n++)

@@ -54,6 +54,11 @@ struct profile {
     json_t *json;            /* canonical JSON, owned */
 };
 
+/* EKUs reserved for the CA's and the service's own certificates (OCSP
+ * signing, anyExtendedKeyUsage, CMC CA/RA, Microsoft Certificate Request
+ * Agent): never in a custom profile, nor requested in a CSR or request. */
+bool profile_eku_reserved(const char *oid);
+
 /* Validates and builds a profile. `system` marks built-in ones. Errors name
  * the field. */
 struct profile *profile_from_json(const json_t *j, bool system, struct err *e);

@@ -2,6 +2,7 @@
 
 #include "crypto/keywrap.h"
 #include "util/codec.h"
+#include "x509/dn.h"
 
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
@@ -228,6 +229,19 @@ out:
     OPENSSL_cleanse(dec, dl);
     free(dec);
     return rc;
+}
+
+char *proto_ee_identifier(const char *dn)
+{
+    X509_NAME *n = NULL;
+    char err[64];
+    if (!dn)
+        return NULL;
+    if (dn_parse(dn, &n, err, sizeof err) != 0)
+        return strdup(dn);
+    char *s = dn_print(n);
+    X509_NAME_free(n);
+    return s;
 }
 
 void proto_ee_id(const char *cfg, const char *identifier, char *out, size_t n)

@@ -73,6 +73,10 @@ int proto_ee_allowed(struct store *st, const char *partition, const char *cfg, c
 void proto_ee_record(struct store *st, const char *partition, const char *cfg, const char *identifier,
                      const char *serial, int64_t not_after);
 void proto_ee_id(const char *cfg, const char *identifier, char *out, size_t n);
+/* The identifier of the end entity a subject DN names, as every path writes
+ * it (dn_print of the parsed DN: an MDM grant's string and a certificate's
+ * subject give the same one); malloc'd, NULL when out of memory. */
+char *proto_ee_identifier(const char *dn);
 
 /* HTTP Basic credentials from an Authorization header value: 0 with the
  * user and password copied (bounded, NUL-terminated); -1 when absent,

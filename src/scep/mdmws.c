@@ -387,8 +387,17 @@ static int resolve_request(struct api_ctx *ctx, const struct mdm_req *m, const j
         err_set(e, 500, "internal", NULL, "Digital ID '%s' is damaged", did);
         goto out;
     }
-    if (!(*subject = resolve_dn(fmt, json_string_value(json_object_get(d, "parentDn")), vars, e)))
+    char *raw = resolve_dn(fmt, json_string_value(json_object_get(d, "parentDn")), vars, e);
+    if (!raw)
         goto out;
+    /* in the one form every path names the end entity by (the issued
+     * certificate's subject printed back), so a renewal finds it */
+    *subject = proto_ee_identifier(raw);
+    free(raw);
+    if (!*subject) {
+        err_set(e, 500, "internal", NULL, "out of memory");
+        goto out;
+    }
     snprintf(profile, pn, "%s", pid);
     snprintf(did_out, dn, "%s", did);
     rc = 0;
@@ -475,6 +484,19 @@ out:
     proto_cfg_free(&m.cfg);
 }
 
+bool mdmws_challenge_live(struct store *st, const char *partition, const char *cfg, const char *challenge)
+{
+    struct obj_rec o;
+    char id[OBJ_ID_MAX + 1];
+    if (!challenge || !*challenge)
+        return false;
+    challenge_key(cfg, challenge, id, sizeof id);
+    if (st->ops->obj_get(st, partition, MDM_CHALLENGE_KIND, id, &o) != STORE_OK)
+        return false;
+    obj_rec_free(&o);
+    return true;
+}
+
 int mdmws_take_challenge(struct store *st, const char *partition, const char *cfg, const char *challenge,
                          struct mdm_grant *out)
 {
@@ -514,7 +536,7 @@ static void h_pkcs12(struct http_req *req, struct http_resp *resp)
     struct err e;
     struct issue_result res;
     json_t *body = NULL;
-    char *subject = NULL, *p12 = NULL, profile[STORE_ID_MAX + 1], did[80], who[160];
+    char *subject = NULL, *ident = NULL, *p12 = NULL, profile[STORE_ID_MAX + 1], did[80], who[160];
     memset(&e, 0, sizeof e);
     memset(&res, 0, sizeof res);
     if (mdm_begin(req, resp, &m) != 0)
@@ -534,7 +556,11 @@ static void h_pkcs12(struct http_req *req, struct http_resp *resp)
         goto out;
     }
     /* the end entity (its subject) may be deactivated or decommissioned */
-    if (proto_ee_allowed(ctx->store, m.cfg.partition, m.cfg.id, subject) != 0) {
+    if (!(ident = proto_ee_identifier(subject))) {
+        resp_error(resp, 500, "internal", NULL, "out of memory");
+        goto out;
+    }
+    if (proto_ee_allowed(ctx->store, m.cfg.partition, m.cfg.id, ident) != 0) {
         resp_error(resp, 409, "conflict", "digitalId", "the end entity '%s' is deactivated or decommissioned",
                    subject);
         goto out;
@@ -557,7 +583,7 @@ static void h_pkcs12(struct http_req *req, struct http_resp *resp)
         goto out;
     }
     /* recorded on the end entity, so its decommissioning revokes it */
-    proto_ee_record(ctx->store, m.cfg.partition, m.cfg.id, subject, res.serial, res.not_after);
+    proto_ee_record(ctx->store, m.cfg.partition, m.cfg.id, ident, res.serial, res.not_after);
     if (!(p12 = b64_encode(res.p12, res.p12_len))) {
         resp_error(resp, 500, "internal", NULL, "out of memory");
         goto out;
@@ -567,6 +593,7 @@ static void h_pkcs12(struct http_req *req, struct http_resp *resp)
 out:
     free(p12);
     free(subject);
+    free(ident);
     json_decref(body);
     issue_result_free(&res);
     proto_cfg_free(&m.cfg);

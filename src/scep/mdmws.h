@@ -38,6 +38,8 @@ struct mdm_grant {
     char *subject; /* resolved DN (malloc'd) */
 };
 void mdm_grant_free(struct mdm_grant *g);
+/* Whether a challenge of configuration `cfg` is live (nothing consumed). */
+bool mdmws_challenge_live(struct store *st, const char *partition, const char *cfg, const char *challenge);
 /* Consumes a challenge of configuration `cfg` (single use, expiring). */
 int mdmws_take_challenge(struct store *st, const char *partition, const char *cfg, const char *challenge,
                          struct mdm_grant *out);

@@ -489,8 +489,23 @@ static char *challenge_of(X509_REQ *csr)
     return s;
 }
 
-/* RenewalReq: the signer certificate must be ours, current and issued. */
-static int renewal_signer_ok(struct api_ctx *ctx, struct scep_req *s, X509 *signer)
+/* Whether a certificate's requester is this configuration (any of the
+ * ways it enrols: challenge, Intune, MDM grant or PKCS#12, renewal). */
+static bool issued_by_config(const struct scep_req *s, const char *requester)
+{
+    char a[96], b[96];
+    if (!requester)
+        return false;
+    snprintf(a, sizeof a, "%s:%s", s->cfg.type, s->cfg.id);
+    snprintf(b, sizeof b, "mdmws-scep:%s/", s->cfg.id);
+    size_t al = strlen(a);
+    return (strncmp(requester, a, al) == 0 && (requester[al] == 0 || requester[al] == '/')) ||
+           (strcmp(s->cfg.type, "mdmws") == 0 && strncmp(requester, b, strlen(b)) == 0);
+}
+
+/* RenewalReq: the signer certificate must be ours, current and issued;
+ * its record (requester, profile) goes to *out. */
+static int renewal_signer_ok(struct api_ctx *ctx, struct scep_req *s, X509 *signer, struct cert_rec *out)
 {
     X509_STORE *st = X509_STORE_new();
     X509_STORE_CTX *vc = X509_STORE_CTX_new();
@@ -519,8 +534,11 @@ static int renewal_signer_ok(struct api_ctx *ctx, struct scep_req *s, X509 *sign
     if (bn && (hex = BN_bn2hex(bn)) && api_serial_norm(hex, serial, sizeof serial) == 0 &&
         ctx->store->ops->cert_get(ctx->store, s->cfg.partition, s->ca.pk, serial, &cr) == STORE_OK &&
         strcmp(cr.status, "issued") == 0 && dl > 0 && cr.der && cr.der_len == (size_t)dl &&
-        memcmp(cr.der, der, (size_t)dl) == 0)
+        memcmp(cr.der, der, (size_t)dl) == 0) {
         ok = 1;
+        *out = cr;
+        memset(&cr, 0, sizeof cr);
+    }
     OPENSSL_free(der);
     OPENSSL_free(hex);
     BN_free(bn);
@@ -551,45 +569,113 @@ static void refuse(struct http_req *req, struct http_resp *resp, struct scep_req
     send_rep(s, resp, m, 2, fail, NULL, 0);
 }
 
+/* Lowercase hex SHA-256 of `len` bytes into out[65]. */
+static void sha256_hex(const unsigned char *p, size_t len, char out[65])
+{
+    unsigned char md[32];
+    out[0] = 0;
+    if (EVP_Digest(p, len, md, NULL, EVP_sha256(), NULL) == 1)
+        for (int i = 0; i < 32; i++)
+            snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* The SHA-256 of a certificate's SubjectPublicKeyInfo (hex). */
+static void key_hash(X509 *x, char out[65])
+{
+    unsigned char *der = NULL;
+    int n = x ? i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der) : -1;
+    out[0] = 0;
+    if (n > 0)
+        sha256_hex(der, (size_t)n, out);
+    OPENSSL_free(der);
+}
+
+/* The CertRep with the certificate of serial `serial`: 0, or -1 (nothing
+ * sent). */
+static int send_issued(struct api_ctx *ctx, struct http_resp *resp, struct scep_req *s, struct pkimsg *m,
+                       const char *serial)
+{
+    struct cert_rec cr;
+    unsigned char *payload = NULL;
+    int plen = 0, rc = -1;
+    memset(&cr, 0, sizeof cr);
+    if (serial && ctx->store->ops->cert_get(ctx->store, s->cfg.partition, s->ca.pk, serial, &cr) == STORE_OK &&
+        cert_payload(s, cr.der, cr.der_len, &payload, &plen) == 0) {
+        send_rep(s, resp, m, 0, 0, payload, (size_t)plen);
+        rc = 0;
+    }
+    OPENSSL_free(payload);
+    cert_rec_free(&cr);
+    return rc;
+}
+
 static void do_enroll(struct http_req *req, struct http_resp *resp, struct scep_req *s, struct pkimsg *m)
 {
     struct api_ctx *ctx = req->app;
     struct issue_result res;
     struct err e;
+    struct cert_rec signer_rec;
+    struct obj_rec prior;
     unsigned char *payload = NULL;
     int plen = 0;
-    char *chal = NULL, *ident = NULL, who[160] = "", cred[80] = "";
+    char *chal = NULL, *ident = NULL, who[160] = "", cred[80] = "", txkey[OBJ_ID_MAX + 1], csr_hash[65],
+         signer_hash[65];
     const unsigned char *p = m->inner;
     X509_REQ *csr = d2i_X509_REQ(NULL, &p, (long)m->inner_len);
-    bool intune = strcmp(s->cfg.type, "intune") == 0;
+    bool intune = strcmp(s->cfg.type, "intune") == 0, intune_validated = false;
+    json_t *pj = NULL;
     struct mdm_grant grant;
     memset(&grant, 0, sizeof grant);
     memset(&res, 0, sizeof res);
     memset(&e, 0, sizeof e);
+    memset(&signer_rec, 0, sizeof signer_rec);
+    memset(&prior, 0, sizeof prior);
     snprintf(who, sizeof who, "%s:%s", s->cfg.type, s->cfg.id);
     if (!csr || p != m->inner + m->inner_len) {
         refuse(req, resp, s, m, FAIL_BADREQUEST, who, NULL, "the envelope does not hold a PKCS#10 request");
         goto out;
     }
-    /* the partition's certificate rate first, before anything single-use
-     * (an MDM challenge) is spent on a request that would be refused */
-    char ra[24];
-    int limit;
-    bool premium;
-    int cap = req->capability;
-    req->capability = 1; /* certificate class */
-    bool limited = api_rate_limited(req, s->cfg.partition, ra, &limit, &premium);
-    req->capability = cap;
-    if (limited) {
-        refuse(req, resp, s, m, FAIL_BADREQUEST, who, NULL, "rate limit reached");
-        resp_header(resp, "Retry-After", ra);
+    /* RFC 8894 2.3: a PKCSReq is signed with the requester's transient
+     * certificate for the request's own key (else a request re-signed on
+     * the way would have its answer encrypted to someone else) */
+    if (m->type == MT_PKCSREQ && EVP_PKEY_eq(X509_get0_pubkey(m->signer), X509_REQ_get0_pubkey(csr)) != 1) {
+        refuse(req, resp, s, m, FAIL_BADMESSAGECHECK, who, NULL,
+               "the request is not signed with the key of its PKCS#10 request");
         goto out;
     }
+    sha256_hex(m->inner, m->inner_len, csr_hash);
+    key_hash(m->signer, signer_hash);
+    /* The same request again (a retry, or a capture replayed) gets the
+     * certificate its transaction produced, never a second one. A
+     * transactionID alone does not make a repeat: RFC 8894 3.2.1.1 derives
+     * it from the key, so a renewal with the same key reuses it. */
+    txn_key(s, m->txid, txkey, sizeof txkey);
+    bool txn_known = ctx->store->ops->obj_get(ctx->store, s->cfg.partition, SCEP_TXN_KIND, txkey, &prior) == STORE_OK;
+    if (txn_known) {
+        json_error_t je;
+        pj = prior.json ? json_loads(prior.json, 0, &je) : NULL;
+        const char *h = json_string_value(json_object_get(pj, "csrHash"));
+        const char *k = json_string_value(json_object_get(pj, "signerKeyHash"));
+        json_t *t = json_object_get(pj, "messageType");
+        if (h && k && json_is_integer(t) && json_integer_value(t) == m->type && strcmp(h, csr_hash) == 0 &&
+            strcmp(k, signer_hash) == 0 &&
+            send_issued(ctx, resp, s, m, json_string_value(json_object_get(pj, "serial"))) == 0)
+            goto out;
+    }
+    /* Who is asking, checked before anything is spent */
     if (m->type == MT_RENEWAL) {
         ident = dn_print(X509_get_subject_name(m->signer));
-        if (!renewal_signer_ok(ctx, s, m->signer)) {
+        if (!renewal_signer_ok(ctx, s, m->signer, &signer_rec)) {
             refuse(req, resp, s, m, FAIL_BADMESSAGECHECK, who, ident,
                    "renewal not signed by a current certificate of this CA");
+            goto out;
+        }
+        /* a renewal renews a certificate of this configuration: another
+         * protocol's, configuration's or the API's would skip this one's
+         * challenge (or Intune's validation) */
+        if (!issued_by_config(s, signer_rec.requester)) {
+            refuse(req, resp, s, m, FAIL_BADMESSAGECHECK, who, ident,
+                   "renewal signed by a certificate not issued through this configuration");
             goto out;
         }
         /* a renewal renews an identity: the certificate that signs it
@@ -601,21 +687,21 @@ static void do_enroll(struct http_req *req, struct http_resp *resp, struct scep_
         }
         snprintf(who, sizeof who, "%s:%s/renewal", s->cfg.type, s->cfg.id);
     } else if (strcmp(s->cfg.type, "mdmws") == 0) {
-        /* a one-time challenge from the MDM web service fixes subject and profile */
+        /* a one-time challenge from the MDM web service fixes subject and
+         * profile; it is spent only once the request may go ahead */
         chal = challenge_of(csr);
-        if (!chal || mdmws_take_challenge(ctx->store, s->cfg.partition, s->cfg.id, chal, &grant) != 0) {
+        if (!chal || !mdmws_challenge_live(ctx->store, s->cfg.partition, s->cfg.id, chal)) {
             refuse(req, resp, s, m, FAIL_BADREQUEST, who, NULL,
                    chal ? "MDM challenge unknown, used or expired" : "no MDM challenge");
             goto out;
         }
-        ident = strdup(grant.subject);
-        snprintf(who, sizeof who, "mdmws-scep:%s/%s", s->cfg.id, grant.digital_id);
     } else if (intune) {
         /* the challenge is Intune's: Intune validates the whole request */
         if (intune_validate(ctx, &s->cfg, m->txid, m->inner, m->inner_len, &e) != 0) {
             refuse(req, resp, s, m, FAIL_BADREQUEST, who, NULL, e.msg);
             goto out;
         }
+        intune_validated = m->type == MT_PKCSREQ;
         snprintf(who, sizeof who, "intune:%s", s->cfg.id);
     } else {
         chal = challenge_of(csr);
@@ -626,16 +712,47 @@ static void do_enroll(struct http_req *req, struct http_resp *resp, struct scep_
         }
         snprintf(who, sizeof who, "scep:%s/%s", s->cfg.id, cred);
     }
+    /* the partition's certificate rate: counted for authorised requests
+     * only (strangers with a wrong challenge cannot spend it), before the
+     * single-use MDM challenge is taken */
+    char ra[24];
+    int limit;
+    bool premium;
+    int cap = req->capability;
+    req->capability = 1; /* certificate class */
+    bool limited = api_rate_limited(req, s->cfg.partition, ra, &limit, &premium);
+    req->capability = cap;
+    if (limited) {
+        if (intune_validated)
+            intune_notify(ctx, &s->cfg, m->txid, m->inner, m->inner_len, NULL, "rate limit reached");
+        refuse(req, resp, s, m, FAIL_BADREQUEST, who, NULL, "rate limit reached");
+        resp_header(resp, "Retry-After", ra);
+        goto out;
+    }
+    if (m->type != MT_RENEWAL && strcmp(s->cfg.type, "mdmws") == 0) {
+        if (mdmws_take_challenge(ctx->store, s->cfg.partition, s->cfg.id, chal, &grant) != 0) {
+            refuse(req, resp, s, m, FAIL_BADREQUEST, who, NULL, "MDM challenge unknown, used or expired");
+            goto out;
+        }
+        ident = proto_ee_identifier(grant.subject);
+        snprintf(who, sizeof who, "mdmws-scep:%s/%s", s->cfg.id, grant.digital_id);
+    }
     if (!ident)
         ident = dn_print(X509_REQ_get_subject_name(csr));
     if (!ident || proto_ee_allowed(ctx->store, s->cfg.partition, s->cfg.id, ident) != 0) {
+        if (intune_validated)
+            intune_notify(ctx, &s->cfg, m->txid, m->inner, m->inner_len, NULL,
+                          "the end entity is deactivated or decommissioned");
         refuse(req, resp, s, m, FAIL_BADREQUEST, who, ident, "the end entity is deactivated or decommissioned");
         goto out;
     }
     struct issue_req ir = {
         .partition = s->cfg.partition,
         .ca_id = s->cfg.ca_id,
-        .profile_id = grant.subject ? grant.profile_id : s->cfg.profile_id,
+        /* a renewal renews the certificate as what it is */
+        .profile_id = grant.subject                              ? grant.profile_id
+                      : signer_rec.profile_id && *signer_rec.profile_id ? signer_rec.profile_id
+                                                                        : s->cfg.profile_id,
         .subject = grant.subject,
         /* an MDM grant fixes the identity: the CSR's own names are not
          * the MDM's to vouch for */
@@ -646,31 +763,43 @@ static void do_enroll(struct http_req *req, struct http_resp *resp, struct scep_
         .requester_ip = req->ip,
     };
     if (issue_certificate(&ctx->env, &ir, &res, &e) != 0) {
-        if (intune && m->type == MT_PKCSREQ)
+        if (intune_validated)
             intune_notify(ctx, &s->cfg, m->txid, m->inner, m->inner_len, NULL, e.msg);
         refuse(req, resp, s, m, FAIL_BADREQUEST, who, ident, e.msg);
         goto out;
     }
     proto_ee_record(ctx->store, s->cfg.partition, s->cfg.id, ident, res.serial, res.not_after);
-    /* remember the transaction for CertPoll retries */
+    /* remember the transaction for CertPoll retries and repeats: the
+     * request (its digest) and the requester's key */
     struct obj_rec o;
     memset(&o, 0, sizeof o);
     snprintf(o.partition_id, sizeof o.partition_id, "%s", s->cfg.partition);
     snprintf(o.kind, sizeof o.kind, "%s", SCEP_TXN_KIND);
-    txn_key(s, m->txid, o.id, sizeof o.id);
+    snprintf(o.id, sizeof o.id, "%s", txkey);
     o.expires_at = time_now() + SCEP_TXN_TTL_S;
-    json_t *j = json_pack("{s:s,s:s}", "serial", res.serial, "caId", s->cfg.ca_id);
-    o.json = json_dumps(j, JSON_COMPACT);
+    json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:i}", "serial", res.serial, "caId", s->cfg.ca_id, "csrHash", csr_hash,
+                          "signerKeyHash", signer_hash, "messageType", m->type);
+    o.json = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
-    if (o.json)
-        ctx->store->ops->obj_put(ctx->store, &o, OBJ_CREATE, NULL);
+    if (o.json) {
+        /* a new transaction under a known transactionID replaces it */
+        if (txn_known) {
+            o.version = prior.version;
+            if (ctx->store->ops->obj_put(ctx->store, &o, OBJ_UPDATE, NULL) != STORE_OK)
+                log_warn("scep %s/%s: transaction %.40s not recorded", s->cfg.partition, s->cfg.id, m->txid);
+        } else {
+            ctx->store->ops->obj_put(ctx->store, &o, OBJ_CREATE, NULL);
+        }
+    }
     free(o.json);
     if (cert_payload(s, res.der, res.der_len, &payload, &plen) != 0) {
+        if (intune_validated)
+            intune_notify(ctx, &s->cfg, m->txid, m->inner, m->inner_len, NULL, "the response cannot be built");
         send_rep(s, resp, m, 2, FAIL_BADREQUEST, NULL, 0);
         goto out;
     }
     send_rep(s, resp, m, 0, 0, payload, (size_t)plen);
-    if (intune && m->type == MT_PKCSREQ)
+    if (intune_validated)
         intune_notify(ctx, &s->cfg, m->txid, m->inner, m->inner_len, &res, NULL);
 out:
     free(ident);
@@ -679,6 +808,9 @@ out:
     free(chal);
     X509_REQ_free(csr);
     issue_result_free(&res);
+    cert_rec_free(&signer_rec);
+    json_decref(pj);
+    obj_rec_free(&prior);
 }
 
 /* CertPoll (GetCertInitial): we never leave requests pending, so a poll
@@ -700,6 +832,13 @@ static void do_poll(struct http_req *req, struct http_resp *resp, struct scep_re
     json_error_t je;
     json_t *j = o.json ? json_loads(o.json, 0, &je) : NULL;
     const char *serial = json_string_value(json_object_get(j, "serial"));
+    /* the transaction's own requester only (RFC 8894 3.3.3): its key signs
+     * the poll, and the answer is encrypted to it */
+    const char *want = json_string_value(json_object_get(j, "signerKeyHash"));
+    char have[65];
+    key_hash(m->signer, have);
+    if (!want || strcmp(want, have) != 0)
+        serial = NULL;
     if (serial && ctx->store->ops->cert_get(ctx->store, s->cfg.partition, s->ca.pk, serial, &cr) == STORE_OK &&
         cert_payload(s, cr.der, cr.der_len, &payload, &plen) == 0)
         send_rep(s, resp, m, 0, 0, payload, (size_t)plen);

@@ -1,0 +1,297 @@
+"""SCEP rules found by review, each shown with hand-built PKIMessages (test_scep's builders) and failing on the
+build before its fix:
+- a PKCSReq is signed with the key of its own PKCS#10 request (RFC 8894 2.3);
+- the same request again gets the same certificate, never a second one; a CertPoll is answered only to the
+  transaction's own requester (RFC 8894 3.3.3);
+- a RenewalReq renews only a certificate issued through the same configuration (not another configuration's, nor
+  one from the API), and an MDM device's end entity is found by its renewal, so deactivating or decommissioning it
+  covers renewed certificates;
+- strangers with a wrong challenge cannot spend the partition's certificate rate."""
+import hashlib
+import os
+
+import pytest
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from conftest import Daemon, _require_binaries
+from helpers import create_ca, uid
+from status_helpers import ConfiguredDaemon
+from test_scep import Rep, _self_signed, build_pkimessage, envelope, open_rep
+
+
+class Env:
+    pass
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    _require_binaries()
+    d = Daemon(tmp_path_factory.mktemp("pkiaasd-scratch-scep"))
+    d.bootstrap()
+    d.start()
+    root = create_ca(d, id="r-root", type="root", signingKeyDetails="RSA-2048+PKCS15-SHA256", subject="CN=R Root")
+    create_ca(d, id="r-sub", type="subord", parentId=root["id"], signingKeyDetails="RSA-2048+PKCS15-SHA256",
+              subject="CN=R Issuing", profiles=["scep-tls-client", "scep-tls-server", "privatessl-tls-client"],
+              enableCrl=True)
+    e = Env()
+    e.d = d
+    for cid, prof in (("cfga", "scep-tls-client"), ("cfgb", "scep-tls-server")):
+        r = d.api("POST", "/protocols", json={"id": cid, "type": "scep", "caId": "r-sub", "profileId": prof})
+        assert r.status_code == 201, r.text
+        r = d.api("POST", f"/protocols/{cid}/credentials", json={"name": "chal"})
+        assert r.status_code == 201, r.text
+        setattr(e, cid + "_chal", r.json()["secret"])
+        setattr(e, cid + "_url", f"{d.url}/scep/{d.account}/{cid}/pkiclient.exe")
+    yield e
+    d.stop()
+
+
+def ra_of(url):
+    from cryptography.hazmat.primitives.serialization import pkcs7
+    r = requests.get(url, params={"operation": "GetCACert"})
+    return next(c for c in pkcs7.load_der_pkcs7_certificates(r.content) if "SCEP RA" in c.subject.rfc4514_string())
+
+
+def post(url, der):
+    return requests.post(url, params={"operation": "PKIOperation"}, data=der,
+                         headers={"Content-Type": "application/x-pki-message"})
+
+
+def make_csr(key, cn, challenge=None):
+    b = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+    if challenge is not None:
+        b = b.add_attribute(x509.oid.AttributeOID.CHALLENGE_PASSWORD, challenge.encode())
+    return b.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+def send(url, tmp_path, inner, signer, signer_key, msg_type=19, txid=None, nonce=None):
+    ra = ra_of(url)
+    env = envelope(tmp_path, inner, ra.public_bytes(serialization.Encoding.PEM))
+    txid = txid or hashlib.sha256(os.urandom(16)).hexdigest()
+    nonce = nonce if nonce is not None else os.urandom(16)
+    der = build_pkimessage(signer, signer_key, msg_type, env, txid, nonce)
+    r = post(url, der)
+    return r, der, ra, txid
+
+
+def test_pkcsreq_signed_with_the_csr_key(env, tmp_path):
+    """RFC 8894 2.3: the transient self-signed certificate MUST use the same key as the PKCS#10."""
+    csr_key = rsa.generate_private_key(65537, 2048)
+    other = rsa.generate_private_key(65537, 2048)
+    cn = uid("mismatch")
+    signer = _self_signed(other, "somebody-else")
+    r, _, ra, _ = send(env.cfga_url, tmp_path, make_csr(csr_key, cn, env.cfga_chal), signer, other)
+    assert r.status_code == 200
+    rep = Rep(r.content, ra)
+    assert rep.status == "2" and rep.fail == "1", (rep.status, rep.fail)  # badMessageCheck
+
+
+def test_poll_only_by_the_requester(env, tmp_path):
+    key = rsa.generate_private_key(65537, 2048)
+    cn = uid("victim")
+    signer = _self_signed(key, cn)
+    r, _, ra, txid = send(env.cfga_url, tmp_path, make_csr(key, cn, env.cfga_chal), signer, key)
+    rep = Rep(r.content, ra)
+    assert rep.status == "0"
+    victim_cert = open_rep(tmp_path, rep, signer, key)[0]
+    # attacker: own key, knows the (cleartext) transactionID
+    akey = rsa.generate_private_key(65537, 2048)
+    asigner = _self_signed(akey, "attacker")
+    (tmp_path / "a").mkdir()
+    r, _, ra, _ = send(env.cfga_url, tmp_path / "a", b"\x30\x00", asigner, akey, msg_type=20, txid=txid)
+    poll = Rep(r.content, ra)
+    assert poll.status == "2", "CertPoll by another key was answered"
+    # the requester's own poll still gets its certificate
+    (tmp_path / "v").mkdir()
+    r, _, ra, _ = send(env.cfga_url, tmp_path / "v", b"\x30\x00", signer, key, msg_type=20, txid=txid)
+    own = Rep(r.content, ra)
+    assert own.status == "0", own.fail
+    assert open_rep(tmp_path / "v", own, signer, key)[0].serial_number == victim_cert.serial_number
+
+
+def test_repeated_pkcsreq_gets_the_same_certificate(env, tmp_path):
+    key = rsa.generate_private_key(65537, 2048)
+    cn = uid("replay")
+    signer = _self_signed(key, cn)
+    r, der, ra, txid = send(env.cfga_url, tmp_path, make_csr(key, cn, env.cfga_chal), signer, key)
+    rep1 = Rep(r.content, ra)
+    assert rep1.status == "0"
+    c1 = open_rep(tmp_path, rep1, signer, key)[0]
+    r2 = post(env.cfga_url, der)  # byte-identical replay
+    rep2 = Rep(r2.content, ra)
+    assert rep2.status == "0", rep2.fail  # answered, as a retry would be ...
+    c2 = open_rep(tmp_path, rep2, signer, key)[0]
+    assert c2.serial_number == c1.serial_number  # ... with the same certificate
+    listed = env.d.api("GET", "/cas/r-sub/certificates", params={"q": f"CN={cn}"}).json()["certificates"]
+    assert len([c for c in listed if c["subject"] == f"CN={cn}"]) == 1
+
+
+def test_renewal_only_through_the_issuing_configuration(env, tmp_path):
+    """A certificate of config A (scep-tls-client) renews at config B (scep-tls-server), no B challenge."""
+    d = env.d
+    key = rsa.generate_private_key(65537, 2048)
+    cn = uid("xcfg")
+    signer = _self_signed(key, cn)
+    r, _, ra, _ = send(env.cfga_url, tmp_path, make_csr(key, cn, env.cfga_chal), signer, key)
+    rep = Rep(r.content, ra)
+    assert rep.status == "0"
+    leaf = open_rep(tmp_path, rep, signer, key)[0]
+    # deactivate the end entity at A
+    ees = d.api("GET", "/protocols/cfga/end-entities").json()["endEntities"]
+    ee = next(e for e in ees if cn in e["identifier"])
+    assert d.api("POST", f"/protocols/cfga/end-entities/{ee['id']}/deactivate").status_code == 200
+    # renewal at A refused
+    nk = rsa.generate_private_key(65537, 2048)
+    (tmp_path / "a").mkdir()
+    r, _, ra, _ = send(env.cfga_url, tmp_path / "a", make_csr(nk, cn), leaf, key, msg_type=17)
+    assert Rep(r.content, ra).status == "2"
+    # renewal at B
+    (tmp_path / "b").mkdir()
+    r, _, rab, _ = send(env.cfgb_url, tmp_path / "b", make_csr(nk, cn), leaf, key, msg_type=17)
+    repb = Rep(r.content, rab)
+    assert repb.status == "2", "a certificate of configuration A (its end entity deactivated there) renewed at B"
+
+
+def test_api_certificate_does_not_renew_over_scep(env, tmp_path):
+    """A certificate issued over the REST API (privatessl profile) is accepted as a SCEP renewal signer."""
+    d = env.d
+    key = rsa.generate_private_key(65537, 2048)
+    cn = uid("api")
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
+           .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode())
+    r = d.api("POST", "/cas/r-sub/certificates", json={"profileId": "privatessl-tls-client", "csr": csr})
+    assert r.status_code == 201, r.text
+    j = r.json()
+    pem = j.get("certificate") or j.get("pem") or j.get("cert")
+    leaf = x509.load_pem_x509_certificate(pem.encode())
+    nk = rsa.generate_private_key(65537, 2048)
+    r, _, ra, _ = send(env.cfgb_url, tmp_path, make_csr(nk, cn), leaf, key, msg_type=17)
+    rep = Rep(r.content, ra)
+    assert rep.status == "2", "a certificate from the API renewed through SCEP configuration B"
+
+
+@pytest.fixture(scope="module")
+def mdm(tmp_path_factory):
+    _require_binaries()
+    d = Daemon(tmp_path_factory.mktemp("pkiaasd-scratch-mdm"))
+    d.bootstrap()
+    d.start()
+    root = create_ca(d, id="m-root", type="root", signingKeyDetails="RSA-2048+PKCS15-SHA256", subject="CN=M Root")
+    create_ca(d, id="m-sub", type="subord", parentId=root["id"], signingKeyDetails="RSA-2048+PKCS15-SHA256",
+              subject="CN=M Issuing", profiles=["mdmws-digital-signature"])
+    r = d.api("POST", "/protocols", json={"id": "jamf", "type": "mdmws", "caId": "m-sub",
+                                           "profileId": "mdmws-digital-signature"})
+    assert r.status_code == 201, r.text
+    cfg = r.json()
+    r = d.api("POST", "/protocols/jamf/credentials", json={"name": "jamf pro", "id": "jamfpro"})
+    secret = r.json()["secret"]
+    r = d.api("POST", "/protocols/jamf/digital-ids", json={"name": "device", "rdnFormat": "CN=<igusername>,OU=<iggroup>,OU=<devicetype>",
+                                                            "parentDn": "O=Example,C=US"})
+    assert r.status_code == 201, r.text
+    e = type("E", (), {})()
+    e.d = d
+    e.ws = cfg["mdmWebServiceUrl"].replace(d.https_url, d.url)
+    e.auth = ("jamfpro", secret)
+    e.url = f"{d.url}/mdm/v2/scep/{d.account}/jamf"
+    yield e
+    d.stop()
+
+
+def test_deactivated_mdm_end_entity_cannot_renew(mdm, tmp_path):
+    d = mdm.d
+    user = uid("bob")
+    r = requests.post(mdm.ws + "/challenges", auth=mdm.auth,
+                      json={"digitalId": "device", "variables": {"igusername": user, "iggroup": "Sales",
+                                                                 "devicetype": "iPhone"}})
+    assert r.status_code == 201, r.text
+    ch = r.json()
+    key = rsa.generate_private_key(65537, 2048)
+    signer = _self_signed(key, "ignored")
+    ra = ra_of(mdm.url)
+    env = envelope(tmp_path, make_csr(key, "ignored", ch["challenge"]), ra.public_bytes(serialization.Encoding.PEM))
+    rep = Rep(post(mdm.url, build_pkimessage(signer, key, 19, env, hashlib.sha256(os.urandom(8)).hexdigest(),
+                                             os.urandom(16))).content, ra)
+    assert rep.status == "0", rep.fail
+    leaf = open_rep(tmp_path, rep, signer, key)[0]
+    ees = d.api("GET", "/protocols/jamf/end-entities").json()["endEntities"]
+    ee = next(e for e in ees if user in e["identifier"])
+    assert d.api("POST", f"/protocols/jamf/end-entities/{ee['id']}/deactivate").json()["status"] == "inactive"
+    # RenewalReq signed by the issued certificate, same names
+    nk = rsa.generate_private_key(65537, 2048)
+    csr = x509.CertificateSigningRequestBuilder().subject_name(leaf.subject).sign(nk, hashes.SHA256())
+    (tmp_path / "r").mkdir()
+    env = envelope(tmp_path / "r", csr.public_bytes(serialization.Encoding.DER), ra.public_bytes(serialization.Encoding.PEM))
+    rep2 = Rep(post(mdm.url, build_pkimessage(leaf, key, 17, env, hashlib.sha256(os.urandom(8)).hexdigest(),
+                                              os.urandom(16))).content, ra)
+    ees = d.api("GET", "/protocols/jamf/end-entities").json()["endEntities"]
+    assert rep2.status == "2", "the deactivated MDM end entity renewed its certificate"
+    assert len([e for e in ees if user in e["identifier"]]) == 1, ees
+
+
+def test_decommission_revokes_renewed_certificates(mdm, tmp_path):
+    d = mdm.d
+    user = uid("carol")
+    ch = requests.post(mdm.ws + "/challenges", auth=mdm.auth,
+                       json={"digitalId": "device", "variables": {"igusername": user, "iggroup": "Sales",
+                                                                  "devicetype": "iPhone"}}).json()
+    key = rsa.generate_private_key(65537, 2048)
+    signer = _self_signed(key, "ignored")
+    ra = ra_of(mdm.url)
+    env = envelope(tmp_path, make_csr(key, "ignored", ch["challenge"]), ra.public_bytes(serialization.Encoding.PEM))
+    rep = Rep(post(mdm.url, build_pkimessage(signer, key, 19, env, hashlib.sha256(os.urandom(8)).hexdigest(),
+                                             os.urandom(16))).content, ra)
+    leaf = open_rep(tmp_path, rep, signer, key)[0]
+    nk = rsa.generate_private_key(65537, 2048)
+    csr = x509.CertificateSigningRequestBuilder().subject_name(leaf.subject).sign(nk, hashes.SHA256())
+    (tmp_path / "r").mkdir()
+    env = envelope(tmp_path / "r", csr.public_bytes(serialization.Encoding.DER), ra.public_bytes(serialization.Encoding.PEM))
+    rep2 = Rep(post(mdm.url, build_pkimessage(leaf, key, 17, env, hashlib.sha256(os.urandom(8)).hexdigest(),
+                                              os.urandom(16))).content, ra)
+    assert rep2.status == "0"
+    renewed = open_rep(tmp_path / "r", rep2, leaf, key)[0]
+    ee = next(e for e in d.api("GET", "/protocols/jamf/end-entities").json()["endEntities"] if e["identifier"] == ch["subject"])
+    r = d.api("POST", f"/protocols/jamf/end-entities/{ee['id']}/decommission")
+    assert r.status_code == 200, r.text
+    st = d.api("GET", f"/cas/m-sub/certificates/{format(renewed.serial_number, 'x')}").json()["status"]
+    assert st == "revoked", "decommissioning the device left its renewed certificate valid"
+
+
+def test_wrong_challenge_spends_no_rate(tmp_path):
+    _require_binaries()
+    d = ConfiguredDaemon(tmp_path / "pkiaasd", ["rate_limit_standard = 5", "rate_limit_premium = 5",
+                                                "rate_limit_window_s = 600"])
+    d.bootstrap()
+    d.start()
+    try:
+        root = create_ca(d, id="q-root", type="root", signingKeyDetails="RSA-2048+PKCS15-SHA256", subject="CN=Q")
+        create_ca(d, id="q-sub", type="subord", parentId=root["id"], signingKeyDetails="RSA-2048+PKCS15-SHA256",
+                  subject="CN=Q Issuing", profiles=["scep-tls-client", "privatessl-tls-client"])
+        assert d.api("POST", "/protocols", json={"id": "s1", "type": "scep", "caId": "q-sub",
+                                                  "profileId": "scep-tls-client"}).status_code == 201
+        url = f"{d.url}/scep/{d.account}/s1/pkiclient.exe"
+        ra = ra_of(url)
+        key = rsa.generate_private_key(65537, 2048)
+        signer = _self_signed(key, "stranger")
+        (tmp_path / "w").mkdir()
+        env = envelope(tmp_path / "w", make_csr(key, "stranger", "not-the-challenge"),
+                       ra.public_bytes(serialization.Encoding.PEM))
+        fails = []
+        for i in range(8):
+            der = build_pkimessage(signer, key, 19, env, hashlib.sha256(os.urandom(8)).hexdigest(), os.urandom(16))
+            rep = Rep(post(url, der).content, ra)
+            fails.append((rep.status, rep.fail))
+        assert all(f == ("2", "2") for f in fails), fails  # badRequest, not the rate limit
+        # the partition's owner now issues over the authenticated REST API
+        k2 = rsa.generate_private_key(65537, 2048)
+        csr = (x509.CertificateSigningRequestBuilder()
+               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "legit.example")]))
+               .sign(k2, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode())
+        r = d.api("POST", "/cas/q-sub/certificates", json={"profileId": "privatessl-tls-client", "csr": csr})
+        assert r.status_code == 201, "strangers with a wrong SCEP challenge exhausted the partition's certificate rate"
+    finally:
+        d.stop()

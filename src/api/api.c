@@ -117,7 +117,17 @@ static const char *const cap_names[] = {"other", "certificate", "ocsp", "crl"};
  * quota table: standard 100 / 10 s, premium 1,000 / 10 s). Returns 1 when
  * the request is over the limit (with the Retry-After seconds in `ra`), 0
  * otherwise. The first refusal of a burst is audited. */
+static int rate_limited_scoped(struct http_req *req, const char *partition, const char *client, char ra[24],
+                               int *limit_out, bool *premium);
+
 int api_rate_limited(struct http_req *req, const char *partition, char ra[24], int *limit_out, bool *premium)
+{
+    return rate_limited_scoped(req, partition, NULL, ra, limit_out, premium);
+}
+
+/* The same, with a bucket per client address when `client` is given. */
+static int rate_limited_scoped(struct http_req *req, const char *partition, const char *client, char ra[24],
+                               int *limit_out, bool *premium)
 {
     struct api_ctx *ctx = req->app;
     struct inventory inv;
@@ -134,7 +144,8 @@ int api_rate_limited(struct http_req *req, const char *partition, char ra[24], i
     if (limit <= 0)
         return 0;
     char key[160];
-    snprintf(key, sizeof key, "%.64s/%s", partition, api_capability_name(req->capability));
+    snprintf(key, sizeof key, "%.64s/%s%s%.48s", partition, api_capability_name(req->capability), client ? "/" : "",
+             client ? client : "");
     int64_t retry_ms = 0;
     struct timespec ts;
     /* wall clock: buckets in a shared store are used by every node */
@@ -199,7 +210,26 @@ static int rate_limit(const struct route *r, struct http_req *req, struct http_r
     if (!rt)
         return 0;
     ca_runtime_release(rt);
-    return rate_check(req, resp, req->params[0]);
+    /* A bucket per relying party (client address), not one for all: one
+     * client cannot take OCSP and CRLs away from everybody else, which
+     * soft-failing clients would read as "not revoked". */
+    char ra[24];
+    int limit = 0;
+    bool premium = false;
+    if (!rate_limited_scoped(req, req->params[0], req->ip, ra, &limit, &premium))
+        return 0;
+    if (strncmp(r->pattern, "/ocsp/", 6) == 0) {
+        /* an OCSP client reads an OCSPResponse: tryLater (RFC 6960 4.2.1) */
+        static const unsigned char try_later[] = {0x30, 0x03, 0x0a, 0x01, 0x03};
+        resp_bytes(resp, 429, "application/ocsp-response", try_later, sizeof try_later);
+    } else {
+        resp_error(resp, 429, "TooManyRequests", NULL,
+                   "rate limit of %d %s requests per %d s reached from this address (%s tier); retry after %s s",
+                   limit, api_capability_name(req->capability), ctx->rate_window_s, premium ? "premium" : "standard",
+                   ra);
+    }
+    resp_header(resp, "Retry-After", ra);
+    return 1;
 }
 
 static const size_t routes_count = sizeof routes / sizeof routes[0];

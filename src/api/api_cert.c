@@ -5,6 +5,7 @@
 #include "ca/ca_cache.h"
 #include "ca/issue.h"
 #include "ca/ocsp.h"
+#include "util/log.h"
 #include "crypto/keyspec.h"
 #include "util/codec.h"
 #include "util/json_util.h"
@@ -453,6 +454,22 @@ int api_cert_set_status(struct api_ctx *ctx, const struct ca_rec *c, const char 
     if (s != STORE_OK) {
         err_set(e, 503, "unavailable", "", "store unavailable");
         return -1;
+    }
+    /* the CA's OCSP responder certificate revoked or suspended (a key
+     * compromise, say): a new responder signs from now on */
+    if (strcmp(to, "issued") != 0 && c->ocsp_enabled && ocsp_responder_serial(&ctx->env, c, serial)) {
+        struct err oe;
+        struct ca_rec full; /* with its sealed key: the caller's copy may not carry it */
+        memset(&oe, 0, sizeof oe);
+        if (ctx->store->ops->ca_get(ctx->store, c->partition_id, c->id, &full) != STORE_OK) {
+            log_error("OCSP responder of %s/%s not replaced: the CA cannot be read", c->partition_id, c->id);
+        } else {
+            if (ocsp_responder_ensure(&ctx->env, &full, &oe) != 0)
+                log_error("OCSP responder of %s/%s not replaced after its certificate became %s: %s",
+                          c->partition_id, c->id, to, oe.msg);
+            ca_rec_free(&full);
+        }
+        ocsp_cache_reload(ctx->ocsp, c->pk);
     }
     /* a CA certificate: that CA stops (or resumes) issuing */
     struct cert_rec cr;

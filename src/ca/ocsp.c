@@ -22,8 +22,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define CACHE_MAX_PER_CA 200000
+/* Cached answers re-signed inline after a status change (per change). */
+#define OCSP_RESIGN_MAX 8
 
 /* ---- responder certificate ---------------------------------------------- */
 
@@ -49,6 +52,43 @@ static bool responder_due(int64_t responder_not_after, int64_t ca_not_after, int
            (ca_not_after == 0 || responder_not_after < ca_not_after);
 }
 
+/* The responder certificate is still "issued" under its CA (an operator
+ * who revoked or suspended it, say after a key compromise, gets a new one:
+ * relying parties never check a responder's status, id-pkix-ocsp-nocheck).
+ * A certificate the store cannot tell about counts as issued. */
+static bool responder_issued(const struct ca_env *env, const struct ca_rec *ca, const struct responder_rec *rr)
+{
+    const unsigned char *p = rr->cert_der;
+    X509 *x = p ? d2i_X509(NULL, &p, (long)rr->cert_len) : NULL;
+    char *serial = x ? x509_serial_hex(x) : NULL;
+    struct cert_rec cr;
+    bool issued = true;
+    memset(&cr, 0, sizeof cr);
+    if (serial && env->store->ops->cert_get(env->store, ca->partition_id, ca->pk, serial, &cr) == STORE_OK)
+        issued = strcmp(cr.status, "issued") == 0;
+    cert_rec_free(&cr);
+    free(serial);
+    X509_free(x);
+    return issued;
+}
+
+bool ocsp_responder_serial(const struct ca_env *env, const struct ca_rec *ca, const char *serial)
+{
+    struct responder_rec rr;
+    bool same = false;
+    memset(&rr, 0, sizeof rr);
+    if (env->store->ops->responder_get(env->store, ca->partition_id, ca->pk, &rr) == STORE_OK) {
+        const unsigned char *p = rr.cert_der;
+        X509 *x = p ? d2i_X509(NULL, &p, (long)rr.cert_len) : NULL;
+        char *hex = x ? x509_serial_hex(x) : NULL;
+        same = hex && serial && strcasecmp(hex, serial) == 0;
+        free(hex);
+        X509_free(x);
+    }
+    responder_rec_free(&rr);
+    return same;
+}
+
 int ocsp_responder_ensure(const struct ca_env *env, const struct ca_rec *ca, struct err *e)
 {
     struct responder_rec rr;
@@ -63,10 +103,12 @@ int ocsp_responder_ensure(const struct ca_env *env, const struct ca_rec *ca, str
     memset(&rr, 0, sizeof rr);
     if (!ca->ocsp_enabled)
         return 0;
+    int64_t prior_created = 0;
     if (env->store->ops->responder_get(env->store, ca->partition_id, ca->pk, &rr) == STORE_OK) {
         X509 *cx = ca_cert(ca);
-        bool due = responder_due(rr.not_after, not_after_of(cx), now);
+        bool due = responder_due(rr.not_after, not_after_of(cx), now) || !responder_issued(env, ca, &rr);
         X509_free(cx);
+        prior_created = rr.created_at;
         if (!due) {
             responder_rec_free(&rr);
             return 0;
@@ -85,7 +127,9 @@ int ocsp_responder_ensure(const struct ca_env *env, const struct ca_rec *ca, str
         goto fail;
     rr.cert_der = der;
     rr.cert_len = dl;
-    rr.created_at = now;
+    /* (CA, created_at) is the key, and the newest one serves: a second
+     * replacement within the same second comes after the first */
+    rr.created_at = now > prior_created ? now : prior_created + 1;
     char target[96];
     snprintf(target, sizeof target, "ca:%s/ocsp-responder", ca->id);
     struct audit_rec a = {"system", "ocsp.responder.issue", target, NULL};
@@ -203,6 +247,25 @@ void ocsp_cache_invalidate(struct ocsp_cache *c, int64_t ca_pk)
             table_clear(o);
             pthread_mutex_unlock(&o->mu);
         }
+    pthread_mutex_unlock(&c->mu);
+}
+
+void ocsp_cache_reload(struct ocsp_cache *c, int64_t ca_pk)
+{
+    pthread_mutex_lock(&c->mu);
+    for (struct ocsp_ca **pp = &c->head, *o; (o = *pp); pp = &o->next) {
+        if (o->ca_pk != ca_pk)
+            continue;
+        /* retired as at a rollover: a request inside it finishes, the next
+         * one loads the CA's responder afresh */
+        *pp = o->next;
+        pthread_mutex_lock(&o->mu);
+        table_clear(o);
+        pthread_mutex_unlock(&o->mu);
+        o->next = c->retired;
+        c->retired = o;
+        break;
+    }
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -571,9 +634,10 @@ static int build_answer(const struct ca_env *env, struct ocsp_ca *o, const struc
             matched++;
             char *hex = serial_hex(sn);
             struct cert_rec cr;
-            if (hex && nreq == 1)
-                snprintf(serial, 48, "%s", hex);
             if (hex && env->store->ops->cert_get(env->store, ca->partition_id, ca->pk, hex, &cr) == STORE_OK) {
+                /* reported for the cache: a certificate this CA issued */
+                if (nreq == 1)
+                    snprintf(serial, 48, "%s", hex);
                 if (strcmp(cr.status, "issued") == 0) {
                     st = V_OCSP_CERTSTATUS_GOOD;
                 } else {
@@ -677,7 +741,11 @@ int ocsp_respond(const struct ca_env *env, struct ocsp_cache *cache, const char 
         status = r;
         goto error;
     }
-    if (r == 0 && nonce == 0)
+    /* Only answers about one certificate this CA issued are kept: an answer
+     * for a made-up serial, or for several at once, is signed each time,
+     * so strangers cannot fill memory (and the scheduler's re-signing)
+     * with answers of their own invention. */
+    if (r == 0 && nonce == 0 && !multi && serial[0])
         cache_store(o, key, out, reqder, len, serial, multi, gen);
     rc = r;
     goto out;
@@ -724,7 +792,13 @@ void ocsp_cache_changed(struct ocsp_cache *c, const struct ca_env *env, int64_t 
             if (old[i].multi || strcmp(old[i].serial, serial) == 0) {
                 free(old[i].der);
                 old[i].der = NULL;
-                redo[nredo++] = old[i]; /* keeps req for re-signing */
+                /* a few encodings of a request for it are re-signed now;
+                 * any beyond that are only dropped (signed on their next
+                 * request), so the change never waits on many signatures */
+                if (!old[i].multi && nredo < OCSP_RESIGN_MAX)
+                    redo[nredo++] = old[i]; /* keeps req for re-signing */
+                else
+                    free(old[i].req);
                 continue;
             }
             *slot(o, old[i].key) = old[i];

@@ -44,6 +44,11 @@ struct ocsp_cache *ocsp_cache_new(void);
 void ocsp_cache_free(struct ocsp_cache *c);
 /* Drops every cached response of a CA (CA-level changes). */
 void ocsp_cache_invalidate(struct ocsp_cache *c, int64_t ca_pk);
+/* Drops the CA's responder state (and answers): the next request loads the
+ * responder certificate afresh from the store. */
+void ocsp_cache_reload(struct ocsp_cache *c, int64_t ca_pk);
+/* Whether serial (hex) is the CA's current OCSP responder certificate. */
+bool ocsp_responder_serial(const struct ca_env *env, const struct ca_rec *ca, const char *serial);
 /* A certificate of the CA changed status: the cached answers that mention
  * it (and all multi-certificate ones) are re-signed at once with the new
  * status. */

@@ -22,6 +22,7 @@
 #include <openssl/x509.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <ctype.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -557,14 +558,22 @@ static void cagw_ca_get(struct http_req *req, struct http_resp *resp)
     call_release(&c);
 }
 
+/* The CA's own certificate revoked or suspended by its parent: it issues
+ * nothing (the issuance core refuses). */
+static bool ca_cert_withdrawn(const struct ca_runtime *rt)
+{
+    return strcmp(rt->cert_status, "revoked") == 0 || strcmp(rt->cert_status, "suspended") == 0;
+}
+
 static void cagw_ca_status(struct http_req *req, struct http_resp *resp)
 {
     struct cagw_call c;
     if (begin(req, resp, OP_CA_BROWSE, &c) != 0)
         return;
-    /* UP while the CA can serve: not expired (external roots only serve
-     * their certificate and status information). */
-    bool up = X509_cmp_time(X509_get0_notAfter(c.rt->cert), NULL) > 0;
+    /* UP while the CA can serve: not expired, and its own certificate not
+     * revoked or held by its parent (external roots only serve their
+     * certificate and status information). */
+    bool up = X509_cmp_time(X509_get0_notAfter(c.rt->cert), NULL) > 0 && !ca_cert_withdrawn(c.rt);
     send_ok(req, resp, json_pack("{s:s,s:s}", "type", "CAStatusResponse", "status", up ? "UP" : "DOWN"));
     call_release(&c);
 }
@@ -575,7 +584,7 @@ static void cagw_ca_capabilities(struct http_req *req, struct http_resp *resp)
     json_t *caps = NULL;
     if (begin(req, resp, OP_CA_BROWSE, &c) != 0)
         return;
-    bool issuing = strcmp(c.rt->rec.type, "externalKey") != 0 && c.rt->signer;
+    bool issuing = strcmp(c.rt->rec.type, "externalKey") != 0 && c.rt->signer && !ca_cert_withdrawn(c.rt);
     caps = json_array();
     static const char *const always[] = {"CertificateGet", "CertificateEvents", "Profiles", "RevokeAction",
                                          "HoldAction", "UnholdAction", "SubjectActions"};
@@ -1296,6 +1305,43 @@ static int serials_push(struct serials *s, const char *serial)
 }
 
 /* Serials of the CA's (non-CA) certificates whose subject equals `want`. */
+/* A separator for longest_word: white space, and what RFC 4514 escapes in
+ * the stored subject text. */
+static bool word_sep(unsigned char c)
+{
+    return isspace(c) || strchr(",+\"\\<>;=#", c) != NULL;
+}
+
+/* The longest run of a subject's attribute values without a separator
+ * (malloc'd; NULL when there is none, or out of memory). */
+static char *longest_word(const X509_NAME *name)
+{
+    char *best = NULL;
+    size_t bl = 0;
+    for (int i = 0; i < X509_NAME_entry_count(name); i++) {
+        unsigned char *u = NULL;
+        int n = ASN1_STRING_to_UTF8(&u, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(name, i)));
+        for (int a = 0; n > 0 && a < n;) {
+            while (a < n && word_sep(u[a]))
+                a++;
+            int b = a;
+            while (b < n && !word_sep(u[b]))
+                b++;
+            if ((size_t)(b - a) > bl) {
+                char *w = strndup((const char *)u + a, (size_t)(b - a));
+                if (w) {
+                    free(best);
+                    best = w;
+                    bl = (size_t)(b - a);
+                }
+            }
+            a = b;
+        }
+        OPENSSL_free(u);
+    }
+    return best;
+}
+
 static int subject_serials(struct api_ctx *ctx, const struct cagw_call *c, const X509_NAME *want, const char *text,
                            struct serials *out)
 {
@@ -1369,7 +1415,13 @@ static void subject_action(struct http_req *req, struct http_resp *resp, bool wi
         oom(resp);
         goto out;
     }
-    if (subject_serials(ctx, &c, want, text, &s) != 0) {
+    /* the store narrows by one word of the subject (its search ignores
+     * case), and X509_NAME_cmp decides: case and spacing of values do not
+     * matter (RFC 5280 7.1) */
+    char *word = longest_word(want);
+    int sr = subject_serials(ctx, &c, want, word, &s);
+    free(word);
+    if (sr != 0) {
         cagw_error(resp, 503, "cagw-5031", NULL, NULL, "store unavailable");
         goto out;
     }
@@ -1516,6 +1568,15 @@ static void cagw_events(struct http_req *req, struct http_resp *resp)
         return;
     if (time_q(req, resp, "startDate", &f.from_ms) != 0 || time_q(req, resp, "endDate", &f.to_ms) != 0)
         goto out;
+    /* records are matched by the CA's id: only this CA's, so none of a
+     * deleted CA that had the same id before it */
+    int64_t born_ms = c.rt->rec.created_at * 1000;
+    if (f.from_ms < born_ms)
+        f.from_ms = born_ms;
+    /* an end before the beginning of time is an empty range, not an open one */
+    const char *end_q = http_query(req, "endDate");
+    if (end_q && *end_q && f.to_ms <= 0)
+        f.to_ms = 1;
     const char *size = http_query(req, "preferredPageSize"), *token = http_query(req, "nextPageIndex");
     ec.want = CAGW_PAGE_MAX;
     if (size && *size) {

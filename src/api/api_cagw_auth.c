@@ -217,7 +217,12 @@ static int parse_grants(struct api_ctx *ctx, const char *partition, const json_t
             resp_error(resp, 400, "invalid_field", "grants", "grants[%zu].caId: no such CA", i);
             return -1;
         }
+        bool deleted = strcmp(c.status, "deleted") == 0;
         ca_rec_free(&c);
+        if (deleted) {
+            resp_error(resp, 400, "invalid_field", "grants", "grants[%zu].caId: CA '%s' is deleted", i, ca);
+            return -1;
+        }
         if (!json_is_array(ra) || json_array_size(ra) == 0 || json_array_size(ra) > AUTHZ_ROLES) {
             resp_error(resp, 400, "invalid_field", "grants", "grants[%zu].roles: a non-empty list of roles", i);
             return -1;

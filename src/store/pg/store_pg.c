@@ -1763,6 +1763,11 @@ static int pg_ca_delete(struct store *s, const char *partition, const char *id, 
                     "ca_id=$3::text AND status<>'deleted'",
                     "ltt", now, partition, list[i])) != STORE_OK)
             goto out;
+        /* CA Gateway grants end with their CA: a CA created later under
+         * the same id is another CA */
+        if ((rc = q(c, NULL, NULL, "DELETE FROM cagw_grant WHERE partition_id=$1::text AND ca_id=$2::text", "tt",
+                    partition, list[i])) != STORE_OK)
+            goto out;
     }
     if ((rc = audit_add(c, partition, a)) != STORE_OK || (rc = commit(c)) != STORE_OK)
         goto out;
@@ -2251,7 +2256,7 @@ static int pg_cert_list(struct store *s, const char *partition, int64_t issuer_c
     rc = q(c, &r, NULL,
            "SELECT " CERT_COLS " FROM certificate WHERE partition_id=$1::text AND issuer_ca_pk=$2::bigint"
            " AND ($3::text IS NULL OR status=$3::text) AND ($4::text IS NULL OR profile_id=$4::text)"
-           " AND ($5::text IS NULL OR subject LIKE $5::text ESCAPE '\\' OR sans LIKE $5::text ESCAPE '\\')"
+           " AND ($5::text IS NULL OR subject ILIKE $5::text ESCAPE '\\' OR sans ILIKE $5::text ESCAPE '\\')"
            " AND ($6::text IS NULL OR serial=$6::text)"
            " AND ($7::bigint = 0 OR not_after <= $7::bigint) AND ($8::bigint = 0 OR not_after > $8::bigint)"
            " AND ($9::text IS NULL OR not_after > $10::bigint OR (not_after = $10::bigint AND serial > $9::text))"

@@ -1892,6 +1892,19 @@ static int sq_ca_delete(struct store *s, const char *partition, const char *id, 
         release(st);
         st = NULL;
     }
+        /* CA Gateway grants end with their CA: a CA created later under the
+     * same id is another CA */
+    for (size_t i = 0; i < n; i++) {
+        st = prep(q, "DELETE FROM cagw_grant WHERE partition_id=? AND ca_id=?");
+        if (!st)
+            goto fail;
+        bind_text(st, 1, partition);
+        bind_text(st, 2, list[i]);
+        if ((rc = step_done(st)) != STORE_OK)
+            goto fail;
+        release(st);
+        st = NULL;
+    }
     if ((rc = audit_append(q, partition, a)) != STORE_OK)
         goto fail;
     if (commit(q->db) != 0) {

@@ -5,9 +5,12 @@
  * stores are backed up with pg_dump (docs/operations.md). */
 #include "cli/backup.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define STEP_PAGES 1024
@@ -44,8 +47,14 @@ static int check_db(sqlite3 *db, const char *what, char *err, size_t errlen)
 {
     sqlite3_stmt *st = NULL;
     int rc = -1;
-    if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_step(st) != SQLITE_ROW || strcmp((const char *)sqlite3_column_text(st, 0), "ok") != 0) {
+    if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL) != SQLITE_OK) {
+        /* not a verdict on the file: say what SQLite says (unreadable,
+         * not a database, ...) */
+        snprintf(err, errlen, "cannot check %s: %s", what, sqlite3_errmsg(db));
+        goto out;
+    }
+    if (sqlite3_step(st) != SQLITE_ROW || !sqlite3_column_text(st, 0) ||
+        strcmp((const char *)sqlite3_column_text(st, 0), "ok") != 0) {
         snprintf(err, errlen, "%s fails its integrity check", what);
         goto out;
     }
@@ -72,10 +81,48 @@ static int open_db(const char *path, int flags, sqlite3 **db, char *err, size_t 
     return 0;
 }
 
+/* Same file (or both unreadable to tell): copying a store onto itself
+ * leaves no copy at all. */
+static bool same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* Creates (or empties) path readable by its owner only, before SQLite
+ * opens it: a copy of the store holds password hashes and the audit log. */
+static int create_private(const char *path, char *err, size_t errlen)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || fchmod(fd, 0600) != 0) {
+        snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
+/* A copy that stands alone: rollback journal, not WAL, so it opens
+ * read-only (on a backup volume) with nothing beside it. */
+static int standalone(sqlite3 *db, const char *what, char *err, size_t errlen)
+{
+    if (sqlite3_exec(db, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot finish %s: %s", what, sqlite3_errmsg(db));
+        return -1;
+    }
+    return 0;
+}
+
 int cli_backup(const char *db_path, const char *out_path, bool overwrite, char *err, size_t errlen)
 {
     sqlite3 *src = NULL, *dst = NULL;
     int rc = -1;
+    if (same_file(db_path, out_path)) {
+        snprintf(err, errlen, "%s is the store itself: back it up to another file", out_path);
+        return -1;
+    }
     if (!overwrite && access(out_path, F_OK) == 0) {
         snprintf(err, errlen, "%s exists (pass --yes to replace it)", out_path);
         return -1;
@@ -84,9 +131,10 @@ int cli_backup(const char *db_path, const char *out_path, bool overwrite, char *
         snprintf(err, errlen, "cannot read %s", db_path);
         return -1;
     }
-    if (open_db(db_path, SQLITE_OPEN_READONLY, &src, err, errlen) != 0 ||
+    if (open_db(db_path, SQLITE_OPEN_READONLY, &src, err, errlen) != 0 || create_private(out_path, err, errlen) != 0 ||
         open_db(out_path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &dst, err, errlen) != 0 ||
-        copy_db(src, dst, err, errlen) != 0 || check_db(dst, out_path, err, errlen) != 0)
+        copy_db(src, dst, err, errlen) != 0 || standalone(dst, out_path, err, errlen) != 0 ||
+        check_db(dst, out_path, err, errlen) != 0)
         goto out;
     rc = 0;
 out:
@@ -107,9 +155,14 @@ int cli_restore(const char *backup_path, const char *db_path, bool overwrite, ch
         snprintf(err, errlen, "cannot read %s", backup_path);
         return -1;
     }
+    if (same_file(backup_path, db_path)) {
+        snprintf(err, errlen, "%s is the store itself", backup_path);
+        return -1;
+    }
     /* the backup is checked before anything is replaced */
+    bool fresh = access(db_path, F_OK) != 0;
     if (open_db(backup_path, SQLITE_OPEN_READONLY, &src, err, errlen) != 0 ||
-        check_db(src, backup_path, err, errlen) != 0 ||
+        check_db(src, backup_path, err, errlen) != 0 || (fresh && create_private(db_path, err, errlen) != 0) ||
         open_db(db_path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &dst, err, errlen) != 0 ||
         copy_db(src, dst, err, errlen) != 0 || check_db(dst, db_path, err, errlen) != 0)
         goto out;

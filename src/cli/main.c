@@ -668,6 +668,12 @@ static int write_output_mode(const char *path, const unsigned char *p, size_t n,
         f = stdout;
     } else if (owner_only) {
         int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        /* an existing file keeps its mode on open: make it owner-only
+         * before a private key goes into it */
+        if (fd >= 0 && fchmod(fd, 0600) != 0) {
+            close(fd);
+            fd = -1;
+        }
         if (fd >= 0 && !(f = fdopen(fd, "wb")))
             close(fd);
     } else {

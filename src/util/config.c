@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 
 void config_defaults(struct config *c)
@@ -49,6 +50,19 @@ static int parse_long(const char *v, long min, long max, long *out)
     return 0;
 }
 
+static bool public_url_ok(const char *v)
+{
+    const char *host = strncmp(v, "http://", 7) == 0 ? v + 7 : strncmp(v, "https://", 8) == 0 ? v + 8 : NULL;
+    size_t n = strlen(v);
+    if (!host || !*host || *host == '/' || v[n - 1] == '/')
+        return false;
+    for (const char *p = v; *p; p++)
+        if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f || *p == '?' || *p == '#' || *p == '"' ||
+            *p == '\\' || *p == '<' || *p == '>')
+            return false;
+    return true;
+}
+
 int config_set(struct config *c, const char *key, const char *value, char *err, size_t errlen)
 {
     static const struct {
@@ -75,6 +89,19 @@ int config_set(struct config *c, const char *key, const char *value, char *err, 
         {"log_level", offsetof(struct config, log_level)},
         {"acme_resolver", offsetof(struct config, acme_resolver)},
     };
+    /* the public base URLs go into every certificate's CRL and OCSP
+     * addresses for good: "http(s)://host[:port][/path]", nothing else */
+    if ((strcmp(key, "public_http_url") == 0 || strcmp(key, "public_https_url") == 0) && !public_url_ok(value)) {
+        snprintf(err, errlen,
+                 "bad value for '%s': an http:// or https:// URL without spaces, query, fragment or trailing '/'",
+                 key);
+        return -1;
+    }
+    if (strcmp(key, "log_level") == 0 && strcmp(value, "debug") != 0 && strcmp(value, "info") != 0 &&
+        strcmp(value, "warn") != 0 && strcmp(value, "error") != 0) {
+        snprintf(err, errlen, "bad value for 'log_level': debug, info, warn or error");
+        return -1;
+    }
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         if (strcmp(key, strs[i].name) == 0)
             return set_str((char **)((char *)c + strs[i].off), value);
@@ -160,10 +187,24 @@ int config_load_file(struct config *c, const char *path, char *err, size_t errle
         }
         *eq = 0;
         char *k = trim(s), *v = trim(eq + 1);
-        size_t vn = strlen(v);
-        if (vn >= 2 && v[0] == '"' && v[vn - 1] == '"') {
-            v[vn - 1] = 0;
+        if (v[0] == '"') {
+            /* a quoted value, then at most a comment */
+            char *close = strchr(v + 1, '"');
+            char *rest = close ? trim(close + 1) : NULL;
+            if (!close || (*rest && *rest != '#')) {
+                snprintf(err, errlen, "%s:%d: unterminated quote, or text after the closing quote", path, lineno);
+                goto out;
+            }
+            *close = 0;
             v++;
+        } else {
+            /* "# comment" after a value: a '#' after white space starts it */
+            for (char *h = v; *h; h++)
+                if (*h == '#' && h > v && (h[-1] == ' ' || h[-1] == '\t')) {
+                    *h = 0;
+                    v = trim(v);
+                    break;
+                }
         }
         char sub[200];
         if (config_set(c, k, v, sub, sizeof sub) != 0) {

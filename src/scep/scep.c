@@ -175,7 +175,7 @@ static void get_ca_cert(struct scep_req *s, struct http_resp *resp)
 struct pkimsg {
     int type;
     char txid[129];
-    unsigned char nonce[64];
+    unsigned char nonce[256]; /* senderNonce, echoed as recipientNonce (16 bytes in practice; longer ones kept too) */
     int nonce_len;
     X509 *signer;           /* the requester's certificate (self-signed or the one being renewed) */
     unsigned char *inner;   /* decrypted content */

@@ -25,6 +25,8 @@ enum {
 };
 
 #define STORE_ID_MAX 64
+#define CRL_KEEP_DER 4
+#define CRL_KEEP_DER_TEXT "4"
 
 struct audit_rec {
     const char *actor;  /* e.g. "token:<name>", "system" */
@@ -393,7 +395,8 @@ struct store_ops {
     int (*cert_get)(struct store *s, const char *partition, int64_t issuer_ca_pk, const char *serial,
                     struct cert_rec *out);
 
-    /* CRLs: reserve the next cRLNumber (strictly increasing per CA, never
+    /* CRLs (the newest CRL_KEEP_DER of each scope keep their DER; the
+     * history list keeps 100): reserve the next cRLNumber (strictly increasing per CA, never
      * reused even when a build fails), save a built CRL, read the latest,
      * list past numbers (newest first, at most `max`). */
     int (*crl_next_number)(struct store *s, const char *partition, int64_t ca_pk, int64_t *number);

@@ -12,6 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtensionOID
 
+import conftest
 from conftest import _require_binaries
 from helpers import crl_dp_urls, der_tlv, expect_error, ext_or_none, parse_time
 from status_helpers import (FLAG_OF, ConfiguredDaemon, crl_number, crl_path, crl_serials, crl_version, fetch_crl,
@@ -392,3 +393,33 @@ def test_concurrent_publications_never_lose_a_revocation(daemon, tmp_path):
     falls = [(a, b) for a, b in zip(full, full[1:]) if b[1] < a[1]]
     assert not falls, f"a higher CRL number lists fewer revocations: {falls}"
     assert full[-1][1] == len(leaves)
+
+
+def test_old_crls_keep_their_numbers_not_their_bytes(daemon, tmp):
+    """The history list keeps past CRLs' numbers and times; only the newest few keep their DER (a CA with many
+    revocations publishes megabytes each time, and nothing serves an older CRL)."""
+    import sqlite3
+    root = make_root(daemon, tmp, "kr")
+    sub = make_sub(daemon, tmp, root, "ks")
+    for _ in range(7):
+        publish(daemon, sub.id)
+    crls = ok(daemon.api("GET", f"/cas/{sub.id}/crls"))["crls"]
+    assert len(crls) >= 7, crls
+    sql = ("SELECT c.number, length(c.der) FROM crl c JOIN ca ON ca.pk=c.ca_pk WHERE ca.ca_id='%s' "
+           "AND c.shard=-1 ORDER BY c.number DESC" % sub.id)  # the id is ours: letters, digits and '-'
+    if daemon.store is None:
+        db = sqlite3.connect(str(daemon.data_dir / "pkiaas.db"), timeout=30)
+        try:
+            rows = db.execute(sql).fetchall()
+        finally:
+            db.close()
+    else:
+        cp = conftest._psql(daemon.store, "-At", "-F", ",", "-c", sql)
+        assert cp.returncode == 0, cp.stderr
+        rows = [tuple(int(x) for x in line.split(",")) for line in cp.stdout.split()]
+    assert len(rows) >= 7
+    assert all(n > 0 for _, n in rows[:4]), rows
+    assert all(n == 0 for _, n in rows[4:]), rows
+    # the newest is served
+    _, crl = fetch_crl(daemon, sub.id)
+    assert crl_number(crl) == rows[0][0]

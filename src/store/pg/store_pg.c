@@ -2677,12 +2677,20 @@ static int pg_crl_save(struct store *s, const char *partition, int64_t ca_pk, co
                "VALUES($1::text,$2::bigint,$3::bigint,$4::bigint,$5::bigint,$6::bigint,$7::bytea,$8::int)",
                "tlllllbd", partition, ca_pk, x->number, x->this_update, x->next_update, x->entries, x->der,
                x->der_len, x->shard);
-    /* Keep the newest 100 CRLs per CA; older ones are history nobody asks for. */
-    if (rc == STORE_OK)
+    /* Keep the newest 100 CRLs per CA in the history list, and the bytes of
+     * only the newest CRL_KEEP_DER (a CA with many revocations publishes
+     * megabytes each time; nothing serves an older one). */
+    if (rc == STORE_OK) {
         q(c, NULL, NULL,
           "DELETE FROM crl WHERE ca_pk=$1::bigint AND shard=$2::int AND number < (SELECT min(number) FROM (SELECT "
           "number FROM crl WHERE ca_pk=$1::bigint AND shard=$2::int ORDER BY number DESC LIMIT 100) t)",
           "ld", ca_pk, x->shard);
+        q(c, NULL, NULL,
+          "UPDATE crl SET der='\\x'::bytea WHERE ca_pk=$1::bigint AND shard=$2::int AND length(der) > 0 AND number < "
+          "(SELECT min(number) FROM (SELECT number FROM crl WHERE ca_pk=$1::bigint AND shard=$2::int ORDER BY number "
+          "DESC LIMIT " CRL_KEEP_DER_TEXT ") t)",
+          "ld", ca_pk, x->shard);
+    }
     release_conn(g, c);
     return rc;
 }

@@ -2626,10 +2626,20 @@ static int sq_crl_save(struct store *s, const char *partition, int64_t ca_pk, co
         rc = step_done(st);
         release(st);
     }
-    /* Keep the newest 100 CRLs per CA; older ones are history nobody asks for. */
+    /* Keep the newest 100 CRLs per CA in the history list, and the bytes of
+     * only the newest CRL_KEEP_DER (a CA with many revocations publishes
+     * megabytes each time; nothing serves an older one). */
     if (rc == STORE_OK && (st = prep(q, "DELETE FROM crl WHERE ca_pk=? AND shard=? AND number < (SELECT min(number) "
                                         "FROM (SELECT number FROM crl WHERE ca_pk=?1 AND shard=?2 ORDER BY number "
                                         "DESC LIMIT 100))"))) {
+        sqlite3_bind_int64(st, 1, ca_pk);
+        sqlite3_bind_int(st, 2, c->shard);
+        step_done(st);
+        release(st);
+    }
+    if (rc == STORE_OK && (st = prep(q, "UPDATE crl SET der=x'' WHERE ca_pk=?1 AND shard=?2 AND length(der) > 0 AND "
+                                        "number < (SELECT min(number) FROM (SELECT number FROM crl WHERE ca_pk=?1 AND "
+                                        "shard=?2 ORDER BY number DESC LIMIT " CRL_KEEP_DER_TEXT "))"))) {
         sqlite3_bind_int64(st, 1, ca_pk);
         sqlite3_bind_int(st, 2, c->shard);
         step_done(st);

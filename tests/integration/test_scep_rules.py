@@ -27,16 +27,21 @@ class Env:
     pass
 
 
+def _cas(d, prefix, profiles):
+    """A root and an RSA issuing CA `<prefix>-sub` with the profiles."""
+    root = create_ca(d, id=f"{prefix}-root", type="root", signingKeyDetails="RSA-2048+PKCS15-SHA256",
+                     subject=f"CN={prefix} Root")
+    create_ca(d, id=f"{prefix}-sub", type="subord", parentId=root["id"], signingKeyDetails="RSA-2048+PKCS15-SHA256",
+              subject=f"CN={prefix} Issuing", profiles=profiles, enableCrl=True)
+
+
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     _require_binaries()
-    d = Daemon(tmp_path_factory.mktemp("pkiaasd-scratch-scep"))
+    d = Daemon(tmp_path_factory.mktemp("pkiaasd-scep-rules"))
     d.bootstrap()
     d.start()
-    root = create_ca(d, id="r-root", type="root", signingKeyDetails="RSA-2048+PKCS15-SHA256", subject="CN=R Root")
-    create_ca(d, id="r-sub", type="subord", parentId=root["id"], signingKeyDetails="RSA-2048+PKCS15-SHA256",
-              subject="CN=R Issuing", profiles=["scep-tls-client", "scep-tls-server", "privatessl-tls-client"],
-              enableCrl=True)
+    _cas(d, "r", ["scep-tls-client", "scep-tls-server", "privatessl-tls-client"])
     e = Env()
     e.d = d
     for cid, prof in (("cfga", "scep-tls-client"), ("cfgb", "scep-tls-server")):
@@ -178,12 +183,10 @@ def test_api_certificate_does_not_renew_over_scep(env, tmp_path):
 @pytest.fixture(scope="module")
 def mdm(tmp_path_factory):
     _require_binaries()
-    d = Daemon(tmp_path_factory.mktemp("pkiaasd-scratch-mdm"))
+    d = Daemon(tmp_path_factory.mktemp("pkiaasd-scep-rules-mdm"))
     d.bootstrap()
     d.start()
-    root = create_ca(d, id="m-root", type="root", signingKeyDetails="RSA-2048+PKCS15-SHA256", subject="CN=M Root")
-    create_ca(d, id="m-sub", type="subord", parentId=root["id"], signingKeyDetails="RSA-2048+PKCS15-SHA256",
-              subject="CN=M Issuing", profiles=["mdmws-digital-signature"])
+    _cas(d, "m", ["mdmws-digital-signature"])
     r = d.api("POST", "/protocols", json={"id": "jamf", "type": "mdmws", "caId": "m-sub",
                                            "profileId": "mdmws-digital-signature"})
     assert r.status_code == 201, r.text
@@ -202,9 +205,8 @@ def mdm(tmp_path_factory):
     d.stop()
 
 
-def test_deactivated_mdm_end_entity_cannot_renew(mdm, tmp_path):
-    d = mdm.d
-    user = uid("bob")
+def _mdm_enrol(mdm, tmp_path, user):
+    """A device enrolled by SCEP with a one-time challenge: (challenge answer, key, certificate, RA)."""
     r = requests.post(mdm.ws + "/challenges", auth=mdm.auth,
                       json={"digitalId": "device", "variables": {"igusername": user, "iggroup": "Sales",
                                                                  "devicetype": "iPhone"}})
@@ -217,17 +219,28 @@ def test_deactivated_mdm_end_entity_cannot_renew(mdm, tmp_path):
     rep = Rep(post(mdm.url, build_pkimessage(signer, key, 19, env, hashlib.sha256(os.urandom(8)).hexdigest(),
                                              os.urandom(16))).content, ra)
     assert rep.status == "0", rep.fail
-    leaf = open_rep(tmp_path, rep, signer, key)[0]
-    ees = d.api("GET", "/protocols/jamf/end-entities").json()["endEntities"]
-    ee = next(e for e in ees if user in e["identifier"])
-    assert d.api("POST", f"/protocols/jamf/end-entities/{ee['id']}/deactivate").json()["status"] == "inactive"
-    # RenewalReq signed by the issued certificate, same names
+    return ch, key, open_rep(tmp_path, rep, signer, key)[0], ra
+
+
+def _mdm_renew(mdm, tmp_path, key, leaf, ra):
+    """A RenewalReq signed by the device's certificate, same names, new key: the CertRep."""
     nk = rsa.generate_private_key(65537, 2048)
     csr = x509.CertificateSigningRequestBuilder().subject_name(leaf.subject).sign(nk, hashes.SHA256())
     (tmp_path / "r").mkdir()
-    env = envelope(tmp_path / "r", csr.public_bytes(serialization.Encoding.DER), ra.public_bytes(serialization.Encoding.PEM))
-    rep2 = Rep(post(mdm.url, build_pkimessage(leaf, key, 17, env, hashlib.sha256(os.urandom(8)).hexdigest(),
+    env = envelope(tmp_path / "r", csr.public_bytes(serialization.Encoding.DER),
+                   ra.public_bytes(serialization.Encoding.PEM))
+    return Rep(post(mdm.url, build_pkimessage(leaf, key, 17, env, hashlib.sha256(os.urandom(8)).hexdigest(),
                                               os.urandom(16))).content, ra)
+
+
+def test_deactivated_mdm_end_entity_cannot_renew(mdm, tmp_path):
+    d = mdm.d
+    user = uid("bob")
+    _, key, leaf, ra = _mdm_enrol(mdm, tmp_path, user)
+    ees = d.api("GET", "/protocols/jamf/end-entities").json()["endEntities"]
+    ee = next(e for e in ees if user in e["identifier"])
+    assert d.api("POST", f"/protocols/jamf/end-entities/{ee['id']}/deactivate").json()["status"] == "inactive"
+    rep2 = _mdm_renew(mdm, tmp_path, key, leaf, ra)
     ees = d.api("GET", "/protocols/jamf/end-entities").json()["endEntities"]
     assert rep2.status == "2", "the deactivated MDM end entity renewed its certificate"
     assert len([e for e in ees if user in e["identifier"]]) == 1, ees
@@ -235,26 +248,12 @@ def test_deactivated_mdm_end_entity_cannot_renew(mdm, tmp_path):
 
 def test_decommission_revokes_renewed_certificates(mdm, tmp_path):
     d = mdm.d
-    user = uid("carol")
-    ch = requests.post(mdm.ws + "/challenges", auth=mdm.auth,
-                       json={"digitalId": "device", "variables": {"igusername": user, "iggroup": "Sales",
-                                                                  "devicetype": "iPhone"}}).json()
-    key = rsa.generate_private_key(65537, 2048)
-    signer = _self_signed(key, "ignored")
-    ra = ra_of(mdm.url)
-    env = envelope(tmp_path, make_csr(key, "ignored", ch["challenge"]), ra.public_bytes(serialization.Encoding.PEM))
-    rep = Rep(post(mdm.url, build_pkimessage(signer, key, 19, env, hashlib.sha256(os.urandom(8)).hexdigest(),
-                                             os.urandom(16))).content, ra)
-    leaf = open_rep(tmp_path, rep, signer, key)[0]
-    nk = rsa.generate_private_key(65537, 2048)
-    csr = x509.CertificateSigningRequestBuilder().subject_name(leaf.subject).sign(nk, hashes.SHA256())
-    (tmp_path / "r").mkdir()
-    env = envelope(tmp_path / "r", csr.public_bytes(serialization.Encoding.DER), ra.public_bytes(serialization.Encoding.PEM))
-    rep2 = Rep(post(mdm.url, build_pkimessage(leaf, key, 17, env, hashlib.sha256(os.urandom(8)).hexdigest(),
-                                              os.urandom(16))).content, ra)
+    ch, key, leaf, ra = _mdm_enrol(mdm, tmp_path, uid("carol"))
+    rep2 = _mdm_renew(mdm, tmp_path, key, leaf, ra)
     assert rep2.status == "0"
     renewed = open_rep(tmp_path / "r", rep2, leaf, key)[0]
-    ee = next(e for e in d.api("GET", "/protocols/jamf/end-entities").json()["endEntities"] if e["identifier"] == ch["subject"])
+    ee = next(e for e in d.api("GET", "/protocols/jamf/end-entities").json()["endEntities"]
+              if e["identifier"] == ch["subject"])
     r = d.api("POST", f"/protocols/jamf/end-entities/{ee['id']}/decommission")
     assert r.status_code == 200, r.text
     st = d.api("GET", f"/cas/m-sub/certificates/{format(renewed.serial_number, 'x')}").json()["status"]
@@ -268,9 +267,7 @@ def test_wrong_challenge_spends_no_rate(tmp_path):
     d.bootstrap()
     d.start()
     try:
-        root = create_ca(d, id="q-root", type="root", signingKeyDetails="RSA-2048+PKCS15-SHA256", subject="CN=Q")
-        create_ca(d, id="q-sub", type="subord", parentId=root["id"], signingKeyDetails="RSA-2048+PKCS15-SHA256",
-                  subject="CN=Q Issuing", profiles=["scep-tls-client", "privatessl-tls-client"])
+        _cas(d, "q", ["scep-tls-client", "privatessl-tls-client"])
         assert d.api("POST", "/protocols", json={"id": "s1", "type": "scep", "caId": "q-sub",
                                                   "profileId": "scep-tls-client"}).status_code == 201
         url = f"{d.url}/scep/{d.account}/s1/pkiclient.exe"

@@ -125,6 +125,11 @@ int api_rate_limited(struct http_req *req, const char *partition, char ra[24], i
     return rate_limited_scoped(req, partition, NULL, ra, limit_out, premium);
 }
 
+int api_rate_limited_client(struct http_req *req, const char *partition, char ra[24], int *limit_out, bool *premium)
+{
+    return rate_limited_scoped(req, partition, req->ip, ra, limit_out, premium);
+}
+
 /* The same, with a bucket per client address when `client` is given. */
 static int rate_limited_scoped(struct http_req *req, const char *partition, const char *client, char ra[24],
                                int *limit_out, bool *premium)

@@ -74,6 +74,9 @@ int api_auth(struct http_req *req, struct http_resp *resp, const char *partition
 /* Takes one request from the partition's bucket for the route's capability:
  * 1 when over the limit (Retry-After seconds in ra), else 0. */
 int api_rate_limited(struct http_req *req, const char *partition, char ra[24], int *limit, bool *premium);
+/* The same with a bucket per client address: for requests not yet
+ * authenticated, which must not spend the partition's allowance. */
+int api_rate_limited_client(struct http_req *req, const char *partition, char ra[24], int *limit, bool *premium);
 const char *api_capability_name(int capability);
 /* A further operation for an already authenticated principal. */
 int api_require(struct http_req *req, struct http_resp *resp, const struct principal *p, int op);

@@ -423,6 +423,33 @@ bool api_comment_ok(const char *s)
     return true;
 }
 
+/* After the CA's OCSP responder certificate was revoked or suspended: a new
+ * responder is issued (ocsp_responder_ensure sees the old one is no longer
+ * "issued") and this node's OCSP state reloaded; other nodes find the newer
+ * responder when the CA's change counter moves. */
+static void replace_responder(struct api_ctx *ctx, const struct ca_rec *c)
+{
+    struct err oe;
+    struct ca_rec full; /* with its sealed key: the caller's copy may not carry it */
+    memset(&oe, 0, sizeof oe);
+    struct responder_rec before, after;
+    memset(&before, 0, sizeof before);
+    memset(&after, 0, sizeof after);
+    if (ctx->store->ops->ca_get(ctx->store, c->partition_id, c->id, &full) != STORE_OK) {
+        log_error("OCSP responder of %s/%s not replaced: the CA cannot be read", c->partition_id, c->id);
+        return;
+    }
+    (void)ctx->store->ops->responder_get(ctx->store, c->partition_id, c->pk, &before);
+    if (ocsp_responder_ensure(&ctx->env, &full, &oe) != 0)
+        log_error("OCSP responder of %s/%s not replaced: %s", c->partition_id, c->id, oe.msg);
+    (void)ctx->store->ops->responder_get(ctx->store, c->partition_id, c->pk, &after);
+    if (after.created_at != before.created_at)
+        ocsp_cache_reload(ctx->ocsp, c->pk);
+    responder_rec_free(&before);
+    responder_rec_free(&after);
+    ca_rec_free(&full);
+}
+
 int api_cert_set_status(struct api_ctx *ctx, const struct ca_rec *c, const char *serial, const char *to, int reason,
                         int64_t invalidity, const char *comment, const char *actor, const char *ip, bool publish_now,
                         struct err *e)
@@ -457,20 +484,8 @@ int api_cert_set_status(struct api_ctx *ctx, const struct ca_rec *c, const char 
     }
     /* the CA's OCSP responder certificate revoked or suspended (a key
      * compromise, say): a new responder signs from now on */
-    if (strcmp(to, "issued") != 0 && c->ocsp_enabled && ocsp_responder_serial(&ctx->env, c, serial)) {
-        struct err oe;
-        struct ca_rec full; /* with its sealed key: the caller's copy may not carry it */
-        memset(&oe, 0, sizeof oe);
-        if (ctx->store->ops->ca_get(ctx->store, c->partition_id, c->id, &full) != STORE_OK) {
-            log_error("OCSP responder of %s/%s not replaced: the CA cannot be read", c->partition_id, c->id);
-        } else {
-            if (ocsp_responder_ensure(&ctx->env, &full, &oe) != 0)
-                log_error("OCSP responder of %s/%s not replaced after its certificate became %s: %s",
-                          c->partition_id, c->id, to, oe.msg);
-            ca_rec_free(&full);
-        }
-        ocsp_cache_reload(ctx->ocsp, c->pk);
-    }
+    if (strcmp(to, "issued") != 0 && c->ocsp_enabled && ocsp_responder_serial(&ctx->env, c, serial))
+        replace_responder(ctx, c);
     /* a CA certificate: that CA stops (or resumes) issuing */
     struct cert_rec cr;
     memset(&cr, 0, sizeof cr);
@@ -526,6 +541,12 @@ static void status_change(struct http_req *req, struct http_resp *resp, const ch
         }
         if (inv && (time_parse_rfc3339(inv, &inval) != 0 || inval > time_now())) {
             resp_error(resp, 400, "invalid_field", "invalidityDate", "invalidityDate: an RFC 3339 time in the past");
+            goto out;
+        }
+        if (inv && inval < cr.not_before) {
+            resp_error(resp, 400, "invalid_field", "invalidityDate",
+                       "invalidityDate: before the certificate's notBefore (the key cannot have been compromised "
+                       "before the certificate existed)");
             goto out;
         }
     } else if (strcmp(to, "suspended") == 0) {
@@ -634,6 +655,9 @@ void api_cert_revoke_batch(struct http_req *req, struct http_resp *resp)
          * the CA cache: a revoked CA certificate stops its CA issuing) */
         ocsp_cache_invalidate(ctx->ocsp, c.pk);
         ca_cache_invalidate(&ctx->env, c.partition_id);
+        /* the responder's certificate may have been in the batch */
+        if (c.ocsp_enabled)
+            replace_responder(ctx, &c);
         api_status_changed_crl(ctx, &c, json_is_true(json_object_get(body, "publishNow")));
     }
     resp_json(resp, 200, json_pack("{s:o,s:{s:i,s:i,s:i,s:i}}", "results", results, "summary", "revoked", (int)revoked,

@@ -6,6 +6,7 @@
 #include "crypto/secret.h"
 #include "util/codec.h"
 #include "util/json_util.h"
+#include "util/log.h"
 #include "util/timeutil.h"
 
 #include <openssl/crypto.h>
@@ -162,5 +163,8 @@ void api_token_revoke(struct http_req *req, struct http_resp *resp)
         return;
     }
     token_cache_clear(ctx->tokens); /* revoked means unusable now, not in 10 s */
+    /* and on the other nodes too (shared stores) */
+    if (store_epoch_bump(ctx->store, p.partition, AUTHZ_TOKEN_EPOCH) != STORE_OK)
+        log_warn("token revocation in %s: the other nodes' token caches were not told", p.partition);
     resp_json(resp, 200, json_pack("{s:s,s:b}", "name", name, "revoked", 1));
 }

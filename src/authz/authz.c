@@ -19,6 +19,7 @@ struct tc_slot {
     char hash[65];
     struct principal p;
     int64_t expires;
+    int64_t epoch; /* the partition's token counter when cached (shared stores) */
 };
 
 struct token_cache {
@@ -89,11 +90,15 @@ int authz_bearer(struct store *st, struct token_cache *cache, const char *author
     }
     int64_t now = time_now();
     uint64_t gen = 0;
+    /* Several nodes: a token revoked on another node moves the partition's
+     * token counter, and a cached entry from before it is not used. Read
+     * before the store, so an entry cached now is never newer than it. */
+    int64_t epoch = cache && st->ops->shared ? store_epoch(st, partition, AUTHZ_TOKEN_EPOCH) : 0;
     if (cache) {
         pthread_mutex_lock(&cache->mu);
         gen = cache->gen;
         struct tc_slot *sl = tc_slot(cache, h);
-        int hit = sl->expires > now && strcmp(sl->hash, h) == 0;
+        int hit = sl->expires > now && strcmp(sl->hash, h) == 0 && epoch >= 0 && sl->epoch == epoch;
         if (hit)
             *out = sl->p;
         pthread_mutex_unlock(&cache->mu);
@@ -130,6 +135,7 @@ int authz_bearer(struct store *st, struct token_cache *cache, const char *author
             snprintf(sl->hash, sizeof sl->hash, "%s", h);
             sl->p = *out;
             sl->expires = now + AUTHZ_TOKEN_TTL_S;
+            sl->epoch = epoch;
         }
         pthread_mutex_unlock(&cache->mu);
     }

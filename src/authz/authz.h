@@ -77,6 +77,9 @@ struct principal {
  * trip per request. Entries live AUTHZ_TOKEN_TTL_S seconds: a revoked token
  * stops working within that time. */
 #define AUTHZ_TOKEN_TTL_S 10
+/* The store_epoch id (in place of a CA pk) of a partition's API tokens:
+ * bumped by every revocation, so other nodes' caches drop theirs at once. */
+#define AUTHZ_TOKEN_EPOCH (-1)
 struct token_cache;
 struct token_cache *token_cache_new(void);
 void token_cache_free(struct token_cache *c);

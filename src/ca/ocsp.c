@@ -169,8 +169,9 @@ struct ocsp_ca {
     X509 *responder;
     struct signer *rsigner; /* the responder key (in the signer process) */
     int64_t responder_not_after;
+    int64_t responder_created; /* the store row's created_at: a newer row replaces it */
     int64_t issuer_not_after;
-    int64_t recheck_at; /* due for a new responder: when to look in the store again */
+    int64_t recheck_at; /* when to look in the store again for a newer responder */
     int64_t archive_cutoff;
     int64_t epoch;      /* store_epoch the table was filled at (shared stores) */
     pthread_mutex_t mu; /* guards the table and gen */
@@ -291,6 +292,7 @@ static struct ocsp_ca *load_ca(const struct ca_env *env, const struct ca_rec *ca
         !(o->issuer = ca_cert(ca)))
         goto fail;
     o->responder_not_after = rr.not_after;
+    o->responder_created = rr.created_at;
     o->issuer_not_after = not_after_of(o->issuer);
     struct tm tm;
     if (ASN1_TIME_to_tm(X509_get0_notBefore(o->issuer), &tm) == 1)
@@ -304,8 +306,23 @@ fail:
     return NULL;
 }
 
-/* The state for a CA; reloaded when the responder certificate was rolled. */
-static struct ocsp_ca *get_ca(struct ocsp_cache *c, const struct ca_env *env, const struct ca_rec *ca)
+/* The created_at of the CA's responder row in the store (0 if none). */
+static int64_t stored_responder(const struct ca_env *env, const struct ca_rec *ca)
+{
+    struct responder_rec rr;
+    int64_t created = 0;
+    memset(&rr, 0, sizeof rr);
+    if (env->store->ops->responder_get(env->store, ca->partition_id, ca->pk, &rr) == STORE_OK)
+        created = rr.created_at;
+    responder_rec_free(&rr);
+    return created;
+}
+
+/* The state for a CA; reloaded when the store holds a newer responder: one
+ * rolled over by the scheduler, or one that replaced a revoked responder
+ * (on any node). The store is asked at most once a minute per CA, or at
+ * once when `recheck` (another node changed a status of the CA). */
+static struct ocsp_ca *get_ca(struct ocsp_cache *c, const struct ca_env *env, const struct ca_rec *ca, bool recheck)
 {
     struct ocsp_ca *o, **pp;
     pthread_mutex_lock(&c->mu);
@@ -313,29 +330,26 @@ static struct ocsp_ca *get_ca(struct ocsp_cache *c, const struct ca_env *env, co
         if (o->ca_pk == ca->pk)
             break;
     int64_t now = time_now();
-    if (o && now >= o->recheck_at && responder_due(o->responder_not_after, o->issuer_not_after, now - 3600)) {
-        /* The scheduler has rolled the responder certificate, or will: take
-         * the new one from the store once it is there. Until then keep this
-         * state and look again in a minute (not on every request). */
-        struct ocsp_ca *fresh = load_ca(env, ca);
-        if (!fresh || fresh->responder_not_after <= o->responder_not_after) {
-            if (fresh)
-                ocsp_ca_free(fresh); /* never shared */
-            o->recheck_at = now + 60;
-            pthread_mutex_unlock(&c->mu);
-            return o;
+    if (o && (recheck || now >= o->recheck_at)) {
+        o->recheck_at = now + 60;
+        bool due = responder_due(o->responder_not_after, o->issuer_not_after, now - 3600);
+        int64_t created = stored_responder(env, ca);
+        struct ocsp_ca *fresh = (due || created > o->responder_created) ? load_ca(env, ca) : NULL;
+        if (fresh && fresh->responder_created > o->responder_created) {
+            *pp = o->next;
+            /* a request or the refresh may hold this state and be inside
+             * its table right now: empty it under the table's own lock */
+            pthread_mutex_lock(&o->mu);
+            table_clear(o);
+            pthread_mutex_unlock(&o->mu);
+            o->next = c->retired;
+            c->retired = o;
+            o = fresh;
+            o->next = c->head;
+            c->head = o;
+        } else if (fresh) {
+            ocsp_ca_free(fresh); /* never shared */
         }
-        *pp = o->next;
-        /* a request or the refresh may hold this state and be inside its
-         * table right now: empty it under the table's own lock */
-        pthread_mutex_lock(&o->mu);
-        table_clear(o);
-        pthread_mutex_unlock(&o->mu);
-        o->next = c->retired;
-        c->retired = o;
-        o = fresh;
-        o->next = c->head;
-        c->head = o;
     }
     if (!o && (o = load_ca(env, ca))) {
         o->next = c->head;
@@ -717,7 +731,7 @@ int ocsp_respond(const struct ca_env *env, struct ocsp_cache *cache, const char 
      * request with a nonce has different bytes, so it can never hit. */
     status = OCSP_RESPONSE_STATUS_UNAUTHORIZED;
     if (!(rt = ca_runtime_get(env, partition, ca_id, &ce)) || strcmp(rt->rec.status, "active") != 0 ||
-        !rt->rec.ocsp_enabled || !(o = get_ca(cache, env, &rt->rec)))
+        !rt->rec.ocsp_enabled || !(o = get_ca(cache, env, &rt->rec, false)))
         goto error;
     if (EVP_Digest(reqder, len, key, NULL, EVP_sha256(), NULL) != 1)
         goto out;
@@ -725,11 +739,23 @@ int ocsp_respond(const struct ca_env *env, struct ocsp_cache *cache, const char 
         /* another node may have changed a status: its counter moved */
         int64_t v = store_epoch(env->store, partition, o->ca_pk);
         pthread_mutex_lock(&o->mu);
-        if (v < 0 || v != o->epoch) {
+        bool moved = v < 0 || v != o->epoch;
+        if (moved) {
             table_clear(o);
             o->epoch = v;
         }
         pthread_mutex_unlock(&o->mu);
+        /* the change may have been the responder's own revocation, and its
+         * replacement: look for a newer responder now */
+        struct ocsp_ca *again = moved ? get_ca(cache, env, &rt->rec, true) : o;
+        if (!again)
+            goto error;
+        if (again != o) {
+            pthread_mutex_lock(&again->mu);
+            again->epoch = v;
+            pthread_mutex_unlock(&again->mu);
+            o = again;
+        }
     }
     uint64_t gen = 0;
     if (cache_lookup(o, key, now, out, &gen)) {

@@ -586,7 +586,10 @@ static bool txn_reserve(struct cmp_call *c)
     snprintf(o->partition_id, sizeof o->partition_id, "%s", c->cfg.partition);
     snprintf(o->kind, sizeof o->kind, "%s", CMP_TXN_KIND);
     snprintf(o->status, sizeof o->status, "pending");
-    o->expires_at = time_now() + CMP_TXN_TTL_S;
+    /* as long as any request with this ID can pass the messageTime window
+     * (CMP_TXN_TTL_S back, CMP_MAX_SKEW_S ahead): a replay never outlives
+     * its claim */
+    o->expires_at = time_now() + CMP_TXN_TTL_S + CMP_MAX_SKEW_S;
     if (!(c->txn_doc = json_pack("{s:s}", "requester", c->who)) || !(o->parent = strdup(c->cfg.id)) ||
         !(o->json = json_dumps(c->txn_doc, JSON_COMPACT))) {
         refuse(c, OSSL_CMP_PKIFAILUREINFO_systemFailure, "out of memory");
@@ -830,6 +833,19 @@ static OSSL_CMP_PKISI *cb_cert_request(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG
     if (X509_cmp_time(c->hdr->message_time, &latest) > 0) {
         refuse(c, OSSL_CMP_PKIFAILUREINFO_badTime, "messageTime is more than %d minutes in the future",
                CMP_MAX_SKEW_S / 60);
+        goto reject;
+    }
+    /* the partition's certificate rate, for an authorised request */
+    char ra[24];
+    int limit = 0;
+    bool premium = false;
+    int saved_cap = c->req->capability;
+    c->req->capability = CAP_CERT;
+    bool limited = api_rate_limited(c->req, c->cfg.partition, ra, &limit, &premium);
+    c->req->capability = saved_cap;
+    if (limited) {
+        refuse(c, OSSL_CMP_PKIFAILUREINFO_systemUnavail,
+               "the partition's rate limit of %d certificate requests is reached; retry after %s s", limit, ra);
         goto reject;
     }
     if (!txn_reserve(c))
@@ -1214,11 +1230,14 @@ static int cmp_rate_limited(struct http_req *req, struct http_resp *resp, const 
     bool premium = false;
     int saved = req->capability;
     req->capability = capability;
-    int over = api_rate_limited(req, partition, ra, &limit, &premium);
+    /* before authentication: a bucket per client address (strangers cannot
+     * spend the partition's allowance); certificate requests also take the
+     * partition's certificate bucket once authorised (cb_cert_request) */
+    int over = api_rate_limited_client(req, partition, ra, &limit, &premium);
     req->capability = saved;
     if (!over)
         return 0;
-    text_error(resp, 429, "rate limit of %d %s requests reached for this account; retry after %s s", limit,
+    text_error(resp, 429, "rate limit of %d %s requests reached from this address; retry after %s s", limit,
                capability == CAP_CERT ? "certificate" : "other", ra);
     resp_header(resp, "Retry-After", ra);
     return 1;

@@ -248,3 +248,34 @@ def test_rate_limit_holds_on_the_sum(tmp_path):
     finally:
         for node in (a, b):
             node.stop()
+
+
+def test_responder_revoked_on_one_node_is_replaced_on_both(nodes, tmp_path):
+    """The OCSP responder's certificate revoked on node A (a key compromise): both nodes sign with the new
+    responder from the next answer (B learns it by the CA's change counter)."""
+    import os
+    a, b = nodes
+    root = make_root(a, tmp_path, prefix="rra")
+    sub = make_sub(a, tmp_path, root, prefix="rrs")
+    leaf = issue(a, sub, tmp_path)
+    _, oa = post_ocsp(a, sub.id, ocsp_request(leaf.cert, sub.cert, nonce=os.urandom(8)))
+    _, ob = post_ocsp(b, sub.id, ocsp_request(leaf.cert, sub.cert, nonce=os.urandom(8)))
+    old = oa.certificates[0].serial_number
+    assert ob.certificates[0].serial_number == old
+    revoke(a, sub.id, format(old, "x"), "keyCompromise")
+    for node in (a, b):
+        _, o = post_ocsp(node, sub.id, ocsp_request(leaf.cert, sub.cert, nonce=os.urandom(8)))
+        assert o.certificates[0].serial_number != old, "a node still signs with the revoked responder"
+        assert o.certificate_status == ocsp.OCSPCertStatus.GOOD
+
+
+def test_token_revoked_on_one_node_stops_on_both(nodes):
+    a, b = nodes
+    tok = ok(a.api("POST", "/tokens", json={"name": "xnode", "roles": ["Owners"]}), 201)["token"]
+    s = requests.Session()
+    s.trust_env = False
+    s.headers["Authorization"] = f"Bearer {tok}"
+    assert s.get(b.api_url("/cas"), timeout=30).status_code == 200  # cached on B
+    ok(a.api("DELETE", "/tokens/xnode"))
+    assert s.get(a.api_url("/cas"), timeout=30).status_code == 401
+    assert s.get(b.api_url("/cas"), timeout=30).status_code == 401, "node B still accepted the revoked token"

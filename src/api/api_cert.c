@@ -295,6 +295,7 @@ static json_t *cert_detail(const struct cert_rec *cr)
     for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
         json_array_append_new(ku, json_string(t));
     json_object_set_new(o, "keyUsages", ku);
+    api_json_cert_urls(o, x);
     json_t *ekus = json_array();
     EXTENDED_KEY_USAGE *eku = X509_get_ext_d2i(x, NID_ext_key_usage, NULL, NULL);
     for (int i = 0; eku && i < sk_ASN1_OBJECT_num(eku); i++) {

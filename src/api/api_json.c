@@ -5,6 +5,7 @@
 #include <limits.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,4 +74,44 @@ char *pem_x509(X509 *x)
     char *out = b && PEM_write_bio_X509(b, x) == 1 ? bio_text(b) : NULL;
     BIO_free(b);
     return out;
+}
+
+static json_t *uris_of(STACK_OF(GENERAL_NAME) *names)
+{
+    json_t *a = json_array();
+    for (int i = 0; a && names && i < sk_GENERAL_NAME_num(names); i++) {
+        GENERAL_NAME *gn = sk_GENERAL_NAME_value(names, i);
+        if (gn->type == GEN_URI)
+            json_array_append_new(a, json_stringn((const char *)ASN1_STRING_get0_data(gn->d.uniformResourceIdentifier),
+                                                  (size_t)ASN1_STRING_length(gn->d.uniformResourceIdentifier)));
+    }
+    return a;
+}
+
+void api_json_cert_urls(json_t *o, X509 *x)
+{
+    json_t *cdps = json_array();
+    CRL_DIST_POINTS *dps = X509_get_ext_d2i(x, NID_crl_distribution_points, NULL, NULL);
+    for (int i = 0; dps && i < sk_DIST_POINT_num(dps); i++) {
+        DIST_POINT *dp = sk_DIST_POINT_value(dps, i);
+        if (dp->distpoint && dp->distpoint->type == 0) {
+            json_t *u = uris_of(dp->distpoint->name.fullname);
+            json_array_extend(cdps, u);
+            json_decref(u);
+        }
+    }
+    CRL_DIST_POINTS_free(dps);
+    json_object_set_new(o, "crlDistributionPoints", cdps);
+    json_t *ocsp = json_array(), *issuers = json_array();
+    AUTHORITY_INFO_ACCESS *aia = X509_get_ext_d2i(x, NID_info_access, NULL, NULL);
+    for (int i = 0; aia && i < sk_ACCESS_DESCRIPTION_num(aia); i++) {
+        ACCESS_DESCRIPTION *ad = sk_ACCESS_DESCRIPTION_value(aia, i);
+        if (ad->location->type != GEN_URI)
+            continue;
+        json_t *u = json_stringn((const char *)ASN1_STRING_get0_data(ad->location->d.uniformResourceIdentifier),
+                                 (size_t)ASN1_STRING_length(ad->location->d.uniformResourceIdentifier));
+        json_array_append_new(OBJ_obj2nid(ad->method) == NID_ad_OCSP ? ocsp : issuers, u);
+    }
+    AUTHORITY_INFO_ACCESS_free(aia);
+    json_object_set_new(o, "authorityInfoAccess", json_pack("{s:o,s:o}", "ocsp", ocsp, "caIssuers", issuers));
 }

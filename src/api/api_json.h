@@ -16,5 +16,8 @@ json_t *jtake(char *s);
 char *pem_der(const char *name, const unsigned char *der, size_t len);
 /* PEM of a certificate (malloc'd). */
 char *pem_x509(X509 *x);
+/* Sets "crlDistributionPoints" (URIs) and "authorityInfoAccess" {"ocsp",
+ * "caIssuers"} (URIs) of certificate x on o. */
+void api_json_cert_urls(json_t *o, X509 *x);
 
 #endif

@@ -80,3 +80,18 @@ def test_batch_revocation_clears_the_suspension_comment(daemon, tmp_path):
     for c in (a, b):
         rec = ok(d.api("GET", f"/cas/{sub.id}/certificates/{c.serial}"))
         assert rec["status"] == "revoked" and rec.get("statusComment") is None, rec
+
+
+def test_certificate_detail_names_its_status_urls(daemon, tmp_path):
+    """docs/api.md: a certificate's detail carries crlDistributionPoints and authorityInfoAccess, read from the
+    certificate itself."""
+    d = daemon
+    root = make_root(d, tmp_path, "du")
+    sub = make_sub(d, tmp_path, root, "dus")
+    leaf = issue(d, sub, tmp_path)
+    rec = ok(d.api("GET", f"/cas/{sub.id}/certificates/{leaf.serial}"))
+    cdp = leaf.cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    aia = leaf.cert.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+    assert rec["crlDistributionPoints"] == [p.full_name[0].value for p in cdp]
+    ocsp_urls = [a.access_location.value for a in aia if a.access_method == x509.oid.AuthorityInformationAccessOID.OCSP]
+    assert rec["authorityInfoAccess"]["ocsp"] == ocsp_urls and ocsp_urls

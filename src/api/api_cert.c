@@ -544,12 +544,6 @@ static void status_change(struct http_req *req, struct http_resp *resp, const ch
             resp_error(resp, 400, "invalid_field", "invalidityDate", "invalidityDate: an RFC 3339 time in the past");
             goto out;
         }
-        if (inv && inval < cr.not_before) {
-            resp_error(resp, 400, "invalid_field", "invalidityDate",
-                       "invalidityDate: before the certificate's notBefore (the key cannot have been compromised "
-                       "before the certificate existed)");
-            goto out;
-        }
     } else if (strcmp(to, "suspended") == 0) {
         reason = 6; /* certificateHold */
     }

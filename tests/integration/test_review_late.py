@@ -1,5 +1,5 @@
 """Late review findings (each failed on the build before its fix): CMP strangers cannot spend a partition's rate,
-an invalidity date is never before the certificate existed, and bulk revocation clears a suspension's comment."""
+bulk revocation clears a suspension's comment, and a certificate's detail names its CRL and OCSP URLs."""
 import subprocess
 
 import requests
@@ -51,21 +51,6 @@ def test_strangers_cannot_spend_the_partitions_cmp_rate(tmp_path):
         assert r.status_code == 201, r.text  # ... and the partition's allowance is intact
     finally:
         d.stop()
-
-
-def test_invalidity_date_not_before_the_certificate(daemon, tmp_path):
-    d = daemon
-    root = make_root(d, tmp_path, "iv")
-    sub = make_sub(d, tmp_path, root, "ivs")
-    a, b = issue(d, sub, tmp_path), issue(d, sub, tmp_path)
-    r = d.api("POST", f"/cas/{sub.id}/certificates/{a.serial}/revoke",
-              json={"reason": "keyCompromise", "invalidityDate": "1999-01-01T00:00:00Z"})
-    expect_error(r, 400, mention="notBefore")
-    # in a batch: recorded as the certificate's notBefore at the earliest
-    ok(d.api("POST", f"/cas/{sub.id}/certificates/revoke-batch",
-             json={"serials": [b.serial], "reason": "keyCompromise", "invalidityDate": "1999-01-01T00:00:00Z"}))
-    rec = ok(d.api("GET", f"/cas/{sub.id}/certificates/{b.serial}"))
-    assert rec["invalidityDate"] >= rec["notBefore"], rec
 
 
 def test_batch_revocation_clears_the_suspension_comment(daemon, tmp_path):

@@ -2387,9 +2387,8 @@ static int pg_cert_revoke_batch(struct store *s, const char *partition, int64_t 
         }
         if ((rc = q(c, NULL, NULL,
                     "UPDATE certificate SET status='revoked', revocation_reason=$1::int, revoked_at=$2::bigint, "
-                    "invalidity_date=CASE WHEN $3::bigint IS NULL THEN NULL ELSE greatest($3::bigint, not_before) "
-                    "END, status_comment=NULL WHERE partition_id=$4::text AND issuer_ca_pk=$5::bigint AND "
-                    "serial=$6::text",
+                    "invalidity_date=$3::bigint, status_comment=NULL WHERE partition_id=$4::text AND "
+                    "issuer_ca_pk=$5::bigint AND serial=$6::text",
                     "mlztlt", (int64_t)reason, at, invalidity, partition, issuer_ca_pk, serials[i])) != STORE_OK)
             goto out;
         /* revoking frees purchased capacity (not the service's own) */

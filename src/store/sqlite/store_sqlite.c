@@ -2238,11 +2238,10 @@ static int sq_cert_revoke_batch(struct store *s, const char *partition, int64_t 
             results[i] = 1;
             continue;
         }
-        /* an invalidity date is never before the certificate existed; the
-         * comment of an earlier suspension does not describe this change */
+        /* the comment of an earlier suspension does not describe this change */
         st = prep(q, "UPDATE certificate SET status='revoked', revocation_reason=?1, revoked_at=?2, "
-                     "invalidity_date=CASE WHEN ?3 IS NULL THEN NULL ELSE max(?3, not_before) END, "
-                     "status_comment=NULL WHERE partition_id=?4 AND issuer_ca_pk=?5 AND serial=?6");
+                     "invalidity_date=?3, status_comment=NULL WHERE partition_id=?4 AND issuer_ca_pk=?5 AND "
+                     "serial=?6");
         if (!st)
             goto fail;
         if (reason < 0)

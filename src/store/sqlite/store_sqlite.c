@@ -1978,12 +1978,19 @@ static int issuer_live(struct sq *q, int64_t ca_pk)
     return r == SQLITE_ROW ? STORE_OK : r == SQLITE_DONE ? STORE_ESTATE : STORE_EIO;
 }
 
-/* One job's writes: quota, certificate row, audit record. */
-static int gc_job_run(struct sq *q, struct gc_job *j, struct audit_head *head)
+/* One job's writes: quota, certificate row, audit record. *live_pk (when
+ * given) is an issuer already found live in this transaction: a batch of
+ * one CA's certificates looks it up once. */
+static int gc_job_run(struct sq *q, struct gc_job *j, struct audit_head *head, int64_t *live_pk)
 {
     int rc;
-    if ((rc = issuer_live(q, j->c->issuer_ca_pk)) != STORE_OK ||
-        (j->count_quota && (rc = quota_take(q, j->c->partition_id)) != STORE_OK) ||
+    if (!live_pk || *live_pk != j->c->issuer_ca_pk) {
+        if ((rc = issuer_live(q, j->c->issuer_ca_pk)) != STORE_OK)
+            return rc;
+        if (live_pk)
+            *live_pk = j->c->issuer_ca_pk;
+    }
+    if ((j->count_quota && (rc = quota_take(q, j->c->partition_id)) != STORE_OK) ||
         (rc = cert_insert_locked(q, j->c)) != STORE_OK ||
         (rc = audit_append_at(q, j->c->partition_id, j->a, head)) != STORE_OK)
         return rc;
@@ -2002,9 +2009,10 @@ static void gc_run_batch(void *ctx, struct gc_job *batch)
     /* the fast path carries the audit chain head from job to job; the
      * fallback (savepoints, jobs rolled back) reads it each time */
     struct audit_head head = {.valid = false};
+    int64_t live_pk = 0;
     bool fast = run_cached(q, SQL_GC_BEGIN) == 0;
     for (struct gc_job *j = batch; fast && j; j = j->next)
-        fast = (j->rc = gc_job_run(q, j, &head)) == STORE_OK;
+        fast = (j->rc = gc_job_run(q, j, &head, &live_pk)) == STORE_OK;
     if (fast && run_cached(q, SQL_GC_COMMIT) == 0)
         goto unlock;
     rollback(q->db);
@@ -2014,7 +2022,7 @@ static void gc_run_batch(void *ctx, struct gc_job *batch)
             j->rc = STORE_EIO;
             continue;
         }
-        if ((j->rc = gc_job_run(q, j, NULL)) != STORE_OK)
+        if ((j->rc = gc_job_run(q, j, NULL, NULL)) != STORE_OK)
             run_cached(q, SQL_GC_ROLLBACK_TO);
         run_cached(q, SQL_GC_RELEASE);
     }

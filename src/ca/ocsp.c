@@ -666,8 +666,13 @@ static int build_answer(const struct ca_env *env, struct ocsp_ca *o, const struc
         }
         OCSP_SINGLERESP *single = OCSP_basic_add1_status(bs, cid, st, reason, rev, tu, nu);
         ASN1_TIME_free(rev);
-        if (!single)
+        if (!single) {
+            /* a CertID that parses but cannot be copied into an answer (its
+             * hash algorithm's parameters do not re-encode): the request's
+             * fault, not ours */
+            rc = OCSP_RESPONSE_STATUS_MALFORMEDREQUEST;
             goto out;
+        }
         if (same && o->archive_cutoff) {
             ASN1_GENERALIZEDTIME *ac = ASN1_GENERALIZEDTIME_set(NULL, (time_t)o->archive_cutoff);
             X509_EXTENSION *x = ac ? X509V3_EXT_i2d(NID_id_pkix_OCSP_archiveCutoff, 0, ac) : NULL;

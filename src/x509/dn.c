@@ -339,7 +339,7 @@ int dn_parse(const char *s, X509_NAME **out, char *err, size_t errlen)
     X509_NAME *tmp = NULL, *name = NULL;
     ASN1_OBJECT *obj = NULL;
     unsigned char *val = NULL;
-    char *type = NULL;
+    char *type = NULL, *canon = NULL;
     size_t len, pos = 0, rdns = 0, avas = 0;
     bool new_rdn = true;
     int rc = -1;
@@ -473,6 +473,17 @@ int dn_parse(const char *s, X509_NAME **out, char *err, size_t errlen)
         set_err(err, errlen, "out of memory");
         goto out;
     }
+    /* The bound holds for the canonical form too (longer aliases, ", "
+     * between RDNs), so whatever is printed and stored parses again. */
+    if (!(canon = dn_print(name))) {
+        set_err(err, errlen, "out of memory");
+        goto out;
+    }
+    if (strlen(canon) > DN_MAX_STRING) {
+        set_err(err, errlen, "DN longer than %d bytes once written with canonical attribute names",
+                DN_MAX_STRING);
+        goto out;
+    }
     *out = name;
     name = NULL;
     rc = 0;
@@ -480,6 +491,7 @@ out:
     X509_NAME_free(name);
     X509_NAME_free(tmp);
     ASN1_OBJECT_free(obj);
+    free(canon);
     free(type);
     free(val);
     return rc;

@@ -15,7 +15,8 @@
  *    last RDN in the string is the first in the encoded Name.
  *  - Errors are reported in `err` naming the offending attribute or position;
  *    the input is bounded (DN_MAX_STRING bytes, DN_MAX_RDNS RDNs, per-attribute
- *    upper bounds of RFC 5280 Appendix A where it defines them).
+ *    upper bounds of RFC 5280 Appendix A where it defines them); the
+ *    bound on bytes holds for the string dn_print() would give as well.
  *  - dn_print() renders the Name back in the same syntax with the canonical
  *    short alias, RFC 4514 escaping, ", " between RDNs.
  */

@@ -599,7 +599,7 @@ static const char *const malformed[] = {
 static void test_malformed(void **state)
 {
     size_t n = sizeof(malformed) / sizeof(malformed[0]);
-    char *dyn[12];
+    char *dyn[13];
     size_t nd = 0;
     (void)state;
     assert_true(n >= 30);
@@ -618,6 +618,14 @@ static void test_malformed(void **state)
     dyn[nd++] = repeat("E=", 'e', 256, "");
     dyn[nd++] = repeat("UID=", 'u', 257, "");
     dyn[nd++] = many_rdns(DN_MAX_RDNS + 1); /* 65 RDNs */
+    /* 2,749 bytes as written, 6,249 once printed with the canonical alias
+     * ORGANIZATIONIDENTIFIER: refused, or the stored form would not parse */
+    dyn[nd] = malloc(250 * 11);
+    assert_non_null(dyn[nd]);
+    dyn[nd][0] = '\0';
+    for (int i = 0; i < 250; i++)
+        strcat(dyn[nd], i ? "+2.5.4.97=x" : "2.5.4.97=x");
+    nd++;
     for (size_t i = 0; i < nd; i++) {
         check_rejected(dyn[i]);
         free(dyn[i]);

@@ -10,6 +10,8 @@
 #include "store/store.h"
 #include "util/mail.h"
 
+#include <jansson.h>
+
 struct crl_cache;
 struct ocsp_cache;
 
@@ -56,6 +58,13 @@ int api_load_ca(struct http_req *req, struct http_resp *resp, const char *partit
  * type: any case, leading zeros or none, odd length, ':' separators.
  * -1 when it is not hex or too long. */
 int api_serial_norm(const char *in, char *out, size_t n);
+/* Certificate list pages. A cursor ("<notAfter>.<serial>", as
+ * api_cert_next_cursor gives it) sets q's keyset position; serial_buf (n
+ * bytes) keeps the serial q points to. -1 when it is not such a value. */
+int api_cert_cursor_parse(const char *cursor, struct cert_query *q, char *serial_buf, size_t n);
+/* The next page's cursor (a new JSON string) when the list read one row
+ * more than `want`, else JSON null. */
+json_t *api_cert_next_cursor(const struct cert_list *l, unsigned want);
 /* A status comment is at most API_STATUS_COMMENT_MAX bytes of text without
  * control characters. */
 bool api_comment_ok(const char *s);

@@ -174,22 +174,9 @@ void api_cert_list(struct http_req *req, struct http_resp *resp)
         }
         q.limit = (unsigned)v;
     }
-    if (cursor) {
-        /* cursor = "<notAfter>.<serial>" from a previous page */
-        char *dot = strchr(cursor, '.');
-        char *end = NULL;
-        long long na = dot ? strtoll(cursor, &end, 10) : -1;
-        if (!dot || end != dot || na < 0 || strlen(dot + 1) >= sizeof cursor_serial) {
-            resp_error(resp, 400, "invalid_field", "cursor", "cursor: not a value returned as nextCursor");
-            goto out;
-        }
-        snprintf(cursor_serial, sizeof cursor_serial, "%s", dot + 1);
-        if (!serial_valid(cursor_serial)) {
-            resp_error(resp, 400, "invalid_field", "cursor", "cursor: not a value returned as nextCursor");
-            goto out;
-        }
-        q.cursor_not_after = na;
-        q.cursor_serial = cursor_serial;
+    if (cursor && api_cert_cursor_parse(cursor, &q, cursor_serial, sizeof cursor_serial) != 0) {
+        resp_error(resp, 400, "invalid_field", "cursor", "cursor: not a value returned as nextCursor");
+        goto out;
     }
     q.include_ca = !inc || strcmp(inc, "false") != 0;
     unsigned want = q.limit;
@@ -201,16 +188,36 @@ void api_cert_list(struct http_req *req, struct http_resp *resp)
     json_t *arr = json_array();
     for (size_t i = 0; i < l.n && i < want; i++)
         json_array_append_new(arr, summary_json(&l.items[i]));
-    json_t *next = json_null();
-    if (l.n > want) {
-        char cur[80];
-        snprintf(cur, sizeof cur, "%lld.%s", (long long)l.items[want - 1].not_after, l.items[want - 1].serial);
-        next = json_string(cur);
-    }
+    json_t *next = api_cert_next_cursor(&l, want);
     cert_list_free(&l);
     resp_json(resp, 200, json_pack("{s:o,s:o}", "certificates", arr, "nextCursor", next));
 out:
     ca_rec_free(&c);
+}
+
+int api_cert_cursor_parse(const char *cursor, struct cert_query *q, char *serial_buf, size_t n)
+{
+    /* cursor = "<notAfter>.<serial>" from a previous page */
+    const char *dot = strchr(cursor, '.');
+    char *end = NULL;
+    long long na = dot ? strtoll(cursor, &end, 10) : -1;
+    if (!dot || end != dot || na < 0 || strlen(dot + 1) >= n)
+        return -1;
+    snprintf(serial_buf, n, "%s", dot + 1);
+    if (!serial_valid(serial_buf))
+        return -1;
+    q->cursor_not_after = na;
+    q->cursor_serial = serial_buf;
+    return 0;
+}
+
+json_t *api_cert_next_cursor(const struct cert_list *l, unsigned want)
+{
+    char cur[80];
+    if (want == 0 || l->n <= want)
+        return json_null();
+    snprintf(cur, sizeof cur, "%lld.%s", (long long)l->items[want - 1].not_after, l->items[want - 1].serial);
+    return json_string(cur);
 }
 
 /* Serial as the store keeps it: lowercase hex of the DER INTEGER content,

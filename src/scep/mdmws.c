@@ -650,6 +650,11 @@ out:
     proto_cfg_free(&m.cfg);
 }
 
+/* GET .../certificates[?limit=N&cursor=C]: the certificates issued through
+ * this configuration (by /pkcs12 or its SCEP endpoint), soonest to expire
+ * first, at most `limit` (default and maximum LIST_MAX) a page; nextCursor
+ * names the next page. The store filters by requester, so a CA with many
+ * certificates from elsewhere hides none of these. */
 static void h_list(struct http_req *req, struct http_resp *resp)
 {
     struct api_ctx *ctx = req->app;
@@ -657,28 +662,49 @@ static void h_list(struct http_req *req, struct http_resp *resp)
     struct ca_rec ca;
     struct cert_list l;
     struct cert_query q;
+    char pfx[64], pfx2[64], cursor_serial[48];
     memset(&ca, 0, sizeof ca);
     memset(&l, 0, sizeof l);
     memset(&q, 0, sizeof q);
     if (mdm_begin(req, resp, &m) != 0)
         return;
-    q.limit = LIST_MAX;
+    const char *limit = http_query(req, "limit"), *cursor = http_query(req, "cursor");
+    unsigned want = LIST_MAX;
+    if (limit) {
+        char *end = NULL;
+        long v = strtol(limit, &end, 10);
+        if (!end || *end || end == limit || v < 1 || v > LIST_MAX) {
+            resp_error(resp, 400, "invalid_field", "limit", "limit: 1-%d", LIST_MAX);
+            goto out;
+        }
+        want = (unsigned)v;
+    }
+    if (cursor && api_cert_cursor_parse(cursor, &q, cursor_serial, sizeof cursor_serial) != 0) {
+        resp_error(resp, 400, "invalid_field", "cursor", "cursor: not a value returned as nextCursor");
+        goto out;
+    }
+    /* the two requester forms issued_here() accepts */
+    snprintf(pfx, sizeof pfx, "mdmws:%s/", m.cfg.id);
+    snprintf(pfx2, sizeof pfx2, "mdmws-scep:%s/", m.cfg.id);
+    q.requester_prefix[0] = pfx;
+    q.requester_prefix[1] = pfx2;
+    q.limit = want + 1; /* one more tells whether there is a next page */
     if (ctx->store->ops->ca_get(ctx->store, m.cfg.partition, m.cfg.ca_id, &ca) != STORE_OK ||
         ctx->store->ops->cert_list(ctx->store, m.cfg.partition, ca.pk, &q, &l) != STORE_OK) {
         resp_error(resp, 503, "unavailable", NULL, "store unavailable");
         goto out;
     }
     json_t *arr = json_array();
-    for (size_t i = 0; i < l.n; i++) {
+    for (size_t i = 0; i < l.n && i < want; i++) {
         const struct cert_rec *c = &l.items[i];
         if (!issued_here(c, m.cfg.id))
-            continue;
+            continue; /* the store's filter, checked again */
         json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:o,s:o,s:s?,s:s?}", "serialNumber", c->serial, "status",
                                              c->status, "subject", c->subject ? c->subject : "", "notBefore",
                                              jtime(c->not_before), "notAfter", jtime(c->not_after), "profileId",
                                              c->profile_id, "requester", c->requester));
     }
-    resp_json(resp, 200, json_pack("{s:o}", "certificates", arr));
+    resp_json(resp, 200, json_pack("{s:o,s:o}", "certificates", arr, "nextCursor", api_cert_next_cursor(&l, want)));
 out:
     cert_list_free(&l);
     ca_rec_free(&ca);

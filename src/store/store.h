@@ -206,6 +206,9 @@ struct cert_query {
     int64_t cursor_not_after; /* keyset pagination: strictly after (na, serial) */
     const char *cursor_serial;
     bool include_ca;
+    /* requester starts with either prefix (compared byte for byte, no
+     * wildcards); both NULL = any requester */
+    const char *requester_prefix[2];
     unsigned limit;
 };
 

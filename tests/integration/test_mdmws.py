@@ -198,3 +198,47 @@ def test_pkcs12_through_the_web_service(mdm):
     assert cert.subject.rfc4514_string() == "CN=alice P-17,O=Example"
     assert cert.public_key().public_numbers() == key.public_key().public_numbers()
     assert any(c.subject.rfc4514_string() == "CN=MDM Issuing" for c in chain)
+
+
+def test_listing_pages_and_ignores_other_certificates(mdm):
+    """The list is filtered by the store, not after reading the CA's first
+    1,000 certificates: 1,001 certificates issued elsewhere on the same CA,
+    all expiring sooner, hide none of the configuration's, and pages chain
+    through nextCursor."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    mine = []
+    for i in range(3):
+        r = ws(mdm, "POST", "/pkcs12", json={"digitalId": "user-p12", "password": "Passw0rd!x", "keyType": "EC-P256",
+                                              "variables": dict(VARS, igusername=f"pager{i}", profileid="P")})
+        assert r.status_code == 201, r.text
+        _, cert, _ = pkcs12.load_key_and_certificates(base64.b64decode(r.json()["pkcs12"]), b"Passw0rd!x")
+        mine.append(format(cert.serial_number, "x"))
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = x509.CertificateSigningRequestBuilder().subject_name(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "elsewhere")])).sign(key, hashes.SHA256()).public_bytes(
+        serialization.Encoding.PEM).decode()
+    for _ in range(1001):
+        r = mdm.d.api("POST", "/cas/mdm-sub/certificates", json={"profileId": P12_PROFILE, "csr": csr,
+                                                                  "validityPeriod": "P2D"})
+        assert r.status_code == 201, r.text
+    seen, cursor, pages = [], None, 0
+    while True:
+        r = ws(mdm, "GET", "/certificates", params={"limit": 2, **({"cursor": cursor} if cursor else {})})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert len(body["certificates"]) <= 2
+        assert all(c["requester"].startswith(("mdmws:jamf/", "mdmws-scep:jamf/")) for c in body["certificates"])
+        seen += [c["serialNumber"].lstrip("0") for c in body["certificates"]]
+        pages += 1
+        cursor = body["nextCursor"]
+        if cursor is None:
+            break
+        assert pages < 100
+    assert set(mine) <= set(seen) and len(seen) == len(set(seen)), (mine, seen)
+    assert pages >= 2
+    whole = ws(mdm, "GET", "/certificates").json()
+    assert [c["serialNumber"].lstrip("0") for c in whole["certificates"]] == seen and whole["nextCursor"] is None
+    for q in ({"limit": "0"}, {"limit": "1001"}, {"limit": "x"}, {"cursor": "nope"}):
+        r = ws(mdm, "GET", "/certificates", params=q)
+        assert r.status_code == 400 and r.json()["error"]["field"] == list(q)[0], (q, r.text)

@@ -2261,10 +2261,12 @@ static int pg_cert_list(struct store *s, const char *partition, int64_t issuer_c
            " AND ($7::bigint = 0 OR not_after <= $7::bigint) AND ($8::bigint = 0 OR not_after > $8::bigint)"
            " AND ($9::text IS NULL OR not_after > $10::bigint OR (not_after = $10::bigint AND serial > $9::text))"
            " AND ($11::int <> 0 OR is_ca = 0)"
+           " AND (($13::text IS NULL AND $14::text IS NULL)"
+           " OR left(requester, length($13::text))=$13::text OR left(requester, length($14::text))=$14::text)"
            " ORDER BY not_after, serial LIMIT $12::bigint",
-           "tltttt" "lltldl", partition, issuer_ca_pk, qy->status, qy->profile_id, like, qy->serial,
+           "tltttt" "lltldl" "tt", partition, issuer_ca_pk, qy->status, qy->profile_id, like, qy->serial,
            qy->expires_before, qy->expires_after, qy->cursor_serial, qy->cursor_not_after, (int)qy->include_ca,
-           (int64_t)(qy->limit ? qy->limit : 50));
+           (int64_t)(qy->limit ? qy->limit : 50), qy->requester_prefix[0], qy->requester_prefix[1]);
     if (rc != STORE_OK)
         goto out;
     int rows = PQntuples(r);

@@ -2091,6 +2091,8 @@ static int sq_cert_list(struct store *s, const char *partition, int64_t issuer_c
                             " AND (?7 = 0 OR not_after <= ?7) AND (?8 = 0 OR not_after > ?8)"
                             " AND (?9 IS NULL OR not_after > ?10 OR (not_after = ?10 AND serial > ?9))"
                             " AND (?11 OR is_ca = 0)"
+                            " AND ((?13 IS NULL AND ?14 IS NULL)"
+                            " OR substr(requester,1,length(?13))=?13 OR substr(requester,1,length(?14))=?14)"
                             " ORDER BY not_after, serial LIMIT ?12");
     if (!st)
         goto out;
@@ -2106,6 +2108,8 @@ static int sq_cert_list(struct store *s, const char *partition, int64_t issuer_c
     sqlite3_bind_int64(st, 10, qy->cursor_not_after);
     sqlite3_bind_int(st, 11, qy->include_ca);
     sqlite3_bind_int(st, 12, (int)(qy->limit ? qy->limit : 50));
+    bind_text(st, 13, qy->requester_prefix[0]);
+    bind_text(st, 14, qy->requester_prefix[1]);
     while ((r = sqlite3_step(st)) == SQLITE_ROW) {
         void *g = grow(out->items, &cap, out->n, sizeof(*out->items));
         if (!g)

@@ -229,9 +229,11 @@ static void test_certificates(void **state)
     assert_int_equal(rc, STORE_OK);
     const char *subjects[] = {"CN=100% sure", "CN=under_score", "CN=plain", "CN=extra"};
     const char *serials[] = {"0a", "0b", "0c", "0d"};
+    const char *requesters[] = {"mdmws:cfg/u1", "mdmws-scep:cfg/x", "mdmws:cfgX/u1", NULL};
     for (int i = 0; i < 4; i++) {
         struct cert_rec c = cert_of("conf-c", ca, serials[i], subjects[i]);
         c.not_after = NOW + 1000 + i;
+        c.requester = (char *)requesters[i];
         assert_int_equal(OPS->cert_insert(S, &c, true, &a), i < 3 ? STORE_OK : STORE_EQUOTA);
         if (i < 3)
             assert_true(c.pk > 0);
@@ -266,6 +268,23 @@ static void test_certificates(void **state)
     assert_string_equal(l2.items[0].serial, "0c");
     cert_list_free(&l);
     cert_list_free(&l2);
+    /* requester prefixes: either one, byte for byte, no wildcards */
+    struct cert_query rq = {.include_ca = true, .requester_prefix = {"mdmws:cfg/", "mdmws-scep:cfg/"}};
+    assert_int_equal(OPS->cert_list(S, "conf-c", ca, &rq, &l), STORE_OK);
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.items[0].serial, "0a");
+    assert_string_equal(l.items[1].serial, "0b");
+    cert_list_free(&l);
+    rq.requester_prefix[0] = NULL;
+    rq.requester_prefix[1] = "mdmws:cfg";
+    assert_int_equal(OPS->cert_list(S, "conf-c", ca, &rq, &l), STORE_OK);
+    assert_int_equal(l.n, 2); /* 0a and 0c (cfgX) */
+    assert_string_equal(l.items[1].serial, "0c");
+    cert_list_free(&l);
+    rq.requester_prefix[1] = "mdm%";
+    assert_int_equal(OPS->cert_list(S, "conf-c", ca, &rq, &l), STORE_OK);
+    assert_int_equal(l.n, 0);
+    cert_list_free(&l);
 
     /* status transitions; revoking frees purchased capacity */
     assert_int_equal(OPS->cert_set_status(S, "conf-c", ca, "0a", "suspended", 6, NOW, 0, "hold", &a), STORE_OK);

@@ -14,6 +14,8 @@
 #include "util/timeutil.h"
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -593,6 +595,41 @@ static int take_attempt(struct api_ctx *ctx, struct user_rec *u, const char *par
     return -1;
 }
 
+/* Attempts at a partition/email that has no password to check (no such
+ * account, or an invitation not yet accepted) are counted too, LOCK_AFTER
+ * in a burst, so the lockout's 429 does not tell which accounts exist.
+ * 1 and *retry_s when over, else 0 (a store that cannot count lets it by:
+ * the answer is a 401 either way). */
+static int ghost_attempt(struct api_ctx *ctx, const char *part, const char *email, int64_t *retry_s)
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    char key[64], *hex = NULL, *id = NULL;
+    struct timespec ts;
+    int64_t retry_ms = 0;
+    bool first = false;
+    int rc = 0;
+    /* hashed: the store's rate keys are short; '\n' cannot be in either */
+    if (asprintf(&id, "%s\n%s", part, email) < 0) {
+        id = NULL;
+        goto out;
+    }
+    if (EVP_Digest(id, strlen(id), md, &mdlen, EVP_sha256(), NULL) != 1 || !(hex = hex_encode(md, 16)))
+        goto out;
+    snprintf(key, sizeof key, "login-ghost/%s", hex);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (ctx->store->ops->rate_take(ctx->store, key, LOCK_AFTER, LOCK_S,
+                                   (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, &retry_ms,
+                                   &first) == STORE_ELIMIT) {
+        *retry_s = retry_ms / 1000 + 1;
+        rc = 1;
+    }
+out:
+    free(hex);
+    free(id);
+    return rc;
+}
+
 static void locked_answer(struct http_resp *resp, const struct user_rec *u)
 {
     int64_t now = time_now();
@@ -608,16 +645,19 @@ static int check_password(struct api_ctx *ctx, struct http_req *req, struct http
                           const char *part, const char *email, const char *pw)
 {
     int s = ctx->store->ops->user_get(ctx->store, part, email, u);
-    /* same answer for unknown users and wrong passwords */
-    if (s != STORE_OK) {
+    /* Same answer for unknown users, invited ones (no password yet) and
+     * wrong passwords: the same time spent (a real scrypt check) and the
+     * same lockout after LOCK_AFTER attempts. */
+    if (s != STORE_OK || !u->password_hash || !*u->password_hash) {
+        int64_t retry_s = 0;
         (void)secret_password_verify(pw, "scrypt$15$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
-        resp_error(resp, 401, "unauthorized", NULL, "wrong email, password or code");
-        return -1;
-    }
-    if (!u->password_hash || !*u->password_hash) {
-        /* no password yet (invited): spend the same time as a real check so
-         * pending invitees cannot be told apart by timing */
-        (void)secret_password_verify(pw, "scrypt$15$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+        if (ghost_attempt(ctx, part, email, &retry_s)) {
+            char ra[24];
+            resp_error(resp, 429, "TooManyRequests", NULL, "account locked after repeated failures; try again later");
+            snprintf(ra, sizeof ra, "%lld", (long long)retry_s);
+            resp_header(resp, "Retry-After", ra);
+            return -1;
+        }
         resp_error(resp, 401, "unauthorized", NULL, "wrong email, password or code");
         return -1;
     }

@@ -110,3 +110,28 @@ def test_long_address_recorded_whole(daemon):
         assert r.status_code == 201, r.text
     actors = {a["actor"] for a in audit_records(d, "user.invite") if a["actor"].startswith("user:" + local)}
     assert actors == {f"user:{u.email}" for u in users}, actors
+
+
+def test_lockout_does_not_tell_which_accounts_exist(fresh_daemon):
+    """Five wrong passwords lock a real account (429); unknown and invited-but-not-enrolled addresses answer
+    the same way after five attempts instead of 401 forever, so the lockout is no oracle for existence."""
+    d = fresh_daemon
+    c0 = Client(d)
+    real = enrol(d, c0, tag="exists")
+    invited = User(d.account, new_email("invited"), "password of twelve+", roles=["Owners"])
+    invite(d, invited)
+    seqs = {}
+    for name, email in (("real", real.email), ("unknown", new_email("nobody")), ("invited", invited.email)):
+        c = Client(d)
+        body = {"partition": d.account, "email": email, "password": "not the password!", "code": "000000"}
+        seqs[name] = [c.post("/api/v1/login", body) for _ in range(6)]
+    codes = {k: [r.status_code for r in v] for k, v in seqs.items()}
+    assert codes["real"] == [401] * 5 + [429], codes
+    assert codes["unknown"] == codes["invited"] == codes["real"], codes
+    last = {k: v[-1] for k, v in seqs.items()}
+    assert last["unknown"].json() == last["real"].json() == last["invited"].json()
+    assert all(int(r.headers["Retry-After"]) > 60 for r in last.values()), {k: r.headers for k, r in last.items()}
+    # the invitation still works afterwards: counting attempts did not spend it
+    do_accept(c0, invited)
+    assert confirm(c0, invited.token, invited.code()).status_code == 200
+

@@ -43,9 +43,22 @@ void scheduler_run_once(const struct scheduler_opts *o)
         o->housekeeping(o->housekeeping_arg);
     if (o->env->store->ops->ca_list_active_all(o->env->store, &l) != STORE_OK)
         return;
+    int64_t renewed = now;
+    bool leading = true;
     for (size_t i = 0; i < l.n; i++) {
         struct ca_rec *ca = &l.items[i];
         struct err e;
+        /* A long tick (many CAs, big CRLs) renews the lease as it goes, so it
+         * cannot expire under us and let a second node run the same jobs;
+         * if another node holds it after all, that node carries on. */
+        if (time_now() - renewed >= (o->tick_s > 0 ? o->tick_s : 1)) {
+            if (!lead(o)) {
+                log_warn("scheduler: lease lost mid-tick after %zu of %zu CAs; another node leads", i, l.n);
+                leading = false;
+                break;
+            }
+            renewed = time_now();
+        }
         if (ca->ocsp_enabled && ocsp_responder_ensure(o->env, ca, &e) != 0)
             log_error("scheduler: %s/%s: %s", ca->partition_id, ca->id, e.msg);
         if (!ca->crl_enabled)
@@ -72,7 +85,8 @@ void scheduler_run_once(const struct scheduler_opts *o)
     ca_list_free(&l);
     if (o->ocsp)
         ocsp_cache_refresh(o->ocsp, o->env);
-    audit_checkpoint_due(o->env->store, o->env->mkey, time_now() * 1000);
+    if (leading)
+        audit_checkpoint_due(o->env->store, o->env->mkey, time_now() * 1000);
 }
 
 static void *loop(void *arg)

@@ -3915,14 +3915,66 @@ static char *dir_file(const char *dir, const char *name)
     return p;
 }
 
+/* A file kept in an export directory against the bytes the server gives
+ * now: 0 absent, 1 the same bytes, 2 different (reported), -1 unreadable
+ * (reported). */
+static int kept_compare(const char *path, const unsigned char *p, size_t n)
+{
+    struct stat st;
+    struct buf b;
+    int rc = -1;
+    buf_init(&b, 1 << 20);
+    if (lstat(path, &st) != 0) {
+        if (errno == ENOENT)
+            return 0;
+        fprintf(stderr, "error: cannot read '%s': %s\n", path, strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        fprintf(stderr, "error: '%s' is not a regular file\n", path);
+        goto out;
+    }
+    if (read_file(path, &b) != 0)
+        goto out;
+    rc = b.len == n && (n == 0 || memcmp(b.data, p, n) == 0) ? 1 : 2;
+    if (rc == 2)
+        fprintf(stderr, "error: '%s' differs from what the server gives now; kept as it is\n", path);
+out:
+    buf_free(&b);
+    return rc;
+}
+
+/* Checkpoints are evidence: what an earlier export kept is never
+ * overwritten. One pass compares every file the server's answer names with
+ * the kept one (write = false), the next writes those not kept yet. A kept
+ * file that differs means the log (or its key) was replaced since: exit
+ * EXIT_AUDIT_BROKEN, nothing written. */
+static int keep_file(const char *dir, const char *name, const unsigned char *p, size_t n, bool write, int *rc)
+{
+    char *file = dir_file(dir, name);
+    int k;
+    if (!file) {
+        *rc = EXIT_API;
+        return -1;
+    }
+    k = kept_compare(file, p, n);
+    if (k < 0)
+        *rc = EXIT_API;
+    else if (k == 2)
+        *rc = EXIT_AUDIT_BROKEN;
+    else if (k == 0 && write && write_output(file, p, n) != 0)
+        *rc = EXIT_API;
+    free(file);
+    return *rc ? -1 : 0;
+}
+
 /* Writes the public key and every checkpoint's signed text and DER signature
- * under `dir` (created if missing). */
+ * under `dir` (created if missing), keeping what is already there. */
 static int write_checkpoints(const char *dir, const json_t *res, size_t *written)
 {
     int rc = EXIT_API;
     const char *pem = get_str(res, "publicKey");
     const json_t *cps = json_object_get(res, "checkpoints");
-    char *file = NULL;
     unsigned char *sig = NULL;
     struct stat st;
     size_t i;
@@ -3941,37 +3993,52 @@ static int write_checkpoints(const char *dir, const json_t *res, size_t *written
         fprintf(stderr, "error: '%s' is not a directory\n", dir);
         goto out;
     }
-    if (!(file = dir_file(dir, "audit-key.pem")) || write_output(file, (const unsigned char *)pem, strlen(pem)) != 0)
-        goto out;
-    json_array_foreach(cps, i, cp) {
-        json_t *seq = json_object_get(cp, "seq");
-        const char *text = get_str(cp, "signedText"), *sig64 = get_str(cp, "signature");
-        char name[64];
-        size_t sl = 0;
-        if (!json_is_integer(seq) || json_integer_value(seq) < 0 || !text || !sig64) {
-            fprintf(stderr, "error: unexpected response: checkpoint %zu lacks seq, signedText or signature\n", i);
+    for (int pass = 0; pass < 2; pass++) {
+        bool write = pass == 1;
+        rc = 0;
+        if (keep_file(dir, "audit-key.pem", (const unsigned char *)pem, strlen(pem), write, &rc) != 0) {
+            if (rc == EXIT_AUDIT_BROKEN)
+                fprintf(stderr, "error: the server's audit key is not the one kept in '%s'\n", dir);
             goto out;
         }
-        if (b64_decode(sig64, strlen(sig64), &sig, &sl) != 0) {
-            fprintf(stderr, "error: unexpected response: checkpoint %zu has an invalid base64 signature\n", i);
+        json_array_foreach(cps, i, cp) {
+            json_t *seq = json_object_get(cp, "seq");
+            const char *text = get_str(cp, "signedText"), *sig64 = get_str(cp, "signature");
+            char name[64];
+            size_t sl = 0;
+            if (!json_is_integer(seq) || json_integer_value(seq) < 0 || !text || !sig64) {
+                fprintf(stderr, "error: unexpected response: checkpoint %zu lacks seq, signedText or signature\n", i);
+                rc = EXIT_API;
+                goto out;
+            }
+            if (b64_decode(sig64, strlen(sig64), &sig, &sl) != 0) {
+                fprintf(stderr, "error: unexpected response: checkpoint %zu has an invalid base64 signature\n", i);
+                rc = EXIT_API;
+                goto out;
+            }
+            snprintf(name, sizeof name, "checkpoint-%" JSON_INTEGER_FORMAT ".txt", json_integer_value(seq));
+            if (keep_file(dir, name, (const unsigned char *)text, strlen(text), write, &rc) != 0)
+                goto broken;
+            snprintf(name, sizeof name, "checkpoint-%" JSON_INTEGER_FORMAT ".sig", json_integer_value(seq));
+            if (keep_file(dir, name, sig, sl, write, &rc) != 0)
+                goto broken;
+            free(sig);
+            sig = NULL;
+            if (write)
+                (*written)++;
+            continue;
+        broken:
+            if (rc == EXIT_AUDIT_BROKEN)
+                fprintf(stderr,
+                        "error: checkpoint %" JSON_INTEGER_FORMAT " kept in '%s' is not the server's: the audit log "
+                        "was rewritten since it was exported (run 'audit verify --against %s')\n",
+                        json_integer_value(seq), dir, dir);
             goto out;
         }
-        snprintf(name, sizeof name, "checkpoint-%" JSON_INTEGER_FORMAT ".txt", json_integer_value(seq));
-        free(file);
-        if (!(file = dir_file(dir, name)) || write_output(file, (const unsigned char *)text, strlen(text)) != 0)
-            goto out;
-        snprintf(name, sizeof name, "checkpoint-%" JSON_INTEGER_FORMAT ".sig", json_integer_value(seq));
-        free(file);
-        if (!(file = dir_file(dir, name)) || write_output(file, sig, sl) != 0)
-            goto out;
-        free(sig);
-        sig = NULL;
-        (*written)++;
     }
     rc = 0;
 out:
     free(sig);
-    free(file);
     return rc;
 }
 
@@ -4030,7 +4097,7 @@ static int cmd_audit_checkpoints(struct ctx *x, const struct args *a, const char
         rc = print_table(cps, cols, sizeof(cols) / sizeof(cols[0]));
     }
     if (rc == 0 && dir) {
-        fprintf(stderr, "Wrote the audit public key and %zu checkpoint%s to ", written, written == 1 ? "" : "s");
+        fprintf(stderr, "The audit public key and %zu checkpoint%s are kept in ", written, written == 1 ? "" : "s");
         put_clean(stderr, dir);
         fputs(" (check one with: openssl dgst -sha256 -verify audit-key.pem -signature checkpoint-SEQ.sig "
               "checkpoint-SEQ.txt)\n",

@@ -633,3 +633,34 @@ def test_token_cli(daemon):
         assert cp.returncode == 2, (args, cp.returncode, cp.stderr)
     cp = d.cli("token", "create", "--name", _name("bad"), "--role", "Kings")
     assert cp.returncode == 1 and "(invalid_field, HTTP 400)" in cp.stderr, (cp.returncode, cp.stderr)
+
+
+@sqlite_only("cuts the log back through sqlite3")
+def test_routine_export_keeps_the_evidence_of_a_cut_back(fresh_daemon, tmp_path):
+    """`audit checkpoints -o DIR`, run regularly, never overwrites what an earlier run kept: after the log was
+    cut back and grew again to the same sequence number, the export refuses (exit 4) and leaves the kept
+    checkpoint as it was, so `audit verify --against DIR` still reports the rewrite."""
+    d = fresh_daemon
+    kept = tmp_path / "kept"
+    _populate(d)
+    assert d.cli("audit", "checkpoints", "-o", str(kept)).returncode == 0
+    older = _db_checkpoints(d)[-1]
+    _populate(d)
+    cp = d.cli("audit", "checkpoints", "-o", str(kept))
+    assert cp.returncode == 0, cp.stderr
+    newer = _db_checkpoints(d)[-1]
+    kept_txt = (kept / f"checkpoint-{newer[0]}.txt").read_bytes()
+    # an export with nothing new changes nothing and succeeds
+    assert d.cli("audit", "checkpoints", "-o", str(kept)).returncode == 0
+    # someone with database access cuts the log back to the older checkpoint; new activity grows it back
+    db_exec(d, "DELETE FROM audit WHERE partition_id=? AND seq>?", d.account, older[0])
+    db_exec(d, "DELETE FROM audit_checkpoint WHERE partition_id=? AND seq>?", d.account, older[0])
+    while _head_seq(d) < newer[0]:
+        r = d.api("POST", "/tokens", json={"name": f"x-{secrets.token_hex(4)}", "roles": ["CA Auditors"]})
+        assert r.status_code == 201, r.text
+    cp = d.cli("audit", "checkpoints", "-o", str(kept))
+    assert cp.returncode == 4, (cp.returncode, cp.stdout, cp.stderr)
+    assert f"checkpoint {newer[0]}" in cp.stderr and "rewritten" in cp.stderr, cp.stderr
+    assert (kept / f"checkpoint-{newer[0]}.txt").read_bytes() == kept_txt
+    cp = d.cli("audit", "verify", "--against", str(kept))
+    assert cp.returncode == 4, (cp.returncode, cp.stdout, cp.stderr)

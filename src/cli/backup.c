@@ -7,17 +7,21 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define STEP_PAGES 1024
 #define BUSY_RETRY_MS 50
 #define BUSY_GIVE_UP_MS 30000
 
-/* One consistent copy of src's main database into dst (replacing it). */
+/* One consistent copy of src's main database into dst (replacing it), in
+ * one step: copying page batches restarts from the first page whenever
+ * another process writes between two batches, so a busy daemon's store
+ * would never finish. A WAL source keeps taking writes meanwhile. */
 static int copy_db(sqlite3 *src, sqlite3 *dst, char *err, size_t errlen)
 {
     sqlite3_backup *b = sqlite3_backup_init(dst, "main", src, "main");
@@ -26,7 +30,7 @@ static int copy_db(sqlite3 *src, sqlite3 *dst, char *err, size_t errlen)
         snprintf(err, errlen, "%s", sqlite3_errmsg(dst));
         return -1;
     }
-    while ((rc = sqlite3_backup_step(b, STEP_PAGES)) == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
+    while ((rc = sqlite3_backup_step(b, -1)) == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED) {
         if (rc != SQLITE_OK) {
             if (waited >= BUSY_GIVE_UP_MS)
                 break;
@@ -115,10 +119,26 @@ static int standalone(sqlite3 *db, const char *what, char *err, size_t errlen)
     return 0;
 }
 
+/* Removes a temporary copy and the journal SQLite may have left beside it. */
+static void remove_tmp(const char *tmp)
+{
+    static const char *const side[] = {"-journal", "-wal", "-shm"};
+    char j[PATH_MAX + 16];
+    unlink(tmp);
+    for (size_t i = 0; i < sizeof side / sizeof side[0]; i++)
+        if ((size_t)snprintf(j, sizeof j, "%s%s", tmp, side[i]) < sizeof j)
+            unlink(j);
+}
+
+/* The copy is made in a new file beside `out_path` (owner-only, never a
+ * file an attacker placed there) and renamed over it only once it passed
+ * its checks: a failed backup leaves the previous one as it was. */
 int cli_backup(const char *db_path, const char *out_path, bool overwrite, char *err, size_t errlen)
 {
     sqlite3 *src = NULL, *dst = NULL;
-    int rc = -1;
+    char tmp[PATH_MAX];
+    bool made = false;
+    int rc = -1, fd;
     if (same_file(db_path, out_path)) {
         snprintf(err, errlen, "%s is the store itself: back it up to another file", out_path);
         return -1;
@@ -131,15 +151,36 @@ int cli_backup(const char *db_path, const char *out_path, bool overwrite, char *
         snprintf(err, errlen, "cannot read %s", db_path);
         return -1;
     }
-    if (open_db(db_path, SQLITE_OPEN_READONLY, &src, err, errlen) != 0 || create_private(out_path, err, errlen) != 0 ||
-        open_db(out_path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, &dst, err, errlen) != 0 ||
-        copy_db(src, dst, err, errlen) != 0 || standalone(dst, out_path, err, errlen) != 0 ||
-        check_db(dst, out_path, err, errlen) != 0)
+    if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp-XXXXXX", out_path) >= sizeof tmp) {
+        snprintf(err, errlen, "%s: path too long", out_path);
+        return -1;
+    }
+    if ((fd = mkstemp(tmp)) < 0) { /* mode 0600, O_EXCL */
+        snprintf(err, errlen, "cannot create a file beside %s: %s", out_path, strerror(errno));
+        return -1;
+    }
+    made = true;
+    close(fd);
+    if (open_db(db_path, SQLITE_OPEN_READONLY, &src, err, errlen) != 0 ||
+        open_db(tmp, SQLITE_OPEN_READWRITE, &dst, err, errlen) != 0 || copy_db(src, dst, err, errlen) != 0 ||
+        standalone(dst, out_path, err, errlen) != 0 || check_db(dst, out_path, err, errlen) != 0)
         goto out;
+    if (sqlite3_close(dst) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot finish %s: %s", out_path, sqlite3_errmsg(dst));
+        goto out;
+    }
+    dst = NULL;
+    if (rename(tmp, out_path) != 0) {
+        snprintf(err, errlen, "cannot replace %s: %s", out_path, strerror(errno));
+        goto out;
+    }
+    made = false;
     rc = 0;
 out:
     sqlite3_close(src);
     sqlite3_close(dst);
+    if (made)
+        remove_tmp(tmp);
     return rc;
 }
 

@@ -61,3 +61,84 @@ def test_restore_refuses_what_is_not_a_store(tmp_path):
     assert not target.exists() or target.stat().st_size == 0
     cp = _pkiaas("backup", str(tmp_path / "missing.db"), str(tmp_path / "out.db"))
     assert cp.returncode == 1 and "cannot read" in cp.stderr, cp.stderr
+
+
+def _store_ok(path):
+    import sqlite3
+    c = sqlite3.connect(str(path))
+    try:
+        return c.execute("SELECT max(version) FROM schema_version").fetchone()[0] > 0
+    finally:
+        c.close()
+
+
+def test_failed_backup_keeps_the_previous_one(fresh_daemon, tmp_path):
+    """`backup SRC OUT --yes` from a source that is not a store, or one that fails its integrity check, exits 1
+    and leaves the previous backup in OUT as it was (the copy is made beside it and renamed over it last)."""
+    d = fresh_daemon
+    tmp_path = tmp_path / "backups"
+    tmp_path.mkdir()
+    out = tmp_path / "latest.db"
+    assert _pkiaas("backup", str(d.data_dir / "pkiaas.db"), str(out)).returncode == 0
+    good = out.read_bytes()
+    assert _store_ok(out) and (out.stat().st_mode & 0o777) == 0o600
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"garbage" * 1000)
+    corrupt = tmp_path / "corrupt.db"
+    corrupt.write_bytes(good)
+    data = bytearray(good)
+    ps = int.from_bytes(data[16:18], "big")
+    for p in (2, 3, 4):
+        data[p * ps + 8: p * ps + 200] = b"\xff" * 192
+    corrupt.write_bytes(bytes(data))
+    for src in (junk, corrupt):
+        cp = _pkiaas("backup", str(src), str(out), "--yes")
+        assert cp.returncode == 1, (src, cp.stdout, cp.stderr)
+        assert out.read_bytes() == good, f"a failed backup from {src.name} changed the previous one"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.db", "junk.db", "latest.db"], \
+            list(tmp_path.iterdir())  # no temporary file left behind
+    assert _pkiaas("restore", str(out), str(tmp_path / "restored.db")).returncode == 0
+
+
+WRITER = r"""
+import sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+i = 0
+while True:
+    c.execute("INSERT INTO tick(v) VALUES (?)", (i,))  # one small commit, like an audit record
+    i += 1
+    time.sleep(0.02)
+"""
+
+
+def test_backup_finishes_while_another_process_writes(tmp_path):
+    """Copying in page batches restarted from the first page after every write by another process: a 50 MB
+    store written 50 times a second (a busy daemon) was never backed up."""
+    import sqlite3
+    import sys
+    import time
+    db = tmp_path / "pkiaas.db"
+    c = sqlite3.connect(str(db), isolation_level=None)
+    c.execute("PRAGMA journal_mode=WAL")
+    c.execute("CREATE TABLE schema_version(version INTEGER)")
+    c.execute("INSERT INTO schema_version VALUES (14)")
+    c.execute("CREATE TABLE blob(b BLOB)")
+    c.execute("CREATE TABLE tick(v INTEGER)")
+    c.execute("BEGIN")
+    for _ in range(1500):
+        c.execute("INSERT INTO blob VALUES (randomblob(32768))")
+    c.execute("COMMIT")
+    c.close()
+    w = subprocess.Popen([sys.executable, "-c", WRITER, str(db)])
+    try:
+        time.sleep(0.5)
+        try:
+            cp = subprocess.run([str(PKIAAS), "backup", str(db), str(tmp_path / "out.db")], capture_output=True,
+                                text=True, timeout=45, env=clean_env(), input="")
+        except subprocess.TimeoutExpired:
+            raise AssertionError("pkiaas backup did not finish in 45 s while another process writes")
+        assert cp.returncode == 0, cp.stderr
+        assert _store_ok(tmp_path / "out.db")
+    finally:
+        w.kill()
+        w.wait()

@@ -667,7 +667,8 @@ static int write_output_mode(const char *path, const unsigned char *p, size_t n,
     if (to_stdout) {
         f = stdout;
     } else if (owner_only) {
-        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        /* not through a symlink someone placed where the key is to go */
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
         /* an existing file keeps its mode on open: make it owner-only
          * before a private key goes into it */
         if (fd >= 0 && fchmod(fd, 0600) != 0) {
@@ -1930,33 +1931,112 @@ static int add_san(json_t *arr, const char *spec)
 }
 
 /* Writes every PEM string of the "chain" array to `path`. */
-static int write_chain(const json_t *res, const char *path)
+/* An output file staged before the request whose answer fills it: a new
+ * file beside the destination (mkstemp), renamed over it once written. A
+ * directory that cannot be written is found before the server issues
+ * anything (a server-generated key exists only in its answer), and a
+ * symlink at the destination is replaced, not followed. */
+struct staged {
+    const char *path; /* NULL: nothing staged (stdout) */
+    char *tmp;
+    int fd;
+};
+
+static int stage_open(struct staged *s, const char *path, bool secret)
 {
-    int rc = EXIT_API;
+    mode_t um;
+    s->path = NULL;
+    s->tmp = NULL;
+    s->fd = -1;
+    if (is_stdout(path))
+        return 0;
+    if (asprintf(&s->tmp, "%s.tmp-XXXXXX", path) < 0) {
+        s->tmp = NULL;
+        fprintf(stderr, "error: out of memory\n");
+        return EXIT_API;
+    }
+    um = umask(0);
+    umask(um);
+    if ((s->fd = mkstemp(s->tmp)) < 0 || fchmod(s->fd, secret ? 0600 : (0666 & ~um)) != 0) {
+        fprintf(stderr, "error: cannot create a file beside '%s': %s\n", path, strerror(errno));
+        if (s->fd >= 0) {
+            close(s->fd);
+            unlink(s->tmp);
+        }
+        free(s->tmp);
+        s->tmp = NULL;
+        s->fd = -1;
+        return EXIT_API;
+    }
+    s->path = path;
+    return 0;
+}
+
+static void stage_abort(struct staged *s)
+{
+    if (s->fd >= 0)
+        close(s->fd);
+    if (s->tmp)
+        unlink(s->tmp);
+    free(s->tmp);
+    s->tmp = NULL;
+    s->fd = -1;
+    s->path = NULL;
+}
+
+/* Writes the bytes into a staged file and puts it in place (or stdout when
+ * nothing was staged). */
+static int stage_commit(struct staged *s, const char *path, const unsigned char *p, size_t n)
+{
+    size_t off = 0;
+    if (!s->path)
+        return write_output(path, p, n);
+    while (off < n) {
+        ssize_t w = write(s->fd, p + off, n - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            goto fail;
+        off += (size_t)w;
+    }
+    if (fsync(s->fd) != 0 || close(s->fd) != 0) {
+        s->fd = -1;
+        goto fail;
+    }
+    s->fd = -1;
+    if (rename(s->tmp, s->path) != 0)
+        goto fail;
+    free(s->tmp);
+    s->tmp = NULL;
+    s->path = NULL;
+    return 0;
+fail:
+    fprintf(stderr, "error: cannot write '%s': %s\n", s->path, strerror(errno));
+    stage_abort(s);
+    return EXIT_API;
+}
+
+/* The response's chain as one PEM bundle in b. */
+static int chain_pem(const json_t *res, struct buf *b)
+{
     const json_t *chain = json_object_get(res, "chain");
     json_t *e;
     size_t i;
-    struct buf b;
-
-    buf_init(&b, 0);
     if (!json_is_array(chain)) {
         fprintf(stderr, "error: unexpected response: no \"chain\" array\n");
-        goto out;
+        return EXIT_API;
     }
     json_array_foreach(chain, i, e) {
         const char *pem = json_string_value(e);
         if (!pem)
             continue;
-        if (buf_append_str(&b, pem) != 0 ||
-            (b.len && b.data[b.len - 1] != '\n' && buf_append_str(&b, "\n") != 0)) {
+        if (buf_append_str(b, pem) != 0 ||
+            (b->len && b->data[b->len - 1] != '\n' && buf_append_str(b, "\n") != 0)) {
             fprintf(stderr, "error: out of memory\n");
-            goto out;
+            return EXIT_API;
         }
     }
-    rc = write_output(path, b.data, b.len);
-out:
-    buf_free(&b);
-    return rc;
+    return 0;
 }
 
 static int cmd_cert_issue(struct ctx *x, const struct args *a, const char *const *argv)
@@ -1968,6 +2048,12 @@ static int cmd_cert_issue(struct ctx *x, const struct args *a, const char *const
     char *path = NULL, *csr = NULL, *pw = NULL;
     unsigned char *der = NULL;
     size_t der_len = 0;
+    struct staged so = {NULL, NULL, -1}, sc = {NULL, NULL, -1};
+    struct buf chain;
+    struct stat st1, st2;
+    const char *chain_out = a->val[O_CHAIN_OUT];
+
+    buf_init(&chain, 0);
 
     if (!a->val[O_PROFILE] || !*a->val[O_PROFILE])
         return usage_error(issue_usage, "%s", "cert issue: --profile is required");
@@ -1998,6 +2084,11 @@ static int cmd_cert_issue(struct ctx *x, const struct args *a, const char *const
             return usage_error(issue_usage, "%s",
                                "cert issue: --key-type and --p12-password(-file) need --p12");
     }
+
+    if (!is_stdout(out) && chain_out && !is_stdout(chain_out) &&
+        (strcmp(out, chain_out) == 0 ||
+         (stat(out, &st1) == 0 && stat(chain_out, &st2) == 0 && st1.st_dev == st2.st_dev && st1.st_ino == st2.st_ino)))
+        return usage_error(issue_usage, "%s", "cert issue: -o and --chain-out name the same file");
 
     if (!(body = json_object()) || !(sans = json_array())) {
         fprintf(stderr, "error: out of memory\n");
@@ -2049,6 +2140,9 @@ static int cmd_cert_issue(struct ctx *x, const struct args *a, const char *const
     path = api_path(x, "/cas/", argv[0], "/certificates", END);
     if (!path)
         goto out;
+    /* the output files exist before anything is issued */
+    if ((rc = stage_open(&so, out, p12)) != 0 || (chain_out && (rc = stage_open(&sc, chain_out, false)) != 0))
+        goto out;
     rc = api_json(x, "POST", path, body, &res);
     if (rc)
         goto out;
@@ -2061,7 +2155,7 @@ static int cmd_cert_issue(struct ctx *x, const struct args *a, const char *const
             fprintf(stderr, "error: unexpected response: no valid \"pkcs12\" value\n");
             goto out;
         }
-        if ((!x->json || !is_stdout(out)) && (rc = write_output_mode(out, der, der_len, 1)) != 0)
+        if ((!x->json || !is_stdout(out)) && (rc = stage_commit(&so, out, der, der_len)) != 0)
             goto out;
     } else {
         const char *pem = get_str(res, "certificate");
@@ -2070,10 +2164,11 @@ static int cmd_cert_issue(struct ctx *x, const struct args *a, const char *const
             goto out;
         }
         if ((!x->json || !is_stdout(out)) &&
-            (rc = write_output(out, (const unsigned char *)pem, strlen(pem))) != 0)
+            (rc = stage_commit(&so, out, (const unsigned char *)pem, strlen(pem))) != 0)
             goto out;
     }
-    if (a->val[O_CHAIN_OUT] && (rc = write_chain(res, a->val[O_CHAIN_OUT])) != 0)
+    if (chain_out && ((rc = chain_pem(res, &chain)) != 0 ||
+                      (rc = stage_commit(&sc, chain_out, chain.data, chain.len)) != 0))
         goto out;
 
     if (x->json) {
@@ -2124,6 +2219,9 @@ out:
     if (der)
         OPENSSL_cleanse(der, der_len);
     free(der);
+    stage_abort(&so);
+    stage_abort(&sc);
+    buf_free(&chain);
     json_decref(sans);
     json_decref(body);
     json_decref(res);
@@ -2137,15 +2235,20 @@ static const char list_usage[] =
     "            [--serial HEX] [--expires-within 7|30] [--expired] [--limit N] [--all]";
 
 /* Keyset paging: 1 and *cursor replaced when res names a next page, 0 on
- * the last page, -1 (reported) when the server repeats a cursor or memory
- * runs out. */
-static int next_page(const json_t *res, char **cursor)
+ * the last page, -1 (reported) when the server names a page already read
+ * (`seen`, a JSON object used as a set of cursors: following it would page
+ * forever) or memory runs out. */
+static int next_page(const json_t *res, char **cursor, json_t *seen)
 {
     const json_t *next = json_object_get(res, "nextCursor");
     if (!json_is_string(next))
         return 0;
-    if (*cursor && strcmp(*cursor, json_string_value(next)) == 0) {
-        fprintf(stderr, "error: the server returned the same nextCursor twice\n");
+    if ((*cursor && strcmp(*cursor, json_string_value(next)) == 0) || json_object_get(seen, json_string_value(next))) {
+        fprintf(stderr, "error: the server returned a nextCursor it had returned before\n");
+        return -1;
+    }
+    if (json_object_set_new(seen, json_string_value(next), json_true()) != 0) {
+        fprintf(stderr, "error: out of memory\n");
         return -1;
     }
     char *c = strdup(json_string_value(next));
@@ -2166,7 +2269,7 @@ static int cmd_cert_list(struct ctx *x, const struct args *a, const char *const 
     int rc = EXIT_API;
     const char *st = a->val[O_STATUS], *within = a->val[O_EXPIRES_WITHIN], *lim = a->val[O_LIMIT];
     char *base = NULL, *path = NULL, *cursor = NULL;
-    json_t *res = NULL, *all = NULL, *list, *next = NULL;
+    json_t *res = NULL, *all = NULL, *list, *next = NULL, *seen = NULL;
     int pages = 0;
 
     if (st && strcmp(st, "issued") && strcmp(st, "revoked") && strcmp(st, "suspended"))
@@ -2191,7 +2294,7 @@ static int cmd_cert_list(struct ctx *x, const struct args *a, const char *const 
         (within && add_query(&base, "expiresWithin", within) != 0) ||
         (a->seen[O_EXPIRED] && add_query(&base, "expired", "true") != 0) || (lim && add_query(&base, "limit", lim) != 0))
         goto out;
-    if (!(all = json_array())) {
+    if (!(all = json_array()) || !(seen = json_object())) {
         fprintf(stderr, "error: out of memory\n");
         goto out;
     }
@@ -2222,7 +2325,7 @@ static int cmd_cert_list(struct ctx *x, const struct args *a, const char *const 
         pages++;
         if (!a->seen[O_ALL])
             break;
-        int more = next_page(res, &cursor);
+        int more = next_page(res, &cursor, seen);
         if (more < 0)
             goto out;
         if (more == 0)
@@ -2249,6 +2352,7 @@ static int cmd_cert_list(struct ctx *x, const struct args *a, const char *const 
 out:
     json_decref(res);
     json_decref(all);
+    json_decref(seen);
     free(cursor);
     free(path);
     free(base);
@@ -2661,7 +2765,7 @@ static int bulk_list_certs(struct ctx *x, const struct bulk_opts *o, struct bulk
     static const char *const statuses[] = {"issued", "suspended"};
     int rc = EXIT_API;
     char *base = NULL, *path = NULL, *cursor = NULL, *q = NULL;
-    json_t *res = NULL;
+    json_t *res = NULL, *seen = NULL;
     char norm[BULK_SERIAL_MAX + 4];
 
     if (o->subject && !(q = dn_search_text(o->subject))) {
@@ -2678,6 +2782,11 @@ static int bulk_list_certs(struct ctx *x, const struct bulk_opts *o, struct bulk
             goto out;
         free(cursor);
         cursor = NULL;
+        json_decref(seen);
+        if (!(seen = json_object())) {
+            fprintf(stderr, "error: out of memory\n");
+            goto out;
+        }
         for (;;) {
             json_t *list, *c;
             size_t i;
@@ -2724,7 +2833,7 @@ static int bulk_list_certs(struct ctx *x, const struct bulk_opts *o, struct bulk
                     goto out;
                 }
             }
-            int more = next_page(res, &cursor);
+            int more = next_page(res, &cursor, seen);
             if (more < 0)
                 goto out;
             if (more == 0)
@@ -2734,6 +2843,7 @@ static int bulk_list_certs(struct ctx *x, const struct bulk_opts *o, struct bulk
     rc = 0;
 out:
     json_decref(res);
+    json_decref(seen);
     free(q);
     free(cursor);
     free(path);

@@ -147,3 +147,44 @@ def test_cli_protocols(daemon, tmp_path):
     assert cp.returncode == 1
     _ok(d.cli("protocol", "delete", "cli-acme"), "protocol delete")
     assert d.api("GET", "/protocols/cli-acme").status_code == 404
+
+
+def test_p12_outputs_are_staged_before_issuing(daemon, tmp_path):
+    """`cert issue --p12`: an -o in a directory that cannot be written is found before the server generates
+    and issues anything (the key exists only in the answer); -o and --chain-out naming one file is refused;
+    a symlink at -o is replaced, its target left alone; the PKCS#12 file is owner-only."""
+    import os
+    from cryptography.hazmat.primitives.serialization import pkcs12
+    from helpers import create_ca, uid
+    d = daemon
+    root, sub = uid("stg-root"), uid("stg-sub")
+    create_ca(d, id=root, type="root", signingKeyDetails="ECDSAP256+SHA256", subject=f"CN={root}")
+    create_ca(d, id=sub, type="subord", parentId=root, signingKeyDetails="ECDSAP256+SHA256", subject=f"CN={sub}",
+              enableOcsp=False, enableCrl=False, profiles=["privatessl-p12-tls-server"])
+    pw = tmp_path / "pw"
+    pw.write_text("password123\n")
+
+    def issue(*extra):
+        return d.cli("cert", "issue", sub, "--profile", "privatessl-p12-tls-server", "--p12", "--key-type",
+                     "EC-P256", "--subject", "CN=app.example.com", "--p12-password-file", str(pw), *extra)
+
+    def issued():
+        return d.api("GET", f"/cas/{sub}/certificates").json()["certificates"]
+
+    cp = issue("-o", str(tmp_path / "no-such-dir" / "app.p12"))
+    assert cp.returncode == 1 and "no-such-dir" in cp.stderr, cp.stderr
+    out = tmp_path / "app.p12"
+    cp = issue("-o", str(out), "--chain-out", str(out))
+    assert cp.returncode == 2 and "same file" in cp.stderr, cp.stderr
+    assert issued() == [], "a certificate was issued although its output could not be kept"
+    victim = tmp_path / "victim.conf"
+    victim.write_text("important\n")
+    out.symlink_to(victim)
+    cp = issue("-o", str(out), "--chain-out", str(tmp_path / "chain.pem"))
+    assert cp.returncode == 0, cp.stderr
+    assert victim.read_text() == "important\n" and not out.is_symlink()
+    assert (out.stat().st_mode & 0o777) == 0o600
+    key, cert, _ = pkcs12.load_key_and_certificates(out.read_bytes(), b"password123")
+    assert key is not None and len(issued()) == 1
+    assert b"BEGIN CERTIFICATE" in (tmp_path / "chain.pem").read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.p12", "chain.pem", "pw", "victim.conf"]

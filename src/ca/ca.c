@@ -122,6 +122,22 @@ static void key_aad(char *out, size_t n, const char *partition, const char *id, 
     snprintf(out, n, "ca-key:%s/%s/%lld", partition, id, (long long)created);
 }
 
+int ca_key_opens(const unsigned char *mkey, const struct ca_rec *c)
+{
+    char aad[512];
+    unsigned char *pt = NULL;
+    size_t pl = 0;
+    if (!c->key_blob || !c->key_blob_len)
+        return -1;
+    key_aad(aad, sizeof aad, c->partition_id, c->id, c->created_at);
+    int ok = keywrap_open(mkey, c->key_blob, c->key_blob_len, aad, &pt, &pl) == 0;
+    if (pt) {
+        OPENSSL_cleanse(pt, pl);
+        free(pt);
+    }
+    return ok;
+}
+
 struct signer *key_signer(const struct ca_env *env, const unsigned char *blob, size_t blob_len, const char *aad,
                           const char *md, bool pss)
 {

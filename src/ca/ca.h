@@ -75,6 +75,9 @@ int ca_delete(const struct ca_env *env, const char *partition, const char *id, c
 
 /* Decoding helpers (NULL when absent / malformed). */
 X509 *ca_cert(const struct ca_rec *c);
+/* 1 when the master key opens the CA's sealed key, 0 when it does not, -1
+ * when the CA has no key of its own (an external root). */
+int ca_key_opens(const unsigned char *mkey, const struct ca_rec *c);
 /* A signer for the CA's key (caller frees), NULL for external / bad key. */
 struct signer *ca_signer(const struct ca_env *env, const struct ca_rec *c);
 /* Keys sealed under `aad` (CA keys "ca-key:…", OCSP responder keys

@@ -7,6 +7,7 @@
 #include <openssl/rsa.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,6 +55,7 @@ struct signerd {
     int fd[SIGNERD_CHANNELS];
     pthread_mutex_t mu[SIGNERD_CHANNELS];
     pid_t pid;
+    atomic_uint next; /* where a caller who found every channel busy waits */
 };
 
 /* ---- the child ------------------------------------------------------------- */
@@ -429,7 +431,9 @@ static ssize_t call(struct signerd *sd, const unsigned char *req, size_t len, un
         if (pthread_mutex_trylock(&sd->mu[i]) == 0)
             ch = i;
     if (ch < 0) {
-        ch = (int)(((uintptr_t)&ch >> 6) % SIGNERD_CHANNELS); /* all busy: wait on one (by stack address) */
+        /* all busy: wait on each in turn, so waiters spread over every
+         * channel instead of queueing on one */
+        ch = (int)(atomic_fetch_add_explicit(&sd->next, 1, memory_order_relaxed) % SIGNERD_CHANNELS);
         pthread_mutex_lock(&sd->mu[ch]);
     }
     ssize_t n = -1;

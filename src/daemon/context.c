@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "authz/authz.h"
+#include "ca/ca.h"
 #include "ca/ca_cache.h"
 #include "ca/crl.h"
 #include "ca/ocsp.h"
@@ -49,6 +50,25 @@ static int check_master_key(struct store *st, const unsigned char *mkey, const c
             snprintf(err, errlen, "cannot read the store to check the master key");
             return -1;
         }
+        /* No check recorded yet: a new store, or one written before the
+         * check existed. The latter may hold CA keys sealed under another
+         * master key; the first one found decides. */
+        struct ca_list l;
+        int opens = -1;
+        if (st->ops->ca_list_active_all(st, &l) != STORE_OK) {
+            snprintf(err, errlen, "cannot read the store to check the master key");
+            return -1;
+        }
+        for (size_t i = 0; i < l.n && opens < 0; i++)
+            opens = ca_key_opens(mkey, &l.items[i]);
+        ca_list_free(&l);
+        if (opens == 0) {
+            snprintf(err, errlen,
+                     "the master key %s does not open this store's CA keys (a wrong or missing key file: restore the "
+                     "master.key that belongs with this data)",
+                     path);
+            return -1;
+        }
         snprintf(o.kind, sizeof o.kind, "%s", KEY_CHECK_KIND);
         snprintf(o.id, sizeof o.id, "v1");
         if (keywrap_seal(mkey, probe, sizeof probe, KEY_CHECK_AAD, &o.blob, &o.blob_len) != 0) {
@@ -75,8 +95,14 @@ int app_open(struct app *a, char *err, size_t errlen)
     bool key_existed = stat(a->cfg.master_key_file, &ks) == 0;
     if (masterkey_load_or_create(a->cfg.master_key_file, a->mkey, err, errlen) != 0)
         return -1;
-    if (!(a->api.store = store_open(a->cfg.store, err, errlen)))
+    if (!(a->api.store = store_open(a->cfg.store, err, errlen))) {
+        /* nor for a store that could not even be opened (a restore in
+         * progress, the database down): the next start must not find a
+         * made-up key that the store's own secrets refuse */
+        if (!key_existed)
+            unlink(a->cfg.master_key_file);
         return -1;
+    }
     if (check_master_key(a->api.store, a->mkey, a->cfg.master_key_file, err, errlen) != 0) {
         /* a key just made up for a store that has one already is no use:
          * leave the place free for the right file */

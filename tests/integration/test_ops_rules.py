@@ -16,7 +16,7 @@ from cryptography import x509
 from cryptography.x509.oid import ExtensionOID
 
 import conftest
-from conftest import Daemon, _require_binaries, clean_env, sqlite_only
+from conftest import Daemon, _require_binaries, clean_env, db_exec, sqlite_only
 from helpers import create_ca, uid
 
 
@@ -110,3 +110,52 @@ def test_pkcs12_over_an_existing_file_is_owner_only(daemon, tmp_path):
                "--subject", "CN=app.example.com", "--p12-password", "a long password 123", "-o", str(target))
     assert cp.returncode == 0, (cp.stdout, cp.stderr)
     assert (os.stat(target).st_mode & 0o777) == 0o600
+
+
+@sqlite_only("moves the SQLite file away")
+def test_no_master_key_made_up_for_a_store_that_cannot_open(fresh_daemon):
+    """master.key missing (a restore in progress) and the store unopenable for now: the failed start leaves no
+    made-up key behind, so once the store is back the daemon does not refuse it for the wrong key."""
+    import shutil
+    d = fresh_daemon
+    create_ca(d, id=uid("mk"), type="root", signingKeyDetails="ECDSAP256+SHA256", subject="CN=MK")
+    assert d.stop() == 0
+    key = d.data_dir / "master.key"
+    saved = key.read_bytes()
+    key.unlink()
+    db = d.data_dir / "pkiaas.db"
+    aside = d.data_dir.parent / "pkiaas.db.aside"
+    shutil.move(str(db), str(aside))
+    db.mkdir()  # cannot be opened as a database
+    try:
+        rc, err = _serve_fails(d)
+        assert rc != 0, err
+        assert not key.exists(), "a master key was made up and left behind: " + err[-300:]
+    finally:
+        db.rmdir()
+        shutil.move(str(aside), str(db))
+        key.write_bytes(saved)
+        key.chmod(0o600)
+    d.start()
+    assert d.api("GET", "/cas").status_code == 200
+
+
+def test_store_from_before_the_key_check_refuses_another_key(fresh_daemon):
+    """A store written before the master-key check existed has CA keys but no check record: a missing key file
+    (a restore without master.key) made up a key, recorded the check under it, and the daemon ran unable to
+    use any CA key. The first CA key found now decides."""
+    d = fresh_daemon
+    ca = create_ca(d, id=uid("pp"), type="root", signingKeyDetails="ECDSAP256+SHA256", subject="CN=PP")
+    assert d.stop() == 0
+    assert db_exec(d, "DELETE FROM object WHERE kind = ?", "master-key-check") == 1
+    key = d.data_dir / "master.key"
+    saved = key.read_bytes()
+    key.unlink()
+    rc, err = _serve_fails(d)
+    assert rc != 0 and "does not open this store's CA keys" in err, err
+    assert not key.exists()
+    key.write_bytes(saved)
+    key.chmod(0o600)
+    d.start()  # the right key: the CA's key works
+    r = d.api("POST", f"/cas/{ca['id']}/crl")
+    assert r.status_code in (200, 201), r.text

@@ -1,8 +1,10 @@
 #include "crypto/signerd.h"
 
 #include "crypto/keyspec.h"
+#include "util/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/crypto.h>
 #include <openssl/rsa.h>
 #include <pthread.h>
@@ -56,7 +58,17 @@ struct signerd {
     pthread_mutex_t mu[SIGNERD_CHANNELS];
     pid_t pid;
     atomic_uint next; /* where a caller who found every channel busy waits */
+    /* restarting a signer that died: */
+    pthread_mutex_t life;       /* one restart at a time */
+    unsigned gen;               /* bumped by each restart (read with any channel held) */
+    const unsigned char *mkey;  /* the daemon's, outlives this */
+    char exe[4096];             /* this program, run again as the new signer */
 };
+
+/* Descriptors of a signer run by signerd_exec_main: the channels, then the
+ * pipe the master key comes through. */
+#define EXEC_FD0 3
+#define EXEC_KEY_FD (EXEC_FD0 + SIGNERD_CHANNELS)
 
 /* ---- the child ------------------------------------------------------------- */
 
@@ -332,7 +344,7 @@ static void *child_serve(void *arg)
     _exit(0); /* every channel is closed (or the set failed): nothing to serve */
 }
 
-static void child_main(int *fds, const unsigned char *mkey)
+static void child_main(int *fds, const unsigned char *mkey, bool pdeathsig)
 {
     struct child c;
     struct worker w;
@@ -343,8 +355,12 @@ static void child_main(int *fds, const unsigned char *mkey)
     c.mkey = mkey;
     c.open = SIGNERD_CHANNELS;
     pthread_mutex_init(&c.mu, NULL);
-    /* ends with the daemon; shutdown signals are the daemon's business */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    /* ends with the daemon (a restarted signer: once every channel is
+     * closed, as the daemon's exit does; the death signal follows the
+     * thread that forked, a request thread there); shutdown signals are
+     * the daemon's business */
+    if (pdeathsig)
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
     signal(SIGINT, SIG_IGN);
     signal(SIGTERM, SIG_IGN);
     prctl(PR_SET_NAME, "pkiaas-signer");
@@ -368,6 +384,14 @@ struct signerd *signerd_start(const unsigned char mkey[MASTER_KEY_LEN])
     int child_fd[SIGNERD_CHANNELS];
     if (!sd)
         return NULL;
+    ssize_t el = readlink("/proc/self/exe", sd->exe, sizeof sd->exe - 1);
+    if (el <= 0 || (size_t)el >= sizeof sd->exe - 1) {
+        free(sd);
+        return NULL;
+    }
+    sd->exe[el] = 0;
+    sd->mkey = mkey;
+    pthread_mutex_init(&sd->life, NULL);
     for (int i = 0; i < SIGNERD_CHANNELS; i++) {
         int sv[2];
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
@@ -395,7 +419,7 @@ struct signerd *signerd_start(const unsigned char mkey[MASTER_KEY_LEN])
             if (!keep)
                 close(fd);
         }
-        child_main(child_fd, mkey);
+        child_main(child_fd, mkey, true);
     }
     for (int i = 0; i < SIGNERD_CHANNELS; i++)
         close(child_fd[i]);
@@ -418,13 +442,134 @@ void signerd_stop(struct signerd *sd)
     }
     if (sd->pid > 0)
         waitpid(sd->pid, NULL, 0);
+    pthread_mutex_destroy(&sd->life);
     free(sd);
+}
+
+int signerd_exec_main(void)
+{
+    unsigned char mkey[MASTER_KEY_LEN];
+    int fds[SIGNERD_CHANNELS];
+    size_t got = 0;
+    while (got < sizeof mkey) {
+        ssize_t n = read(EXEC_KEY_FD, mkey + got, sizeof mkey - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return 1;
+        got += (size_t)n;
+    }
+    long maxfd = sysconf(_SC_OPEN_MAX);
+    if (maxfd < 0 || maxfd > 65536)
+        maxfd = 65536;
+    for (int fd = EXEC_KEY_FD; fd < maxfd; fd++)
+        close(fd); /* the key pipe and anything else inherited */
+    for (int i = 0; i < SIGNERD_CHANNELS; i++)
+        fds[i] = EXEC_FD0 + i;
+    child_main(fds, mkey, false);
+    return 1;
+}
+
+/* Runs a new signer process in place of one that died: this program again
+ * (fork, then only async-signal-safe calls until exec: the daemon has
+ * threads by now), given new channels and the master key through a pipe.
+ * Called with every channel held, so no caller uses the old descriptors. */
+static int respawn(struct signerd *sd)
+{
+    int mine[SIGNERD_CHANNELS], theirs[SIGNERD_CHANNELS], kp[2] = {-1, -1}, made = 0, rc = -1;
+    char *const argv[] = {sd->exe, "__signer", NULL};
+    pid_t pid;
+    for (; made < SIGNERD_CHANNELS; made++) {
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+            goto out;
+        mine[made] = sv[0];
+        theirs[made] = sv[1];
+    }
+    if (pipe2(kp, O_CLOEXEC) != 0)
+        goto out;
+    if ((pid = fork()) < 0)
+        goto out;
+    if (pid == 0) {
+        /* out of the way of the numbers they are given, then in place
+         * (dup2 clears close-on-exec) */
+        int hi = EXEC_KEY_FD + 1, moved[SIGNERD_CHANNELS + 1];
+        for (int i = 0; i < SIGNERD_CHANNELS; i++)
+            if ((moved[i] = fcntl(theirs[i], F_DUPFD_CLOEXEC, hi)) < 0)
+                _exit(127);
+        if ((moved[SIGNERD_CHANNELS] = fcntl(kp[0], F_DUPFD_CLOEXEC, hi)) < 0)
+            _exit(127);
+        for (int i = 0; i <= SIGNERD_CHANNELS; i++)
+            if (dup2(moved[i], EXEC_FD0 + i) < 0)
+                _exit(127);
+        execv(sd->exe, argv);
+        _exit(127);
+    }
+    for (size_t off = 0; off < MASTER_KEY_LEN;) {
+        ssize_t n = write(kp[1], sd->mkey + off, MASTER_KEY_LEN - off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            goto out;
+        }
+        off += (size_t)n;
+    }
+    for (int i = 0; i < SIGNERD_CHANNELS; i++) {
+        close(sd->fd[i]);
+        sd->fd[i] = mine[i];
+    }
+    made = 0; /* ours now */
+    sd->pid = pid;
+    sd->gen++;
+    rc = 0;
+out:
+    for (int i = 0; i < made; i++) {
+        close(mine[i]);
+        close(theirs[i]);
+    }
+    if (rc == 0)
+        for (int i = 0; i < SIGNERD_CHANNELS; i++)
+            close(theirs[i]);
+    if (kp[0] >= 0)
+        close(kp[0]);
+    if (kp[1] >= 0)
+        close(kp[1]);
+    return rc;
+}
+
+/* After a caller found the signer gone (generation `gen`): the first to
+ * get here reaps it and runs a new one; the others find the generation
+ * moved on. 0 when a signer newer than `gen` runs. */
+static int revive(struct signerd *sd, unsigned gen)
+{
+    int rc = 0;
+    pthread_mutex_lock(&sd->life);
+    for (int i = 0; i < SIGNERD_CHANNELS; i++)
+        pthread_mutex_lock(&sd->mu[i]);
+    if (sd->gen == gen) {
+        kill(sd->pid, SIGKILL); /* gone already, or not answering: either way */
+        waitpid(sd->pid, NULL, 0);
+        rc = respawn(sd);
+        if (rc == 0)
+            log_error("signer: the signer process had stopped; a new one (pid %d) was started", (int)sd->pid);
+        else
+            log_error("signer: the signer process had stopped and a new one could not be started");
+    }
+    for (int i = SIGNERD_CHANNELS - 1; i >= 0; i--)
+        pthread_mutex_unlock(&sd->mu[i]);
+    pthread_mutex_unlock(&sd->life);
+    return rc;
 }
 
 /* ---- the daemon's side ------------------------------------------------------ */
 
-/* One request / reply on a free channel. Returns the reply length or -1. */
-static ssize_t call(struct signerd *sd, const unsigned char *req, size_t len, unsigned char *rep)
+/* One request / reply on a free channel. Returns the reply length or -1;
+ * *gone when the signer process was found dead (the channel's other end
+ * closed), with the generation it belonged to. */
+static ssize_t call_once(struct signerd *sd, const unsigned char *req, size_t len, unsigned char *rep, bool *gone,
+                         unsigned *gen)
 {
     int ch = -1;
     for (int i = 0; i < SIGNERD_CHANNELS && ch < 0; i++)
@@ -437,13 +582,30 @@ static ssize_t call(struct signerd *sd, const unsigned char *req, size_t len, un
         pthread_mutex_lock(&sd->mu[ch]);
     }
     ssize_t n = -1;
+    *gen = sd->gen;
+    *gone = false;
     if (send(sd->fd[ch], req, len, MSG_NOSIGNAL) == (ssize_t)len) {
         do
             n = recv(sd->fd[ch], rep, SIGNERD_MSG_MAX, 0);
         while (n < 0 && errno == EINTR);
+        *gone = n == 0 || (n < 0 && errno == ECONNRESET);
+    } else {
+        *gone = errno == EPIPE || errno == ECONNRESET || errno == ENOTCONN;
     }
     pthread_mutex_unlock(&sd->mu[ch]);
     return n >= (ssize_t)sizeof(struct rep_hdr) ? n : -1;
+}
+
+/* A signer process that died (killed, out of memory) is replaced and the
+ * request sent once more. */
+static ssize_t call(struct signerd *sd, const unsigned char *req, size_t len, unsigned char *rep)
+{
+    bool gone = false;
+    unsigned gen = 0;
+    ssize_t n = call_once(sd, req, len, rep, &gone, &gen);
+    if (n < 0 && gone && revive(sd, gen) == 0)
+        n = call_once(sd, req, len, rep, &gone, &gen);
+    return n;
 }
 
 static size_t build_req(unsigned char *buf, int op, const char *name, bool pss, const char *aad,

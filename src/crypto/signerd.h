@@ -9,7 +9,9 @@
  * and returns the signature. These keys are generated there too. The child
  * answers only these requests, only for blobs whose AAD marks them as CA
  * keys ("ca-key:") or OCSP responder keys ("ocsp-key:"), with a typed,
- * length-capped message format; anything else is refused.
+ * length-capped message format; anything else is refused. A signer process
+ * that dies is replaced: by then the daemon has threads, so the new one is
+ * this program run again (fork, exec) rather than a plain fork.
  *
  * Each request is one SOCK_SEQPACKET message on one of SIGNERD_CHANNELS
  * socket pairs (a channel per concurrent caller; callers take a free one).
@@ -40,6 +42,10 @@ struct signerd;
 struct signerd *signerd_start(const unsigned char mkey[MASTER_KEY_LEN]);
 /* Closes the channels and reaps the child. */
 void signerd_stop(struct signerd *sd);
+/* A signer process that dies is replaced on the next request that finds it
+ * gone (that request is retried once): pkiaasd runs itself again as
+ * `pkiaasd __signer`, whose main() calls this. Returns only on error. */
+int signerd_exec_main(void);
 
 /* A signer for a sealed CA key (md: SHA256/384/512; pss: RSASSA-PSS). */
 struct signer *signerd_signer(struct signerd *sd, const unsigned char *blob, size_t blob_len, const char *aad,

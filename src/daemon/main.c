@@ -369,6 +369,9 @@ static int cmd_roles(const char *fmt)
 
 int main(int argc, char **argv)
 {
+    /* a replacement signer process (signerd.c): nothing else of the daemon */
+    if (argc == 2 && strcmp(argv[1], "__signer") == 0)
+        return signerd_exec_main();
     /* libcurl (SMTP relay) must be initialised before any thread starts */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
         return 1;

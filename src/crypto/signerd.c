@@ -17,6 +17,7 @@
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -64,6 +65,26 @@ struct signerd {
     const unsigned char *mkey;  /* the daemon's, outlives this */
     char exe[4096];             /* this program, run again as the new signer */
 };
+
+/* A signer that has not answered within this long is taken for hung
+ * (stopped, deadlocked) and replaced like a dead one; the slowest request,
+ * an RSA-4096 key generation, takes seconds. */
+#define ANSWER_TIMEOUT_S 120
+
+/* A channel: sv[0] the daemon's end (bounded wait for the answer), sv[1]
+ * the signer's; both close-on-exec. 0, or -1 with nothing left open. */
+static int channel_pair(int sv[2])
+{
+    struct timeval tv = {ANSWER_TIMEOUT_S, 0};
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+        return -1;
+    if (setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0) {
+        close(sv[0]);
+        close(sv[1]);
+        return -1;
+    }
+    return 0;
+}
 
 /* Descriptors of a signer run by signerd_exec_main: the channels, then the
  * pipe the master key comes through. */
@@ -394,7 +415,7 @@ struct signerd *signerd_start(const unsigned char mkey[MASTER_KEY_LEN])
     pthread_mutex_init(&sd->life, NULL);
     for (int i = 0; i < SIGNERD_CHANNELS; i++) {
         int sv[2];
-        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
+        if (channel_pair(sv) != 0) {
             for (int k = 0; k < i; k++) {
                 close(sd->fd[k]);
                 close(child_fd[k]);
@@ -481,7 +502,7 @@ static int respawn(struct signerd *sd)
     pid_t pid;
     for (; made < SIGNERD_CHANNELS; made++) {
         int sv[2];
-        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+        if (channel_pair(sv) != 0)
             goto out;
         mine[made] = sv[0];
         theirs[made] = sv[1];
@@ -588,7 +609,8 @@ static ssize_t call_once(struct signerd *sd, const unsigned char *req, size_t le
         do
             n = recv(sd->fd[ch], rep, SIGNERD_MSG_MAX, 0);
         while (n < 0 && errno == EINTR);
-        *gone = n == 0 || (n < 0 && errno == ECONNRESET);
+        /* EOF: it died; the timeout: it hangs */
+        *gone = n == 0 || (n < 0 && (errno == ECONNRESET || errno == EAGAIN || errno == EWOULDBLOCK));
     } else {
         *gone = errno == EPIPE || errno == ECONNRESET || errno == ENOTCONN;
     }

@@ -36,12 +36,13 @@ static void usage(FILE *f)
                "  pkiaasd routes      (print the HTTP route table)\n"
                "  pkiaasd roles [--markdown|--json]  (print the permission matrix)\n"
                "  pkiaasd supervisor-token --data-dir DIR  (create a supervisor API token)\n"
+               "  pkiaasd supervisor-token --data-dir DIR --revoke < TOKEN_FILE | --revoke-all\n"
                "  pkiaasd --version\n");
 }
 
 struct flags {
     const char *config, *data_dir, *http, *https, *partition, *email, *certs, *cas;
-    int json;
+    int json, revoke, revoke_all;
 };
 
 static int parse_flags(int argc, char **argv, struct flags *f)
@@ -51,7 +52,8 @@ static int parse_flags(int argc, char **argv, struct flags *f)
         {"http", required_argument, NULL, 'h'},      {"https", required_argument, NULL, 's'},
         {"partition", required_argument, NULL, 'p'}, {"owner-email", required_argument, NULL, 'e'},
         {"json", no_argument, NULL, 'j'},            {"certificates", required_argument, NULL, 'C'},
-        {"cas", required_argument, NULL, 'A'},       {NULL, 0, NULL, 0},
+        {"cas", required_argument, NULL, 'A'},       {"revoke", no_argument, NULL, 'R'},
+        {"revoke-all", no_argument, NULL, 'X'},      {NULL, 0, NULL, 0},
     };
     int ch;
     memset(f, 0, sizeof(*f));
@@ -67,6 +69,8 @@ static int parse_flags(int argc, char **argv, struct flags *f)
         case 'j': f->json = 1; break;
         case 'C': f->certs = optarg; break;
         case 'A': f->cas = optarg; break;
+        case 'R': f->revoke = 1; break;
+        case 'X': f->revoke_all = 1; break;
         default: return -1;
         }
     }
@@ -291,7 +295,24 @@ out:
     return rc;
 }
 
-/* Creates a supervisor token (shown once, stored hashed). */
+/* `--revoke`: the token to revoke, one line on stdin (never an argument,
+ * which other users see in the process list). Returns its hash or NULL. */
+static char *revoked_token_hash(void)
+{
+    char line[256], *hash = NULL;
+    if (!fgets(line, sizeof line, stdin)) {
+        fprintf(stderr, "pkiaasd supervisor-token --revoke: give the token on standard input\n");
+        return NULL;
+    }
+    line[strcspn(line, "\r\n")] = 0;
+    if (strncmp(line, "pks_", 4) != 0 || !(hash = secret_token_hash(line)))
+        fprintf(stderr, "pkiaasd supervisor-token --revoke: not a supervisor token (pks_...)\n");
+    OPENSSL_cleanse(line, sizeof line);
+    return hash;
+}
+
+/* Creates a supervisor token (shown once, stored hashed), or revokes one
+ * (--revoke, the token on stdin) or all of them (--revoke-all). */
 static int cmd_supervisor_token(int argc, char **argv)
 {
     struct flags f;
@@ -299,12 +320,26 @@ static int cmd_supervisor_token(int argc, char **argv)
     char err[512], *raw = NULL, *token = NULL, *hash = NULL;
     int rc = 1;
     memset(&a, 0, sizeof a);
-    if (parse_flags(argc, argv, &f) != 0) {
+    if (parse_flags(argc, argv, &f) != 0 || (f.revoke && f.revoke_all)) {
         usage(stderr);
         return 2;
     }
+    if ((f.revoke && !(hash = revoked_token_hash())))
+        return 1;
     if (configure(&a, &f, err, sizeof err) != 0 || app_open(&a, err, sizeof err) != 0) {
         fprintf(stderr, "pkiaasd supervisor-token: %s\n", err);
+        goto out;
+    }
+    if (f.revoke || f.revoke_all) {
+        long n = 0;
+        if (a.api.store->ops->supervisor_token_revoke(a.api.store, hash, &n) != STORE_OK) {
+            fprintf(stderr, "pkiaasd supervisor-token: cannot revoke\n");
+            goto out;
+        }
+        printf("{\"revoked\": %ld}\n", n);
+        if (f.revoke && n == 0)
+            fprintf(stderr, "pkiaasd supervisor-token: no valid token matches (unknown, or revoked already)\n");
+        rc = f.revoke && n == 0 ? 1 : 0;
         goto out;
     }
     if (!(raw = random_token(32)) || asprintf(&token, "pks_%s", raw) < 0 || !(hash = secret_token_hash(token)) ||

@@ -292,6 +292,9 @@ struct store_ops {
      * a region, which creates the partition and its first owner (invited). */
     int (*supervisor_token_put)(struct store *s, const char *token_hash, const char *name);
     int (*supervisor_token_check)(struct store *s, const char *token_hash);
+    /* Revokes the token with this hash (NULL: every token); *count says how
+     * many were still valid. */
+    int (*supervisor_token_revoke)(struct store *s, const char *token_hash, long *count);
     int (*subscription_create)(struct store *s, const struct subscription_rec *r);
     int (*subscription_list)(struct store *s, const char *search, struct subscription_rec **out, size_t *n);
     /* STORE_ENOTFOUND: no such subscription; STORE_ESTATE: already assigned;

@@ -55,3 +55,31 @@ def test_subscription_lifecycle(fresh_daemon):
     acc = requests.post(f"{d.url}/api/v1/invitations/{token}/accept", json={"password": "a long password 123"})
     assert acc.status_code == 200 and acc.json()["otpauthUri"].startswith("otpauth://totp/pkiaas:own%40example.com") \
         or acc.json()["otpauthUri"].startswith("otpauth://totp/pkiaas:own@example.com"), acc.text
+
+
+def test_supervisor_tokens_can_be_revoked(fresh_daemon):
+    """A leaked supervisor token is revoked with `pkiaasd supervisor-token --revoke` (the token on stdin): the
+    next request with it gets 401 while another token keeps working; `--revoke-all` ends them all."""
+    d = fresh_daemon
+    leaked, other = supervisor_token(d), supervisor_token(d)
+    base = f"{d.url}/api/v1/supervisor/subscriptions"
+
+    def status(tok):
+        return requests.get(base, headers={"Authorization": f"Bearer {tok}"}).status_code
+
+    def revoke(*args, stdin=""):
+        return subprocess.run([str(conftest.PKIAASD), "supervisor-token", "--data-dir", str(d.data_dir),
+                               *d.store_args(), *args], input=stdin, capture_output=True, text=True, timeout=60,
+                              env=conftest.clean_env())
+
+    assert status(leaked) == status(other) == 200
+    cp = revoke("--revoke", stdin=leaked + "\n")
+    assert cp.returncode == 0 and json.loads(cp.stdout) == {"revoked": 1}, (cp.stdout, cp.stderr)
+    assert leaked not in cp.stdout + cp.stderr
+    assert status(leaked) == 401 and status(other) == 200
+    cp = revoke("--revoke", stdin=leaked + "\n")  # again: nothing left to revoke
+    assert cp.returncode == 1 and json.loads(cp.stdout) == {"revoked": 0}, (cp.stdout, cp.stderr)
+    assert revoke("--revoke", stdin="not-a-token\n").returncode == 1
+    cp = revoke("--revoke-all")
+    assert cp.returncode == 0 and json.loads(cp.stdout) == {"revoked": 1}, (cp.stdout, cp.stderr)
+    assert status(other) == 401

@@ -1087,6 +1087,21 @@ static int pg_supervisor_token_check(struct store *s, const char *token_hash)
     return rc;
 }
 
+static int pg_supervisor_token_revoke(struct store *s, const char *token_hash, long *count)
+{
+    struct pg *g = PG(s);
+    struct pgc *c = acquire(g);
+    *count = 0;
+    if (!c)
+        return STORE_EIO;
+    int rc = q(c, NULL, count,
+               "UPDATE supervisor_token SET revoked_at=" NOW_S " WHERE revoked_at IS NULL"
+               " AND ($1::text IS NULL OR token_hash=$1::text)",
+               "t", token_hash);
+    release_conn(g, c);
+    return rc;
+}
+
 static int pg_subscription_create(struct store *s, const struct subscription_rec *x)
 {
     struct pg *g = PG(s);
@@ -3147,6 +3162,7 @@ static const struct store_ops pg_ops = {
     .cagw_grants_get = pg_cagw_grants_get,
     .supervisor_token_put = pg_supervisor_token_put,
     .supervisor_token_check = pg_supervisor_token_check,
+    .supervisor_token_revoke = pg_supervisor_token_revoke,
     .subscription_create = pg_subscription_create,
     .subscription_list = pg_subscription_list,
     .subscription_assign = pg_subscription_assign,

@@ -1053,6 +1053,26 @@ static int sq_supervisor_token_check(struct store *s, const char *token_hash)
     return rc;
 }
 
+static int sq_supervisor_token_revoke(struct store *s, const char *token_hash, long *count)
+{
+    struct sq *q = SQ(s);
+    int rc = STORE_EIO;
+    *count = 0;
+    pthread_mutex_lock(&q->mu);
+    sqlite3_stmt *st = prep(q, "UPDATE supervisor_token SET revoked_at=?1 WHERE revoked_at IS NULL"
+                               " AND (?2 IS NULL OR token_hash=?2)");
+    if (st) {
+        sqlite3_bind_int64(st, 1, time_now());
+        bind_text(st, 2, token_hash);
+        rc = step_done(st);
+        if (rc == STORE_OK)
+            *count = sqlite3_changes(q->db);
+        release(st);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return rc;
+}
+
 static int sq_subscription_create(struct store *s, const struct subscription_rec *r)
 {
     struct sq *q = SQ(s);
@@ -3194,6 +3214,7 @@ static const struct store_ops sqlite_ops = {
     .cagw_grants_get = sq_cagw_grants_get,
     .supervisor_token_put = sq_supervisor_token_put,
     .supervisor_token_check = sq_supervisor_token_check,
+    .supervisor_token_revoke = sq_supervisor_token_revoke,
     .subscription_create = sq_subscription_create,
     .subscription_list = sq_subscription_list,
     .subscription_assign = sq_subscription_assign,

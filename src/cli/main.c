@@ -4514,8 +4514,9 @@ int main(int argc, char **argv)
         break;
     }
     if (!cmd) {
-        int group = strcmp(a.pos[0], "ca") == 0 || strcmp(a.pos[0], "profile") == 0 ||
-                    strcmp(a.pos[0], "cert") == 0 || strcmp(a.pos[0], "audit") == 0 || strcmp(a.pos[0], "token") == 0;
+        int group = 0; /* a word that starts commands of two or more words */
+        for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]) && !group; i++)
+            group = cmds[i].w2 && strcmp(cmds[i].w1, a.pos[0]) == 0;
         if (group && a.npos >= 2)
             rc = usage_error(NULL, "unknown command '%s %s'", a.pos[0], a.pos[1]);
         else if (group)

@@ -188,3 +188,13 @@ def test_p12_outputs_are_staged_before_issuing(daemon, tmp_path):
     assert key is not None and len(issued()) == 1
     assert b"BEGIN CERTIFICATE" in (tmp_path / "chain.pem").read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["app.p12", "chain.pem", "pw", "victim.conf"]
+
+
+def test_command_groups_ask_for_a_subcommand():
+    import subprocess
+    from conftest import PKIAAS, clean_env
+    for words, want in ((["protocol"], "'protocol' needs a subcommand"), (["ca"], "'ca' needs a subcommand"),
+                        (["protocol", "bogus"], "unknown command 'protocol bogus'"),
+                        (["bogus"], "unknown command 'bogus'")):
+        cp = subprocess.run([str(PKIAAS), *words], capture_output=True, text=True, timeout=30, env=clean_env())
+        assert cp.returncode == 2 and want in cp.stderr, (words, cp.stderr)

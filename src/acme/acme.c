@@ -327,7 +327,9 @@ int acme_settings_apply(const json_t *body, json_t *doc, struct jerr *e)
         jerr_set(e, "termsOfService", "termsOfService: an http(s) URL");
         return -1;
     }
-    if (json_object_get(body, "eabRequired") || !json_object_get(doc, "eabRequired"))
+    /* null, like absence, leaves it as it is */
+    const json_t *eab_in = json_object_get(body, "eabRequired");
+    if ((eab_in && !json_is_null(eab_in)) || !json_object_get(doc, "eabRequired"))
         json_object_set_new(doc, "eabRequired", json_boolean(eab));
     if (tos)
         json_object_set_new(doc, "termsOfService", json_string(tos));

@@ -61,17 +61,27 @@ int intune_settings_apply(const json_t *body, json_t *doc, bool create, struct j
         jerr_set(e, "appId", "appId: the Application (client) ID, a GUID");
         return -1;
     }
+    if (key && !*key) {
+        jerr_set(e, "appKey", "appKey: must not be empty");
+        return -1;
+    }
     if (create && (!tenant || !app || !key || !*key)) {
         jerr_set(e, !tenant ? "tenantId" : !app ? "appId" : "appKey", "%s: required for an Intune configuration",
                  !tenant ? "tenantId" : !app ? "appId" : "appKey");
         return -1;
     }
     for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
-        const char *u = NULL;
+        const char *u = NULL, *was = json_string_value(json_object_get(doc, urls[i]));
         if (jget_str(body, urls[i], 512, &u, e))
             return -1;
         if (u && *u && !url_ok(u)) {
             jerr_set(e, urls[i], "%s: an http(s) URL", urls[i]);
+            return -1;
+        }
+        /* the stored app key goes wherever these point: moving them needs
+         * the key given again, by someone who has it */
+        if (!create && u && strcmp(u, was ? was : "") != 0 && !key) {
+            jerr_set(e, "appKey", "appKey: required again when %s changes (the stored key is sent there)", urls[i]);
             return -1;
         }
         if (u)
@@ -396,6 +406,54 @@ void intune_notify(struct api_ctx *ctx, const struct proto_cfg *cfg, const char 
 
 /* ---- revocation sync ---------------------------------------------------------- */
 
+/* Two Intune configurations talk to the same Intune service: the same
+ * tenant, application and endpoints (absent = the default ones). */
+static bool same_service(const struct proto_cfg *x, const struct proto_cfg *y)
+{
+    static const char *const keys[] = {"tenantId", "appId", "tokenUrl", "graphUrl", "intuneUrl"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const char *a = json_string_value(json_object_get(x->doc, keys[i]));
+        const char *b = json_string_value(json_object_get(y->doc, keys[i]));
+        if (strcmp(a ? a : "", b ? b : "") != 0)
+            return false;
+    }
+    return true;
+}
+
+/* The Intune service (or whoever answers at the configured URLs) speaks
+ * only for what was enrolled through it: the certificate `serial` of the
+ * CA must have been issued through an Intune configuration of this
+ * partition ("intune:<id>[/...]") that talks to the same service as cfg.
+ * A configuration pointed at another service cannot revoke the CA's other
+ * certificates. */
+static bool revocable_here(struct api_ctx *ctx, const struct proto_cfg *cfg, const struct ca_rec *ca,
+                           const char *serial)
+{
+    struct cert_rec cr;
+    struct proto_cfg other;
+    struct err e;
+    char id[PROTO_ID_MAX + 1];
+    bool ok = false;
+    memset(&cr, 0, sizeof cr);
+    if (ctx->store->ops->cert_get(ctx->store, cfg->partition, ca->pk, serial, &cr) != STORE_OK || !cr.requester ||
+        strncmp(cr.requester, "intune:", 7) != 0)
+        goto out;
+    size_t n = strcspn(cr.requester + 7, "/");
+    if (n == 0 || n > PROTO_ID_MAX)
+        goto out;
+    memcpy(id, cr.requester + 7, n);
+    id[n] = 0;
+    if (strcmp(id, cfg->id) == 0) {
+        ok = true;
+    } else if (proto_cfg_load(ctx->store, cfg->partition, id, "intune", &other, &e) == 0) {
+        ok = same_service(cfg, &other);
+        proto_cfg_free(&other);
+    }
+out:
+    cert_rec_free(&cr);
+    return ok;
+}
+
 static void sync_one(struct api_ctx *ctx, const struct proto_cfg *cfg)
 {
     struct session s;
@@ -437,10 +495,14 @@ static void sync_one(struct api_ctx *ctx, const struct proto_cfg *cfg)
         if (sn && api_serial_norm(sn, serial, sizeof serial) == 0) {
             char actor[128];
             snprintf(actor, sizeof actor, "intune:%s", cfg->id);
-            ok = api_cert_set_status(ctx, &ca, serial, "revoked", 0, 0, "revoked at Intune's request", actor, NULL,
-                                     true, &re);
-            if (ok != 0 && re.status == 409)
-                ok = 0; /* already revoked: done as far as Intune is concerned */
+            if (!revocable_here(ctx, cfg, &ca, serial)) {
+                snprintf(re.msg, sizeof re.msg, "not a certificate enrolled through this Intune service");
+            } else {
+                ok = api_cert_set_status(ctx, &ca, serial, "revoked", 0, 0, "revoked at Intune's request", actor,
+                                         NULL, true, &re);
+                if (ok != 0 && re.status == 409)
+                    ok = 0; /* already revoked: done as far as Intune is concerned */
+            }
         } else {
             snprintf(re.msg, sizeof re.msg, "bad serial number");
         }

@@ -221,3 +221,16 @@ def test_stalled_challenge_can_be_asked_again(acme):
     assert next(x for x in az["challenges"] if x["type"] == "http-01")["status"] == "processing"
     solve_http01(acme, c, order)  # asks again, and it validates
     assert c.wait(order_url)["status"] == "ready"
+
+
+def test_null_leaves_eab_required_as_it_is(acme):
+    """PUT with "eabRequired": null (null means "leave as is" for every other setting) switched EAB back on,
+    and ACME clients without EAB keys stopped working."""
+    d = acme.d
+    r = d.api("POST", "/protocols", json={"id": "eab-null", "type": "acme", "caId": acme.issuing["id"],
+                                           "profileId": "privatessl-tls-server", "eabRequired": False})
+    assert r.status_code == 201 and r.json()["eabRequired"] is False, r.text
+    r = d.api("PUT", "/protocols/eab-null", json={"description": "x", "eabRequired": None})
+    assert r.status_code == 200 and r.json()["eabRequired"] is False, r.text
+    c = Client(r.json()["directoryUrl"], d.service_ca)
+    assert c.register().status_code == 201

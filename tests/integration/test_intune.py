@@ -201,3 +201,59 @@ def test_enrolment_validated_by_intune_and_revocation_sync(intune, tmp_path):
     assert by_ctx["ctx-1"]["succeeded"] is True
     assert by_ctx["ctx-2"]["succeeded"] is False and by_ctx["ctx-2"]["errorMessage"]
     assert requests.get(d.url + "/healthz").status_code == 200
+
+
+def test_sync_revokes_only_what_its_intune_service_enrolled(intune):
+    """The revocation sync revokes whatever serial the configured service names; a configuration pointed at a
+    service of one's own (a Protocol Operator may create one) revoked any certificate of the CA. Now only
+    certificates enrolled through a configuration talking to the same service are revoked; others are reported
+    failed to the service and stay valid."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    d, stub = intune.d, intune.stub
+    csr = (x509.CertificateSigningRequestBuilder()
+           .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, uid("api-issued"))]))
+           .sign(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256())
+           .public_bytes(serialization.Encoding.PEM).decode())
+    r = d.api("POST", "/cas/in-sub/certificates", json={"profileId": "intune-digital-signature", "csr": csr})
+    assert r.status_code == 201, r.text
+    serial = r.json()["serialNumber"]
+    tok = d.api("POST", "/tokens", json={"name": uid("ops"), "roles": ["Protocol Operators"]}).json()["token"]
+    ops = requests.Session()
+    ops.trust_env = False
+    ops.headers["Authorization"] = f"Bearer {tok}"
+    assert ops.post(d.api_url(f"/cas/in-sub/certificates/{serial}/revoke"), json={}).status_code == 403
+    ctx = uid("ctx")
+    stub.revocations = [{"requestContext": ctx, "serialNumber": serial, "issuerName": "CN=Intune Issuing"}]
+    r = ops.post(d.api_url("/protocols"), json={
+        "id": uid("mine")[:18], "type": "intune", "caId": "in-sub", "profileId": "intune-digital-signature",
+        "tenantId": TENANT, "appId": APP, "appKey": APP_KEY,
+        "tokenUrl": f"{stub.base}/{TENANT}/oauth2/v2.0/token", "graphUrl": stub.base})
+    assert r.status_code == 201, r.text
+    deadline = time.time() + 20
+    mine = []
+    while time.time() < deadline and not mine:
+        mine = [x for p, b in stub.calls if p.endswith("uploadRevocationResults")
+                for x in b["results"] if x["requestContext"] == ctx]
+        time.sleep(0.3)
+    assert mine and mine[0]["succeeded"] is False and "Intune" in mine[0]["errorMessage"], mine
+    assert d.api("GET", f"/cas/in-sub/certificates/{serial}").json()["status"] == "issued"
+
+
+def test_moving_the_intune_endpoints_needs_the_app_key_again(intune):
+    """The stored app key is sent to tokenUrl: an update that moves tokenUrl, graphUrl or intuneUrl must give
+    the key again (else anyone allowed to edit configurations could send it to their own host), and an empty
+    key is refused on update as on create."""
+    d, stub = intune.d, intune.stub
+    cid = uid("mv")[:18]
+    make_cfg(intune, cid)
+    for field in ("tokenUrl", "graphUrl", "intuneUrl"):
+        r = d.api("PUT", f"/protocols/{cid}", json={field: "http://127.0.0.1:9/elsewhere"})
+        assert r.status_code == 400 and r.json()["error"]["field"] == "appKey", (field, r.text)
+    r = d.api("PUT", f"/protocols/{cid}", json={"appKey": ""})
+    assert r.status_code == 400 and r.json()["error"]["field"] == "appKey", r.text
+    # the same URL again, or another field, needs no key; a move with the key is fine
+    assert d.api("PUT", f"/protocols/{cid}", json={"graphUrl": stub.base, "description": "x"}).status_code == 200
+    r = d.api("PUT", f"/protocols/{cid}", json={"graphUrl": stub.base + "/", "appKey": APP_KEY})
+    assert r.status_code == 200, r.text

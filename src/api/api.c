@@ -271,34 +271,34 @@ int api_auth(struct http_req *req, struct http_resp *resp, const char *partition
         if (e.status == 401) {
             /* failed authentication is security-relevant: record it, in the
              * partition named by the URL when it exists; but at most
-             * AUTH_FAIL_LIMIT a minute per address and partition (then one
-             * record saying the rest is not), and past that the address
-             * gets 429: strangers cannot grow the log without bound */
+             * AUTH_FAIL_LIMIT a minute per address and partition name (then
+             * one record saying the rest is not), and past that the address
+             * gets 429: strangers cannot grow the log without bound. The
+             * limit holds whether the partition exists or not, so the 429
+             * does not tell which partitions exist. */
             struct partition_rec pr;
-            if (ctx->store->ops->partition_get(ctx->store, partition, &pr) == STORE_OK) {
-                char key[160];
-                struct timespec ts;
-                int64_t retry = 0;
-                bool first = false;
-                clock_gettime(CLOCK_REALTIME, &ts);
-                snprintf(key, sizeof key, "authfail:%s:%s", partition, req->ip);
-                int rl = ctx->store->ops->rate_take(ctx->store, key, AUTH_FAIL_LIMIT, 60,
-                                                    (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, &retry, &first);
-                if (rl != STORE_ELIMIT || first) {
-                    struct audit_rec a = {"anonymous", "auth.failed", "api",
-                                          rl == STORE_ELIMIT ? "{\"further\":\"not recorded for up to a minute\"}"
-                                                             : NULL,
-                                          req->ip, "failure"};
-                    ctx->store->ops->audit_append(ctx->store, partition, &a);
-                }
-                if (rl == STORE_ELIMIT) {
-                    char ra[24];
-                    snprintf(ra, sizeof ra, "%lld", (long long)(retry / 1000 + 1));
-                    resp_error(resp, 429, "TooManyRequests", NULL,
-                               "too many failed authentications from this address; retry later");
-                    resp_header(resp, "Retry-After", ra);
-                    return -1;
-                }
+            char key[160];
+            struct timespec ts;
+            int64_t retry = 0;
+            bool first = false;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            snprintf(key, sizeof key, "authfail:%s:%s", partition, req->ip);
+            int rl = ctx->store->ops->rate_take(ctx->store, key, AUTH_FAIL_LIMIT, 60,
+                                                (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, &retry, &first);
+            if ((rl != STORE_ELIMIT || first) &&
+                ctx->store->ops->partition_get(ctx->store, partition, &pr) == STORE_OK) {
+                struct audit_rec a = {"anonymous", "auth.failed", "api",
+                                      rl == STORE_ELIMIT ? "{\"further\":\"not recorded for up to a minute\"}" : NULL,
+                                      req->ip, "failure"};
+                ctx->store->ops->audit_append(ctx->store, partition, &a);
+            }
+            if (rl == STORE_ELIMIT) {
+                char ra[24];
+                snprintf(ra, sizeof ra, "%lld", (long long)(retry / 1000 + 1));
+                resp_error(resp, 429, "TooManyRequests", NULL,
+                           "too many failed authentications from this address; retry later");
+                resp_header(resp, "Retry-After", ra);
+                return -1;
             }
         }
         resp_err(resp, &e);

@@ -17,6 +17,8 @@
 #include <openssl/crypto.h>
 #include <openssl/pkcs12.h>
 #include <openssl/x509v3.h>
+#include "util/utf8.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,9 +35,16 @@ void cagw_error(struct http_resp *resp, int status, const char *code, const char
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* both quote request bytes (ids, serials, DNs), which may not be UTF-8
+     * or may be cut inside a character: JSON would refuse them (a 500) */
+    utf8_fix(msg);
+    char *val = value ? strdup(value) : NULL;
+    if (val)
+        utf8_fix(val);
     resp_json(resp, status, json_pack("{s:s,s:{s:s,s:[]},s:{s:s,s:s,s:s?,s:s?,s:[]}}", "type", "ErrorResponse",
                                       "message", "message", msg, "details", "error", "code", code, "message", msg,
-                                      "target", target, "value", value, "details"));
+                                      "target", target, "value", value && !val ? "" : val, "details"));
+    free(val);
 }
 
 static void seal_aad(char *out, size_t n, const char *partition)

@@ -192,6 +192,12 @@ static int cmd_serve(int argc, char **argv)
         trust = read_text(trust_path);
         free(trust_path);
     }
+    /* an operator's own TLS certificate: no service CA was ever made, and
+     * without a list the listener would ask for no certificate at all */
+    if (!trust && cert && !(trust = strdup(cert))) {
+        log_error("out of memory");
+        goto out;
+    }
     struct http_server_opts o = {
         .http_addr = a.cfg.http_addr,
         .https_addr = a.cfg.https_addr,

@@ -135,3 +135,17 @@ def test_lockout_does_not_tell_which_accounts_exist(fresh_daemon):
     do_accept(c0, invited)
     assert confirm(c0, invited.token, invited.code()).status_code == 200
 
+
+
+def test_failed_authentications_do_not_tell_which_partitions_exist(fresh_daemon):
+    """Junk tokens against a real partition turned into 429 after 30 a minute while a made-up partition
+    answered 401 forever: anyone could tell which partitions exist. Both are limited the same way now."""
+    d = fresh_daemon
+    s = requests.Session()
+    s.trust_env = False
+    codes = {}
+    for part in (d.account, "no-such-partition-x"):
+        codes[part] = [s.get(f"{d.url}/api/v1/partitions/{part}/cas",
+                             headers={"Authorization": f"Bearer junk{i}"}).status_code for i in range(35)]
+    assert codes[d.account] == codes["no-such-partition-x"], codes
+    assert codes[d.account][-1] == 429, codes

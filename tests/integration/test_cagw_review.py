@@ -4,14 +4,19 @@ records), grants name live CAs only, subject actions match the subject whatever 
 a CA whose own certificate is revoked reports DOWN and no enrolment capability, and an endDate at the epoch is an
 empty range, not an open one."""
 import base64
+import datetime
+import ipaddress
 import urllib.parse
 
 import pytest
+import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import NameOID
 
+import conftest
 from conftest import db_exec
 from status_helpers import CA, make_root, make_sub, ok
 from test_cagw_more import Client, csr_b64
@@ -109,3 +114,63 @@ def test_end_date_at_the_epoch_is_empty(env):
     assert code == 200 and body["events"] == [], "endDate 1970-01-01 returns events from 2026"
 
 
+
+
+
+# ---- an operator's own TLS certificate (found by review) ----
+def _own_tls_cert(tmp):
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.utcnow()
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    cp, kp = tmp / "own.crt", tmp / "own.key"
+    cp.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    kp.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption()))
+    return cp, kp
+
+
+def test_cagw_credentials_work_with_an_operator_tls_certificate(tmp_path):
+    """With tls_cert_file/tls_key_file (no service CA is made) the HTTPS listener asked for no client
+    certificate, so every CA Gateway credential got 401."""
+    cp, kp = _own_tls_cert(tmp_path)
+    d = conftest.Daemon(tmp_path / "own")
+    d.extra_conf = f'tls_cert_file = "{cp}"\ntls_key_file = "{kp}"\n'
+    d.bootstrap()
+    d.start()
+    try:
+        assert not d.service_ca.exists()
+        root = make_root(d, tmp_path, "owroot")
+        sub = make_sub(d, tmp_path, root, "owsub")
+        body = ok(d.api("POST", "/cagw-credentials", json={
+            "id": "owncert", "grants": [{"caId": sub.id, "roles": ["Certificate Administrators"]}]}), 201)
+        key, cert, _ = pkcs12.load_key_and_certificates(base64.b64decode(body["pkcs12"]),
+                                                        body["password"].encode())
+        (tmp_path / "c.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        (tmp_path / "c.key").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                           serialization.PrivateFormat.PKCS8,
+                                                           serialization.NoEncryption()))
+        s = requests.Session()
+        s.trust_env = False
+        r = s.get(f"https://127.0.0.1:{d.https_port}/cagw/v1/certificate-authorities", verify=str(cp),
+                  cert=(str(tmp_path / "c.crt"), str(tmp_path / "c.key")), timeout=30)
+        assert r.status_code == 200, (r.status_code, r.text[:300])
+    finally:
+        d.stop()
+
+
+def test_error_answers_quote_any_bytes(daemon, tmp_path):
+    """CA Gateway errors quote request bytes (a CA id, a serial cut to 64 bytes): bytes that are not UTF-8, or a
+    character cut in half, made the JSON encoder fail and the answer a 500 instead of the 404 ErrorResponse."""
+    root = make_root(daemon, tmp_path, "u8root")
+    sub = make_sub(daemon, tmp_path, root, "u8sub")
+    admin = Client(daemon, tmp_path, f"u8-{sub.id}"[:32], [{"caId": sub.id, "roles": ["Certificate Administrators"]}])
+    base = f"https://127.0.0.1:{daemon.https_port}/cagw/v1/certificate-authorities"
+    for path in (f"/{daemon.account}~%FF", f"/{daemon.account}~{sub.id}/certificates/a" + "%C3%A9" * 40):
+        r = admin.http.request("GET", base + path, timeout=60)
+        assert r.status_code == 404 and r.json()["type"] == "ErrorResponse", (path, r.status_code, r.text[:300])

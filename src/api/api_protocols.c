@@ -400,9 +400,11 @@ void api_proto_delete(struct http_req *req, struct http_resp *resp)
     if (r == STORE_OK) {
         /* its EAB keys, credentials, MDM Digital IDs and one-time
          * challenges go with it: a secret must never work for a later
-         * configuration that reuses the id */
-        static const char *const secret_kinds[] = {ACME_KIND_EAB, PROTO_CRED_KIND, MDM_DIGITAL_ID_KIND,
-                                                   MDM_CHALLENGE_KIND};
+         * configuration that reuses the id; so do its end entities and
+         * SCEP transactions, which such a configuration must not inherit
+         * (a device deactivated there, a transaction answered there) */
+        static const char *const secret_kinds[] = {ACME_KIND_EAB,       PROTO_CRED_KIND, MDM_DIGITAL_ID_KIND,
+                                                   MDM_CHALLENGE_KIND, PROTO_EE_KIND,   SCEP_TXN_KIND};
         for (size_t k = 0; k < sizeof secret_kinds / sizeof secret_kinds[0]; k++) {
             struct obj_rec *keys = NULL;
             size_t n = 0;
@@ -412,6 +414,7 @@ void api_proto_delete(struct http_req *req, struct http_resp *resp)
                     ctx->store->ops->obj_delete(ctx->store, p.partition, secret_kinds[k], keys[i].id, NULL);
             obj_list_free(keys, n);
         }
+        ctx->store->ops->obj_delete(ctx->store, p.partition, INTUNE_SYNC_KIND, o.id, NULL);
         acme_forget_configuration(ctx->store, p.partition, o.id);
         resp_json(resp, 200, json_pack("{s:s,s:s}", "id", o.id, "status", "deleted"));
     } else if (r == STORE_ENOTFOUND) {

@@ -60,6 +60,7 @@ int proto_cfg_load(struct store *st, const char *partition, const char *id, cons
     snprintf(out->ca_id, sizeof out->ca_id, "%s", ca);
     snprintf(out->profile_id, sizeof out->profile_id, "%s", pr);
     out->version = o.version;
+    out->created_at = o.created_at;
     rc = 0;
 out:
     obj_rec_free(&o);

@@ -25,6 +25,7 @@ struct proto_cfg {
     char profile_id[STORE_ID_MAX + 1];
     json_t *doc;                /* the whole stored document (owned) */
     int64_t version;
+    int64_t created_at;         /* tells it from an earlier configuration with the same id */
 };
 
 /* 2-18 characters of [a-z0-9_-]. */

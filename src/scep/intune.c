@@ -20,7 +20,6 @@
 #define PKI_SERVICE "PkiConnectorFEService"
 #define HTTP_TIMEOUT_S LIMIT_INTUNE_TIMEOUT_S
 #define HTTP_MAX_REPLY LIMIT_INTUNE_REPLY_BYTES
-#define SYNC_KIND "intune-sync"
 #define MAX_REVOCATIONS 500
 
 const char *const intune_setting_keys[] = {"tenantId", "appId", "appKey", "tokenUrl", "graphUrl", "intuneUrl",
@@ -559,7 +558,7 @@ void intune_revocation_sync_due(struct api_ctx *ctx)
             int64_t period = (hours > 0 ? hours : 24) * 3600;
             bool due = true;
             memset(&st, 0, sizeof st);
-            if (ctx->store->ops->obj_get(ctx->store, part, SYNC_KIND, cfg.id, &st) == STORE_OK) {
+            if (ctx->store->ops->obj_get(ctx->store, part, INTUNE_SYNC_KIND, cfg.id, &st) == STORE_OK) {
                 due = st.updated_at + period <= now;
                 if (due) {
                     st.expires_at = 0;
@@ -567,7 +566,7 @@ void intune_revocation_sync_due(struct api_ctx *ctx)
                 }
             } else {
                 snprintf(st.partition_id, sizeof st.partition_id, "%s", part);
-                snprintf(st.kind, sizeof st.kind, "%s", SYNC_KIND);
+                snprintf(st.kind, sizeof st.kind, "%s", INTUNE_SYNC_KIND);
                 snprintf(st.id, sizeof st.id, "%s", cfg.id);
                 ctx->store->ops->obj_put(ctx->store, &st, OBJ_CREATE, NULL);
             }

@@ -21,6 +21,10 @@
 #include "proto/proto.h"
 #include "util/json_util.h"
 
+/* When a configuration's revocation sync last ran (object kind, id: the
+ * configuration's). */
+#define INTUNE_SYNC_KIND "intune-sync"
+
 #include <jansson.h>
 #include <stdbool.h>
 

@@ -38,7 +38,6 @@
 #define SCEP_MAX_MSG LIMIT_SCEP_MESSAGE_BYTES /* a PKIOperation larger than this is refused */
 #define SCEP_TIME_SKEW_S LIMIT_SCEP_TIME_SKEW_S /* signingTime further off than this: badTime */
 #define SCEP_TXN_TTL_S LIMIT_SCEP_TXN_TTL_S /* transactionID -> certificate, for CertPoll */
-#define SCEP_TXN_KIND "scep-txn"
 
 /* RFC 8894 message types, statuses and failInfo values. */
 enum { MT_CERTREP = 3, MT_RENEWAL = 17, MT_PKCSREQ = 19, MT_CERTPOLL = 20, MT_GETCERT = 21, MT_GETCRL = 22 };
@@ -673,7 +672,8 @@ static void do_enroll(struct http_req *req, struct http_resp *resp, struct scep_
         /* a renewal renews a certificate of this configuration: another
          * protocol's, configuration's or the API's would skip this one's
          * challenge (or Intune's validation) */
-        if (!issued_by_config(s, signer_rec.requester)) {
+        /* and by this configuration, not an earlier one that had its id */
+        if (!issued_by_config(s, signer_rec.requester) || signer_rec.created_at < s->cfg.created_at) {
             refuse(req, resp, s, m, FAIL_BADMESSAGECHECK, who, ident,
                    "renewal signed by a certificate not issued through this configuration");
             goto out;
@@ -776,6 +776,7 @@ static void do_enroll(struct http_req *req, struct http_resp *resp, struct scep_
     snprintf(o.partition_id, sizeof o.partition_id, "%s", s->cfg.partition);
     snprintf(o.kind, sizeof o.kind, "%s", SCEP_TXN_KIND);
     snprintf(o.id, sizeof o.id, "%s", txkey);
+    o.parent = strdup(s->cfg.id); /* deleted with the configuration */
     o.expires_at = time_now() + SCEP_TXN_TTL_S;
     json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:i}", "serial", res.serial, "caId", s->cfg.ca_id, "csrHash", csr_hash,
                           "signerKeyHash", signer_hash, "messageType", m->type);
@@ -792,6 +793,7 @@ static void do_enroll(struct http_req *req, struct http_resp *resp, struct scep_
         }
     }
     free(o.json);
+    free(o.parent);
     if (cert_payload(s, res.der, res.der_len, &payload, &plen) != 0) {
         if (intune_validated)
             intune_notify(ctx, &s->cfg, m->txid, m->inner, m->inner_len, NULL, "the response cannot be built");

@@ -10,6 +10,9 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+/* A SCEP transaction's record (object kind; parent: the configuration). */
+#define SCEP_TXN_KIND "scep-txn"
+
 /* Validates the SCEP settings of an admin API request body and copies them
  * into the configuration document `doc` (create: defaults for what is
  * absent). -1 naming the field in e. */

@@ -9,6 +9,9 @@ build before its fix:
 - strangers with a wrong challenge cannot spend the partition's certificate rate."""
 import hashlib
 import os
+import shutil
+import subprocess
+import time
 
 import pytest
 import requests
@@ -17,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from conftest import Daemon, _require_binaries
+from conftest import Daemon, _require_binaries, clean_env
 from helpers import create_ca, uid
 from status_helpers import ConfiguredDaemon
 from test_scep import Rep, _self_signed, build_pkimessage, envelope, open_rep
@@ -290,5 +293,74 @@ def test_wrong_challenge_spends_no_rate(tmp_path):
                .sign(k2, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode())
         r = d.api("POST", "/cas/q-sub/certificates", json={"profileId": "privatessl-tls-client", "csr": csr})
         assert r.status_code == 201, "strangers with a wrong SCEP challenge exhausted the partition's certificate rate"
+    finally:
+        d.stop()
+
+
+# ---- a configuration deleted and created again under its id (found by review) ----
+LEFTOVER_PROFILE = "scep-tls-client"
+
+
+def _scepclient(d, cfg, wd, challenge, cn):
+    wd.mkdir(parents=True, exist_ok=True)
+    url = f"{d.url}/scep/{d.account}/{cfg}/pkiclient.exe"
+    return subprocess.run(["scepclient", "-server-url", url, "-private-key", str(wd / "client.key"), "-certificate",
+                           str(wd / "client.pem"), "-cn", cn, "-organization", "Devices", "-country", "US",
+                           "-challenge", challenge],
+                          capture_output=True, text=True, timeout=120, env=clean_env(), cwd=wd)
+
+
+def _leftover_cfg(d):
+    r = d.api("POST", "/protocols", json={"id": "dev1", "type": "scep", "caId": "l-sub", "profileId": LEFTOVER_PROFILE})
+    assert r.status_code == 201, r.text
+    r = d.api("POST", "/protocols/dev1/credentials", json={"name": "static"})
+    assert r.status_code == 201, r.text
+    return r.json()["secret"]
+
+
+@pytest.mark.skipif(not shutil.which("scepclient"), reason="scepclient not installed")
+def test_a_recreated_configuration_inherits_nothing(tmp_path):
+    """Deleting a SCEP configuration left its end entities and transactions behind, and a new configuration
+    with the same id inherited them: the old end entities were listed, a device deactivated there was refused
+    with the new challenge, and a certificate of the deleted configuration renewed without any challenge."""
+    _require_binaries()
+    d = Daemon(tmp_path / "d")
+    d.bootstrap()
+    d.start()
+    try:
+        root = create_ca(d, id="l-root", type="root", signingKeyDetails="RSA-2048+PKCS15-SHA256", subject="CN=L Root")
+        create_ca(d, id="l-sub", type="subord", parentId=root["id"], signingKeyDetails="RSA-2048+PKCS15-SHA256",
+                  subject="CN=L Issuing", profiles=[LEFTOVER_PROFILE])
+        old_secret = _leftover_cfg(d)
+        cn_x, cn_y = uid("devx"), uid("devy")
+        assert _scepclient(d, "dev1", tmp_path / "x", old_secret, cn_x).returncode == 0
+        assert _scepclient(d, "dev1", tmp_path / "y", old_secret, cn_y).returncode == 0
+        ees = d.api("GET", "/protocols/dev1/end-entities").json()["endEntities"]
+        ex = next(e for e in ees if cn_x in e["identifier"])
+        assert d.api("POST", f"/protocols/dev1/end-entities/{ex['id']}/deactivate").status_code == 200
+
+        assert d.api("DELETE", "/protocols/dev1").status_code == 200
+        time.sleep(1.1)  # creation times are kept in seconds
+        new_secret = _leftover_cfg(d)  # a new configuration, its own challenge
+
+        problems = []
+        left = d.api("GET", "/protocols/dev1/end-entities").json()["endEntities"]
+        if left:
+            problems.append(f"new configuration lists the deleted one's end entities: {[e['identifier'] for e in left]}")
+        # a new device named like the deactivated old one, with the NEW valid challenge
+        cp = _scepclient(d, "dev1", tmp_path / "x2", new_secret, cn_x)
+        if cp.returncode != 0:
+            why = [l for l in d.log_text().splitlines() if "refused" in l][-1:]
+            problems.append(f"enrolment with the new configuration's challenge refused: {why}")
+        # the old device renews under the new configuration without knowing its challenge
+        old_cert = x509.load_pem_x509_certificate((tmp_path / "y" / "client.pem").read_bytes())
+        cp = _scepclient(d, "dev1", tmp_path / "y", "not-the-new-challenge", cn_y)
+        new_cert = x509.load_pem_x509_certificate((tmp_path / "y" / "client.pem").read_bytes())
+        if cp.returncode == 0 and new_cert.serial_number != old_cert.serial_number:
+            r = d.api("GET", "/cas/l-sub/certificates", params={"serial": format(new_cert.serial_number, "x")})
+            problems.append("certificate of the deleted configuration renewed under the new one without its "
+                            f"challenge (requester {r.json()['certificates'][0]['requester']})")
+        print("\n".join(problems))
+        assert not problems, problems
     finally:
         d.stop()

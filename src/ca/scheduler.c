@@ -3,20 +3,16 @@
 #include "audit/audit.h"
 #include "ca/ocsp.h"
 #include "util/log.h"
+#include "util/ticker.h"
 #include "util/timeutil.h"
 
-#include <errno.h>
-#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <time.h>
 
 struct scheduler {
     struct scheduler_opts o;
-    pthread_t th;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int stop;
+    struct ticker *t;
 };
 
 /* Several nodes may share one store (PostgreSQL): the jobs of a tick run on
@@ -89,22 +85,10 @@ void scheduler_run_once(const struct scheduler_opts *o)
         audit_checkpoint_due(o->env->store, o->env->mkey, time_now() * 1000);
 }
 
-static void *loop(void *arg)
+static void tick(void *arg)
 {
     struct scheduler *s = arg;
-    pthread_mutex_lock(&s->mu);
-    while (!s->stop) {
-        pthread_mutex_unlock(&s->mu);
-        scheduler_run_once(&s->o);
-        pthread_mutex_lock(&s->mu);
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += s->o.tick_s;
-        while (!s->stop && pthread_cond_timedwait(&s->cv, &s->mu, &ts) != ETIMEDOUT) {
-        }
-    }
-    pthread_mutex_unlock(&s->mu);
-    return NULL;
+    scheduler_run_once(&s->o);
 }
 
 struct scheduler *scheduler_start(const struct scheduler_opts *o)
@@ -113,9 +97,7 @@ struct scheduler *scheduler_start(const struct scheduler_opts *o)
     if (!s)
         return NULL;
     s->o = *o;
-    pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->cv, NULL);
-    if (pthread_create(&s->th, NULL, loop, s) != 0) {
+    if (!(s->t = ticker_start(tick, s, o->tick_s))) {
         free(s);
         return NULL;
     }
@@ -126,12 +108,6 @@ void scheduler_stop(struct scheduler *s)
 {
     if (!s)
         return;
-    pthread_mutex_lock(&s->mu);
-    s->stop = 1;
-    pthread_cond_signal(&s->cv);
-    pthread_mutex_unlock(&s->mu);
-    pthread_join(s->th, NULL);
-    pthread_mutex_destroy(&s->mu);
-    pthread_cond_destroy(&s->cv);
+    ticker_stop(s->t);
     free(s);
 }

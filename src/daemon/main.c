@@ -16,6 +16,7 @@
 #include "crypto/secret.h"
 #include "util/codec.h"
 #include "util/log.h"
+#include "util/ticker.h"
 
 #include <curl/curl.h>
 #include <getopt.h>
@@ -116,6 +117,17 @@ static void housekeeping(void *arg)
     struct api_ctx *api = arg;
     acme_housekeeping(api->store);
     cmp_housekeeping(api->store);
+}
+
+/* Intune revocation syncs call out to the configured services (up to 30 s
+ * a call): on their own thread, so a slow or unanswering endpoint of one
+ * partition's configuration never holds up CRLs, OCSP, checkpoints or the
+ * scheduler lease. One node at a time (its own lease). */
+static void intune_jobs(void *arg)
+{
+    struct api_ctx *api = arg;
+    if (api->store->ops->lease_take && api->store->ops->lease_take(api->store, "intune-sync", 900) != STORE_OK)
+        return;
     intune_revocation_sync_due(api);
 }
 
@@ -126,6 +138,7 @@ static int cmd_serve(int argc, char **argv)
     char err[512], *cert = NULL, *key = NULL;
     struct http_server *srv = NULL;
     struct scheduler *sched = NULL;
+    struct ticker *intune_ticker = NULL;
     OSSL_PROVIDER *prov_default = NULL, *prov_legacy = NULL;
     struct signerd *signerd = NULL;
     char *trust = NULL;
@@ -227,7 +240,7 @@ static int cmd_serve(int argc, char **argv)
     }
     struct scheduler_opts so = {&a.api.env, a.api.crls, a.api.ocsp, a.cfg.scheduler_tick_s, a.cfg.crl_period_s,
                                 a.cfg.crl_delay_s, housekeeping, &a.api};
-    if (!(sched = scheduler_start(&so))) {
+    if (!(sched = scheduler_start(&so)) || !(intune_ticker = ticker_start(intune_jobs, &a.api, a.cfg.scheduler_tick_s))) {
         log_error("cannot start the scheduler");
         goto out;
     }
@@ -251,6 +264,7 @@ out:
     http_server_stop(srv, 0);
     log_writer_stop(); /* every access line is out before the daemon exits */
     scheduler_stop(sched);
+    ticker_stop(intune_ticker);
     validator_free(a.api.acme_validator);
     a.api.acme_validator = NULL;
     a.api.env.signerd = NULL;

@@ -9,6 +9,7 @@ failureNotification) and the certificate-authority revocation requests
 uploadRevocationResults). Devices are played by micromdm's scepclient."""
 import json
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -18,7 +19,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import requests
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from acme_helpers import free_port
 from conftest import Daemon, _require_binaries, clean_env, store_holds
@@ -208,9 +211,6 @@ def test_sync_revokes_only_what_its_intune_service_enrolled(intune):
     service of one's own (a Protocol Operator may create one) revoked any certificate of the CA. Now only
     certificates enrolled through a configuration talking to the same service are revoked; others are reported
     failed to the service and stay valid."""
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
     d, stub = intune.d, intune.stub
     csr = (x509.CertificateSigningRequestBuilder()
            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, uid("api-issued"))]))
@@ -257,3 +257,95 @@ def test_moving_the_intune_endpoints_needs_the_app_key_again(intune):
     assert d.api("PUT", f"/protocols/{cid}", json={"graphUrl": stub.base, "description": "x"}).status_code == 200
     r = d.api("PUT", f"/protocols/{cid}", json={"graphUrl": stub.base + "/", "appKey": APP_KEY})
     assert r.status_code == 200, r.text
+
+
+class Tarpit:
+    """Accepts TCP connections and never answers."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.s = socket.socket()
+        self.s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.s.bind(("127.0.0.1", self.port))
+        self.s.listen(16)
+        self.held = []
+        self.hits = 0
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while True:
+            try:
+                c, _ = self.s.accept()
+            except OSError:
+                return
+            self.hits += 1
+            self.held.append(c)
+
+    def close(self):
+        self.s.close()
+        for c in self.held:
+            c.close()
+
+
+def test_a_slow_intune_service_holds_up_no_crl(tmp_path):
+    """Intune revocation syncs ran on the scheduler thread: partition B's configuration whose token endpoint never
+    answers held partition A's CRL back for 30 s per call. They run on their own thread now."""
+    _require_binaries()
+    pit = Tarpit()
+    d = Daemon(tmp_path / "d")
+    d.extra_conf = "scheduler_tick_s = 1\ncrl_delay_s = 2\n"
+    d.bootstrap()
+    other = d.bootstrap("tenantb")
+    d.start()
+    try:
+        # partition A: a CA with a revoked certificate waiting for the automatic CRL (crl_delay_s = 2)
+        root = create_ca(d, id="a-root", type="root", signingKeyDetails="ECDSAP256+SHA256", subject="CN=A Root")
+        create_ca(d, id="a-sub", type="subord", parentId=root["id"], signingKeyDetails="ECDSAP256+SHA256",
+                  subject="CN=A Sub", profiles=["privatessl-tls-server"], enableCrl=True)
+        # partition B (another tenant): an Intune configuration whose token endpoint never answers
+        sb = requests.Session()
+        sb.headers["Authorization"] = f"Bearer {other['apiToken']}"
+        bu = f"{d.url}/api/v1/partitions/{other['accountId']}"
+        r = sb.post(bu + "/cas", json={"id": "b-root", "type": "root", "signingKeyDetails": "RSA-2048+PKCS15-SHA256",
+                                        "subject": "CN=B Root"})
+        assert r.status_code == 201, r.text
+        r = sb.post(bu + "/cas", json={"id": "b-sub", "type": "subord", "parentId": "b-root",
+                                        "signingKeyDetails": "RSA-2048+PKCS15-SHA256", "subject": "CN=B Sub",
+                                        "profiles": ["intune-digital-signature"]})
+        assert r.status_code == 201, r.text
+        time.sleep(2)  # let the scheduler settle
+        # A's certificate, revoked without publishNow: normally on the CRL within ~3 s
+        name = uid("h") + ".example"
+        csr = (x509.CertificateSigningRequestBuilder()
+               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+               .sign(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256())
+               .public_bytes(serialization.Encoding.PEM).decode())
+        r = d.api("POST", "/cas/a-sub/certificates", json={"profileId": "privatessl-tls-server", "csr": csr,
+                                                             "subjectAltNames": [{"type": "dNSName", "value": name}]})
+        assert r.status_code == 201, r.text
+        serial = int(r.json()["serialNumber"], 16)
+        r = sb.post(bu + "/protocols", json={
+            "id": "slow", "type": "intune", "caId": "b-sub", "profileId": "intune-digital-signature",
+            "tenantId": TENANT, "appId": APP, "appKey": "k" * 20,
+            "tokenUrl": f"http://127.0.0.1:{pit.port}/token", "intuneUrl": f"http://127.0.0.1:{pit.port}/x"})
+        assert r.status_code == 201, r.text
+        deadline = time.time() + 10
+        while pit.hits == 0 and time.time() < deadline:
+            time.sleep(0.2)
+        assert pit.hits >= 1, "the first revocation sync did not start"
+        assert d.api("POST", f"/cas/a-sub/certificates/{format(serial, 'x')}/revoke",
+                     json={"reason": "keyCompromise"}).status_code == 200
+        t0 = time.monotonic()
+        listed_after = None
+        while time.monotonic() - t0 < 45:
+            crl = x509.load_der_x509_crl(d.get(f"/crl/{d.account}/a-sub/crl.crl").content)
+            if any(e.serial_number == serial for e in crl):
+                listed_after = time.monotonic() - t0
+                break
+            time.sleep(0.5)
+                # crl_delay_s = 2 and a 1 s tick: it should be there within ~4 s; B's Intune sync holds it back
+        assert listed_after is not None and listed_after <= 8, \
+            f"partition A's CRL held back {listed_after} s by partition B's Intune sync"
+    finally:
+        pit.close()  # first: a sync waiting on it ends at once
+        d.stop()

@@ -849,18 +849,41 @@ void api_ee_action(struct http_req *req, struct http_resp *resp)
     const char *to = decommission ? "decommissioned" : strcmp(action, "activate") == 0 ? "active" : "inactive";
     json_error_t je;
     d = o.json ? json_loads(o.json, 0, &je) : NULL;
-    size_t revoked = 0;
-    if (decommission &&
-        ctx->store->ops->ca_get(ctx->store, p.partition, cfg.ca_id, &ca) == STORE_OK) {
+    size_t revoked = 0, here = 0;
+    if (decommission) {
+        /* each certificate at the CA that issued it: the configuration may
+         * have moved to another CA since (older records name none: the
+         * configuration's CA) */
+        const json_t *cas = json_object_get(d, "certificateCas");
         size_t i;
         json_t *v;
         json_array_foreach(json_object_get(d, "certificates"), i, v) {
             struct err e;
-            if (json_is_string(v) && api_cert_set_status(ctx, &ca, json_string_value(v), "revoked", 5, 0,
-                                                         "end entity decommissioned", p.actor, p.ip, false, &e) == 0)
+            const char *serial = json_string_value(v);
+            const char *cid = serial ? json_string_value(json_object_get(cas, serial)) : NULL;
+            if (!serial)
+                continue;
+            if (!cid)
+                cid = cfg.ca_id;
+            if (strcmp(ca.id, cid) != 0) {
+                if (here)
+                    api_status_changed_crl(ctx, &ca, true);
+                here = 0;
+                ca_rec_free(&ca);
+                memset(&ca, 0, sizeof ca);
+                if (ctx->store->ops->ca_get(ctx->store, p.partition, cid, &ca) != STORE_OK) {
+                    ca_rec_free(&ca);
+                    memset(&ca, 0, sizeof ca);
+                    continue;
+                }
+            }
+            if (api_cert_set_status(ctx, &ca, serial, "revoked", 5, 0, "end entity decommissioned", p.actor, p.ip,
+                                    false, &e) == 0) {
                 revoked++;
+                here++;
+            }
         }
-        if (revoked)
+        if (here)
             api_status_changed_crl(ctx, &ca, true);
     }
     snprintf(o.status, sizeof o.status, "%s", to);

@@ -267,7 +267,7 @@ int proto_ee_allowed(struct store *st, const char *partition, const char *cfg, c
 }
 
 void proto_ee_record(struct store *st, const char *partition, const char *cfg, const char *identifier,
-                     const char *serial, int64_t not_after)
+                     const char *ca_id, const char *serial, int64_t not_after)
 {
     for (int attempt = 0; attempt < 8; attempt++) {
         struct obj_rec o;
@@ -294,9 +294,19 @@ void proto_ee_record(struct store *st, const char *partition, const char *cfg, c
             certs = json_array();
             json_object_set_new(d, "certificates", certs);
         }
+        json_t *cas = json_object_get(d, "certificateCas");
+        if (!json_is_object(cas)) {
+            cas = json_object();
+            json_object_set_new(d, "certificateCas", cas);
+        }
         json_array_append_new(certs, json_string(serial));
-        while (json_array_size(certs) > 100) /* the newest hundred */
+        json_object_set_new(cas, serial, json_string(ca_id));
+        while (json_array_size(certs) > 100) { /* the newest hundred */
+            const char *old = json_string_value(json_array_get(certs, 0));
+            if (old)
+                json_object_del(cas, old);
             json_array_remove(certs, 0);
+        }
         json_int_t cur = json_integer_value(json_object_get(d, "notAfter"));
         if (not_after > cur)
             json_object_set_new(d, "notAfter", json_integer(not_after));

@@ -70,9 +70,12 @@ bool proto_cred_match_any(struct store *st, const unsigned char *mkey, const cha
 /* -1 when the end entity exists and is not active (it may not enrol or
  * renew); 0 otherwise (unknown entities are new, hence allowed). */
 int proto_ee_allowed(struct store *st, const char *partition, const char *cfg, const char *identifier);
-/* Records an issuance for the end entity (created active when new). */
+/* Records an issuance by CA `ca_id` for the end entity (created active
+ * when new). The document keeps the newest 100 serials ("certificates")
+ * and each one's CA ("certificateCas": serial -> CA id), since the
+ * configuration may move to another CA later. */
 void proto_ee_record(struct store *st, const char *partition, const char *cfg, const char *identifier,
-                     const char *serial, int64_t not_after);
+                     const char *ca_id, const char *serial, int64_t not_after);
 void proto_ee_id(const char *cfg, const char *identifier, char *out, size_t n);
 /* The identifier of the end entity a subject DN names, as every path writes
  * it (dn_print of the parsed DN: an MDM grant's string and a certificate's

@@ -583,7 +583,7 @@ static void h_pkcs12(struct http_req *req, struct http_resp *resp)
         goto out;
     }
     /* recorded on the end entity, so its decommissioning revokes it */
-    proto_ee_record(ctx->store, m.cfg.partition, m.cfg.id, ident, res.serial, res.not_after);
+    proto_ee_record(ctx->store, m.cfg.partition, m.cfg.id, ident, m.cfg.ca_id, res.serial, res.not_after);
     if (!(p12 = b64_encode(res.p12, res.p12_len))) {
         resp_error(resp, 500, "internal", NULL, "out of memory");
         goto out;

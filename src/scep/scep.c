@@ -768,7 +768,7 @@ static void do_enroll(struct http_req *req, struct http_resp *resp, struct scep_
         refuse(req, resp, s, m, FAIL_BADREQUEST, who, ident, e.msg);
         goto out;
     }
-    proto_ee_record(ctx->store, s->cfg.partition, s->cfg.id, ident, res.serial, res.not_after);
+    proto_ee_record(ctx->store, s->cfg.partition, s->cfg.id, ident, s->cfg.ca_id, res.serial, res.not_after);
     /* remember the transaction for CertPoll retries and repeats: the
      * request (its digest) and the requester's key */
     struct obj_rec o;

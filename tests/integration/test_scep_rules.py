@@ -364,3 +364,38 @@ def test_a_recreated_configuration_inherits_nothing(tmp_path):
         assert not problems, problems
     finally:
         d.stop()
+
+
+@pytest.mark.skipif(not shutil.which("scepclient"), reason="scepclient not installed")
+def test_decommission_revokes_at_the_issuing_ca_after_a_ca_change(tmp_path):
+    """Decommission looked the end entity's serials up at the configuration's current CA: after a PUT moved the
+    configuration to another CA it revoked nothing and still answered 200. Each serial is revoked at the CA that
+    issued it now."""
+    d = Daemon(tmp_path / "d")
+    d.bootstrap()
+    d.start()
+    try:
+        root = create_ca(d, id="m-root", type="root", signingKeyDetails="RSA-2048+PKCS15-SHA256", subject="CN=M Root")
+        for cid in ("m-sub1", "m-sub2"):
+            create_ca(d, id=cid, type="subord", parentId=root["id"], signingKeyDetails="RSA-2048+PKCS15-SHA256",
+                      subject=f"CN={cid}", profiles=[LEFTOVER_PROFILE])
+        assert d.api("POST", "/protocols", json={"id": "dev", "type": "scep", "caId": "m-sub1",
+                                                  "profileId": LEFTOVER_PROFILE}).status_code == 201
+        secret = d.api("POST", "/protocols/dev/credentials", json={"name": "static"}).json()["secret"]
+        serials = {}
+        for ca_id, cn in (("m-sub1", uid("dev")), ("m-sub2", None)):
+            if cn is None:  # the configuration moves to the other CA; the device enrols again there
+                assert d.api("PUT", "/protocols/dev", json={"caId": "m-sub2"}).status_code == 200
+                cn = first_cn
+            first_cn = cn
+            assert _scepclient(d, "dev", tmp_path / ca_id, secret, cn).returncode == 0
+            cert = x509.load_pem_x509_certificate((tmp_path / ca_id / "client.pem").read_bytes())
+            assert cert.issuer.rfc4514_string() == f"CN={ca_id}"
+            serials[ca_id] = format(cert.serial_number, "x")
+        ee = d.api("GET", "/protocols/dev/end-entities").json()["endEntities"][0]
+        r = d.api("POST", f"/protocols/dev/end-entities/{ee['id']}/decommission")
+        assert r.status_code == 200 and r.json()["revokedCertificates"] == 2, r.text
+        for ca_id, serial in serials.items():
+            assert d.api("GET", f"/cas/{ca_id}/certificates/{serial}").json()["status"] == "revoked", ca_id
+    finally:
+        d.stop()

@@ -1,5 +1,6 @@
 #include "api/api.h"
 #include "util/limits.h"
+#include "util/timeutil.h"
 
 #include "acme/acme.h"
 #include "cmp/cmp.h"
@@ -152,10 +153,7 @@ static int rate_limited_scoped(struct http_req *req, const char *partition, cons
     snprintf(key, sizeof key, "%.64s/%s%s%.48s", partition, api_capability_name(req->capability), client ? "/" : "",
              client ? client : "");
     int64_t retry_ms = 0;
-    struct timespec ts;
-    /* wall clock: buckets in a shared store are used by every node */
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t now_ms = time_now_ms(); /* wall clock: buckets in a shared store are used by every node */
     bool first = false;
     if (ctx->store->ops->rate_take(ctx->store, key, limit, ctx->rate_window_s, now_ms, &retry_ms, &first) !=
         STORE_ELIMIT)
@@ -278,13 +276,10 @@ int api_auth(struct http_req *req, struct http_resp *resp, const char *partition
              * does not tell which partitions exist. */
             struct partition_rec pr;
             char key[160];
-            struct timespec ts;
             int64_t retry = 0;
             bool first = false;
-            clock_gettime(CLOCK_REALTIME, &ts);
             snprintf(key, sizeof key, "authfail:%s:%s", partition, req->ip);
-            int rl = ctx->store->ops->rate_take(ctx->store, key, AUTH_FAIL_LIMIT, 60,
-                                                (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, &retry, &first);
+            int rl = ctx->store->ops->rate_take(ctx->store, key, AUTH_FAIL_LIMIT, 60, time_now_ms(), &retry, &first);
             if ((rl != STORE_ELIMIT || first) &&
                 ctx->store->ops->partition_get(ctx->store, partition, &pr) == STORE_OK) {
                 struct audit_rec a = {"anonymous", "auth.failed", "api",

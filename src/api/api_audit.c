@@ -188,11 +188,8 @@ void api_audit_checkpoints(struct http_req *req, struct http_resp *resp)
     if (api_auth(req, resp, req->params[0], OP_AUDIT_READ, &p) != 0)
         return;
     /* Checkpoint the head now too, so a verifier always has a fresh one. */
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
     int64_t broken = 0;
-    int cr = audit_checkpoint_now(ctx->store, ctx->env.mkey, p.partition,
-                                  (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, &broken);
+    int cr = audit_checkpoint_now(ctx->store, ctx->env.mkey, p.partition, time_now_ms(), &broken);
     if (cr == AUDIT_EBROKEN) {
         resp_error(resp, 409, "conflict", NULL,
                    "the audit chain is broken at record %lld: no checkpoint is signed over it (see GET /audit/verify)",

@@ -548,12 +548,8 @@ static int login_fields(struct http_req *req, struct http_resp *resp, json_t **b
     int64_t retry = 0;
     snprintf(key, sizeof key, "login-ip/%s", req->ip);
     struct api_ctx *ctx = req->app;
-    struct timespec ts;
-    /* wall clock: buckets in a shared store are used by every node */
-    clock_gettime(CLOCK_REALTIME, &ts);
     bool first = false;
-    if (ctx->store->ops->rate_take(ctx->store, key, 20, 60, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
-                                   &retry, &first) == STORE_ELIMIT) {
+    if (ctx->store->ops->rate_take(ctx->store, key, 20, 60, time_now_ms(), &retry, &first) == STORE_ELIMIT) {
         char ra[24];
         snprintf(ra, sizeof ra, "%lld", (long long)(retry / 1000 + 1));
         resp_error(resp, 429, "TooManyRequests", NULL, "too many login attempts from this address");
@@ -605,7 +601,6 @@ static int ghost_attempt(struct api_ctx *ctx, const char *part, const char *emai
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int mdlen = 0;
     char key[64], *hex = NULL, *id = NULL;
-    struct timespec ts;
     int64_t retry_ms = 0;
     bool first = false;
     int rc = 0;
@@ -617,10 +612,8 @@ static int ghost_attempt(struct api_ctx *ctx, const char *part, const char *emai
     if (EVP_Digest(id, strlen(id), md, &mdlen, EVP_sha256(), NULL) != 1 || !(hex = hex_encode(md, 16)))
         goto out;
     snprintf(key, sizeof key, "login-ghost/%s", hex);
-    clock_gettime(CLOCK_REALTIME, &ts);
-    if (ctx->store->ops->rate_take(ctx->store, key, LOCK_AFTER, LOCK_S,
-                                   (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, &retry_ms,
-                                   &first) == STORE_ELIMIT) {
+    if (ctx->store->ops->rate_take(ctx->store, key, LOCK_AFTER, LOCK_S, time_now_ms(), &retry_ms, &first) ==
+        STORE_ELIMIT) {
         *retry_s = retry_ms / 1000 + 1;
         rc = 1;
     }
@@ -630,12 +623,12 @@ out:
     return rc;
 }
 
-static void locked_answer(struct http_resp *resp, const struct user_rec *u)
+/* The lockout's answer: 429 with the seconds until the next attempt. */
+static void locked_answer(struct http_resp *resp, int64_t retry_s)
 {
-    int64_t now = time_now();
     char ra[24];
     resp_error(resp, 429, "TooManyRequests", NULL, "account locked after repeated failures; try again later");
-    snprintf(ra, sizeof ra, "%lld", (long long)(u->locked_until > now ? u->locked_until - now : LOCK_S));
+    snprintf(ra, sizeof ra, "%lld", (long long)retry_s);
     resp_header(resp, "Retry-After", ra);
 }
 
@@ -652,10 +645,7 @@ static int check_password(struct api_ctx *ctx, struct http_req *req, struct http
         int64_t retry_s = 0;
         (void)secret_password_verify(pw, "scrypt$15$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
         if (ghost_attempt(ctx, part, email, &retry_s)) {
-            char ra[24];
-            resp_error(resp, 429, "TooManyRequests", NULL, "account locked after repeated failures; try again later");
-            snprintf(ra, sizeof ra, "%lld", (long long)retry_s);
-            resp_header(resp, "Retry-After", ra);
+            locked_answer(resp, retry_s);
             return -1;
         }
         resp_error(resp, 401, "unauthorized", NULL, "wrong email, password or code");
@@ -663,7 +653,8 @@ static int check_password(struct api_ctx *ctx, struct http_req *req, struct http
     }
     int t = take_attempt(ctx, u, part, email);
     if (t == 1) {
-        locked_answer(resp, u);
+        int64_t now = time_now();
+        locked_answer(resp, u->locked_until > now ? u->locked_until - now : LOCK_S);
         return -1;
     }
     if (t != 0) {

@@ -6,6 +6,9 @@
 #include <stdint.h>
 
 int64_t time_now(void);
+/* Wall-clock milliseconds since the epoch (CLOCK_REALTIME: the one time base
+ * nodes sharing a store have in common, e.g. for rate buckets). */
+int64_t time_now_ms(void);
 double time_mono_ms(void);
 /* The range of instants time_parse_rfc3339 gives: 1950-01-01T00:00:00Z to
  * 9999-12-31T23:59:59Z (what an X.509 time can hold). */

@@ -39,7 +39,14 @@ void api_status_changed_crl(struct api_ctx *ctx, const struct ca_rec *ca, bool p
     crl_cache_mark_dirty(ctx->crls, ca->pk, time_now());
     if (publish_now) {
         struct err e;
-        crl_blob_release(crl_publish_all(ctx->crls, &ctx->env, ca, &e));
+        memset(&e, 0, sizeof e);
+        struct crl_blob *b = crl_publish_all(ctx->crls, &ctx->env, ca, &e);
+        /* the change stands and the CA stays dirty, so the scheduler
+         * publishes it within crl_delay_s; say why it was not at once */
+        if (!b)
+            log_warn("CRL %s/%s: publishing at once failed (%s); the scheduler will", ca->partition_id, ca->id,
+                     e.msg);
+        crl_blob_release(b);
     }
 }
 

@@ -295,7 +295,7 @@ static int rr_reason(const OSSL_CMP_MSG *m)
 
 /* ---- settings (admin API) ----------------------------------------------- */
 
-const char *const cmp_setting_keys[] = {"implicitConfirm", NULL};
+const char *const cmp_setting_keys[] = {"implicitConfirm", "confirmWaitSeconds", NULL};
 
 int cmp_settings_apply(const json_t *body, json_t *doc, bool create, struct jerr *e)
 {
@@ -305,10 +305,20 @@ int cmp_settings_apply(const json_t *body, json_t *doc, bool create, struct jerr
         jerr_set(e, "implicitConfirm", "implicitConfirm: must be true or false");
         return -1;
     }
+    const json_t *w = json_object_get(body, "confirmWaitSeconds");
+    if (w && (!json_is_integer(w) || json_integer_value(w) < CMP_CONFIRM_WAIT_MIN_S ||
+              json_integer_value(w) > CMP_CONFIRM_WAIT_MAX_S)) {
+        jerr_set(e, "confirmWaitSeconds", "confirmWaitSeconds: a whole number of seconds from %d to %d",
+                 CMP_CONFIRM_WAIT_MIN_S, CMP_CONFIRM_WAIT_MAX_S);
+        return -1;
+    }
     if (v)
         ic = json_is_true(v);
     if (v || create || !json_is_boolean(json_object_get(doc, "implicitConfirm")))
         json_object_set_new(doc, "implicitConfirm", json_boolean(ic));
+    if (w || create || !json_is_integer(json_object_get(doc, "confirmWaitSeconds")))
+        json_object_set_new(doc, "confirmWaitSeconds",
+                            json_integer(w ? json_integer_value(w) : CMP_CONFIRM_WAIT_DEFAULT_S));
     return 0;
 }
 
@@ -320,10 +330,6 @@ char *cmp_url(const char *https_base, const char *partition, const char *config)
     return u;
 }
 
-void cmp_housekeeping(struct store *st)
-{
-    st->ops->obj_purge(st, CMP_TXN_KIND, time_now());
-}
 
 /* ---- per-request state -------------------------------------------------- */
 
@@ -351,6 +357,7 @@ struct cmp_call {
     struct obj_rec txn;           /* the transaction's row (see txn_reserve) */
     json_t *txn_doc;
     bool txn_open;                /* loaded in state "open" (certConf, error) */
+    bool txn_expired;             /* it was open, but its confirmation deadline had passed */
     char serial[48];              /* issued in this request */
     char subject[256];            /* requested subject (for refusal events) */
     bool decided;                 /* a request callback ran (refusals audit themselves) */
@@ -632,6 +639,20 @@ static void txn_done(struct cmp_call *c)
     json_decref(doc);
 }
 
+/* The configuration's confirmWaitTime (seconds). */
+static int64_t confirm_wait_s(const struct proto_cfg *cfg)
+{
+    json_int_t w = json_integer_value(json_object_get(cfg->doc, "confirmWaitSeconds"));
+    return w >= CMP_CONFIRM_WAIT_MIN_S && w <= CMP_CONFIRM_WAIT_MAX_S ? (int64_t)w : CMP_CONFIRM_WAIT_DEFAULT_S;
+}
+
+/* Whether an open transaction's confirmation deadline has passed. */
+static bool txn_late(const json_t *doc, int64_t now)
+{
+    json_int_t by = json_integer_value(json_object_get(doc, "confirmBy"));
+    return by > 0 && now > by;
+}
+
 /* After the ip/cp/kup of c->serial: done when implicitly confirmed, else
  * open with what the certConf needs. */
 static void txn_issued(struct cmp_call *c, const OSSL_CMP_MSG *rsp, bool confirmed)
@@ -641,10 +662,15 @@ static void txn_issued(struct cmp_call *c, const OSSL_CMP_MSG *rsp, bool confirm
     char *nonce = rh && rh->sender_nonce ? hex_encode(ASN1_STRING_get0_data(rh->sender_nonce),
                                                       (size_t)ASN1_STRING_length(rh->sender_nonce))
                                          : NULL;
+    int64_t confirm_by = time_now() + confirm_wait_s(&c->cfg);
     json_t *doc = confirmed ? json_pack("{s:s,s:s}", "requester", c->who, "serial", c->serial)
-                  : req64 && nonce ? json_pack("{s:s,s:s,s:s,s:s}", "requester", c->who, "serial", c->serial,
-                                               "senderNonce", nonce, "request", req64)
+                  : req64 && nonce ? json_pack("{s:s,s:s,s:s,s:s,s:I}", "requester", c->who, "serial", c->serial,
+                                               "senderNonce", nonce, "request", req64, "confirmBy",
+                                               (json_int_t)confirm_by)
                                    : NULL;
+    /* the deadline's sweep must still find the row after a long stop */
+    if (!confirmed && c->txn.expires_at < confirm_by + CMP_TXN_TTL_S + CMP_MAX_SKEW_S)
+        c->txn.expires_at = confirm_by + CMP_TXN_TTL_S + CMP_MAX_SKEW_S;
     if (doc)
         txn_write(c, confirmed ? "done" : "open", doc);
     else
@@ -654,6 +680,28 @@ static void txn_issued(struct cmp_call *c, const OSSL_CMP_MSG *rsp, bool confirm
     free(req64);
     free(nonce);
     view_free(rh, ASN1_ITEM_rptr(HDR_VIEW));
+}
+
+/* Revokes the certificate of an open transaction that was rejected or never
+ * confirmed (cessationOfOperation: it was never put to use). */
+static void unconfirmed_revoke(struct api_ctx *ctx, const struct ca_rec *ca, const char *cfg_id, const char *sn,
+                               const char *why, const char *actor, const char *ip)
+{
+    struct err e;
+    memset(&e, 0, sizeof e);
+    if (api_cert_set_status(ctx, ca, sn, "revoked", REASON_CESSATION, 0, why, actor, ip, true, &e) != 0)
+        log_warn("cmp %s/%s: could not revoke %s after %s: %s", ca->partition_id, cfg_id, sn, why, e.msg);
+    else
+        log_info("cmp %s/%s: revoked %s: %s", ca->partition_id, cfg_id, sn, why);
+}
+
+/* The certificate of the open transaction, rejected by its requester or
+ * confirmed too late. */
+static void txn_revoke(struct cmp_call *c, const char *why)
+{
+    const char *sn = json_string_value(json_object_get(c->txn_doc, "serial"));
+    if (sn)
+        unconfirmed_revoke(c->ctx, &c->ca, c->cfg.id, sn, why, c->who[0] ? c->who : "system:cmp", c->req->ip);
 }
 
 /* certConf / error: the open transaction and, for a certConf, through the
@@ -672,6 +720,15 @@ static void txn_resume(struct cmp_call *c, OSSL_CMP_SRV_CTX *srv)
         ctx->store->ops->obj_get(ctx->store, c->cfg.partition, CMP_TXN_KIND, id, &c->txn) != STORE_OK ||
         strcmp(c->txn.status, "open") != 0 || !c->txn.json || !(c->txn_doc = json_loads(c->txn.json, 0, &je)))
         goto out;
+    if (txn_late(c->txn_doc, time_now())) {
+        /* RFC 4210 5.1.1.2: past its confirmWaitTime the certificate is
+         * revoked (the housekeeping would do it shortly anyway) and the
+         * transaction is over */
+        c->txn_expired = true;
+        txn_revoke(c, "CMP: no certConf within the confirmation wait time");
+        txn_done(c);
+        goto out;
+    }
     c->txn_open = true;
     if (c->type != BODY_CERTCONF)
         goto out;
@@ -1113,21 +1170,6 @@ fail:
 
 /* ---- confirmation (certConf, error) ------------------------------------- */
 
-/* The certificate of the open transaction rejected by its requester. */
-static void txn_revoke(struct cmp_call *c, const char *why)
-{
-    struct err e;
-    const char *sn = json_string_value(json_object_get(c->txn_doc, "serial"));
-    memset(&e, 0, sizeof e);
-    if (!sn)
-        return;
-    if (api_cert_set_status(c->ctx, &c->ca, sn, "revoked", REASON_CESSATION, 0, why, c->who, c->req->ip, true,
-                            &e) != 0)
-        log_warn("cmp %s/%s: could not revoke %s after %s: %s", c->cfg.partition, c->cfg.id, sn, why, e.msg);
-    else
-        log_info("cmp %s/%s: revoked %s: %s", c->cfg.partition, c->cfg.id, sn, why);
-}
-
 /* The confirming party is the requester of the transaction. */
 static bool txn_owner(struct cmp_call *c, OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG *req)
 {
@@ -1152,6 +1194,13 @@ static int cb_certconf(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG *req, int certR
     int rc = 0;
     (void)certReqId;
     memset(&cr, 0, sizeof cr);
+    if (c->txn_expired) {
+        log_info("cmp %s/%s: certConf after the confirmation wait time", c->cfg.partition, c->cfg.id);
+        ERR_raise_data(ERR_LIB_CMP, CMP_R_REQUEST_NOT_ACCEPTED,
+                       "the certConf came after the %lld s the CA waits for it; the certificate has been revoked",
+                       (long long)confirm_wait_s(&c->cfg));
+        goto out;
+    }
     if (!c->txn_open) {
         ERR_raise(ERR_LIB_CMP, CMP_R_UNEXPECTED_PKIBODY);
         goto out;
@@ -1432,6 +1481,83 @@ out:
     EVP_PKEY_free(rakey);
     X509_free(racert);
     call_free(&c);
+}
+
+/* ---- housekeeping -------------------------------------------------------- */
+
+/* The open transactions of one configuration past their deadline: their
+ * certificates are revoked and the transactions ended. */
+static void sweep_cfg(struct api_ctx *ctx, const char *part, const char *cfg_id, const char *ca_id, int64_t now)
+{
+    struct store *st = ctx->store;
+    struct obj_rec *items = NULL;
+    struct ca_rec ca;
+    size_t n = 0;
+    bool have_ca = false;
+    memset(&ca, 0, sizeof ca);
+    if (st->ops->obj_list(st, part, CMP_TXN_KIND, cfg_id, NULL, 0, &items, &n) != STORE_OK)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        struct obj_rec *o = &items[i];
+        json_error_t je;
+        json_t *doc = strcmp(o->status, "open") == 0 && o->json ? json_loads(o->json, 0, &je) : NULL;
+        const char *sn = json_string_value(json_object_get(doc, "serial"));
+        const char *who = json_string_value(json_object_get(doc, "requester"));
+        if (sn && txn_late(doc, now) &&
+            (have_ca || (have_ca = st->ops->ca_get(st, part, ca_id, &ca) == STORE_OK))) {
+            /* ended first: a certConf racing the sweep then finds it done */
+            json_t *done = json_pack("{s:s?,s:s,s:s}", "requester", who, "serial", sn, "outcome", "unconfirmed");
+            char *js = done ? json_dumps(done, JSON_COMPACT) : NULL;
+            if (js) {
+                free(o->json);
+                o->json = js;
+                snprintf(o->status, sizeof o->status, "done");
+                if (st->ops->obj_put(st, o, OBJ_UPDATE, NULL) == STORE_OK)
+                    unconfirmed_revoke(ctx, &ca, cfg_id, sn, "CMP: no certConf within the confirmation wait time",
+                                       "system:cmp", NULL);
+            }
+            json_decref(done);
+        }
+        json_decref(doc);
+    }
+    obj_list_free(items, n);
+    if (have_ca)
+        ca_rec_free(&ca);
+}
+
+void cmp_housekeeping(struct api_ctx *ctx, int64_t *next_sweep)
+{
+    struct store *st = ctx->store;
+    int64_t now = time_now();
+    if (now >= *next_sweep) {
+        *next_sweep = now + CMP_CONFIRM_SWEEP_S;
+        /* the store lists by partition: walk those with active CAs */
+        struct ca_list cl;
+        if (st->ops->ca_list_active_all(st, &cl) == STORE_OK) {
+            const char *last = "";
+            for (size_t k = 0; k < cl.n; k++) {
+                const char *part = cl.items[k].partition_id;
+                struct obj_rec *items = NULL;
+                size_t n = 0;
+                if (strcmp(part, last) == 0)
+                    continue;
+                last = part;
+                if (st->ops->obj_list(st, part, PROTO_KIND, NULL, NULL, 0, &items, &n) != STORE_OK)
+                    continue;
+                for (size_t i = 0; i < n; i++) {
+                    struct proto_cfg cfg;
+                    struct err e;
+                    if (proto_cfg_load(st, part, items[i].id, "cmp", &cfg, &e) != 0)
+                        continue;
+                    sweep_cfg(ctx, part, cfg.id, cfg.ca_id, now);
+                    proto_cfg_free(&cfg);
+                }
+                obj_list_free(items, n);
+            }
+            ca_list_free(&cl);
+        }
+    }
+    st->ops->obj_purge(st, CMP_TXN_KIND, now);
 }
 
 const struct route cmp_routes[] = {

@@ -32,7 +32,22 @@ extern const size_t cmp_routes_count;
 /* how far ahead of our clock a request's messageTime may be */
 #define CMP_MAX_SKEW_S 300
 
-/* Drops expired transaction rows (call from the daemon's housekeeping). */
-void cmp_housekeeping(struct store *st);
+/* How long an issued certificate waits for its certConf when implicit
+ * confirmation is not granted (RFC 4210 5.1.1.2 confirmWaitTime): after it
+ * the certificate is revoked and a late certConf is refused. Per
+ * configuration ("confirmWaitSeconds"); the maximum keeps the deadline
+ * inside the transaction row's life. */
+#define CMP_CONFIRM_WAIT_DEFAULT_S 300
+#define CMP_CONFIRM_WAIT_MIN_S 5
+#define CMP_CONFIRM_WAIT_MAX_S 3600
+/* how often the housekeeping looks for unconfirmed certificates */
+#define CMP_CONFIRM_SWEEP_S 5
+
+struct api_ctx;
+/* Drops expired transaction rows and revokes the certificates of open
+ * transactions whose confirmation deadline has passed (call from the
+ * daemon's housekeeping, on one node; `next_sweep` is the caller's pace
+ * keeper, 0 at first). */
+void cmp_housekeeping(struct api_ctx *ctx, int64_t *next_sweep);
 
 #endif

@@ -12,6 +12,7 @@ struct app {
     struct config cfg;
     unsigned char mkey[MASTER_KEY_LEN];
     struct api_ctx api;
+    int64_t cmp_sweep_at; /* housekeeping's pace for unconfirmed CMP certificates (scheduler thread) */
 };
 
 /* Creates the data directory (0700) if needed, loads or creates the master

@@ -114,9 +114,9 @@ static char *read_text(const char *path)
 /* Protocol housekeeping on the scheduler thread. */
 static void housekeeping(void *arg)
 {
-    struct api_ctx *api = arg;
-    acme_housekeeping(api->store);
-    cmp_housekeeping(api->store);
+    struct app *a = arg;
+    acme_housekeeping(a->api.store);
+    cmp_housekeeping(&a->api, &a->cmp_sweep_at);
 }
 
 /* Intune revocation syncs call out to the configured services (up to 30 s
@@ -239,7 +239,7 @@ static int cmd_serve(int argc, char **argv)
         goto out;
     }
     struct scheduler_opts so = {&a.api.env, a.api.crls, a.api.ocsp, a.cfg.scheduler_tick_s, a.cfg.crl_period_s,
-                                a.cfg.crl_delay_s, housekeeping, &a.api};
+                                a.cfg.crl_delay_s, housekeeping, &a};
     if (!(sched = scheduler_start(&so)) || !(intune_ticker = ticker_start(intune_jobs, &a.api, a.cfg.scheduler_tick_s))) {
         log_error("cannot start the scheduler");
         goto out;

@@ -55,6 +55,7 @@
 #include <openssl/cmp_util.h>
 #include <openssl/crmf.h>
 #include <openssl/err.h>
+#include <openssl/rand.h>
 #include <openssl/x509v3.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -565,7 +566,11 @@ static bool authorize(struct cmp_call *c, OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_
  *   pending  claimed, nothing issued (yet)
  *   open     issued, waiting for the certConf: the request and the
  *            senderNonce of the answer are kept to resume the transaction
- *   done     confirmed (explicitly or implicitly), rejected or failed */
+ *   done     confirmed (explicitly or implicitly), rejected or failed
+ * The claim is partition-wide ("tid/<hex>"; the row's parent names the
+ * configuration): a certificate of the CA authenticates at every CMP
+ * configuration of that CA, so a captured signed request replayed at a
+ * second configuration must find its ID taken too. */
 
 static int txn_id(const struct cmp_call *c, char *out, size_t n)
 {
@@ -573,7 +578,7 @@ static int txn_id(const struct cmp_call *c, char *out, size_t n)
     if (!t || ASN1_STRING_length(t) < 1 || ASN1_STRING_length(t) > CMP_TID_MAX)
         return -1;
     char *hex = hex_encode(ASN1_STRING_get0_data(t), (size_t)ASN1_STRING_length(t));
-    int w = hex ? snprintf(out, n, "%s/%s", c->cfg.id, hex) : -1;
+    int w = hex ? snprintf(out, n, "tid/%s", hex) : -1;
     free(hex);
     return w > 0 && (size_t)w < n ? 0 : -1;
 }
@@ -718,7 +723,8 @@ static void txn_resume(struct cmp_call *c, OSSL_CMP_SRV_CTX *srv)
     json_error_t je;
     if (txn_id(c, id, sizeof id) != 0 ||
         ctx->store->ops->obj_get(ctx->store, c->cfg.partition, CMP_TXN_KIND, id, &c->txn) != STORE_OK ||
-        strcmp(c->txn.status, "open") != 0 || !c->txn.json || !(c->txn_doc = json_loads(c->txn.json, 0, &je)))
+        strcmp(c->txn.status, "open") != 0 || !c->txn.parent || strcmp(c->txn.parent, c->cfg.id) != 0 ||
+        !c->txn.json || !(c->txn_doc = json_loads(c->txn.json, 0, &je)))
         goto out;
     if (txn_late(c->txn_doc, time_now())) {
         /* RFC 4210 5.1.1.2: past its confirmWaitTime the certificate is
@@ -954,7 +960,13 @@ static OSSL_CMP_PKISI *cb_cert_request(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG
             /* the certificate being updated is the one that signed the request */
             const OSSL_CRMF_CERTID *old = OSSL_CRMF_MSG_get0_regCtrl_oldCertID(crm);
             char oserial[48];
-            if (old && (serial_of(OSSL_CRMF_CERTID_get0_serialNumber(old), oserial, sizeof oserial) != 0 ||
+            if (!old) {
+                /* RFC 9483 4.1.3: a kur carries the id-regCtrl-oldCertID control */
+                refuse(c, OSSL_CMP_PKIFAILUREINFO_badCertId,
+                       "a key update request needs the oldCertID control naming the certificate it updates");
+                goto reject;
+            }
+            if ((serial_of(OSSL_CRMF_CERTID_get0_serialNumber(old), oserial, sizeof oserial) != 0 ||
                         strcmp(oserial, c->signer_rec.serial) != 0 || !OSSL_CRMF_CERTID_get0_issuer(old) ||
                         X509_NAME_cmp(OSSL_CRMF_CERTID_get0_issuer(old), X509_get_issuer_name(c->signer)) != 0)) {
                 refuse(c, OSSL_CMP_PKIFAILUREINFO_badCertId,
@@ -1210,6 +1222,15 @@ static int cb_certconf(OSSL_CMP_SRV_CTX *srv, const OSSL_CMP_MSG *req, int certR
         ERR_raise_data(ERR_LIB_CMP, CMP_R_REQUEST_NOT_ACCEPTED, "%s", c->why);
         goto out;
     }
+    /* OpenSSL acts on the first CertStatus only: an "accepted" followed by
+     * a "rejection" would confirm what the client rejected. One certificate
+     * per transaction, one CertStatus (RFC 9483 4.1.1). */
+    if (certconf_count(req) != 1) {
+        log_info("cmp %s/%s: certConf with %d CertStatus entries refused", c->cfg.partition, c->cfg.id,
+                 certconf_count(req));
+        ERR_raise_data(ERR_LIB_CMP, CMP_R_REQUEST_NOT_ACCEPTED, "a certConf carries exactly one CertStatus");
+        goto out;
+    }
     const char *sn = json_string_value(json_object_get(c->txn_doc, "serial"));
     const unsigned char *q;
     if (!sn || ctx->store->ops->cert_get(ctx->store, c->cfg.partition, c->ca.pk, sn, &cr) != STORE_OK ||
@@ -1420,7 +1441,17 @@ static void h_cmp(struct http_req *req, struct http_resp *resp)
         goto out;
     }
     c.mac = c.hdr->protection_alg && OBJ_obj2nid(c.hdr->protection_alg->algorithm) == NID_id_PasswordBasedMAC;
-    if (c.mac && (secret = mac_secret(&c)) && !mac_ok(msg, secret)) {
+    if (c.mac && !(secret = mac_secret(&c))) {
+        /* an unknown reference costs the same MAC computation as a known
+         * one with a wrong secret: the answer time tells nothing either */
+        unsigned char dummy[32];
+        char hex[2 * sizeof dummy + 1];
+        if (RAND_bytes(dummy, sizeof dummy) == 1) {
+            for (size_t i = 0; i < sizeof dummy; i++)
+                snprintf(hex + 2 * i, 3, "%02x", dummy[i]);
+            (void)mac_ok(msg, hex);
+        }
+    } else if (c.mac && !mac_ok(msg, secret)) {
         log_info("cmp %s/%s: MAC-protected request with a wrong MAC for reference '%s'", c.cfg.partition, c.cfg.id,
                  c.kid);
         OPENSSL_cleanse(secret, strlen(secret));

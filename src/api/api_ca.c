@@ -7,6 +7,7 @@
 #include "crypto/keyspec.h"
 #include "util/codec.h"
 #include "util/json_util.h"
+#include "util/log.h"
 #include "util/timeutil.h"
 #include "x509/dn.h"
 #include "x509/ext.h"
@@ -252,6 +253,46 @@ void api_ca_get(struct http_req *req, struct http_resp *resp)
     ca_rec_free(&c);
 }
 
+/* The guide: deleting a CA makes every certificate under it unusable. Its
+ * own certificate is revoked at its parent (cessationOfOperation, the
+ * parent's CRL published at once), so relying parties that check
+ * revocation reject the whole deleted subtree even though the deleted CA
+ * itself publishes nothing any more. "revoked", "already" (it was not
+ * "issued"), "none" (a root, an external parent, no certificate) or
+ * "failed" (logged; the deletion stands). */
+static const char *revoke_at_parent(struct api_ctx *ctx, const struct ca_rec *c, const struct principal *p)
+{
+    struct ca_rec parent;
+    struct err e;
+    const char *out = "none";
+    X509 *x = NULL;
+    char *serial = NULL;
+    memset(&parent, 0, sizeof parent);
+    memset(&e, 0, sizeof e);
+    if (!c->parent_id[0] || !c->cert_der)
+        return "none";
+    const unsigned char *q = c->cert_der;
+    if (ctx->store->ops->ca_get(ctx->store, c->partition_id, c->parent_id, &parent) != STORE_OK ||
+        strcmp(parent.type, "externalKey") == 0 || !(x = d2i_X509(NULL, &q, (long)c->cert_len)) ||
+        !(serial = x509_serial_hex(x)))
+        goto out;
+    if (api_cert_set_status(ctx, &parent, serial, "revoked", 5 /* cessationOfOperation */, 0,
+                            "the CA was deleted", p->actor, p->ip, true, &e) == 0)
+        out = "revoked";
+    else if (e.status == 409)
+        out = "already";
+    else if (e.status != 404) {
+        log_error("CA %s/%s deleted, but its certificate %s could not be revoked at %s: %s", c->partition_id, c->id,
+                  serial, parent.id, e.msg);
+        out = "failed";
+    }
+out:
+    free(serial);
+    X509_free(x);
+    ca_rec_free(&parent);
+    return out;
+}
+
 void api_ca_delete(struct http_req *req, struct http_resp *resp)
 {
     struct api_ctx *ctx = req->app;
@@ -265,15 +306,25 @@ void api_ca_delete(struct http_req *req, struct http_resp *resp)
         resp_error(resp, 404, "not_found", "caId", "no CA '%.32s' in this partition", req->params[1]);
         return;
     }
+    /* the CA as it was: its parent and certificate, for the revocation below */
+    struct ca_rec before;
+    memset(&before, 0, sizeof before);
+    bool had = ctx->store->ops->ca_get(ctx->store, p.partition, req->params[1], &before) == STORE_OK;
     if (ca_delete(&ctx->env, p.partition, req->params[1], p.actor, p.ip, &ids, &n, &e) != 0) {
         resp_err(resp, &e);
+        if (had)
+            ca_rec_free(&before);
         return;
     }
     json_t *a = json_array();
     for (size_t i = 0; a && i < n; i++)
         json_array_append_new(a, json_string(ids[i]));
     store_free_ids(ids, n);
-    resp_json(resp, 200, json_pack("{s:s,s:s,s:o}", "id", req->params[1], "status", "deleted", "affected", a));
+    const char *at_parent = had ? revoke_at_parent(ctx, &before, &p) : "none";
+    resp_json(resp, 200, json_pack("{s:s,s:s,s:o,s:s}", "id", req->params[1], "status", "deleted", "affected", a,
+                                   "parentRevocation", at_parent));
+    if (had)
+        ca_rec_free(&before);
 }
 
 static int pem_append(X509 *x, struct buf *b)

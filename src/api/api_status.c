@@ -118,7 +118,7 @@ void api_public_crl(struct http_req *req, struct http_resp *resp)
     http_date(b->this_update, lm, sizeof lm);
     http_date(now + age, exp, sizeof exp);
     snprintf(cc, sizeof cc, "public, max-age=%lld, no-transform", (long long)age);
-    if (inm && strcmp(inm, b->etag) == 0)
+    if (http_etag_matches(inm, b->etag))
         resp_bytes(resp, 304, NULL, "", 0);
     else
         resp_bytes(resp, 200, "application/pkix-crl", b->der, b->len);

@@ -13,6 +13,7 @@
 struct scheduler {
     struct scheduler_opts o;
     struct ticker *t;
+    bool started; /* the first pass (after start-up) has run */
 };
 
 /* Several nodes may share one store (PostgreSQL): the jobs of a tick run on
@@ -25,7 +26,8 @@ static bool lead(const struct scheduler_opts *o)
     return !st->ops->lease_take || st->ops->lease_take(st, "scheduler", ttl) == STORE_OK;
 }
 
-void scheduler_run_once(const struct scheduler_opts *o)
+/* One pass; `first`: the first since the daemon started. */
+static void run_pass(const struct scheduler_opts *o, bool first)
 {
     struct ca_list l;
     int64_t now = time_now();
@@ -64,6 +66,14 @@ void scheduler_run_once(const struct scheduler_opts *o)
         if (epoch > 0 && epoch != crl_cache_epoch(o->crls, ca->pk))
             crl_cache_mark_dirty(o->crls, ca->pk, now);
         struct crl_blob *cur = crl_cache_get(o->crls, o->env, ca, CRL_FULL, &e);
+        /* A change marked before a stop or crash was only in memory: a
+         * single store keeps no record of it. After start-up every CA's
+         * stored CRL counts as dirty since it was built, so a change made
+         * in the last crl_delay_s before the stop is published no later
+         * than promised (at once when the CRL is older than that). */
+        if (first && cur)
+            crl_cache_mark_dirty(o->crls, ca->pk,
+                                 cur->this_update > now - o->crl_delay_s ? cur->this_update : now - o->crl_delay_s);
         int64_t dirty = crl_cache_dirty_since(o->crls, ca->pk);
         bool due = !cur || now - cur->this_update >= o->crl_period_s || (dirty && now - dirty >= o->crl_delay_s);
         crl_blob_release(cur);
@@ -85,10 +95,16 @@ void scheduler_run_once(const struct scheduler_opts *o)
         audit_checkpoint_due(o->env->store, o->env->mkey, time_now() * 1000);
 }
 
+void scheduler_run_once(const struct scheduler_opts *o)
+{
+    run_pass(o, false);
+}
+
 static void tick(void *arg)
 {
     struct scheduler *s = arg;
-    scheduler_run_once(&s->o);
+    run_pass(&s->o, !s->started);
+    s->started = true;
 }
 
 struct scheduler *scheduler_start(const struct scheduler_opts *o)

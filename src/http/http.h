@@ -56,6 +56,10 @@ struct http_resp {
 const char *http_header(struct http_req *r, const char *name);
 const char *http_query(struct http_req *r, const char *name);
 const char *http_cookie(struct http_req *r, const char *name);
+/* RFC 9110 13.1.2 If-None-Match: whether the header value (a list of
+ * entity tags, strong or W/ weak, or "*") matches `etag` (a quoted strong
+ * tag) by the weak comparison. NULL header: false. */
+bool http_etag_matches(const char *if_none_match, const char *etag);
 
 /* Response builders. Each replaces any earlier body. */
 void resp_bytes(struct http_resp *r, int status, const char *ctype, const void *data, size_t len);

@@ -85,3 +85,32 @@ void resp_free(struct http_resp *r)
         free(r->hdr_value[i]);
     memset(r, 0, sizeof(*r));
 }
+
+bool http_etag_matches(const char *inm, const char *etag)
+{
+    size_t el = strlen(etag);
+    if (!inm)
+        return false;
+    for (const char *p = inm; *p;) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (!*p)
+            break;
+        if (*p == '*') /* "*": any current representation */
+            return true;
+        if (p[0] == 'W' && p[1] == '/')
+            p += 2; /* weak comparison: the W/ prefix does not count */
+        const char *start = p;
+        if (*p != '"')
+            return false; /* not an entity-tag list */
+        p++;
+        while (*p && *p != '"')
+            p++;
+        if (*p != '"')
+            return false;
+        p++;
+        if ((size_t)(p - start) == el && memcmp(start, etag, el) == 0)
+            return true;
+    }
+    return false;
+}

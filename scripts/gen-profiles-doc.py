@@ -422,7 +422,7 @@ def intro(profiles):
         ("description", "One-sentence summary."),
         ("allowedCATypes", "CA types the profile can be assigned to: `root`, `intermediate`, `subord`. Subscriber profiles: `[\"subord\"]`."),
         ("validity_period", "Default validity of issued certificates, as an ISO 8601 duration (`P1Y`, `P397D`, `P10Y`). A request may ask for another period; the validity never goes beyond the issuing CA's expiry."),
-        ("usages", "Key usage names (`digitalSignature`, `nonRepudiation`, `keyEncipherment`, `dataEncipherment`, `keyAgreement`, `keyCertSign`, `cRLSign`, `encipherOnly`, `decipherOnly`) and extended key usage OIDs in dotted form."),
+        ("usages", "Key usage names (`digitalSignature`, `nonRepudiation`, `keyEncipherment`, `dataEncipherment`, `keyAgreement`, `keyCertSign`, `cRLSign`, `encipherOnly`, `decipherOnly`) and extended key usage OIDs in dotted form. `keyEncipherment` and `dataEncipherment` are RSA key-transport usages: a certificate for an EC key leaves them out (RFC 5480 section 3), and a profile whose key usages are only these accepts RSA keys only."),
         ("allowed_extensions", "OIDs of the X.509 extensions accepted in requests."),
         ("ignore_unknown_extensions", "`true`: other request extensions are ignored; `false`: requests with other extensions are rejected."),
         ("ca_constraint", "Basic constraints of issued certificates (RFC 5280 section 4.2.1.9): `{\"cA\":false}` or `{\"cA\":true[,\"pathLenConstraint\":n]}`."),

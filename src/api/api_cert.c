@@ -60,7 +60,7 @@ void api_cert_issue(struct http_req *req, struct http_resp *resp)
         return;
     if (jcheck_keys(body, keys, &je) || jget_str(body, "profileId", 64, &ir.profile_id, &je) ||
         jget_str(body, "csr", 65536, &csr, &je) || jget_str(body, "keyType", 16, &ir.key_type, &je) ||
-        jget_str(body, "p12Password", 128, &ir.p12_password, &je) ||
+        jget_str(body, "p12Password", 512 /* bytes: 128 characters of up to 4 */, &ir.p12_password, &je) ||
         jget_str(body, "subject", 8192, &ir.subject, &je) ||
         jget_bool(body, "useSubjectFromCsr", &use_csr_subject, &je) ||
         jget_str(body, "validityPeriod", 32, &ir.validity_period, &je) ||

@@ -8,6 +8,7 @@
 #include "util/codec.h"
 #include "util/duration.h"
 #include "util/log.h"
+#include "util/utf8.h"
 #include "util/timeutil.h"
 #include "x509/certbuild.h"
 #include "x509/csr.h"
@@ -407,11 +408,11 @@ static EVP_PKEY *gen_key(const char *kt)
 }
 
 /* Last check before the signature: what is about to be encoded matches
- * the profile. The extensions are decoded from their encoded values, as a
+ * the profile (want_ku: the profile's key usage for this key type). The extensions are decoded from their encoded values, as a
  * relying party would read them. Any mismatch is our bug, never the
  * requester's. */
-static int lint(const struct cert_template *t, const struct profile *p, X509 *issuer, int64_t ca_not_after,
-                const char **why)
+static int lint(const struct cert_template *t, const struct profile *p, unsigned want_ku, X509 *issuer,
+                int64_t ca_not_after, const char **why)
 {
     int crit = -1;
     *why = NULL;
@@ -435,7 +436,7 @@ static int lint(const struct cert_template *t, const struct profile *p, X509 *is
         if (ASN1_BIT_STRING_get_bit(ku, b))
             bits |= b < 8 ? (0x80u >> b) : 0x8000u;
     ASN1_BIT_STRING_free(ku);
-    if (bits != p->ku || (crit == 1) != p->ku_critical)
+    if (bits != want_ku || (crit == 1) != p->ku_critical)
         return *why = "keyUsage differs from the profile", -1;
     EXTENDED_KEY_USAGE *eku = X509V3_get_d2i(t->exts, NID_ext_key_usage, &crit, NULL);
     bool eku_ok = (p->neku == 0 && crit == -1) || (eku != NULL && sk_ASN1_OBJECT_num(eku) > 0);
@@ -587,8 +588,11 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
                     "keyType: profile '%s' issues CA certificates, which are issued from a CSR only", p->id);
             goto out;
         }
-        if (!r->p12_password || strlen(r->p12_password) < 8 || strlen(r->p12_password) > 128) {
-            err_set(e, 400, "invalid_field", "p12Password", "p12Password: required, 8-128 characters");
+        /* counted in characters (code points), as the API documents it */
+        size_t pw_chars = 0;
+        if (!r->p12_password || !utf8_valid((const unsigned char *)r->p12_password, strlen(r->p12_password), &pw_chars) ||
+            pw_chars < 8 || pw_chars > 128) {
+            err_set(e, 400, "invalid_field", "p12Password", "p12Password: required, 8-128 characters of UTF-8");
             goto out;
         }
         const char *kt = r->key_type;
@@ -626,6 +630,21 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
         goto out;
     }
 
+    /* RFC 5480 3 / RFC 8813: keyEncipherment and dataEncipherment are RSA
+     * key-transport usages; an EC (or any non-RSA) key's certificate never
+     * carries them. A profile that offers nothing else needs an RSA key. */
+    unsigned ku = p->ku;
+    if (EVP_PKEY_get_base_id(pub) != EVP_PKEY_RSA) {
+        ku &= ~(unsigned)(KU_KEY_ENCIPHERMENT | KU_DATA_ENCIPHERMENT);
+        if (ku == 0 && p->ku != 0) {
+            err_set(e, 400, "invalid_field", r->csr ? "csr" : "keyType",
+                    "%s: profile '%s' is for key encipherment, which needs an RSA key (an %s key cannot encipher "
+                    "keys: RFC 5480)",
+                    r->csr ? "csr" : "keyType", p->id, profile_key_type_name(kt));
+            goto out;
+        }
+    }
+
     /* Subject */
     if (r->subject) {
         char dnerr[200];
@@ -636,19 +655,25 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
             goto out;
         }
     } else if (csr || r->subject_name) {
-        /* The CSR's subject (or a CMP template's) is used where it is, and
-         * re-validated with our DN rules through its RFC 4514 text. */
-        subject = (X509_NAME *)(csr ? X509_REQ_get_subject_name(csr) : r->subject_name); /* only read */
-        subject_borrowed = true;
-        subject_txt = dn_print(subject);
-        X509_NAME *chk = NULL;
-        char dnerr[200] = "cannot be written as an RFC 4514 string";
-        int bad = X509_NAME_entry_count(subject) > 0 &&
-                  (!subject_txt || dn_parse(subject_txt, &chk, dnerr, sizeof dnerr) != 0);
-        X509_NAME_free(chk);
-        if (bad) {
-            err_set(e, 400, "invalid_field", csr ? "csr" : "subject", "%ssubject: %s", csr ? "csr: " : "", dnerr);
-            goto out;
+        /* The CSR's subject (or a CMP template's) is re-validated with our
+         * DN rules through its RFC 4514 text, and the name parsed back from
+         * that text is the one certified: same attributes in the same
+         * order, each in the string type RFC 5280 appendix A gives it
+         * (countryName and serialNumber PrintableString, emailAddress and
+         * domainComponent IA5String) whatever the request used. */
+        const X509_NAME *asked = csr ? X509_REQ_get_subject_name(csr) : r->subject_name;
+        if (X509_NAME_entry_count(asked) == 0) {
+            subject = (X509_NAME *)asked; /* only read */
+            subject_borrowed = true;
+            subject_txt = dn_print(subject);
+        } else {
+            char dnerr[200] = "cannot be written as an RFC 4514 string";
+            subject_txt = dn_print(asked);
+            if (!subject_txt || dn_parse(subject_txt, &subject, dnerr, sizeof dnerr) != 0) {
+                err_set(e, 400, "invalid_field", csr ? "csr" : "subject", "%ssubject: %s", csr ? "csr: " : "",
+                        dnerr);
+                goto out;
+            }
         }
     } else {
         err_set(e, 400, "invalid_field", "subject", "subject: required for server-side keys");
@@ -778,7 +803,7 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
     }
     if (ext_push(exts, ext_basic_constraints(p->ca, path_len)))
         goto oom;
-    X509_EXTENSION *kux = ext_key_usage(p->ku);
+    X509_EXTENSION *kux = ext_key_usage(ku);
     if (!kux)
         goto oom;
     X509_EXTENSION_set_critical(kux, p->ku_critical);
@@ -869,7 +894,7 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
     t.not_after = na;
     t.exts = exts;
     const char *why = NULL;
-    if (lint(&t, p, cacert, ca_na, &why) != 0) {
+    if (lint(&t, p, ku, cacert, ca_na, &why) != 0) {
         log_error("lint refused certificate for CA %s/%s profile %s: %s", r->partition, cap->id, p->id, why);
         err_set(e, 500, "internal", "", "internal error: the certificate failed its final profile check");
         goto out;

@@ -381,6 +381,21 @@ struct profile *profile_from_json(const json_t *j, bool system, struct err *e)
                 "usages: keyCertSign and cRLSign are only for CA profiles (cA true)");
         goto fail;
     }
+    /* RFC 5280 4.2.1.5, 4.2.1.10, 4.2.1.11, 4.2.1.14: extensions that only
+     * a CA certificate may carry are never copied into an end-entity one */
+    static const char *const ca_only[] = {"2.5.29.30", "2.5.29.33", "2.5.29.36", "2.5.29.54"};
+    for (size_t ai = 0; !p->ca && ai < p->nallowed; ai++)
+        for (size_t ci = 0; ci < sizeof ca_only / sizeof ca_only[0]; ci++)
+            if (strcmp(p->allowed_ext[ai], ca_only[ci]) == 0) {
+                err_set(e, 400, "invalid_field", "allowed_extensions",
+                        "allowed_extensions[%zu]: %s (%s) belongs in CA certificates only (RFC 5280)", ai,
+                        ca_only[ci],
+                        ci == 0   ? "nameConstraints"
+                        : ci == 1 ? "policyMappings"
+                        : ci == 2 ? "policyConstraints"
+                                  : "inhibitAnyPolicy");
+                goto fail;
+            }
     const char *san = json_string_value(json_object_get(j, "subject_alt_name"));
     if (json_object_get(j, "subject_alt_name") && !json_is_null(json_object_get(j, "subject_alt_name")) &&
         (!san || (strcmp(san, "optional") != 0 && strcmp(san, "required") != 0))) {
@@ -406,6 +421,16 @@ struct profile *profile_from_json(const json_t *j, bool system, struct err *e)
                 goto fail;
             }
             p->key_types |= bit;
+        }
+        /* RFC 5480 3: an EC key's certificate never carries keyEncipherment or
+         * dataEncipherment; issuance leaves them out for EC keys, so a
+         * profile with no other key usage has nothing to offer an EC key */
+        unsigned enc = KU_KEY_ENCIPHERMENT | KU_DATA_ENCIPHERMENT;
+        if ((p->key_types & (KT_EC256 | KT_EC384 | KT_EC521)) && p->ku && (p->ku & ~enc) == 0) {
+            err_set(e, 400, "invalid_field", "key_types",
+                    "key_types: EC keys cannot be used for key encipherment alone (RFC 5480); list RSA key types "
+                    "only, or add a usage such as digitalSignature or keyAgreement");
+            goto fail;
         }
     }
 

@@ -26,8 +26,9 @@ static bool lead(const struct scheduler_opts *o)
     return !st->ops->lease_take || st->ops->lease_take(st, "scheduler", ttl) == STORE_OK;
 }
 
-/* One pass; `first`: the first since the daemon started. */
-static void run_pass(const struct scheduler_opts *o, bool first)
+/* One pass; `first`: the first this node leads since it started. Returns
+ * whether this node led it. */
+static bool run_pass(const struct scheduler_opts *o, bool first)
 {
     struct ca_list l;
     int64_t now = time_now();
@@ -35,12 +36,12 @@ static void run_pass(const struct scheduler_opts *o, bool first)
         /* pre-signed OCSP answers live in each node's memory */
         if (o->ocsp)
             ocsp_cache_refresh(o->ocsp, o->env);
-        return;
+        return false;
     }
     if (o->housekeeping)
         o->housekeeping(o->housekeeping_arg);
     if (o->env->store->ops->ca_list_active_all(o->env->store, &l) != STORE_OK)
-        return;
+        return false;
     int64_t renewed = now;
     bool leading = true;
     for (size_t i = 0; i < l.n; i++) {
@@ -93,18 +94,19 @@ static void run_pass(const struct scheduler_opts *o, bool first)
         ocsp_cache_refresh(o->ocsp, o->env);
     if (leading)
         audit_checkpoint_due(o->env->store, o->env->mkey, time_now() * 1000);
+    return leading;
 }
 
 void scheduler_run_once(const struct scheduler_opts *o)
 {
-    run_pass(o, false);
+    (void)run_pass(o, false);
 }
 
 static void tick(void *arg)
 {
     struct scheduler *s = arg;
-    run_pass(&s->o, !s->started);
-    s->started = true;
+    if (run_pass(&s->o, !s->started))
+        s->started = true;
 }
 
 struct scheduler *scheduler_start(const struct scheduler_opts *o)

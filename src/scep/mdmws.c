@@ -49,6 +49,19 @@ void mdm_grant_free(struct mdm_grant *g)
 {
     free(g->subject);
     g->subject = NULL;
+    obj_rec_free(&g->took);
+    memset(&g->took, 0, sizeof g->took);
+}
+
+void mdmws_return_challenge(struct store *st, struct mdm_grant *g)
+{
+    if (!g->took.id[0])
+        return;
+    g->took.version = 0;
+    if (st->ops->obj_put(st, &g->took, OBJ_CREATE, NULL) != STORE_OK)
+        log_warn("mdmws %s: a challenge taken for a refused request could not be put back", g->took.partition_id);
+    obj_rec_free(&g->took);
+    memset(&g->took, 0, sizeof g->took);
 }
 
 /* ---- RDN formats ---------------------------------------------------------- */
@@ -522,6 +535,8 @@ int mdmws_take_challenge(struct store *st, const char *partition, const char *cf
         goto out;
     snprintf(out->profile_id, sizeof out->profile_id, "%s", p);
     snprintf(out->digital_id, sizeof out->digital_id, "%s", did);
+    out->took = o; /* kept, to be put back if the request is refused */
+    memset(&o, 0, sizeof o);
     rc = 0;
 out:
     json_decref(d);

@@ -35,9 +35,13 @@ char *mdmws_scep_url(const char *https_base, const char *partition, const char *
 struct mdm_grant {
     char digital_id[80];
     char profile_id[STORE_ID_MAX + 1];
-    char *subject; /* resolved DN (malloc'd) */
+    char *subject;       /* resolved DN (malloc'd) */
+    struct obj_rec took; /* the challenge record as it was taken (for mdmws_return_challenge) */
 };
 void mdm_grant_free(struct mdm_grant *g);
+/* Puts a taken challenge back (the request it was taken for was refused
+ * after all): it stays usable until it would have expired. */
+void mdmws_return_challenge(struct store *st, struct mdm_grant *g);
 /* Whether a challenge of configuration `cfg` is live (nothing consumed). */
 bool mdmws_challenge_live(struct store *st, const char *partition, const char *cfg, const char *challenge);
 /* Consumes a challenge of configuration `cfg` (single use, expiring). */

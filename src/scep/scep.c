@@ -221,13 +221,16 @@ static BIO *bio_of(const unsigned char *p, size_t n)
     return n > INT_MAX ? NULL : BIO_new_mem_buf(p, (int)n);
 }
 
-static int bio_take(BIO *b, unsigned char **out, size_t *len)
+/* The bytes of a memory BIO, at most `max` (the request's limit for what
+ * came in; replies carry whole CRLs and are bounded by SCEP_MAX_REPLY). */
+#define SCEP_MAX_REPLY (512L * 1024 * 1024)
+static int bio_take(BIO *b, long max, unsigned char **out, size_t *len)
 {
     char *p = NULL;
     long n = BIO_get_mem_data(b, &p);
     *out = NULL;
     *len = 0;
-    if (n < 0 || n > SCEP_MAX_MSG)
+    if (n < 0 || n > max)
         return -1;
     if (!(*out = malloc(n ? (size_t)n : 1)))
         return -1;
@@ -271,7 +274,7 @@ static int open_envelope(struct scep_req *s, struct pkimsg *m, const unsigned ch
         *fail = FAIL_BADMESSAGECHECK;
         goto out;
     }
-    if (bio_take(out, &m->inner, &m->inner_len) != 0)
+    if (bio_take(out, SCEP_MAX_MSG, &m->inner, &m->inner_len) != 0)
         goto out;
     rc = 0;
 out:
@@ -302,7 +305,8 @@ static int parse_pkimsg(struct scep_req *s, const unsigned char *body, size_t le
     CMS_SignerInfo *si = sk_CMS_SignerInfo_value(sis, 0);
     char mt[8];
     if (copy_printable(attr_str(si, OID_TRANSACTION_ID, V_ASN1_PRINTABLESTRING), m->txid, sizeof m->txid) != 0 ||
-        copy_printable(attr_str(si, OID_MESSAGE_TYPE, V_ASN1_PRINTABLESTRING), mt, sizeof mt) != 0)
+        copy_printable(attr_str(si, OID_MESSAGE_TYPE, V_ASN1_PRINTABLESTRING), mt, sizeof mt) != 0 ||
+        !mt[0] || strspn(mt, "0123456789") != strlen(mt))
         goto out;
     m->type = atoi(mt);
     const ASN1_STRING *nonce = attr_str(si, OID_SENDER_NONCE, V_ASN1_OCTET_STRING);
@@ -322,6 +326,15 @@ static int parse_pkimsg(struct scep_req *s, const unsigned char *body, size_t le
     if (!m->signer || !X509_get0_pubkey(m->signer) || EVP_PKEY_get_base_id(X509_get0_pubkey(m->signer)) != EVP_PKEY_RSA) {
         /* the reply is encrypted to this certificate: RSA key transport only */
         *fail = m->signer ? FAIL_BADALG : FAIL_BADMESSAGECHECK;
+        goto out;
+    }
+    /* RFC 8894 2.9: MD5 (and anything weaker) is not supported; GetCACaps
+     * offers SHA-256 and SHA-512, SHA-1 stays acceptable for old clients */
+    X509_ALGOR *dalg = NULL;
+    CMS_SignerInfo_get0_algs(si, NULL, NULL, &dalg, NULL);
+    int dn = dalg ? OBJ_obj2nid(dalg->algorithm) : NID_undef;
+    if (dn != NID_sha1 && dn != NID_sha224 && dn != NID_sha256 && dn != NID_sha384 && dn != NID_sha512) {
+        *fail = FAIL_BADALG;
         goto out;
     }
     int ok = CMS_verify(cms, certs, NULL, NULL, content, CMS_NO_SIGNER_CERT_VERIFY | CMS_BINARY) == 1;
@@ -345,7 +358,7 @@ static int parse_pkimsg(struct scep_req *s, const unsigned char *body, size_t le
     }
     if (m->type == MT_PKCSREQ || m->type == MT_RENEWAL || m->type == MT_CERTPOLL || m->type == MT_GETCERT ||
         m->type == MT_GETCRL) {
-        if (bio_take(content, &env, &env_len) != 0 || env_len == 0 || open_envelope(s, m, env, env_len, fail) != 0)
+        if (bio_take(content, SCEP_MAX_MSG, &env, &env_len) != 0 || env_len == 0 || open_envelope(s, m, env, env_len, fail) != 0)
             goto out;
     } else {
         *fail = FAIL_BADREQUEST;
@@ -416,7 +429,8 @@ static int cert_rep(struct scep_req *s, const struct pkimsg *m, int status, int 
         (m->nonce_len && add_attr(si, OID_RECIPIENT_NONCE, V_ASN1_OCTET_STRING, m->nonce, m->nonce_len) != 0) ||
         (status == 2 && add_attr(si, OID_FAIL_INFO, V_ASN1_PRINTABLESTRING, fi, -1) != 0))
         goto out;
-    if (CMS_final(rep, data, NULL, flags) != 1 || i2d_CMS_bio(der, rep) != 1 || bio_take(der, out, out_len) != 0)
+    if (CMS_final(rep, data, NULL, flags) != 1 || i2d_CMS_bio(der, rep) != 1 ||
+        bio_take(der, SCEP_MAX_REPLY, out, out_len) != 0)
         goto out;
     rc = 0;
 out:
@@ -437,8 +451,11 @@ static void send_rep(struct scep_req *s, struct http_resp *resp, const struct pk
     size_t n = 0;
     if (cert_rep(s, m, status, fail, payload, plen, &der, &n) != 0) {
         log_openssl("scep: building the CertRep");
-        text(resp, 500, "cannot build the reply\n");
-        return;
+        /* what cannot be sent is a failure the client can read */
+        if (status == 2 || cert_rep(s, m, 2, FAIL_BADREQUEST, NULL, 0, &der, &n) != 0) {
+            text(resp, 500, "cannot build the reply\n");
+            return;
+        }
     }
     resp_take(resp, 200, "application/x-pki-message", der, n);
 }
@@ -591,6 +608,15 @@ static void key_hash(X509 *x, char out[65])
 
 /* The CertRep with the certificate of serial `serial`: 0, or -1 (nothing
  * sent). */
+/* A transaction claimed by a request that is still being issued; a claim
+ * older than SCEP_CLAIM_S was left by a request that never finished (the
+ * daemon stopped under it) and may be claimed again. */
+#define SCEP_CLAIM_S 120
+static bool claim_live(const struct obj_rec *o)
+{
+    return strcmp(o->status, "pending") == 0 && time_now() - o->updated_at < SCEP_CLAIM_S;
+}
+
 static int send_issued(struct api_ctx *ctx, struct http_resp *resp, struct scep_req *s, struct pkimsg *m,
                        const char *serial)
 {
@@ -614,7 +640,8 @@ static void do_enroll(struct http_req *req, struct http_resp *resp, struct scep_
     struct issue_result res;
     struct err e;
     struct cert_rec signer_rec;
-    struct obj_rec prior;
+    struct obj_rec prior, claim;
+    bool claimed = false;
     unsigned char *payload = NULL;
     int plen = 0;
     char *chal = NULL, *ident = NULL, who[160] = "", cred[80] = "", txkey[OBJ_ID_MAX + 1], csr_hash[65],
@@ -629,6 +656,7 @@ static void do_enroll(struct http_req *req, struct http_resp *resp, struct scep_
     memset(&e, 0, sizeof e);
     memset(&signer_rec, 0, sizeof signer_rec);
     memset(&prior, 0, sizeof prior);
+    memset(&claim, 0, sizeof claim);
     snprintf(who, sizeof who, "%s:%s", s->cfg.type, s->cfg.id);
     if (!csr || p != m->inner + m->inner_len) {
         refuse(req, resp, s, m, FAIL_BADREQUEST, who, NULL, "the envelope does not hold a PKCS#10 request");
@@ -657,9 +685,17 @@ static void do_enroll(struct http_req *req, struct http_resp *resp, struct scep_
         const char *k = json_string_value(json_object_get(pj, "signerKeyHash"));
         json_t *t = json_object_get(pj, "messageType");
         if (h && k && json_is_integer(t) && json_integer_value(t) == m->type && strcmp(h, csr_hash) == 0 &&
-            strcmp(k, signer_hash) == 0 &&
-            send_issued(ctx, resp, s, m, json_string_value(json_object_get(pj, "serial"))) == 0)
-            goto out;
+            strcmp(k, signer_hash) == 0) {
+            const char *sn = json_string_value(json_object_get(pj, "serial"));
+            if (sn && send_issued(ctx, resp, s, m, sn) == 0)
+                goto out;
+            if (!sn && claim_live(&prior)) {
+                /* the same request is being issued right now: the client
+                 * polls (CertPoll) for what it produces */
+                send_rep(s, resp, m, 3, 0, NULL, 0);
+                goto out;
+            }
+        }
     }
     /* Who is asking, checked before anything is spent */
     if (m->type == MT_RENEWAL) {
@@ -729,6 +765,37 @@ static void do_enroll(struct http_req *req, struct http_resp *resp, struct scep_
         resp_header(resp, "Retry-After", ra);
         goto out;
     }
+    /* The transaction is claimed before anything is spent or issued: of
+     * concurrent copies of one request (a capture replayed in parallel)
+     * exactly one issues; the others are answered PENDING and their
+     * CertPoll finds the certificate. */
+    memset(&claim, 0, sizeof claim);
+    snprintf(claim.partition_id, sizeof claim.partition_id, "%s", s->cfg.partition);
+    snprintf(claim.kind, sizeof claim.kind, "%s", SCEP_TXN_KIND);
+    snprintf(claim.id, sizeof claim.id, "%s", txkey);
+    snprintf(claim.status, sizeof claim.status, "pending");
+    claim.expires_at = time_now() + SCEP_TXN_TTL_S;
+    json_t *cj = json_pack("{s:s,s:s,s:i}", "csrHash", csr_hash, "signerKeyHash", signer_hash, "messageType", m->type);
+    claim.json = cj ? json_dumps(cj, JSON_COMPACT) : NULL;
+    json_decref(cj);
+    if (!claim.json || !(claim.parent = strdup(s->cfg.id))) { /* deleted with the configuration */
+        send_rep(s, resp, m, 2, FAIL_BADREQUEST, NULL, 0);
+        goto out;
+    }
+    claim.version = txn_known ? prior.version : 0;
+    /* a new request under a known transactionID replaces it */
+    int cst = ctx->store->ops->obj_put(ctx->store, &claim, txn_known ? OBJ_UPDATE : OBJ_CREATE, NULL);
+    if (cst == STORE_ECONFLICT || cst == STORE_ENOTFOUND) {
+        log_info("scep %s/%s: transaction %.40s claimed by a concurrent request", s->cfg.partition, s->cfg.id,
+                 m->txid);
+        send_rep(s, resp, m, 3, 0, NULL, 0);
+        goto out;
+    }
+    if (cst != STORE_OK) {
+        refuse(req, resp, s, m, FAIL_BADREQUEST, who, NULL, "the service is unavailable, retry later");
+        goto out;
+    }
+    claimed = true;
     if (m->type != MT_RENEWAL && strcmp(s->cfg.type, "mdmws") == 0) {
         if (mdmws_take_challenge(ctx->store, s->cfg.partition, s->cfg.id, chal, &grant) != 0) {
             refuse(req, resp, s, m, FAIL_BADREQUEST, who, NULL, "MDM challenge unknown, used or expired");
@@ -769,31 +836,20 @@ static void do_enroll(struct http_req *req, struct http_resp *resp, struct scep_
         goto out;
     }
     proto_ee_record(ctx->store, s->cfg.partition, s->cfg.id, ident, s->cfg.ca_id, res.serial, res.not_after);
-    /* remember the transaction for CertPoll retries and repeats: the
-     * request (its digest) and the requester's key */
-    struct obj_rec o;
-    memset(&o, 0, sizeof o);
-    snprintf(o.partition_id, sizeof o.partition_id, "%s", s->cfg.partition);
-    snprintf(o.kind, sizeof o.kind, "%s", SCEP_TXN_KIND);
-    snprintf(o.id, sizeof o.id, "%s", txkey);
-    o.parent = strdup(s->cfg.id); /* deleted with the configuration */
-    o.expires_at = time_now() + SCEP_TXN_TTL_S;
+    /* the claimed transaction now names its certificate, for CertPoll
+     * retries and repeats of the same request (its digest, its key) */
     json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:i}", "serial", res.serial, "caId", s->cfg.ca_id, "csrHash", csr_hash,
                           "signerKeyHash", signer_hash, "messageType", m->type);
-    o.json = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    char *js = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
-    if (o.json) {
-        /* a new transaction under a known transactionID replaces it */
-        if (txn_known) {
-            o.version = prior.version;
-            if (ctx->store->ops->obj_put(ctx->store, &o, OBJ_UPDATE, NULL) != STORE_OK)
-                log_warn("scep %s/%s: transaction %.40s not recorded", s->cfg.partition, s->cfg.id, m->txid);
-        } else {
-            ctx->store->ops->obj_put(ctx->store, &o, OBJ_CREATE, NULL);
-        }
+    if (js) {
+        free(claim.json);
+        claim.json = js;
+        snprintf(claim.status, sizeof claim.status, "issued");
     }
-    free(o.json);
-    free(o.parent);
+    if (!js || ctx->store->ops->obj_put(ctx->store, &claim, OBJ_UPDATE, NULL) != STORE_OK)
+        log_warn("scep %s/%s: transaction %.40s not recorded", s->cfg.partition, s->cfg.id, m->txid);
+    claimed = false; /* settled: kept */
     if (cert_payload(s, res.der, res.der_len, &payload, &plen) != 0) {
         if (intune_validated)
             intune_notify(ctx, &s->cfg, m->txid, m->inner, m->inner_len, NULL, "the response cannot be built");
@@ -804,6 +860,13 @@ static void do_enroll(struct http_req *req, struct http_resp *resp, struct scep_
     if (intune_validated)
         intune_notify(ctx, &s->cfg, m->txid, m->inner, m->inner_len, &res, NULL);
 out:
+    if (claimed) {
+        /* refused after the claim: nothing was issued, the transactionID
+         * and an MDM challenge taken for it are free again */
+        ctx->store->ops->obj_delete(ctx->store, s->cfg.partition, SCEP_TXN_KIND, txkey, NULL);
+        mdmws_return_challenge(ctx->store, &grant);
+    }
+    obj_rec_free(&claim);
     free(ident);
     mdm_grant_free(&grant);
     OPENSSL_free(payload);
@@ -841,6 +904,12 @@ static void do_poll(struct http_req *req, struct http_resp *resp, struct scep_re
     key_hash(m->signer, have);
     if (!want || strcmp(want, have) != 0)
         serial = NULL;
+    else if (!serial && claim_live(&o)) {
+        send_rep(s, resp, m, 3, 0, NULL, 0); /* still being issued */
+        json_decref(j);
+        obj_rec_free(&o);
+        return;
+    }
     if (serial && ctx->store->ops->cert_get(ctx->store, s->cfg.partition, s->ca.pk, serial, &cr) == STORE_OK &&
         cert_payload(s, cr.der, cr.der_len, &payload, &plen) == 0)
         send_rep(s, resp, m, 0, 0, payload, (size_t)plen);

@@ -43,7 +43,8 @@ def test_pending_crl_rebuild_survives_restart(delay_daemon, tmp_path):
         _, crl = fetch_crl(d, sub.id)
         return crl if leaf.cert.serial_number in crl_serials(crl) else None
 
-    wait_for(listed, 15, what="CRL listing a revocation made just before a restart (crl_delay_s = 4)")
+    # 30 s: on PostgreSQL the new process first waits for the old one's scheduler lease (3 ticks + 10 s)
+    wait_for(listed, 30, what="CRL listing a revocation made just before a restart (crl_delay_s = 4)")
 
 
 # ---------------------------------------------------------------- 2

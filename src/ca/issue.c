@@ -686,7 +686,8 @@ int issue_certificate(const struct ca_env *env, const struct issue_req *r, struc
     bool wildcard = profile_has_eku(p, "1.3.6.1.5.5.7.3.1");
     if (san_from_json(r->sans, sans, wildcard, e) != 0)
         goto out;
-    if (csr && csr_exts(&rx, p, csr, sans, !r->ignore_csr_sans, wildcard, e) != 0)
+    X509_REQ *ext_src = csr ? csr : r->key_type ? r->template_csr : NULL;
+    if (ext_src && csr_exts(&rx, p, ext_src, sans, !r->ignore_csr_sans, wildcard, e) != 0)
         goto out;
     if (request_exts(&rx, p, r->extensions, e) != 0)
         goto out;

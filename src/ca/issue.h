@@ -40,6 +40,11 @@ struct issue_req {
                                  * of csr / key_type. Borrowed. */
     const X509_NAME *subject_name; /* subject as a name (CMP templates) when
                                  * `subject` is NULL and there is no CSR */
+    X509_REQ *template_csr;     /* server-side key (key_type) asked for with a
+                                 * CSR (EST serverkeygen): its extensionRequest,
+                                 * subjectAltName included, is taken exactly as
+                                 * a CSR request's; its key is not used.
+                                 * Borrowed. */
     const char *p12_password;
     const char *subject;        /* DN string; NULL = use the CSR's subject */
     const json_t *sans;         /* [{type, value}] */

@@ -615,8 +615,6 @@ static void enroll(struct http_req *req, struct http_resp *resp, enum est_op op)
     struct err e;
     X509_REQ *csr = NULL;
     X509 *cur = NULL, *issued = NULL;
-    GENERAL_NAMES *gn = NULL;
-    json_t *sans = NULL;
     const struct profile *prof = NULL;
     unsigned char *der = NULL, *p8 = NULL, *body = NULL;
     size_t dl = 0, p8l = 0, bl = 0;
@@ -674,26 +672,29 @@ static void enroll(struct http_req *req, struct http_resp *resp, enum est_op op)
             text_error(resp, 409, "profile '%s' accepts no key type the server can generate", prof->id);
             goto out;
         }
-        if (csr_sans(csr, &gn) != 0) {
-            text_error(resp, 400, "malformed PKCS#10: the subjectAltName extension cannot be decoded");
-            goto out;
-        }
-        if (gn && !(sans = san_to_json(gn))) {
-            text_error(resp, 503, "out of memory, retry later");
-            goto out;
-        }
-        /* every name carried over, or the request refused as simpleenroll
-         * refuses it: never a certificate silently missing a name */
-        if (gn && json_array_size(sans) != (size_t)sk_GENERAL_NAME_num(gn)) {
-            text_error(resp, 400, "the request's subjectAltName has an unsupported or malformed name form");
+        /* RFC 7030 4.4.1.1/4.4.1.2: the client asks for the key encrypted
+         * beyond TLS. Not offered; never answered in clear instead. */
+        ASN1_OBJECT *dk = OBJ_txt2obj("1.2.840.113549.1.9.16.2.37", 1),  /* id-aa-decryptKeyID */
+            *adk = OBJ_txt2obj("1.2.840.113549.1.9.16.2.54", 1);         /* id-aa-asymmDecryptKeyID */
+        bool wants_encrypted = (dk && X509_REQ_get_attr_by_OBJ(csr, dk, -1) >= 0) ||
+                               (adk && X509_REQ_get_attr_by_OBJ(csr, adk, -1) >= 0);
+        ASN1_OBJECT_free(dk);
+        ASN1_OBJECT_free(adk);
+        if (wants_encrypted) {
+            text_error(resp, 501,
+                       "the request asks for the private key encrypted (DecryptKeyIdentifier / "
+                       "AsymmetricDecryptKeyIdentifier), which this server does not offer: ask without it (the key "
+                       "is then protected by TLS)");
             goto out;
         }
         if (!(pass = random_token(24))) {
             text_error(resp, 503, "random source failed, retry later");
             goto out;
         }
+        /* RFC 7030 4.4.1: the CSR is treated as for simpleenroll (names and
+         * extensions, with the same profile rules); only its key is not */
         ir.subject_name = X509_REQ_get_subject_name(csr);
-        ir.sans = sans;
+        ir.template_csr = csr;
         ir.p12_password = pass;
     } else {
         ir.csr = der;
@@ -744,8 +745,6 @@ out:
     X509_REQ_free(csr);
     X509_free(cur);
     X509_free(issued);
-    GENERAL_NAMES_free(gn);
-    json_decref(sans);
     profile_release(prof);
     issue_result_free(&res);
     est_req_free(&r);

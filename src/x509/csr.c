@@ -440,12 +440,38 @@ static bool names_within(const GENERAL_NAMES *a, const GENERAL_NAMES *b)
     return true;
 }
 
+/* Same attributes in the same RDN structure with the same values, byte for
+ * byte once in UTF-8: no case folding or whitespace collapsing (as
+ * X509_NAME_cmp does), only the ASN.1 string type may differ. */
+static bool names_identical(const X509_NAME *a, const X509_NAME *b)
+{
+    int n = X509_NAME_entry_count(a);
+    if (n != X509_NAME_entry_count(b))
+        return false;
+    for (int i = 0; i < n; i++) {
+        const X509_NAME_ENTRY *x = X509_NAME_get_entry(a, i), *y = X509_NAME_get_entry(b, i);
+        unsigned char *u = NULL, *v = NULL;
+        if (OBJ_cmp(X509_NAME_ENTRY_get_object(x), X509_NAME_ENTRY_get_object(y)) != 0 ||
+            X509_NAME_ENTRY_set(x) != X509_NAME_ENTRY_set(y))
+            return false;
+        int ul = ASN1_STRING_to_UTF8(&u, X509_NAME_ENTRY_get_data(x));
+        int vl = ASN1_STRING_to_UTF8(&v, X509_NAME_ENTRY_get_data(y));
+        bool same = ul >= 0 && ul == vl && memcmp(u, v, (size_t)ul) == 0;
+        OPENSSL_free(u);
+        OPENSSL_free(v);
+        if (!same)
+            return false;
+    }
+    return true;
+}
+
 int names_match_cert(const X509_NAME *subject, const GENERAL_NAMES *sans, X509 *cur, bool exact, char *why,
                      size_t wn)
 {
     GENERAL_NAMES *xn = NULL;
     int crit = -1, rc = -1;
-    if (!subject || X509_NAME_cmp(subject, X509_get_subject_name(cur)) != 0) {
+    if (!subject || X509_NAME_cmp(subject, X509_get_subject_name(cur)) != 0 ||
+        (exact && !names_identical(subject, X509_get_subject_name(cur)))) {
         snprintf(why, wn, "the request's subject must equal the subject of the certificate being renewed");
         goto out;
     }

@@ -39,8 +39,10 @@ X509_REQ *csr_parse_key(const unsigned char *data, size_t len, const struct csr_
 int csr_sans(X509_REQ *csr, GENERAL_NAMES **out);
 
 /* Renewal rule: the request has the subject of the certificate being
- * renewed and, when exact (RFC 7030 4.2.2), exactly its subject alternative
- * names; otherwise (SCEP RenewalReq) no name the certificate does not have.
+ * renewed (X509_NAME_cmp; when exact, RFC 7030 4.2.2, also the same values
+ * byte for byte: no case or space differences, the string type aside) and,
+ * when exact, exactly its subject alternative names; otherwise (SCEP
+ * RenewalReq) no name the certificate does not have.
  * 0, or -1 with the reason in why. */
 int csr_names_match_cert(X509_REQ *csr, X509 *cur, bool exact, char *why, size_t wn);
 /* The same rule for a subject and subjectAltName given apart (a CRMF

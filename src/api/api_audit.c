@@ -173,10 +173,11 @@ void api_audit_verify(struct http_req *req, struct http_resp *resp)
         resp_error(resp, 503, "unavailable", NULL, "store unavailable");
         return;
     }
-    resp_json(resp, 200, json_pack("{s:b,s:I,s:I,s:o,s:o}", "ok", r.ok, "records", (json_int_t)r.records,
+    resp_json(resp, 200, json_pack("{s:b,s:I,s:I,s:o,s:o,s:I,s:o}", "ok", r.ok, "records", (json_int_t)r.records,
                                    "checkpoints", (json_int_t)r.checkpoints, "firstBadSeq",
                                    r.ok ? json_null() : json_integer(r.first_bad_seq), "problem",
-                                   r.ok ? json_null() : json_string(r.problem)));
+                                   r.ok ? json_null() : json_string(r.problem), "gaps", (json_int_t)r.gaps,
+                                   "firstGapSeq", r.gaps ? json_integer(r.first_gap_seq) : json_null()));
 }
 
 void api_audit_checkpoints(struct http_req *req, struct http_resp *resp)

@@ -142,6 +142,7 @@ struct head {
     char prev[65];
     long count_since;
     int64_t bad_seq;
+    int64_t first_seq, first_at_ms; /* the oldest record the checkpoint would cover */
 };
 
 static int head_cb(const struct audit_row *r, void *ctx)
@@ -157,6 +158,10 @@ static int head_cb(const struct audit_row *r, void *ctx)
         return 1; /* stop */
     }
     free(rh);
+    if (!h->count_since) {
+        h->first_seq = r->seq;
+        h->first_at_ms = r->at_ms;
+    }
     h->seq = r->seq;
     snprintf(h->hash, sizeof h->hash, "%s", r->hash);
     snprintf(h->prev, sizeof h->prev, "%s", r->hash);
@@ -164,8 +169,17 @@ static int head_cb(const struct audit_row *r, void *ctx)
     return 0;
 }
 
+/* A record more than an hour (the checkpoint interval) plus slack old that
+ * no checkpoint covers: checkpoints were deleted (the records before them
+ * possibly rewritten), or the service stopped for a while without its
+ * final checkpoint. */
+static bool stale(int64_t at_ms, int64_t now_ms)
+{
+    return at_ms < now_ms - AUDIT_CHECKPOINT_MAX_AGE_MS - AUDIT_STALE_SLACK_MS;
+}
+
 static int checkpoint(struct store *st, const unsigned char *mkey, const char *partition, int64_t now_ms,
-                      bool force, int64_t *broken_seq)
+                      bool force, bool gap_marked, int64_t *broken_seq)
 {
     struct audit_checkpoint *cps = NULL;
     size_t ncp = 0;
@@ -206,6 +220,28 @@ static int checkpoint(struct store *st, const unsigned char *mkey, const char *p
         rc = 0;
         goto out;
     }
+    if (!gap_marked && stale(h.first_at_ms, now_ms)) {
+        /* Signing over such a tail would vouch for whatever it holds. It is
+         * signed (the log must go on being checkpointed), but only after a
+         * record saying so, which the signature then covers: verification
+         * reports the gap for good, and whoever deleted checkpoints to have
+         * rewritten records signed cannot make it go away. */
+        char target[64], detail[160];
+        snprintf(target, sizeof target, "audit:%lld-%lld", (long long)h.first_seq, (long long)h.seq);
+        snprintf(detail, sizeof detail, "{\"fromSeq\":%lld,\"toSeq\":%lld,\"oldestAtMs\":%lld}",
+                 (long long)h.first_seq, (long long)h.seq, (long long)h.first_at_ms);
+        struct audit_rec a = {"system", AUDIT_GAP_ACTION, target, detail, NULL, NULL};
+        log_error("audit: partition '%s': records %lld-%lld are over an hour old and no checkpoint covers them "
+                  "(checkpoints deleted, or the service was stopped without its final checkpoint); the gap is "
+                  "recorded in the log before it is signed",
+                  partition, (long long)h.first_seq, (long long)h.seq);
+        for (size_t i = 0; i < ncp; i++)
+            free(cps[i].sig);
+        free(cps);
+        if (st->ops->audit_append(st, partition, &a) != STORE_OK)
+            return -1;
+        return checkpoint(st, mkey, partition, now_ms, true, true, broken_seq);
+    }
     if (!(k = signing_key(st, mkey, partition)))
         goto out;
     /* the checkpoint this one extends must be genuine too */
@@ -244,7 +280,7 @@ out:
 int audit_checkpoint_now(struct store *st, const unsigned char mkey[MASTER_KEY_LEN], const char *partition,
                          int64_t now_ms, int64_t *broken_seq)
 {
-    return checkpoint(st, mkey, partition, now_ms, true, broken_seq);
+    return checkpoint(st, mkey, partition, now_ms, true, false, broken_seq);
 }
 
 void audit_checkpoint_due(struct store *st, const unsigned char mkey[MASTER_KEY_LEN], int64_t now_ms)
@@ -254,8 +290,20 @@ void audit_checkpoint_due(struct store *st, const unsigned char mkey[MASTER_KEY_
     if (st->ops->audit_partitions(st, &ids, &n) != STORE_OK)
         return;
     for (size_t i = 0; i < n; i++)
-        if (checkpoint(st, mkey, ids[i], now_ms, false, NULL) == -1)
+        if (checkpoint(st, mkey, ids[i], now_ms, false, false, NULL) == -1)
             log_error("audit: checkpoint for partition '%s' failed", ids[i]);
+    store_free_ids(ids, n);
+}
+
+void audit_checkpoint_all(struct store *st, const unsigned char mkey[MASTER_KEY_LEN], int64_t now_ms)
+{
+    char **ids = NULL;
+    size_t n = 0;
+    if (st->ops->audit_partitions(st, &ids, &n) != STORE_OK)
+        return;
+    for (size_t i = 0; i < n; i++)
+        if (checkpoint(st, mkey, ids[i], now_ms, true, false, NULL) == -1)
+            log_error("audit: final checkpoint for partition '%s' failed", ids[i]);
     store_free_ids(ids, n);
 }
 
@@ -307,6 +355,8 @@ static int walk_cb(const struct audit_row *row, void *ctx)
         w->r->checkpoints++;
         w->next_cp++;
     }
+    if (row->action && strcmp(row->action, AUDIT_GAP_ACTION) == 0 && !w->r->gaps++)
+        w->r->first_gap_seq = row->seq;
     if (row->at_ms < w->stale_before_ms && !w->first_stale_uncovered &&
         (w->ncp == 0 || row->seq > w->cps[w->ncp - 1].seq))
         w->first_stale_uncovered = row->seq;
@@ -354,7 +404,7 @@ int audit_verify(struct store *st, const unsigned char mkey[MASTER_KEY_LEN], con
     clock_gettime(CLOCK_REALTIME, &ts);
     /* a record more than an hour (plus slack for the scheduler) old must be
      * covered by a checkpoint: missing ones mean checkpoints were deleted */
-    w.stale_before_ms = (int64_t)ts.tv_sec * 1000 - AUDIT_CHECKPOINT_MAX_AGE_MS - 15 * 60 * 1000;
+    w.stale_before_ms = (int64_t)ts.tv_sec * 1000 - AUDIT_CHECKPOINT_MAX_AGE_MS - AUDIT_STALE_SLACK_MS;
     int rc = STORE_OK;
     if (key_bad && w.ncp)
         bad(&w, w.cps[0].seq, "the audit key does not open with this service's master key (key replaced)");

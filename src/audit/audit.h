@@ -20,7 +20,9 @@
  *    access to the database after the last checkpoint are indistinguishable
  *    from genuine ones until a checkpoint is due; the checkpoint interval
  *    (AUDIT_CHECKPOINT_EVERY records, one hour) bounds that window, and a
- *    log whose hour-old records lack a checkpoint fails verification.
+ *    log whose hour-old records lack a checkpoint fails verification. A
+ *    checkpoint signed over such records first appends an AUDIT_GAP_ACTION
+ *    record, so the gap stays visible once it is covered.
  * This module holds no secrets beyond the moment of signing. */
 #ifndef PKIAAS_AUDIT_AUDIT_H
 #define PKIAAS_AUDIT_AUDIT_H
@@ -32,6 +34,13 @@
 
 #define AUDIT_CHECKPOINT_EVERY 100
 #define AUDIT_CHECKPOINT_MAX_AGE_MS (3600 * 1000LL)
+/* what a record may be older than the interval before its missing
+ * checkpoint counts (a slow scheduler tick) */
+#define AUDIT_STALE_SLACK_MS (15 * 60 * 1000LL)
+/* The action of the record a checkpoint appends before it signs over
+ * records older than that: a gap in the log's protection, reported by
+ * audit_verify for good. */
+#define AUDIT_GAP_ACTION "audit.gap"
 #define AUDIT_GENESIS "0000000000000000000000000000000000000000000000000000000000000000"
 
 /* Lowercase hex SHA-256 of the length-prefixed fields (malloc'd). */
@@ -42,6 +51,10 @@ char *audit_checkpoint_text(const char *partition, int64_t seq, const char *hash
 
 /* Signs the chain heads that are due (scheduler). */
 void audit_checkpoint_due(struct store *st, const unsigned char mkey[MASTER_KEY_LEN], int64_t now_ms);
+/* Signs every partition's head that has records since its last checkpoint
+ * (the daemon's clean stop: a restart more than an hour later finds no
+ * uncovered record to report as a gap). */
+void audit_checkpoint_all(struct store *st, const unsigned char mkey[MASTER_KEY_LEN], int64_t now_ms);
 /* Returned when the records since the last checkpoint do not form a valid
  * chain (or that checkpoint does not verify): nothing is signed over them. */
 #define AUDIT_EBROKEN (-2)
@@ -55,6 +68,8 @@ struct audit_verify_result {
     long records, checkpoints;
     int64_t first_bad_seq; /* 0 when ok */
     char problem[200];
+    long gaps;             /* AUDIT_GAP_ACTION records: spans signed only after they were an hour old */
+    int64_t first_gap_seq; /* the first such record (0: none) */
 };
 /* Walks the partition's chain and checks every checkpoint with the sealed
  * audit key (opened with mkey; the stored public key must match it). */

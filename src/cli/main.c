@@ -3992,6 +3992,20 @@ static int cmd_audit_verify(struct ctx *x, const struct args *a, const char *con
         fputs(" signed checkpoints\n", stdout);
         if (dir)
             printf("all %zu checkpoint%s kept in the directory are still in the log\n", kept, kept == 1 ? "" : "s");
+        const json_t *gaps = json_object_get(res, "gaps");
+        if (json_is_integer(gaps) && json_integer_value(gaps) > 0) {
+            /* stderr: the chain verifies, but part of it was signed only
+             * after it had gone unprotected for over an hour */
+            fputs("warning: ", stderr);
+            fprintf(stderr, "%" JSON_INTEGER_FORMAT, json_integer_value(gaps));
+            fputs(" gap(s) in the log's protection, the first recorded at record ", stderr);
+            const json_t *g = json_object_get(res, "firstGapSeq");
+            fprintf(stderr, "%" JSON_INTEGER_FORMAT, json_is_integer(g) ? json_integer_value(g) : -1);
+            fputs(": records signed only after they were over an hour old (the service stopped without its "
+                  "final checkpoint, or checkpoints were deleted); compare with checkpoints kept elsewhere "
+                  "(--against DIR)\n",
+                  stderr);
+        }
         rc = 0;
     } else {
         fputs("audit chain BROKEN at record ", stdout);

@@ -17,6 +17,8 @@
 #include "util/codec.h"
 #include "util/log.h"
 #include "util/ticker.h"
+#include "util/timeutil.h"
+#include "audit/audit.h"
 
 #include <curl/curl.h>
 #include <getopt.h>
@@ -265,6 +267,11 @@ out:
     log_writer_stop(); /* every access line is out before the daemon exits */
     scheduler_stop(sched);
     ticker_stop(intune_ticker);
+    /* a clean stop signs what the audit log holds since its last
+     * checkpoint: a restart over an hour later then has no uncovered
+     * records to report as a gap */
+    if (rc == 0 && a.api.store)
+        audit_checkpoint_all(a.api.store, a.api.env.mkey, time_now_ms());
     validator_free(a.api.acme_validator);
     a.api.acme_validator = NULL;
     a.api.env.signerd = NULL;

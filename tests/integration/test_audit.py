@@ -12,6 +12,7 @@ import io
 import json
 import secrets
 import sqlite3
+import time
 import subprocess
 
 import pytest
@@ -76,7 +77,7 @@ def _head_seq(d):
 
 def _verify(d):
     body = ok(d.api("GET", "/audit/verify"))
-    assert set(body) == {"ok", "records", "checkpoints", "firstBadSeq", "problem"}, body
+    assert set(body) == {"ok", "records", "checkpoints", "firstBadSeq", "problem", "gaps", "firstGapSeq"}, body
     return body
 
 
@@ -503,6 +504,62 @@ def test_tamper_forge_and_rewrite(fresh_daemon):
             c.execute("UPDATE audit_checkpoint SET hash=? WHERE partition_id=? AND seq=?", (new_hash[s], d.account, s))
     c.close()
     _assert_broken(d, first_cp, "signature does not verify")
+
+
+@sqlite_only("rewrites rows and deletes checkpoints through Python's sqlite3 on the database file")
+def test_checkpoint_over_unprotected_old_records_leaves_a_gap_record(fresh_daemon):
+    """Records rewritten (hashes recomputed) and every checkpoint deleted: verification says records over an hour
+    old are not covered. The next checkpoint used to be signed over that tail as if nothing had happened, after
+    which verification passed: the rewrite was laundered by the daemon's own signature. Now the checkpoint first
+    appends an audit.gap record naming the span, which its signature covers for good."""
+    d = fresh_daemon
+    _populate(d)
+    ok(d.api("GET", "/audit/checkpoints"))
+    rows = _db_rows(d)
+    idx = next(i for i, r in enumerate(rows) if r["action"] == "token.create")
+    rows[idx]["target"] = "token:rewritten"
+    two_hours_ago = int(time.time() * 1000) - 2 * 3600 * 1000
+    prev = GENESIS
+    with _db(d) as c:
+        for i, r in enumerate(rows):
+            r["at_ms"] = two_hours_ago + i
+            h = record_hash(prev, r["partition_id"], r["at_ms"], r["actor"], r["source_ip"], r["action"],
+                            r["target"], r["result"], r["detail"])
+            c.execute("UPDATE audit SET at_ms=?, target=?, prev_hash=?, hash=? WHERE seq=?",
+                      (r["at_ms"], r["target"], prev, h, r["seq"]))
+            prev = h
+        c.execute("DELETE FROM audit_checkpoint WHERE partition_id=?", (d.account,))
+    c.close()
+    v = _verify(d)
+    assert v["ok"] is False and "not covered by a signed checkpoint" in v["problem"], v
+
+    ok(d.api("GET", "/audit/checkpoints"))  # the daemon signs the head again
+    v = _verify(d)
+    assert v["ok"] is True and v["gaps"] == 1, v
+    gap = next(r for r in _records(d) if r["action"] == "audit.gap")
+    assert v["firstGapSeq"] == gap["seq"], (v, gap)
+    assert gap["actor"] == "system" and gap["target"] == f"audit:{rows[0]['seq']}-{rows[-1]['seq']}", gap
+    details = gap["details"] if isinstance(gap["details"], dict) else json.loads(gap["details"])
+    assert details["fromSeq"] == rows[0]["seq"] and details["toSeq"] == rows[-1]["seq"], gap
+    cp = _cli_ok(d.cli("audit", "verify"), "audit verify")
+    assert cp.stdout.startswith("audit chain OK: ") and "warning: 1 gap(s)" in cp.stderr, (cp.stdout, cp.stderr)
+    # one gap record, not one per checkpoint
+    ok(d.api("GET", "/audit/checkpoints"))
+    assert _verify(d)["gaps"] == 1
+
+
+@sqlite_only("reads the checkpoints through Python's sqlite3 on the database file")
+def test_clean_stop_signs_a_final_checkpoint(fresh_daemon):
+    """A restart over an hour after records that no checkpoint covered would report them as a gap: a clean stop
+    signs what is there."""
+    d = fresh_daemon
+    _populate(d)
+    head = _head_seq(d)
+    assert d.stop() == 0
+    assert _db_checkpoints(d)[-1][0] == head
+    d.start()
+    v = _verify(d)
+    assert v["ok"] is True and v["gaps"] == 0, v
 
 
 @sqlite_only("reads the checkpoints through Python's sqlite3 on the database file")

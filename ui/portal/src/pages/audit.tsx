@@ -35,7 +35,7 @@ export function Audit() {
         <button type="button" disabled={busy} onClick={() => run(async () => setVerified(await api('GET', '/audit/verify')))}>Verify hash chain</button>
       </PageHead>
       <ErrorBox error={list.error || error} />
-      {verified && (verified.ok ? <Notice>Hash chain intact: {verified.records} records, {verified.checkpoints} signed checkpoints.</Notice> : <ErrorBox error={new Error(`Hash chain broken at ${verified.firstBadSeq}: ${verified.problem}`)} />)}
+      {verified && (verified.ok ? <Notice>Hash chain intact: {verified.records} records, {verified.checkpoints} signed checkpoints.{verified.gaps > 0 ? ` Warning: ${verified.gaps} gap(s) in its protection, the first recorded at record ${verified.firstGapSeq} (records signed only after they were over an hour old: checkpoints deleted, or a crash).` : ""}</Notice> : <ErrorBox error={new Error(`Hash chain broken at ${verified.firstBadSeq}: ${verified.problem}`)} />)}
       <form class="filters" role="search" aria-label="Filter audit records" onSubmit={(e) => { e.preventDefault(); setApplied(f); setAfter(['']); }}>
         <Field label="From" type="datetime-local" value={f.from} onInput={set('from')} />
         <Field label="To" type="datetime-local" value={f.to} onInput={set('to')} />

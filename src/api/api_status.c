@@ -178,12 +178,15 @@ void api_ocsp_get(struct http_req *req, struct http_resp *resp)
     free(der);
 }
 
-static int admin_ca(struct http_req *req, struct http_resp *resp, int action, struct ca_rec *c)
+static int admin_ca_as(struct http_req *req, struct http_resp *resp, int action, struct ca_rec *c,
+                       struct principal *who)
 {
     struct api_ctx *ctx = req->app;
+    struct principal own, *pp = who ? who : &own;
     struct principal p;
-    if (api_auth(req, resp, req->params[0], action, &p) != 0)
+    if (api_auth(req, resp, req->params[0], action, pp) != 0)
         return -1;
+    p = *pp;
     if (live_ca(ctx, p.partition, req->params[1], c) != 0) {
         resp_error(resp, 404, "not_found", "caId", "no active CA '%.24s' in this partition", req->params[1]);
         return -1;
@@ -194,6 +197,11 @@ static int admin_ca(struct http_req *req, struct http_resp *resp, int action, st
         return -1;
     }
     return 0;
+}
+
+static int admin_ca(struct http_req *req, struct http_resp *resp, int action, struct ca_rec *c)
+{
+    return admin_ca_as(req, resp, action, c, NULL);
 }
 
 void api_ca_crl_get(struct http_req *req, struct http_resp *resp)
@@ -246,9 +254,18 @@ void api_ca_crl_publish(struct http_req *req, struct http_resp *resp)
     struct api_ctx *ctx = req->app;
     struct ca_rec c;
     struct err e;
-    if (admin_ca(req, resp, OP_CERT_STATUS, &c) != 0)
+    struct principal p;
+    if (admin_ca_as(req, resp, OP_CERT_STATUS, &c, &p) != 0)
         return;
     struct crl_blob *b = crl_publish_all(ctx->crls, &ctx->env, &c, &e);
+    /* an operator's publication is theirs to answer for, like a status change */
+    char target[64], detail[48];
+    snprintf(target, sizeof target, "crl:%s", c.id);
+    if (b)
+        snprintf(detail, sizeof detail, "{\"crlNumber\":%lld}", (long long)b->number);
+    struct audit_rec a = {p.actor, "crl.publish", target, b ? detail : NULL, p.ip, b ? NULL : "failure"};
+    if (ctx->store->ops->audit_append(ctx->store, p.partition, &a) != STORE_OK)
+        log_warn("CRL %s/%s: the publication could not be audited", p.partition, c.id);
     ca_rec_free(&c);
     if (!b) {
         resp_err(resp, &e);

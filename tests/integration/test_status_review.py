@@ -1,5 +1,7 @@
 """CRL and OCSP findings of a review, each reproduced against the daemon first: a revocation pending at a
 restart, the revocations of a deleted CA, and the forms of If-None-Match on the CRL endpoint."""
+import json
+
 import pytest
 import requests
 from cryptography import x509
@@ -103,3 +105,16 @@ def test_deleting_a_root_or_a_revoked_ca_says_so(daemon, tmp):
     assert entry.extensions.get_extension_for_class(x509.CRLReason).value.reason == x509.ReasonFlags.superseded
     r = daemon.api("DELETE", f"/cas/{root.id}")
     assert r.status_code == 200 and r.json()["parentRevocation"] == "none", r.text
+
+
+def test_crl_publication_is_audited(daemon, tmp):
+    """A CRL published on request is an operator's action: recorded like a status change."""
+    root = make_root(daemon, tmp, "auroot")
+    r = daemon.api("POST", f"/cas/{root.id}/crl")
+    assert r.status_code == 200, r.text
+    number = r.json()["crlNumber"]
+    recs = daemon.api("GET", "/audit", params={"action": "crl.publish", "limit": 1000}).json()["records"]
+    mine = [x for x in recs if x["target"] == f"crl:{root.id}"]
+    assert len(mine) == 1 and mine[0]["result"] == "success" and mine[0]["actor"].startswith("token:"), recs
+    details = mine[0]["details"] if isinstance(mine[0]["details"], dict) else json.loads(mine[0]["details"])
+    assert details["crlNumber"] == number, mine

@@ -283,28 +283,27 @@ int audit_checkpoint_now(struct store *st, const unsigned char mkey[MASTER_KEY_L
     return checkpoint(st, mkey, partition, now_ms, true, false, broken_seq);
 }
 
-void audit_checkpoint_due(struct store *st, const unsigned char mkey[MASTER_KEY_LEN], int64_t now_ms)
+/* One checkpoint pass over every partition with an audit log. */
+static void checkpoint_each(struct store *st, const unsigned char *mkey, int64_t now_ms, bool force, const char *what)
 {
     char **ids = NULL;
     size_t n = 0;
     if (st->ops->audit_partitions(st, &ids, &n) != STORE_OK)
         return;
     for (size_t i = 0; i < n; i++)
-        if (checkpoint(st, mkey, ids[i], now_ms, false, false, NULL) == -1)
-            log_error("audit: checkpoint for partition '%s' failed", ids[i]);
+        if (checkpoint(st, mkey, ids[i], now_ms, force, false, NULL) == -1)
+            log_error("audit: %s for partition '%s' failed", what, ids[i]);
     store_free_ids(ids, n);
+}
+
+void audit_checkpoint_due(struct store *st, const unsigned char mkey[MASTER_KEY_LEN], int64_t now_ms)
+{
+    checkpoint_each(st, mkey, now_ms, false, "checkpoint");
 }
 
 void audit_checkpoint_all(struct store *st, const unsigned char mkey[MASTER_KEY_LEN], int64_t now_ms)
 {
-    char **ids = NULL;
-    size_t n = 0;
-    if (st->ops->audit_partitions(st, &ids, &n) != STORE_OK)
-        return;
-    for (size_t i = 0; i < n; i++)
-        if (checkpoint(st, mkey, ids[i], now_ms, true, false, NULL) == -1)
-            log_error("audit: final checkpoint for partition '%s' failed", ids[i]);
-    store_free_ids(ids, n);
+    checkpoint_each(st, mkey, now_ms, true, "final checkpoint");
 }
 
 struct walk {

@@ -1,13 +1,15 @@
 """SCEP test helpers: a partition with an issuing CA and a static-challenge configuration, and hand-built
 pkiMessages (test_scep.py builds them; this adds the digest and cipher choices the review tests need)."""
+import datetime
 import hashlib
 import os
 
 import pytest
 import requests
+from asn1crypto import algos, cms as acms, core, x509 as ax509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
 from conftest import Daemon, _require_binaries
@@ -40,7 +42,7 @@ def make_env(d, prefix="s"):
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     _require_binaries()
-    d = Daemon(tmp_path_factory.mktemp("pkiaasd-scratch-scep"))
+    d = Daemon(tmp_path_factory.mktemp("pkiaasd-scep-msg"))
     d.bootstrap()
     d.start()
     yield make_env(d)
@@ -87,10 +89,6 @@ def enrol(e, tmp_path, cn=None):
     assert rep.status == "0", rep.fail
     return key, open_rep(tmp_path, rep, signer, key)[0], ra
 
-
-import datetime
-from asn1crypto import algos, cms as acms, core, x509 as ax509
-from cryptography.hazmat.primitives.asymmetric import padding
 
 OID = {"messageType": "2.16.840.1.113733.1.9.2", "pkiStatus": "2.16.840.1.113733.1.9.3",
        "failInfo": "2.16.840.1.113733.1.9.4", "senderNonce": "2.16.840.1.113733.1.9.5",

@@ -23,6 +23,7 @@ from cryptography.x509.oid import NameOID
 from conftest import Daemon, _require_binaries, clean_env
 from helpers import create_ca, uid
 from status_helpers import ConfiguredDaemon
+from scep_msg import make_csr, post, ra_of, send
 from test_scep import Rep, _self_signed, build_pkimessage, envelope, open_rep
 
 
@@ -56,34 +57,6 @@ def env(tmp_path_factory):
         setattr(e, cid + "_url", f"{d.url}/scep/{d.account}/{cid}/pkiclient.exe")
     yield e
     d.stop()
-
-
-def ra_of(url):
-    from cryptography.hazmat.primitives.serialization import pkcs7
-    r = requests.get(url, params={"operation": "GetCACert"})
-    return next(c for c in pkcs7.load_der_pkcs7_certificates(r.content) if "SCEP RA" in c.subject.rfc4514_string())
-
-
-def post(url, der):
-    return requests.post(url, params={"operation": "PKIOperation"}, data=der,
-                         headers={"Content-Type": "application/x-pki-message"})
-
-
-def make_csr(key, cn, challenge=None):
-    b = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
-    if challenge is not None:
-        b = b.add_attribute(x509.oid.AttributeOID.CHALLENGE_PASSWORD, challenge.encode())
-    return b.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
-
-
-def send(url, tmp_path, inner, signer, signer_key, msg_type=19, txid=None, nonce=None):
-    ra = ra_of(url)
-    env = envelope(tmp_path, inner, ra.public_bytes(serialization.Encoding.PEM))
-    txid = txid or hashlib.sha256(os.urandom(16)).hexdigest()
-    nonce = nonce if nonce is not None else os.urandom(16)
-    der = build_pkimessage(signer, signer_key, msg_type, env, txid, nonce)
-    r = post(url, der)
-    return r, der, ra, txid
 
 
 def test_pkcsreq_signed_with_the_csr_key(env, tmp_path):

@@ -199,6 +199,13 @@ static int check_ca_cert_shape(X509 *x, struct err *e, const char *field)
         err_set(e, 400, "invalid_field", field, "%s: certificate has expired", field);
         return -1;
     }
+    /* RFC 5280 4.2: relying parties reject a certificate with a critical
+     * extension they do not recognise, so every chain through it fails */
+    if (X509_get_extension_flags(x) & EXFLAG_CRITICAL) {
+        err_set(e, 400, "invalid_field", field, "%s: it has a critical extension that relying parties do not "
+                "recognise (RFC 5280 4.2), so no chain through it would validate", field);
+        return -1;
+    }
     return 0;
 }
 
@@ -420,6 +427,40 @@ out:
     return rc;
 }
 
+/* RFC 5280 4.1.2.6: a CA gives each subject it certifies its own DN. A
+ * CA named like its parent would also be self-issued, which pathLen does
+ * not count (6.1.4 (l)). 0, or -1 with a 409 (or 500) in e. */
+static int subject_taken(const struct ca_env *env, const char *partition, const struct ca_rec *parent, X509 *pcert,
+                         const X509_NAME *subject, struct err *e)
+{
+    struct ca_list l;
+    int rc = 0;
+    if (X509_NAME_cmp(subject, X509_get_subject_name(pcert)) == 0) {
+        err_set(e, 409, "conflict", "subject", "subject: the same as its parent '%s''s", parent->id);
+        return -1;
+    }
+    if (env->store->ops->ca_list(env->store, partition, false, &l) != STORE_OK) {
+        err_set(e, 500, "internal", "", "internal error while creating the CA");
+        return -1;
+    }
+    for (size_t i = 0; i < l.n && rc == 0; i++) {
+        const struct ca_rec *o = &l.items[i];
+        X509_NAME *on = NULL;
+        char dnerr[64];
+        if (strcmp(o->parent_id, parent->id) != 0 || strcmp(o->status, "deleted") == 0 || !o->subject ||
+            dn_parse(o->subject, &on, dnerr, sizeof dnerr) != 0)
+            continue;
+        if (X509_NAME_cmp(on, subject) == 0) {
+            err_set(e, 409, "conflict", "subject", "subject: CA '%s' under '%s' already has this subject", o->id,
+                    parent->id);
+            rc = -1;
+        }
+        X509_NAME_free(on);
+    }
+    ca_list_free(&l);
+    return rc;
+}
+
 int ca_create(const struct ca_env *env, const char *partition, const struct ca_create_req *req, const char *actor,
               struct ca_rec *out, struct err *e)
 {
@@ -551,12 +592,28 @@ int ca_create(const struct ca_env *env, const char *partition, const struct ca_c
                     parent.status);
             goto out;
         }
+        /* a parent whose own certificate its parent revoked or suspended
+         * certifies nothing any more: it would not validate (RFC 5280 6.3),
+         * and a compromised key must not mint CAs (the issuance core
+         * refuses its end-entity certificates the same way) */
+        struct ca_runtime *prt = ca_runtime_get(env, partition, parent.id, e);
+        if (!prt)
+            goto out;
+        bool parent_revoked = strcmp(prt->cert_status, "revoked") == 0 || strcmp(prt->cert_status, "suspended") == 0;
+        if (parent_revoked)
+            err_set(e, 409, "conflict", "parentId", "parentId: CA '%s' cannot sign: its own certificate is %s",
+                    parent.id, prt->cert_status);
+        ca_runtime_release(prt);
+        if (parent_revoked)
+            goto out;
         if (is_inter && req->has_ocsp && req->ocsp) {
             err_set(e, 400, "invalid_field", "enableOcsp", "enableOcsp: only issuing (subord) CAs offer OCSP");
             goto out;
         }
         if (!(pcert = ca_cert(&parent)))
             goto io;
+        if (subject_taken(env, partition, &parent, pcert, subject, e) != 0)
+            goto out;
     }
 
     /* Path length: issuing CAs are 0; otherwise unlimited or requested, and
@@ -822,6 +879,13 @@ int ca_import_cert(const struct ca_env *env, const char *partition, const char *
     if (env->store->ops->ca_get(env->store, partition, id, out) != STORE_OK) {
         err_set(e, 500, "internal", "", "storage failure");
         goto out;
+    }
+    /* active now: its delegated OCSP responder at once, as ca_create does
+     * (the scheduler retries a failure) */
+    if (out->ocsp_enabled) {
+        struct err oe;
+        if (ocsp_responder_ensure(env, out, &oe) != 0)
+            log_error("CA %s/%s: %s (will retry)", partition, id, oe.msg);
     }
     rc = 0;
 out:

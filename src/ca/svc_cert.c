@@ -25,14 +25,20 @@ X509 *svc_cert_issue(const struct ca_env *env, const struct ca_rec *ca, const st
     if (!(cacert = ca_cert(ca)) || !(sig = ca_signer(env, ca)) || dn_parse(r->dn, &name, dnerr, sizeof dnerr) != 0 ||
         !(exts = sk_X509_EXTENSION_new_null()))
         goto out;
-    unsigned char ski[SKI_LEN];
+    unsigned char ski[SKI_LEN], caski_buf[SKI_LEN];
     const ASN1_OCTET_STRING *caski = X509_get0_subject_key_id(cacert);
-    if (x509_ski_compute(r->key, ski) != 0 || !caski || ext_push(exts, ext_basic_constraints(false, -1)) ||
+    /* a CA certificate from elsewhere (an external root's) may lack its
+     * SKI: the key identifier is then computed, as for issued certificates */
+    const unsigned char *aki = caski ? ASN1_STRING_get0_data(caski) : caski_buf;
+    size_t aki_len = caski ? (size_t)ASN1_STRING_length(caski) : SKI_LEN;
+    if (x509_ski_compute(r->key, ski) != 0 ||
+        (!caski && x509_ski_compute(X509_get0_pubkey(cacert), caski_buf) != 0) ||
+        ext_push(exts, ext_basic_constraints(false, -1)) ||
         ext_push(exts, ext_key_usage(r->ku)) ||
         (r->eku && ext_push(exts, X509V3_EXT_conf_nid(NULL, NULL, NID_ext_key_usage, r->eku))) ||
         (r->ocsp_nocheck && ext_push(exts, X509V3_EXT_conf_nid(NULL, NULL, NID_id_pkix_OCSP_noCheck, "ignored"))) ||
         ext_push(exts, ext_ski(ski)) ||
-        ext_push(exts, ext_aki(ASN1_STRING_get0_data(caski), (size_t)ASN1_STRING_length(caski))))
+        ext_push(exts, ext_aki(aki, aki_len)))
         goto out;
     struct cert_template t;
     memset(&t, 0, sizeof t);

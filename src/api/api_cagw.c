@@ -230,9 +230,29 @@ static int opt_bool(struct http_resp *resp, const json_t *o, const char *key, co
     return -1;
 }
 
+/* Whether a Content-Type names JSON (parameters such as charset allowed). */
+static bool json_content_type(const char *ct)
+{
+    static const char want[] = "application/json";
+    if (!ct)
+        return false;
+    while (*ct == ' ')
+        ct++;
+    size_t n = strlen(want);
+    return strncasecmp(ct, want, n) == 0 && (ct[n] == 0 || ct[n] == ';' || ct[n] == ' ');
+}
+
 static json_t *body_object(struct http_req *req, struct http_resp *resp)
 {
     json_error_t je;
+    /* The client certificate is an ambient credential: a browser that holds
+     * it presents it to any site's cross-origin form too. A form can post
+     * text/plain that parses as JSON, but never application/json without a
+     * CORS preflight, which this service never grants. */
+    if (!json_content_type(http_header(req, "Content-Type"))) {
+        cagw_error(resp, 415, "cagw-4151", NULL, NULL, "the body must be sent as Content-Type: application/json");
+        return NULL;
+    }
     if (req->body.len == 0) {
         cagw_error(resp, 400, "cagw-4001", NULL, NULL, "a JSON object body is required");
         return NULL;

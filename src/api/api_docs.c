@@ -98,6 +98,13 @@ static void serve_file(struct http_req *req, struct http_resp *resp, const char 
     unsigned char *d = buf_take(&b, &len);
     resp_take(resp, 200, content_type(name), d, len);
     resp_header(resp, "Cache-Control", "public, max-age=3600");
+    /* the same origin as the portal's session: the portal's page rules
+     * (no framing, no referrer, scripts and connections to ourselves) */
+    resp_header(resp, "Referrer-Policy", "no-referrer");
+    resp_header(resp, "X-Frame-Options", "DENY");
+    resp_header(resp, "Content-Security-Policy",
+                "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+                "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'");
 }
 
 void api_swagger_index(struct http_req *req, struct http_resp *resp)

@@ -228,6 +228,7 @@ static int cmd_serve(int argc, char **argv)
          * threads. */
         .threads = (unsigned)a.cfg.threads,
         .max_body = a.cfg.max_body,
+        .max_conns_per_ip = (unsigned)a.cfg.max_connections_per_ip,
         .router = api_router(),
         .app = &a.api,
     };

@@ -55,6 +55,8 @@ struct http_resp {
 /* Request accessors (implemented by the server). */
 const char *http_header(struct http_req *r, const char *name);
 const char *http_query(struct http_req *r, const char *name);
+/* How many query arguments the request has. */
+unsigned http_query_count(struct http_req *r);
 const char *http_cookie(struct http_req *r, const char *name);
 /* RFC 9110 13.1.2 If-None-Match: whether the header value (a list of
  * entity tags, strong or W/ weak, or "*") matches `etag` (a quoted strong

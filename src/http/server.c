@@ -5,6 +5,7 @@
 #include "util/timeutil.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <stdarg.h>
 #include <gnutls/gnutls.h>
 #include <microhttpd.h>
@@ -19,6 +20,9 @@
 
 #define CONN_TIMEOUT_S LIMIT_HTTP_CONN_TIMEOUT_S
 #define CONN_LIMIT LIMIT_HTTP_CONNECTIONS
+#define TLS_PRIORITIES                                                                                        \
+    "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:"     \
+    "-SIGN-RSA-SHA1:-SIGN-ECDSA-SHA1:-SIGN-DSA-SHA1"
 #define CONN_MEMORY LIMIT_HTTP_CONN_MEMORY
 
 struct http_server {
@@ -58,12 +62,33 @@ const char *http_query(struct http_req *r, const char *name)
     return r->conn ? MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name) : kv_get(r, 'Q', name);
 }
 
+static enum MHD_Result count_value(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    (void)kind;
+    (void)key;
+    (void)value;
+    (*(unsigned *)cls)++;
+    return MHD_YES;
+}
+
+unsigned http_query_count(struct http_req *r)
+{
+    unsigned n = 0;
+    if (r->conn) {
+        MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, count_value, &n);
+        return n;
+    }
+    for (unsigned i = 0; i < r->nkv; i++)
+        n += r->kv[i].kind == 'Q';
+    return n;
+}
+
 const char *http_cookie(struct http_req *r, const char *name)
 {
     return r->conn ? MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, name) : kv_get(r, 'C', name);
 }
 
-static enum MHD_Result queue(struct MHD_Connection *c, struct http_resp *rs, bool head)
+static enum MHD_Result queue(struct MHD_Connection *c, struct http_resp *rs, bool head, bool https)
 {
     struct MHD_Response *m =
         MHD_create_response_from_buffer(head ? 0 : rs->len, head ? NULL : rs->body,
@@ -75,6 +100,10 @@ static enum MHD_Result queue(struct MHD_Connection *c, struct http_resp *rs, boo
     if (rs->content_type)
         MHD_add_response_header(m, MHD_HTTP_HEADER_CONTENT_TYPE, rs->content_type);
     MHD_add_response_header(m, "X-Content-Type-Options", "nosniff");
+    /* RFC 6797: browsers that reached us over HTTPS stay on it (the portal's
+     * login and session cookie) */
+    if (https)
+        MHD_add_response_header(m, "Strict-Transport-Security", "max-age=31536000");
     MHD_add_response_header(m, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     for (unsigned i = 0; i < rs->nhdr; i++) {
         if (strcmp(rs->hdr_name[i], MHD_HTTP_HEADER_CACHE_CONTROL) == 0)
@@ -103,17 +132,35 @@ static void log_path(const char *url, char *out, size_t n)
     snprintf(out, n, "%s", url);
 }
 
-/* Message framing headers of a request (RFC 9112 6.3). */
+/* Message framing headers of a request (RFC 9112 6.3), the Host header
+ * (3.2) and whether every field name is a token (5.1). */
 struct framing {
-    int content_length, transfer_encoding;
-    bool te_not_chunked;
+    int content_length, transfer_encoding, host;
+    bool te_not_chunked, bad_name;
 };
+
+/* RFC 9110 5.6.2 tchar */
+static bool token(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && !strchr("!#$%&'*+-.^_`|~", *s))
+            return false;
+    return true;
+}
 
 static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
     struct framing *f = cls;
     (void)kind;
-    if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+    /* "Content-Length : 5" keeps its space in the name: it would match no
+     * framing check here and be read differently elsewhere */
+    f->bad_name |= !key || !token(key);
+    if (key && strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0)
+        f->host++;
+    if (!key) {
+    } else if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
         f->content_length++;
     } else if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
         f->transfer_encoding++;
@@ -127,16 +174,20 @@ static enum MHD_Result count_framing(void *cls, enum MHD_ValueKind kind, const c
  * than chunked) is how a second request is hidden in a body behind a proxy
  * that reads it the other way: NULL when the framing is unambiguous, else
  * what is wrong. */
-static const char *framing_problem(struct MHD_Connection *c)
+static const char *framing_problem(struct MHD_Connection *c, const char *version)
 {
-    struct framing f = {0, 0, false};
+    struct framing f = {0, 0, 0, false, false};
     MHD_get_connection_values(c, MHD_HEADER_KIND, count_framing, &f);
+    if (f.bad_name)
+        return "a header field name holds whitespace or other characters outside a token (RFC 9112 5.1)";
     if (f.content_length > 1)
-        return "the request has more than one Content-Length header";
+        return "the request has more than one Content-Length header (RFC 9112 6.3)";
     if (f.content_length && f.transfer_encoding)
-        return "the request has both Content-Length and Transfer-Encoding";
+        return "the request has both Content-Length and Transfer-Encoding (RFC 9112 6.3)";
     if (f.transfer_encoding > 1 || f.te_not_chunked)
-        return "the only Transfer-Encoding accepted is a single \"chunked\"";
+        return "the only Transfer-Encoding accepted is a single \"chunked\" (RFC 9112 6.3)";
+    if (f.host > 1 || (f.host == 0 && version && strcmp(version, MHD_HTTP_VERSION_1_1) == 0))
+        return "an HTTP/1.1 request has exactly one Host header (RFC 9112 3.2)";
     return NULL;
 }
 
@@ -183,15 +234,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         }
         *con_cls = st;
         atomic_fetch_add(&s->inflight, 1);
-        const char *bad = framing_problem(c);
+        const char *bad = framing_problem(c, version);
         if (bad) {
             /* answered before the body is read, and the connection closed:
              * nothing after this request's headers is ever parsed */
             struct http_resp rs;
             memset(&rs, 0, sizeof rs);
-            resp_error(&rs, 400, "bad_request", NULL, "%s (RFC 9112 6.3)", bad);
+            resp_error(&rs, 400, "bad_request", NULL, "%s", bad);
             resp_header(&rs, MHD_HTTP_HEADER_CONNECTION, "close");
-            enum MHD_Result r = queue(c, &rs, false);
+            enum MHD_Result r = queue(c, &rs, false, st->req.https);
             char lp[512];
             log_path(url, lp, sizeof lp);
             log_request(method, lp, 400, time_mono_ms() - st->started, NULL);
@@ -221,7 +272,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (rs.status == 0)
         resp_error(&rs, 500, "internal", NULL, "handler produced no response");
     int status = rs.status;
-    enum MHD_Result r = queue(c, &rs, strcmp(method, "HEAD") == 0);
+    enum MHD_Result r = queue(c, &rs, strcmp(method, "HEAD") == 0, st->req.https);
     char lp[512];
     log_path(url, lp, sizeof lp);
     log_request(method, lp, status, time_mono_ms() - st->started, st->req.partition[0] ? st->req.partition : NULL);
@@ -314,11 +365,18 @@ static struct MHD_Daemon *start_one(struct http_server *s, const struct http_ser
         flags |= MHD_USE_TLS;
     /* options that depend on the mode and TLS, after the logger (MHD logs
      * option problems while it reads them) */
-    struct MHD_OptionItem opts[5];
+    struct MHD_OptionItem opts[8];
     size_t n = 0;
     if (o->threads)
         opts[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, o->threads, NULL};
+    /* one address cannot take every connection slot (slow clients holding
+     * theirs open byte by byte) */
+    if (o->max_conns_per_ip)
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_PER_IP_CONNECTION_LIMIT, o->max_conns_per_ip, NULL};
     if (tls) {
+        /* BCP 195 / RFC 8996: TLS 1.2 and 1.3 only, AEAD ciphers, no SHA-1
+         * signatures */
+        opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)TLS_PRIORITIES};
         opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)o->tls_cert_pem};
         opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)o->tls_key_pem};
         if (o->tls_trust_pem)

@@ -17,6 +17,7 @@ struct http_server_opts {
     const char *tls_key_pem;
     const char *tls_trust_pem; /* set: HTTPS asks clients for a certificate (checked by the application) */
     unsigned threads;        /* 0: a thread per connection; N: a pool of N threads */
+    unsigned max_conns_per_ip; /* connections one client address may hold; 0 = no limit */
     size_t max_body;
     const struct router *router;
     void *app;

@@ -16,6 +16,7 @@ void config_defaults(struct config *c)
     c->regions = strdup("us,eu,pqlab");
     c->log_level = strdup("info");
     c->max_body = LIMIT_HTTP_BODY_DEFAULT;
+    c->max_connections_per_ip = LIMIT_HTTP_CONNECTIONS_PER_IP;
     c->shutdown_grace_s = 4;
     c->crl_period_s = 86400;
     c->crl_delay_s = 900;
@@ -110,6 +111,12 @@ int config_set(struct config *c, const char *key, const char *value, char *err, 
         if (parse_long(value, 0, 256, &x) != 0)
             goto bad;
         c->threads = (int)x;
+        return 0;
+    }
+    if (strcmp(key, "max_connections_per_ip") == 0) {
+        if (parse_long(value, 0, LIMIT_HTTP_CONNECTIONS, &x) != 0)
+            goto bad;
+        c->max_connections_per_ip = (int)x;
         return 0;
     }
     if (strcmp(key, "max_body") == 0) {

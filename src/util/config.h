@@ -28,6 +28,7 @@ struct config {
     char *log_level;        /* debug|info|warn|error */
     int threads;            /* HTTP thread pool size; 0 = a thread per connection */
     size_t max_body;        /* bytes; default 1 MiB */
+    int max_connections_per_ip; /* HTTP connections one client address may hold (0 = no limit) */
     int shutdown_grace_s;   /* default 4 */
     int crl_period_s;       /* full CRL at least this often; default 86400 */
     int crl_delay_s;        /* after a revocation, CRL within; default 900 */

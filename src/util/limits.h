@@ -19,6 +19,9 @@
 #define LIMIT_HTTP_CONN_TIMEOUT_S 30
 /* Concurrent connections: beyond this libmicrohttpd refuses new ones. */
 #define LIMIT_HTTP_CONNECTIONS 4096
+/* default of max_connections_per_ip: slow clients of one address cannot
+ * hold every slot */
+#define LIMIT_HTTP_CONNECTIONS_PER_IP 512
 /* libmicrohttpd's memory per connection: request line and headers, the
  * read buffer bodies stream through, the reply's headers. Ordinary large
  * headers (8 KiB beyond the usual ones) fit; larger ones get a 4xx.

@@ -220,10 +220,12 @@ def test_hostile_corpus(hz):
     r = requests.get(d.url + "/healthz", timeout=10)
     t.check("healthz while a request hangs", r.status_code)
     slow.close()
-    # 1,000 idle keep-alive connections
+    # 1,000 idle keep-alive connections, from four client addresses (one address may hold at most
+    # max_connections_per_ip = 512 of them)
     idle = []
-    for _ in range(1000):
-        c = socket.create_connection(("127.0.0.1", d.http_port), timeout=10)
+    for i in range(1000):
+        c = socket.create_connection(("127.0.0.1", d.http_port), timeout=10,
+                                     source_address=(f"127.0.0.{2 + i % 4}", 0))
         c.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
         idle.append(c)
     r = requests.get(d.url + "/healthz", timeout=30)

@@ -8,6 +8,8 @@
 #                             authentication: local test use only)
 #   pg-cluster.sh stop DIR    stops the cluster and removes DIR
 #   pg-cluster.sh url DIR     prints the URL again
+#   pg-cluster.sh pause DIR   stops the server, keeping the cluster (outage tests)
+#   pg-cluster.sh resume DIR  starts it again
 #
 # initdb refuses to run as root: as root the cluster belongs to the
 # `postgres` system user (created by Debian's postgresql package) and the
@@ -17,7 +19,7 @@ set -euo pipefail
 cmd=${1:-}
 dir=${2:-}
 if [ -z "$cmd" ] || [ -z "$dir" ]; then
-  echo "usage: $0 start|stop|url DIR" >&2
+  echo "usage: $0 start|stop|url|pause|resume DIR" >&2
   exit 2
 fi
 
@@ -98,8 +100,14 @@ stop)
 url)
   url
   ;;
+pause)
+  as_owner "$bindir/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >/dev/null
+  ;;
+resume)
+  as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
+  ;;
 *)
-  echo "usage: $0 start|stop|url DIR" >&2
+  echo "usage: $0 start|stop|url|pause|resume DIR" >&2
   exit 2
   ;;
 esac

@@ -474,7 +474,8 @@ static int acme_begin(struct http_req *req, struct http_resp *resp, enum key_mod
     if (asprintf(&want, "%s%s%s%s", ctx->env.https_base, req->path, cursor ? "?cursor=" : "", cursor ? cursor : "") <
         0)
         want = NULL;
-    bool url_ok = want && a->jws.url && strcmp(want, a->jws.url) == 0;
+    /* any other query argument would be left out of `want` and so pass */
+    bool url_ok = want && a->jws.url && strcmp(want, a->jws.url) == 0 && http_query_count(req) == (cursor ? 1u : 0u);
     free(want);
     if (!url_ok) {
         problem(ctx, resp, 401, "unauthorized", "the JWS \"url\" header must be the request URL");
@@ -1725,6 +1726,113 @@ static void h_cert_alt(struct http_req *req, struct http_resp *resp)
     h_cert(req, resp);
 }
 
+/* The certificate `serial` with exactly these bytes, issued through this
+ * directory: by its CA, or by a CA it used before its caId was changed
+ * (the certificate's requester names the directory). */
+static bool find_issued_here(struct api_ctx *ctx, const struct acme_req *a, const char *serial,
+                             const unsigned char *der, size_t derlen, struct ca_rec *ca, struct cert_rec *cr)
+{
+    struct store *st = ctx->store;
+    char pfx[64];
+    snprintf(pfx, sizeof pfx, "acme:%s/", a->cfg.id);
+    if (st->ops->ca_get(st, a->cfg.partition, a->cfg.ca_id, ca) == STORE_OK &&
+        st->ops->cert_get(st, a->cfg.partition, ca->pk, serial, cr) == STORE_OK && cr->der_len == derlen &&
+        memcmp(cr->der, der, derlen) == 0)
+        return true;
+    cert_rec_free(cr);
+    ca_rec_free(ca);
+    memset(cr, 0, sizeof *cr);
+    memset(ca, 0, sizeof *ca);
+    struct ca_list l;
+    bool found = false;
+    if (st->ops->ca_list(st, a->cfg.partition, false, &l) != STORE_OK)
+        return false;
+    for (size_t i = 0; i < l.n && !found; i++) {
+        if (strcmp(l.items[i].id, a->cfg.ca_id) == 0 ||
+            st->ops->cert_get(st, a->cfg.partition, l.items[i].pk, serial, cr) != STORE_OK)
+            continue;
+        if (cr->der_len == derlen && memcmp(cr->der, der, derlen) == 0 && cr->requester &&
+            strncmp(cr->requester, pfx, strlen(pfx)) == 0 &&
+            st->ops->ca_get(st, a->cfg.partition, l.items[i].id, ca) == STORE_OK) {
+            found = true;
+            break;
+        }
+        cert_rec_free(cr);
+        memset(cr, 0, sizeof *cr);
+    }
+    ca_list_free(&l);
+    return found;
+}
+
+/* RFC 8555 7.6: besides the account that ordered it, an account holding
+ * valid, unexpired authorizations for every identifier of the certificate
+ * may revoke it. Every subjectAltName must be a DNS name or IP address so
+ * covered (a wildcard name by a wildcard authorization). */
+static bool authorized_for_all(struct api_ctx *ctx, const struct acme_req *a, X509 *x)
+{
+    struct store *st = ctx->store;
+    GENERAL_NAMES *gns = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    struct obj_rec *orders = NULL;
+    size_t no = 0;
+    int n = gns ? sk_GENERAL_NAME_num(gns) : 0;
+    bool *covered = n > 0 ? calloc((size_t)n, sizeof *covered) : NULL;
+    bool all = false;
+    if (!covered || st->ops->obj_list(st, a->cfg.partition, ACME_KIND_ORDER, a->acct.id, NULL, 0, &orders, &no) !=
+                        STORE_OK)
+        goto out;
+    int64_t now = now_s();
+    for (size_t i = 0; i < no; i++) {
+        struct obj_rec *azs = NULL;
+        size_t nz = 0;
+        if (st->ops->obj_list(st, a->cfg.partition, ACME_KIND_AUTHZ, orders[i].id, NULL, 0, &azs, &nz) != STORE_OK)
+            continue;
+        for (size_t k = 0; k < nz; k++) {
+            json_t *d = doc_of(&azs[k]);
+            const char *owner = jstr(d, "account"), *status = jstr(d, "status"), *type = NULL, *value = NULL;
+            json_t *ident = json_object_get(d, "identifier");
+            type = jstr(ident, "type");
+            value = jstr(ident, "value");
+            json_int_t exp = json_integer_value(json_object_get(d, "expiresAt"));
+            bool wild = json_is_true(json_object_get(d, "wildcard"));
+            if (owner && strcmp(owner, a->acct.id) == 0 && status && strcmp(status, "valid") == 0 && exp > now &&
+                type && value) {
+                for (int g = 0; g < n; g++) {
+                    const GENERAL_NAME *gn = sk_GENERAL_NAME_value(gns, g);
+                    char ip[INET6_ADDRSTRLEN] = "";
+                    if (gn->type == GEN_DNS && strcmp(type, "dns") == 0) {
+                        const char *dn = (const char *)ASN1_STRING_get0_data(gn->d.dNSName);
+                        size_t dl = (size_t)ASN1_STRING_length(gn->d.dNSName);
+                        bool w = dl > 2 && strncmp(dn, "*.", 2) == 0;
+                        const char *base = w ? dn + 2 : dn;
+                        size_t bl = w ? dl - 2 : dl;
+                        covered[g] |= w == wild && strlen(value) == bl && strncasecmp(value, base, bl) == 0;
+                    } else if (gn->type == GEN_IPADD && strcmp(type, "ip") == 0) {
+                        int len = ASN1_STRING_length(gn->d.iPAddress);
+                        const unsigned char *b = ASN1_STRING_get0_data(gn->d.iPAddress);
+                        unsigned char want[16];
+                        bool ok = (len == 4 && inet_ntop(AF_INET, b, ip, sizeof ip)) ||
+                                  (len == 16 && inet_ntop(AF_INET6, b, ip, sizeof ip));
+                        /* compared as addresses, whatever the spelling */
+                        covered[g] |= ok && ((len == 4 && inet_pton(AF_INET, value, want) == 1) ||
+                                             (len == 16 && inet_pton(AF_INET6, value, want) == 1)) &&
+                                      memcmp(want, b, (size_t)len) == 0;
+                    }
+                }
+            }
+            json_decref(d);
+        }
+        obj_list_free(azs, nz);
+    }
+    all = true;
+    for (int g = 0; g < n; g++)
+        all &= covered[g];
+out:
+    free(covered);
+    obj_list_free(orders, no);
+    GENERAL_NAMES_free(gns);
+    return all;
+}
+
 static void h_revoke(struct http_req *req, struct http_resp *resp)
 {
     struct api_ctx *ctx = req->app;
@@ -1765,9 +1873,7 @@ static void h_revoke(struct http_req *req, struct http_resp *resp)
     char *hex = NULL;
     BIGNUM *bn = ASN1_INTEGER_to_BN(sn, NULL);
     if (bn && (hex = BN_bn2hex(bn)) && api_serial_norm(hex, serial, sizeof serial) == 0 &&
-        ctx->store->ops->ca_get(ctx->store, a.cfg.partition, a.cfg.ca_id, &ca) == STORE_OK &&
-        ctx->store->ops->cert_get(ctx->store, a.cfg.partition, ca.pk, serial, &cr) == STORE_OK &&
-        cr.der_len == derlen && memcmp(cr.der, der, derlen) == 0) {
+        find_issued_here(ctx, &a, serial, der, derlen, &ca, &cr)) {
         /* found */
     } else {
         OPENSSL_free(hex);
@@ -1801,8 +1907,10 @@ static void h_revoke(struct http_req *req, struct http_resp *resp)
         requester(&a, who, sizeof who);
     }
     if (strncmp(who, "acme:", 5) == 0 && !strstr(who, "/certificate-key")) {
-        if (!cr.requester || strcmp(cr.requester, who) != 0) {
-            problem(ctx, resp, 403, "unauthorized", "this account did not order the certificate");
+        if ((!cr.requester || strcmp(cr.requester, who) != 0) && !authorized_for_all(ctx, &a, x)) {
+            problem(ctx, resp, 403, "unauthorized",
+                    "this account neither ordered the certificate nor holds valid authorizations for all of its "
+                    "identifiers");
             goto out;
         }
     }

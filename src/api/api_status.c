@@ -50,10 +50,14 @@ void api_status_changed_crl(struct api_ctx *ctx, const struct ca_rec *ca, bool p
     }
 }
 
+/* 0, -1 (no such active CA) or STORE_EIO-like -2 (the store cannot say). */
 static int live_ca(struct api_ctx *ctx, const char *partition, const char *id, struct ca_rec *c)
 {
-    if (!ca_id_valid(id) || ctx->store->ops->ca_get(ctx->store, partition, id, c) != STORE_OK)
+    if (!ca_id_valid(id))
         return -1;
+    int s = ctx->store->ops->ca_get(ctx->store, partition, id, c);
+    if (s != STORE_OK)
+        return s == STORE_ENOTFOUND ? -1 : -2;
     if (strcmp(c->status, "active") != 0) {
         ca_rec_free(c);
         return -1;
@@ -85,7 +89,14 @@ void api_public_crl(struct http_req *req, struct http_resp *resp)
     struct err e;
     snprintf(req->partition, sizeof req->partition, "%.64s", req->params[0]);
     int shard = crl_file_shard(req->params[2]);
-    if (shard < -1 || live_ca(ctx, req->params[0], req->params[1], &c) != 0) {
+    int lc = shard < -1 ? -1 : live_ca(ctx, req->params[0], req->params[1], &c);
+    if (lc == -2) {
+        /* not a 404 a cache in front of us would keep */
+        resp_error(resp, 503, "unavailable", NULL, "the store is unavailable, retry later");
+        resp_header(resp, "Retry-After", "5");
+        return;
+    }
+    if (lc != 0) {
         resp_error(resp, 404, "not_found", NULL, "no such CRL");
         return;
     }
@@ -187,7 +198,12 @@ static int admin_ca_as(struct http_req *req, struct http_resp *resp, int action,
     if (api_auth(req, resp, req->params[0], action, pp) != 0)
         return -1;
     p = *pp;
-    if (live_ca(ctx, p.partition, req->params[1], c) != 0) {
+    int lc = live_ca(ctx, p.partition, req->params[1], c);
+    if (lc == -2) {
+        resp_error(resp, 503, "unavailable", NULL, "store unavailable");
+        return -1;
+    }
+    if (lc != 0) {
         resp_error(resp, 404, "not_found", "caId", "no active CA '%.24s' in this partition", req->params[1]);
         return -1;
     }

@@ -735,8 +735,16 @@ int ocsp_respond(const struct ca_env *env, struct ocsp_cache *cache, const char 
      * hash and one copy. Only nonce-less answers are ever stored, and a
      * request with a nonce has different bytes, so it can never hit. */
     status = OCSP_RESPONSE_STATUS_UNAUTHORIZED;
-    if (!(rt = ca_runtime_get(env, partition, ca_id, &ce)) || strcmp(rt->rec.status, "active") != 0 ||
-        !rt->rec.ocsp_enabled || !(o = get_ca(cache, env, &rt->rec, false)))
+    memset(&ce, 0, sizeof ce);
+    if (!(rt = ca_runtime_get(env, partition, ca_id, &ce))) {
+        /* the store cannot be read: no verdict on the CA (RFC 6960 2.3) */
+        if (ce.status == 503)
+            status = OCSP_RESPONSE_STATUS_TRYLATER;
+        else if (ce.status >= 500)
+            status = OCSP_RESPONSE_STATUS_INTERNALERROR;
+        goto error;
+    }
+    if (strcmp(rt->rec.status, "active") != 0 || !rt->rec.ocsp_enabled || !(o = get_ca(cache, env, &rt->rec, false)))
         goto error;
     if (EVP_Digest(reqder, len, key, NULL, EVP_sha256(), NULL) != 1)
         goto out;

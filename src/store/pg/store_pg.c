@@ -43,6 +43,7 @@
 struct pgc {
     PGconn *conn;
     bool busy;
+    int64_t used_ms; /* monotonic time of its last use (live_conn) */
     /* Prepared statements by the address of their SQL literal (every
      * statement text here is a string literal, so the pointer is a stable
      * key); forgotten when the connection is re-established. */
@@ -107,6 +108,25 @@ static int connect_conn(struct pg *g, struct pgc *c)
     return 0;
 }
 
+/* A connection that looks fine may be dead: PQstatus only learns it when
+ * a statement fails (the server restarted while it sat idle). One that has
+ * been idle for a while is checked with an empty query, and re-opened when
+ * the server is gone, so the first request after a restart does not fail
+ * for it. Busy connections are used back to back and never pay for this. */
+#define PG_IDLE_CHECK_MS 1000
+static int live_conn(struct pg *g, struct pgc *c)
+{
+    int64_t now = (int64_t)time_mono_ms();
+    if (c->conn && PQstatus(c->conn) == CONNECTION_OK && now - c->used_ms >= PG_IDLE_CHECK_MS) {
+        PGresult *r = PQexec(c->conn, "");
+        PQclear(r);
+    }
+    c->used_ms = now;
+    if ((!c->conn || PQstatus(c->conn) != CONNECTION_OK) && connect_conn(g, c) != 0)
+        return -1;
+    return 0;
+}
+
 static struct pgc *acquire(struct pg *g)
 {
     struct pgc *c = NULL;
@@ -121,7 +141,7 @@ static struct pgc *acquire(struct pg *g)
     }
     c->busy = true;
     pthread_mutex_unlock(&g->mu);
-    if ((!c->conn || PQstatus(c->conn) != CONNECTION_OK) && connect_conn(g, c) != 0) {
+    if (live_conn(g, c) != 0) {
         pthread_mutex_lock(&g->mu);
         c->busy = false;
         pthread_cond_signal(&g->cv);
@@ -2185,7 +2205,7 @@ static void pg_gc_run(void *ctx, struct gc_job *batch)
         j->rc = STORE_EIO;
         n++;
     }
-    if ((!c->conn || PQstatus(c->conn) != CONNECTION_OK) && connect_conn(g, c) != 0)
+    if (live_conn(g, c) != 0)
         return;
     if (n == 1) {
         if ((batch->rc = begin(c)) == STORE_OK &&

@@ -13,23 +13,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 
 from status_helpers import make_root, make_sub, ok
 from test_cagw import _csr_b64, PROFILE
-
-
-def _read_all(port, data, timeout=4):
-    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
-    out = b""
-    try:
-        s.sendall(data)
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            out += chunk
-    except socket.timeout:
-        pass
-    finally:
-        s.close()
-    return out
+from test_hostile import _read_all
 
 
 def _smuggled(d):
@@ -46,7 +30,7 @@ def test_content_length_with_space_before_colon_is_rejected(daemon):
     hidden = _smuggled(d)
     req = (b"POST /api/v1/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
            b"Content-Length : %d\r\n\r\n%s" % (len(hidden), hidden))
-    out = _read_all(d.http_port, req)
+    out = _read_all(d, req)
     assert out.startswith(b"HTTP/1.1 400 "), out[:300]
     assert out.count(b"HTTP/1.1 ") == 1, out  # the body must never be run as a request
     assert b'"cas"' not in out, out
@@ -59,7 +43,7 @@ def test_transfer_encoding_with_space_before_colon_is_rejected(daemon):
     hidden = _smuggled(d)
     req = (b"POST /api/v1/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
            b"Transfer-Encoding : chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n%s" % hidden)
-    out = _read_all(d.http_port, req)
+    out = _read_all(d, req)
     assert out.startswith(b"HTTP/1.1 400 "), out[:300]
     assert out.count(b"HTTP/1.1 ") == 1, out
     assert b'"cas"' not in out, out
@@ -69,7 +53,7 @@ def test_transfer_encoding_with_space_before_colon_is_rejected(daemon):
 def test_http11_host_header_rules(daemon, hosts):
     """RFC 9112 3.2: 'A server MUST respond with a 400 (Bad Request) status code to any HTTP/1.1 request message
     that lacks a Host header field and to any request message that contains more than one Host header field line'."""
-    out = _read_all(daemon.http_port, b"GET /healthz HTTP/1.1\r\n" + hosts + b"Connection: close\r\n\r\n")
+    out = _read_all(daemon, b"GET /healthz HTTP/1.1\r\n" + hosts + b"Connection: close\r\n\r\n")
     assert out.startswith(b"HTTP/1.1 400 "), out[:200]
 
 

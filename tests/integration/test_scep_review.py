@@ -6,13 +6,13 @@ import os
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from conftest import Daemon, _require_binaries, sqlite_only
-from helpers import create_ca, uid
+from helpers import uid
+from test_scep_rules import mdm  # noqa: F401 (the MDM configuration fixture)
 from scep_msg import (_ias_like, _self_signed, build_msg, enrol, env, envelope, make_csr, make_env,  # noqa: F401
                       post, ra_of, rep_of)
 
@@ -95,32 +95,6 @@ def test_getcrl_of_a_large_crl_is_not_a_5xx(tmp_path):
         assert requests.get(d.url + "/healthz").status_code == 200
     finally:
         d.stop()
-
-
-@pytest.fixture(scope="module")
-def mdm(tmp_path_factory):
-    _require_binaries()
-    d = Daemon(tmp_path_factory.mktemp("pkiaasd-scep-review-mdm"))
-    d.bootstrap()
-    d.start()
-    root = create_ca(d, id="m-root", type="root", signingKeyDetails="RSA-2048+PKCS15-SHA256", subject="CN=m Root")
-    create_ca(d, id="m-sub", type="subord", parentId=root["id"], signingKeyDetails="RSA-2048+PKCS15-SHA256",
-              subject="CN=m Issuing", profiles=["mdmws-digital-signature"], enableCrl=True)
-    r = d.api("POST", "/protocols", json={"id": "jamf", "type": "mdmws", "caId": "m-sub",
-                                           "profileId": "mdmws-digital-signature"})
-    assert r.status_code == 201, r.text
-    cfg = r.json()
-    secret = d.api("POST", "/protocols/jamf/credentials", json={"name": "jamf pro", "id": "jamfpro"}).json()["secret"]
-    r = d.api("POST", "/protocols/jamf/digital-ids", json={"name": "device", "rdnFormat": "CN=<igusername>,OU=<iggroup>,OU=<devicetype>",
-                                                            "parentDn": "O=Example,C=US"})
-    assert r.status_code == 201, r.text
-    e = type("E", (), {})()
-    e.d = d
-    e.ws = cfg["mdmWebServiceUrl"].replace(d.https_url, d.url)
-    e.auth = ("jamfpro", secret)
-    e.url = f"{d.url}/mdm/v2/scep/{d.account}/jamf"
-    yield e
-    d.stop()
 
 
 def _req(mdm, tmp_path, key, challenge):

@@ -160,7 +160,15 @@ void api_cert_list(struct http_req *req, struct http_resp *resp)
         q.expires_after = now;
         q.expires_before = now + atoi(within) * 86400LL;
     }
+    if (expired && strcmp(expired, "true") != 0 && strcmp(expired, "false") != 0) {
+        resp_error(resp, 400, "invalid_field", "expired", "expired: true or false");
+        goto out;
+    }
     if (expired && strcmp(expired, "true") == 0) {
+        if (within) {
+            resp_error(resp, 400, "invalid_field", "expired", "expired: not together with expiresWithin");
+            goto out;
+        }
         q.expires_before = now;
         q.expires_after = 0;
     }
@@ -532,6 +540,17 @@ static void status_change(struct http_req *req, struct http_resp *resp, const ch
             goto out;
         }
     }
+    /* a misspelt field must not become a final revocation for another
+     * reason (revoked is final) */
+    static const char *const revoke_keys[] = {"reason", "invalidityDate", "comment", "publishNow", NULL};
+    static const char *const other_keys[] = {"comment", "publishNow", NULL};
+    struct jerr kj;
+    bool publish_now = false;
+    if (body && (jcheck_keys(body, strcmp(to, "revoked") == 0 ? revoke_keys : other_keys, &kj) ||
+                 jget_bool(body, "publishNow", &publish_now, &kj))) {
+        resp_error(resp, 400, "invalid_field", kj.field, "%s", kj.msg);
+        goto out;
+    }
     if (strcmp(to, "revoked") == 0) {
         const json_t *rj = json_object_get(body, "reason"), *ij = json_object_get(body, "invalidityDate");
         const char *rs = json_string_value(rj), *inv = json_string_value(ij);
@@ -547,8 +566,9 @@ static void status_change(struct http_req *req, struct http_resp *resp, const ch
                        "cessationOfOperation, privilegeWithdrawn, aACompromise");
             goto out;
         }
-        if (inv && (time_parse_rfc3339(inv, &inval) != 0 || inval > time_now())) {
-            resp_error(resp, 400, "invalid_field", "invalidityDate", "invalidityDate: an RFC 3339 time in the past");
+        if (inv && (time_parse_rfc3339(inv, &inval) != 0 || inval > time_now() || inval <= 0)) {
+            resp_error(resp, 400, "invalid_field", "invalidityDate",
+                       "invalidityDate: an RFC 3339 time in the past, after 1970-01-01T00:00:00Z");
             goto out;
         }
     } else if (strcmp(to, "suspended") == 0) {
@@ -562,8 +582,7 @@ static void status_change(struct http_req *req, struct http_resp *resp, const ch
         goto out;
     }
     struct err e;
-    if (api_cert_set_status(ctx, &c, cr.serial, to, reason, inval, comment, p.actor, p.ip,
-                            json_is_true(json_object_get(body, "publishNow")), &e) != 0) {
+    if (api_cert_set_status(ctx, &c, cr.serial, to, reason, inval, comment, p.actor, p.ip, publish_now, &e) != 0) {
         resp_err(resp, &e);
         goto out;
     }
@@ -592,6 +611,13 @@ void api_cert_revoke_batch(struct http_req *req, struct http_resp *resp)
         return;
     if (!(body = api_body_object(req, resp)))
         goto out;
+    static const char *const keys[] = {"serials", "reason", "invalidityDate", "publishNow", NULL};
+    struct jerr kj;
+    bool publish_now = false;
+    if (jcheck_keys(body, keys, &kj) || jget_bool(body, "publishNow", &publish_now, &kj)) {
+        resp_error(resp, 400, "invalid_field", kj.field, "%s", kj.msg);
+        goto out;
+    }
     const json_t *sa = json_object_get(body, "serials");
     if (!json_is_array(sa) || json_array_size(sa) == 0 || json_array_size(sa) > BATCH_MAX) {
         resp_error(resp, 400, "invalid_field", "serials", "serials: 1-%d serial numbers (hex)", BATCH_MAX);
@@ -610,8 +636,9 @@ void api_cert_revoke_batch(struct http_req *req, struct http_resp *resp)
         resp_error(resp, 400, "invalid_field", "reason", "reason: an RFC 5280 revocation reason name");
         goto out;
     }
-    if (inv && (time_parse_rfc3339(inv, &inval) != 0 || inval > time_now())) {
-        resp_error(resp, 400, "invalid_field", "invalidityDate", "invalidityDate: an RFC 3339 time in the past");
+    if (inv && (time_parse_rfc3339(inv, &inval) != 0 || inval > time_now() || inval <= 0)) {
+        resp_error(resp, 400, "invalid_field", "invalidityDate",
+                   "invalidityDate: an RFC 3339 time in the past, after 1970-01-01T00:00:00Z");
         goto out;
     }
     size_t n = json_array_size(sa), i;
@@ -629,8 +656,17 @@ void api_cert_revoke_batch(struct http_req *req, struct http_resp *resp)
     }
     json_array_foreach(sa, i, v) {
         /* any case, padding and ':' separators, as the store keeps it */
-        ptrs[i] = json_is_string(v) && api_serial_norm(json_string_value(v), norm[i], sizeof norm[i]) == 0 ? norm[i]
-                                                                                                        : "-";
+        if (!json_is_string(v) || api_serial_norm(json_string_value(v), norm[i], sizeof norm[i]) != 0) {
+            char f[32];
+            snprintf(f, sizeof f, "serials[%zu]", i);
+            resp_error(resp, 400, "invalid_field", f, "%s: a serial number in hexadecimal (':' separators allowed)",
+                       f);
+            free(norm);
+            free(ptrs);
+            free(res);
+            goto out;
+        }
+        ptrs[i] = norm[i];
     }
     struct audit_rec a = {p.actor, "cert.revoke", "", reasons[reason], p.ip, NULL};
     if (ctx->store->ops->cert_revoke_batch(ctx->store, p.partition, c.pk, c.id, ptrs, n, reason, time_now(), inval,
@@ -660,7 +696,7 @@ void api_cert_revoke_batch(struct http_req *req, struct http_resp *resp)
         /* the responder's certificate may have been in the batch */
         if (c.ocsp_enabled)
             replace_responder(ctx, &c);
-        api_status_changed_crl(ctx, &c, json_is_true(json_object_get(body, "publishNow")));
+        api_status_changed_crl(ctx, &c, publish_now);
     }
     resp_json(resp, 200, json_pack("{s:o,s:{s:i,s:i,s:i,s:i}}", "results", results, "summary", "revoked", (int)revoked,
                                    "alreadyRevoked", (int)already, "notFound", (int)missing, "failed", (int)failed));

@@ -141,6 +141,21 @@ static void put_profile(struct http_req *req, struct http_resp *resp, bool creat
         resp_err(resp, &e);
         goto out;
     }
+    /* a protocol configuration takes profiles of its type's group only: a
+     * profile it uses keeps its group (as it cannot be deleted) */
+    if (!create && strcmp(np->group, src->group) != 0) {
+        char cfg[32];
+        int used = proto_profile_in_use(ctx->store, p.partition, id, NULL, cfg, sizeof cfg);
+        if (used != 0) {
+            if (used < 0)
+                resp_error(resp, 503, "unavailable", NULL, "store unavailable");
+            else
+                resp_error(resp, 409, "conflict", "group",
+                           "group: profile '%s' is used by protocol configuration '%s', which needs it in group '%s'",
+                           id, cfg, src->group);
+            goto out;
+        }
+    }
     if (!(text = json_dumps(np->json, JSON_COMPACT)))
         goto oom;
     char target[192];
